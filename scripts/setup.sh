@@ -22,12 +22,10 @@ PACKAGES=(
 
 missing=()
 if [ "${KILN_SETUP_SKIP_APT:-}" != 1 ]; then
-  # dpkg-query is fast; only ask apt when something is not installed
-  while read -r pkg status; do
-    [ "$status" = "installed" ] || missing+=("$pkg")
-  done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null || true)
+  # one dpkg-query for all; a package it does not list as installed is missing
+  installed=$(dpkg-query -W -f='${db:Status-Status} ${Package}\n' "${PACKAGES[@]}" 2>/dev/null | awk '$1=="installed"{print $2}' || true)
   for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+    grep -qxF "$p" <<<"$installed" || missing+=("$p")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
