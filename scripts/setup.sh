@@ -54,12 +54,13 @@ if [ "${KILN_SETUP_SKIP_DOCKER:-}" != 1 ] && command -v dockerd >/dev/null; then
   fi
 fi
 
-# Node modules: reinstall when the lock file changed since the last install.
+# Node modules: (re)install when package.json or the lock file changed since the last install.
 stamp=node_modules/.kiln-lock-hash
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
+want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "setup: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  # npm install (not npm ci): npm 11's ci rejects this lock file's optional platform packages
+  echo "setup: npm install" >&2
+  npm install --no-audit --no-fund --loglevel=error >&2
   echo "$want" > "$stamp"
 fi
 
