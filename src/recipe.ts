@@ -30,6 +30,8 @@ export interface PartOptions {
   env(name: string): Record<string, string>;
   /** a path option resolved against the directory of the file that defined it */
   path(name: string): string | undefined;
+  /** one path per line (URLs left alone), each resolved like path() */
+  paths(name: string): string[];
   origin(name: string): Origin | undefined;
   /** a ConfigError pointing at this option */
   error(name: string, detail: string): Error;
