@@ -1,0 +1,137 @@
+/**
+ * Annotated option values and zc.buildout's merge rules (`_update_section`, `_update`).
+ * A Key is zc.buildout's SectionKey: a raw value plus where it came from.
+ */
+import type { Origin } from '../lib/errors.js';
+import type { OptionHistoryEntry } from './types.js';
+import { pyCmp } from './pyutil.js';
+
+/** Where a value came from, as zc.buildout classifies sources. */
+export type SourceKind = 'file' | 'default' | 'computed' | 'override' | 'implicit';
+
+export interface Hist extends OptionHistoryEntry {
+  kind: SourceKind;
+}
+
+export class Key {
+  /** zc.buildout's notion of `source` (history[-1].source of its own, shorter history). */
+  bSource: Hist | undefined;
+  constructor(
+    public value: string,
+    public history: Hist[],
+  ) {
+    this.bSource = history[history.length - 1];
+  }
+
+  static set(value: string, origin: Origin, kind: SourceKind, op: Hist['op'] = '='): Key {
+    return new Key(value, [{ op, value, origin, kind }]);
+  }
+
+  clone(): Key {
+    const k = new Key(this.value, this.history.slice());
+    k.bSource = this.bSource;
+    return k;
+  }
+
+  /** Where the final value was defined: the last entry that is not a macro copy. */
+  get origin(): Origin | undefined {
+    for (let i = this.history.length - 1; i >= 0; i--) if (this.history[i].op !== 'macro') return this.history[i].origin;
+    return this.history[this.history.length - 1]?.origin;
+  }
+
+  /** SectionKey.overrideValue */
+  override(other: Key): void {
+    if (other === this) return;
+    this.value = other.value;
+    const lastOp = other.history[other.history.length - 1]?.op;
+    if (lastOp !== '+=' && lastOp !== '-=') this.bSource = other.bSource;
+    const mine = new Set(this.history);
+    for (const h of other.history) if (!mine.has(h)) this.history.push(h);
+  }
+
+  /** SectionKey.addToValue */
+  add(added: string, from: Key): void {
+    this.value = `${this.value}\n${added}`;
+    const src = from.bSource;
+    const h: Hist = { op: '+=', value: added, origin: src?.origin ?? { file: '', line: 0 }, kind: src?.kind ?? 'file' };
+    this.history.push(h);
+    this.bSource = h;
+  }
+
+  /** SectionKey.removeFromValue */
+  remove(removed: string, from: Key): void {
+    const gone = new Set(removed.split('\n'));
+    this.value = this.value
+      .split('\n')
+      .filter((v) => !gone.has(v))
+      .join('\n');
+    const src = from.bSource;
+    const h: Hist = { op: '-=', value: removed, origin: src?.origin ?? { file: '', line: 0 }, kind: src?.kind ?? 'file' };
+    this.history.push(h);
+    this.bSource = h;
+  }
+}
+
+export class SectionData {
+  constructor(
+    public keys: Map<string, Key> = new Map(),
+    public origin?: Origin,
+  ) {}
+  clone(): SectionData {
+    const m = new Map<string, Key>();
+    for (const [k, v] of this.keys) m.set(k, v.clone());
+    return new SectionData(m, this.origin);
+  }
+}
+
+export type Data = Map<string, SectionData>;
+
+function sortKey(k: string): [string, string] {
+  return [k.replace(/[ +]+$/, ''), k.slice(-1)];
+}
+
+/**
+ * zc.buildout's `_update_section(s1, s2)`: s1 updated in place with s2's values;
+ * `name +` / `name -` keys of s2 add/remove lines to s2's own `name`, else s1's,
+ * else to an implicit empty value. s2 is not modified.
+ */
+export function updateSection(s1: SectionData, s2in: SectionData): SectionData {
+  const s2 = s2in.clone();
+  const items = [...s2.keys.entries()].sort((a, b) => {
+    const ka = sortKey(a[0]);
+    const kb = sortKey(b[0]);
+    return pyCmp(ka[0], kb[0]) || pyCmp(ka[1], kb[1]);
+  });
+  for (const [k, v] of items) {
+    if (k.endsWith('+')) {
+      const key = k.replace(/[ +]+$/, '');
+      const sk = s2.keys.get(key) ?? s1.keys.get(key) ?? new Key('', []);
+      sk.add(v.value, v);
+      s2.keys.set(key, sk);
+      s2.keys.delete(k);
+    } else if (k.endsWith('-')) {
+      const key = k.replace(/[ -]+$/, '');
+      const sk = s2.keys.get(key) ?? s1.keys.get(key) ?? new Key('', []);
+      sk.remove(v.value, v);
+      s2.keys.set(key, sk);
+      s2.keys.delete(k);
+    }
+  }
+  for (const [key, v2] of s2.keys) {
+    const v1 = s1.keys.get(key);
+    if (v1) v1.override(v2);
+    else s1.keys.set(key, v2);
+  }
+  if (!s1.origin) s1.origin = s2.origin;
+  return s1;
+}
+
+/** zc.buildout's `_update(d1, d2)` */
+export function updateData(d1: Data, d2: Data): Data {
+  for (const [name, sect] of d2) {
+    const s1 = d1.get(name);
+    if (s1) updateSection(s1, sect);
+    else d1.set(name, sect);
+  }
+  return d1;
+}

@@ -1,0 +1,27 @@
+/**
+ * kiln's config language: zc.buildout 2.13.2-compatible recipe files.
+ * See docs/config-language.md.
+ */
+import { defaultConditionGlobals } from './expr.js';
+import { loadData } from './load.js';
+import { BuildoutConfig } from './resolve.js';
+import type { Config, LoadOptions } from './types.js';
+
+export type { Config, LoadOptions, OptionHistoryEntry } from './types.js';
+export { ConfigLanguageError, type ConfigErrorKind } from './errors.js';
+export { BuildoutConfig } from './resolve.js';
+
+/**
+ * Load a config file (absolute or relative path, or a file:// / http(s):// URL), with
+ * its `extends`, defaults and overrides. Substitution is lazy: errors in values are
+ * reported by `get` / `section` / `references`, parse / extends errors here.
+ */
+export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<BuildoutConfig & Config> {
+  let globals: Record<string, unknown> | undefined;
+  const loaded = await loadData(file, {
+    buildoutDefaults: opts.buildoutDefaults,
+    overrides: opts.overrides,
+    globals: () => (globals ??= { ...defaultConditionGlobals(), ...(opts.conditionGlobals ?? {}) }),
+  });
+  return new BuildoutConfig(loaded);
+}
