@@ -32,6 +32,8 @@ export const TOOL_PACKAGES: Record<string, string> = {
   createrepo_c: 'createrepo-c',
   dnf: 'dnf',
   gpg: 'gnupg',
+  gpgconf: 'gpgconf',
+  gpgv: 'gpgv',
   debsigs: 'debsigs',
   'debsig-verify': 'debsig-verify',
   mmdebstrap: 'mmdebstrap',

@@ -1,0 +1,318 @@
+/**
+ * Planning and building: which parts are out of date and why, and the parallel scheduler
+ * that builds them (dependencies first, -j N at once, a failure stops its dependants).
+ */
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../lib/exec.js';
+import { ExitCode, KilnError } from '../lib/errors.js';
+import { rmrf } from '../lib/fsutil.js';
+import { requireTool } from '../lib/tools.js';
+import type { BuildContext } from '../recipe.js';
+import type { Reporter } from './events.js';
+import type { Part, Project, SignatureParts } from './project.js';
+import { Lock, Store, type PartState, type State } from './store.js';
+
+export type PlanStatus = 'up-to-date' | 'restore' | 'build';
+
+export interface PlanEntry {
+  part: string;
+  kind: string;
+  status: PlanStatus;
+  /** human reasons, e.g. "option 'url' changed" */
+  reasons: string[];
+}
+
+const short = (v: string | undefined) => {
+  if (v === undefined) return '(unset)';
+  const s = v.replace(/\n/g, '\\n');
+  return s.length > 60 ? JSON.stringify(s.slice(0, 57) + '...') : JSON.stringify(s);
+};
+
+/** Why a part's signature differs from the last build recorded in the state. */
+export function explain(part: Part, prev: PartState | undefined, rebuilt: Set<string>): string[] {
+  if (!prev) return ['never built'];
+  const a: SignatureParts = prev.sig;
+  const b = part.sigParts;
+  const why: string[] = [];
+  if (a.recipe !== b.recipe) why.push(`recipe changed: ${a.recipe} -> ${b.recipe}`);
+  else if (a.version !== b.version) why.push(`recipe ${b.recipe} version changed: ${a.version} -> ${b.version}`);
+  const keys = new Set([...Object.keys(a.options), ...Object.keys(b.options)]);
+  for (const k of [...keys].sort()) {
+    if (a.options[k] !== b.options[k]) why.push(`option '${k}' changed: ${short(a.options[k])} -> ${short(b.options[k])}`);
+  }
+  const ins = new Set([...Object.keys(a.inputs), ...Object.keys(b.inputs)]);
+  for (const k of [...ins].sort()) if (a.inputs[k] !== b.inputs[k]) why.push(`input ${k} changed`);
+  const ds = new Set([...Object.keys(a.deps), ...Object.keys(b.deps)]);
+  for (const d of [...ds].sort()) {
+    if (a.deps[d] !== b.deps[d]) why.push(rebuilt.has(d) ? `dependency '${d}' is rebuilt` : `dependency '${d}' changed`);
+  }
+  if (a.sourceDateEpoch !== b.sourceDateEpoch) why.push(`SOURCE_DATE_EPOCH changed: ${a.sourceDateEpoch} -> ${b.sourceDateEpoch}`);
+  if (why.length === 0) why.push(prev.signature === part.signature ? 'output missing' : 'signature changed');
+  return why;
+}
+
+export function plan(project: Project, targets?: string[]): PlanEntry[] {
+  const store = new Store(project);
+  const state = store.loadState();
+  const rebuilt = new Set<string>();
+  const out: PlanEntry[] = [];
+  for (const name of project.closure(targets)) {
+    const part = project.parts.get(name)!;
+    let status: PlanStatus;
+    let reasons: string[];
+    if (store.isUpToDate(part)) {
+      status = 'up-to-date';
+      reasons = [];
+    } else if (store.hasEntry(part)) {
+      status = 'restore';
+      reasons = ['output for this signature is in the store'];
+    } else {
+      status = 'build';
+      rebuilt.add(name);
+      reasons = explain(part, state.parts[name], rebuilt);
+    }
+    out.push({ part: name, kind: part.recipe.kind, status, reasons });
+  }
+  return out;
+}
+
+export interface BuildOptions {
+  targets?: string[];
+  jobs: number;
+  keepGoing: boolean;
+  reporter: Reporter;
+  /** wait for another build holding the lock (default) or fail */
+  wait: boolean;
+  signal?: AbortSignal;
+}
+
+export interface BuildResult {
+  ok: boolean;
+  built: string[];
+  cached: string[];
+  failed: Array<{ part: string; error: Error }>;
+  skipped: string[];
+  exitCode: number;
+}
+
+export async function build(project: Project, statCacheUsed: Record<string, { k: string; h: string }>, opts: BuildOptions): Promise<BuildResult> {
+  const t0 = Date.now();
+  const store = new Store(project);
+  const lock = new Lock(join(project.kilnDir, 'lock'));
+  await lock.acquire(opts.wait, (pid) => opts.reporter.event({ type: 'waiting-for-lock', pid }));
+  const res: BuildResult = { ok: true, built: [], cached: [], failed: [], skipped: [], exitCode: ExitCode.OK };
+  try {
+    const state = store.loadState();
+    const names = project.closure(opts.targets);
+    const planned = plan(project, opts.targets);
+    const status = new Map(planned.map((e) => [e.part, e]));
+    const toBuild = planned.filter((e) => e.status === 'build').length;
+    // fail before building anything when a host tool a part needs is missing
+    for (const e of planned) {
+      if (e.status !== 'build') continue;
+      const part = project.parts.get(e.part)!;
+      const planCtx = { part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir };
+      for (const tool of part.recipe.tools?.(planCtx) ?? []) requireTool(tool, part.name);
+    }
+    opts.reporter.event({ type: 'start', parts: names.length, toBuild, jobs: opts.jobs });
+    if (toBuild > 0 || planned.some((e) => e.status === 'restore')) await store.cleanTmp();
+    mkdirSync(project.logsDir, { recursive: true });
+
+    const ac = new AbortController();
+    const onAbort = () => ac.abort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const done = new Set<string>();
+    const failed = new Set<string>();
+    const skipped = new Set<string>();
+    const running = new Map<string, Promise<void>>();
+    let stopping = false;
+
+    const record = (part: Part, seconds: number) => {
+      const prevState = state.parts[part.name];
+      const kept = [part.signature, ...(prevState?.kept ?? []).filter((s) => s !== part.signature)].slice(0, 2);
+      state.parts[part.name] = {
+        signature: part.signature,
+        kind: part.recipe.kind,
+        location: part.location,
+        shared: part.shared,
+        sig: part.sigParts,
+        kept: part.shared ? [] : kept,
+        builtAt: prevState?.signature === part.signature ? prevState.builtAt : new Date().toISOString(),
+        seconds: prevState?.signature === part.signature ? prevState.seconds : seconds,
+      };
+    };
+    let stateDirty = false;
+    const saveState = () => {
+      state.statCache = { ...statCacheUsed };
+      store.saveState(state);
+      stateDirty = false;
+    };
+
+    const buildOne = async (part: Part): Promise<void> => {
+      const entry = status.get(part.name)!;
+      if (entry.status === 'up-to-date') {
+        if (state.parts[part.name]?.signature !== part.signature) {
+          record(part, 0);
+          stateDirty = true;
+        }
+        res.cached.push(part.name);
+        opts.reporter.event({ type: 'part-cached', part: part.name, kind: part.recipe.kind, relinked: false });
+        return;
+      }
+      if (entry.status === 'restore') {
+        if (!part.shared) store.link(part);
+        record(part, 0);
+        saveState();
+        res.cached.push(part.name);
+        opts.reporter.event({ type: 'part-cached', part: part.name, kind: part.recipe.kind, relinked: true });
+        return;
+      }
+      const started = Date.now();
+      opts.reporter.event({ type: 'part-start', part: part.name, kind: part.recipe.kind, reason: entry.reasons.join('; ') });
+      const logFile = join(project.logsDir, `${part.name}.log`);
+      const fd = openSync(logFile, 'w');
+      const log = (t: string) => {
+        writeSync(fd, t);
+      };
+      log(`# kiln: ${part.name} (${part.recipeSpec}) signature ${part.signature}\n# why: ${entry.reasons.join('; ')}\n`);
+      const { staging, work } = store.newStaging(part);
+      const deps: Record<string, string> = {};
+      for (const d of part.deps.keys()) deps[d] = project.parts.get(d)!.location;
+      const previous = store.previous(part);
+      const ctx: BuildContext = {
+        part: part.name,
+        options: part.options,
+        location: part.location,
+        staging,
+        work,
+        projectDir: project.projectDir,
+        cacheDir: project.cacheDir,
+        offline: project.offline,
+        jobs: opts.jobs,
+        sourceDateEpoch: project.sourceDateEpoch,
+        signal: ac.signal,
+        previous,
+        deps,
+        log,
+        run: (argv, o = {}) =>
+          run(argv, {
+            log,
+            logFile,
+            part: part.name,
+            signal: ac.signal,
+            ...o,
+            env: { SOURCE_DATE_EPOCH: String(project.sourceDateEpoch), ...o.env },
+          }),
+      };
+      try {
+        if (previous && part.recipe.update) await part.recipe.update(ctx);
+        else await part.recipe.install(ctx);
+        if (ac.signal.aborted) throw new KilnError('interrupted', ExitCode.INTERRUPTED);
+        await store.commit(part, staging);
+        collectTestResults(project, part, store.storePath(part));
+        const seconds = (Date.now() - started) / 1000;
+        record(part, seconds);
+        saveState();
+        log(`# kiln: done in ${seconds.toFixed(2)}s\n`);
+        res.built.push(part.name);
+        opts.reporter.event({ type: 'part-done', part: part.name, kind: part.recipe.kind, seconds });
+      } catch (e) {
+        const err = e instanceof Error ? e : new Error(String(e));
+        log(`# kiln: FAILED: ${err.message}\n`);
+        res.failed.push({ part: part.name, error: err });
+        failed.add(part.name);
+        opts.reporter.event({
+          type: 'part-failed',
+          part: part.name,
+          kind: part.recipe.kind,
+          seconds: (Date.now() - started) / 1000,
+          error: err.message,
+          log: logFile,
+        });
+        if (!opts.keepGoing) stopping = true;
+      } finally {
+        closeSync(fd);
+        await rmrf(join(staging, '..'));
+      }
+    };
+
+    // dependency-driven scheduling
+    const pending = new Set(names);
+    const canStart = (n: string) => [...project.parts.get(n)!.deps.keys()].every((d) => done.has(d));
+    const blockedBy = (n: string) => [...project.parts.get(n)!.deps.keys()].find((d) => failed.has(d) || skipped.has(d));
+    for (;;) {
+      for (const n of [...pending]) {
+        const b = blockedBy(n);
+        if (b) {
+          pending.delete(n);
+          skipped.add(n);
+          opts.reporter.event({ type: 'part-skipped', part: n, because: `dependency '${b}' ${failed.has(b) ? 'failed' : 'was skipped'}` });
+        }
+      }
+      if (!stopping && !ac.signal.aborted) {
+        for (const n of names) {
+          if (running.size >= opts.jobs) break;
+          if (!pending.has(n) || !canStart(n)) continue;
+          pending.delete(n);
+          const part = project.parts.get(n)!;
+          const p = buildOne(part).then(() => {
+            running.delete(n);
+            if (!failed.has(n)) done.add(n);
+          });
+          running.set(n, p);
+        }
+      }
+      if (running.size === 0) break;
+      await Promise.race(running.values());
+    }
+    for (const n of pending) {
+      skipped.add(n);
+      opts.reporter.event({ type: 'part-skipped', part: n, because: ac.signal.aborted ? 'interrupted' : 'the build stopped after a failure' });
+    }
+    opts.signal?.removeEventListener('abort', onAbort);
+
+    // uninstall parts no longer in the config (full builds only), prune old store entries
+    if (!opts.targets && failed.size === 0 && !ac.signal.aborted) {
+      for (const [name, ps] of Object.entries(state.parts)) {
+        if (project.parts.has(name)) continue;
+        if (!ps.shared) store.unlinkLocation(ps.location);
+        delete state.parts[name];
+        stateDirty = true;
+        opts.reporter.event({ type: 'uninstall', part: name, location: ps.location });
+      }
+      const keep = new Set<string>();
+      for (const ps of Object.values(state.parts)) for (const s of ps.kept) keep.add(s);
+      if (res.built.length > 0 || stateDirty) await store.prune(keep);
+    }
+    if (stateDirty || JSON.stringify(state.statCache) !== JSON.stringify(statCacheUsed)) saveState();
+
+    res.skipped = [...skipped];
+    res.ok = failed.size === 0 && skipped.size === 0;
+    res.exitCode = ac.signal.aborted ? ExitCode.INTERRUPTED : res.ok ? ExitCode.OK : ExitCode.BUILD_FAILED;
+    opts.reporter.event({
+      type: 'end',
+      ok: res.ok,
+      built: res.built.length,
+      cached: res.cached.length,
+      failed: failed.size,
+      skipped: skipped.size,
+      seconds: (Date.now() - t0) / 1000,
+    });
+    return res;
+  } finally {
+    lock.release();
+  }
+}
+
+/** Copy JUnit XML files a part wrote to test-results/ into out/test-results/PART/. */
+function collectTestResults(project: Project, part: Part, output: string): void {
+  const dir = join(output, 'test-results');
+  if (!existsSync(dir)) return;
+  const dest = join(project.outDir, 'test-results', part.name);
+  mkdirSync(dest, { recursive: true });
+  for (const f of readdirSync(dir)) if (f.endsWith('.xml')) copyFileSync(join(dir, f), join(dest, f));
+}
+
+export type { State };

@@ -1,0 +1,426 @@
+/**
+ * A project: the loaded config, its parts (sections with `recipe =`), the dependency graph
+ * between them (buildout semantics: a ${other:...} reference makes `other` a dependency),
+ * validated options, and each part's content signature.
+ */
+import { homedir } from 'node:os';
+import { dirname, join, resolve, sep } from 'node:path';
+import { loadConfig } from '../config/index.js';
+import type { Config } from '../config/types.js';
+import { ConfigError, formatOrigin, type Origin } from '../lib/errors.js';
+import { Options } from '../options.js';
+import type { PlanContext, Recipe } from '../recipe.js';
+import { hashPath, sha256, type StatCache } from './hash.js';
+import { resolveRecipe } from './registry.js';
+
+export const DEFAULT_SOURCE_DATE_EPOCH = 1704067200; // 2024-01-01T00:00:00Z
+
+/** Options every part may have whatever its recipe. */
+const ENGINE_OPTIONS = new Set(['recipe', 'location', 'shared']);
+
+export interface ProjectOptions {
+  configFile: string;
+  /** where outputs go (default: ./out) */
+  outDir?: string;
+  /** persistent cache (default: $KILN_CACHE_DIR or ~/.cache/kiln) */
+  cacheDir?: string;
+  overrides?: Array<{ section: string; option: string; value: string }>;
+  offline?: boolean;
+}
+
+export interface Part {
+  name: string;
+  recipeSpec: string;
+  recipe: Recipe;
+  options: Options;
+  /** direct dependency parts, with the origin of the option holding the reference */
+  deps: Map<string, Origin>;
+  location: string;
+  shared: boolean;
+  signature: string;
+  /** what went into the signature (for `kiln plan` explanations) */
+  sigParts: SignatureParts;
+}
+
+export interface SignatureParts {
+  recipe: string;
+  version: string;
+  options: Record<string, string>;
+  inputs: Record<string, string>;
+  deps: Record<string, string>;
+  sourceDateEpoch: number;
+}
+
+export function defaultCacheDir(): string {
+  return process.env.KILN_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kiln');
+}
+
+export function kilnBuildoutDefaults(configFile: string, outDir: string, cacheDir: string): Record<string, string> {
+  return {
+    directory: dirname(configFile),
+    'out-directory': outDir,
+    'parts-directory': '${buildout:out-directory}/parts',
+    'logs-directory': '${buildout:out-directory}/logs',
+    'bin-directory': '${buildout:directory}/bin',
+    'download-cache': join(cacheDir, 'downloads'),
+    'shared-part-list': join(cacheDir, 'shared'),
+    'kiln-cache-directory': cacheDir,
+    'source-date-epoch': String(DEFAULT_SOURCE_DATE_EPOCH),
+    offline: 'false',
+    parts: '',
+  };
+}
+
+const REF_RE = /\$\{([^:}\s$]*):([^}\s]+)\}/g;
+const SHARED_PLACEHOLDER = (name: string) => `@@kiln-shared-location:${name}@@`;
+
+/** (section, option) pairs referenced anywhere in raw values; `${:x}` resolved to its own section. */
+function scanRawReferences(config: Config): { pairs: Set<string>; bySection: Map<string, Set<string>> } {
+  const pairs = new Set<string>();
+  const bySection = new Map<string, Set<string>>();
+  for (const s of config.sectionNames()) {
+    const targets = new Set<string>();
+    for (const o of config.optionNames(s)) {
+      const v = config.raw(s, o);
+      if (!v || !v.includes('${')) continue;
+      const clean = v.replace(/\$\$/g, '');
+      for (const m of clean.matchAll(REF_RE)) {
+        const sec = m[1] || s;
+        pairs.add(`${sec}\0${m[2]}`);
+        if (sec !== s) targets.add(sec);
+      }
+    }
+    bySection.set(s, targets);
+  }
+  return { pairs, bySection };
+}
+
+function truthy(v: string | undefined): boolean {
+  return !!v && ['true', 'yes', 'on', '1'].includes(v.trim().toLowerCase());
+}
+
+function didYouMean(name: string, candidates: string[]): string {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(name, c);
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean '${best}'?)` : '';
+}
+
+function closest(name: string, candidates: string[]): string {
+  let best = '';
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(name, c);
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0]!;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j]!;
+      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length]!;
+}
+
+export class Project {
+  config!: Config;
+  configFile!: string;
+  projectDir!: string;
+  outDir!: string;
+  partsDir!: string;
+  logsDir!: string;
+  kilnDir!: string;
+  storeDir!: string;
+  sharedDir!: string;
+  cacheDir!: string;
+  offline = false;
+  sourceDateEpoch = DEFAULT_SOURCE_DATE_EPOCH;
+  /** parts listed in [buildout] parts, in order */
+  selected: string[] = [];
+  /** every part needed by the selection, keyed by name */
+  parts = new Map<string, Part>();
+  /** topological order of `parts` (dependencies first, buildout's order otherwise) */
+  order: string[] = [];
+
+  /** Parts needed to build `targets` (default: the selection), dependencies first. */
+  closure(targets?: string[]): string[] {
+    const want = new Set<string>();
+    const visit = (n: string) => {
+      if (want.has(n)) return;
+      want.add(n);
+      for (const d of this.parts.get(n)!.deps.keys()) visit(d);
+    };
+    for (const t of targets ?? this.selected) {
+      if (!this.parts.has(t)) {
+        throw new ConfigError(`unknown part '${t}'${didYouMean(t, [...this.parts.keys()])} (parts: ${[...this.parts.keys()].join(', ') || 'none'})`);
+      }
+      visit(t);
+    }
+    return this.order.filter((n) => want.has(n));
+  }
+}
+
+export interface LoadProjectResult {
+  project: Project;
+  statCacheUsed: StatCache;
+}
+
+export async function loadProject(opts: ProjectOptions, statCache: StatCache = {}): Promise<LoadProjectResult> {
+  const p = new Project();
+  const statCacheUsed: StatCache = {};
+  p.configFile = resolve(opts.configFile);
+  p.cacheDir = resolve(opts.cacheDir ?? defaultCacheDir());
+  const outDir = resolve(opts.outDir ?? 'out');
+  const overrides = [...(opts.overrides ?? [])];
+  if (opts.offline) overrides.push({ section: 'buildout', option: 'offline', value: 'true' });
+  const config = await loadConfig(p.configFile, {
+    buildoutDefaults: kilnBuildoutDefaults(p.configFile, outDir, p.cacheDir),
+    overrides,
+  });
+  p.config = config;
+  p.projectDir = config.get('buildout', 'directory');
+  p.outDir = resolve(config.get('buildout', 'out-directory'));
+  p.partsDir = resolve(config.get('buildout', 'parts-directory'));
+  p.logsDir = resolve(config.get('buildout', 'logs-directory'));
+  p.kilnDir = join(p.outDir, '.kiln');
+  p.storeDir = join(p.kilnDir, 'store');
+  p.sharedDir = resolve(config.get('buildout', 'shared-part-list').trim().split(/\s+/).pop() || join(p.cacheDir, 'shared'));
+  p.offline = truthy(config.get('buildout', 'offline'));
+  const sdeRaw = process.env.SOURCE_DATE_EPOCH ?? config.get('buildout', 'source-date-epoch');
+  if (!/^\d+$/.test(sdeRaw.trim())) {
+    throw new ConfigError(`source-date-epoch must be a number of seconds, got '${sdeRaw}'`, {
+      origin: config.origin('buildout', 'source-date-epoch'),
+      section: 'buildout',
+      option: 'source-date-epoch',
+    });
+  }
+  p.sourceDateEpoch = Number(sdeRaw.trim());
+
+  const partsOrigin = config.origin('buildout', 'parts');
+  p.selected = config.get('buildout', 'parts').split(/\s+/).filter(Boolean);
+  for (const s of p.selected) {
+    if (!config.has(s)) {
+      throw new ConfigError(`[buildout] parts names '${s}', but there is no section [${s}]${didYouMean(s, config.sectionNames())}`, {
+        origin: partsOrigin,
+        section: 'buildout',
+        option: 'parts',
+      });
+    }
+    if (config.raw(s, 'recipe') === undefined) {
+      throw new ConfigError(`section [${s}] is listed in [buildout] parts but has no 'recipe' option`, {
+        origin: config.sectionOrigin(s) ?? partsOrigin,
+        section: s,
+      });
+    }
+  }
+
+  // Discover candidate parts from raw references (a superset; exact edges come after resolution).
+  const { pairs: referenced, bySection } = scanRawReferences(config);
+  const candidates: string[] = [];
+  {
+    const seen = new Set<string>();
+    const stack = [...p.selected].reverse();
+    while (stack.length) {
+      const s = stack.pop()!;
+      if (seen.has(s)) continue;
+      seen.add(s);
+      if (config.has(s) && config.raw(s, 'recipe') !== undefined) candidates.push(s);
+      for (const t of bySection.get(s) ?? []) if (config.has(t) && !seen.has(t)) stack.push(t);
+    }
+  }
+
+  // Engine defaults (location) first: resolving any option of a section may resolve the whole
+  // section and the sections it references (buildout semantics), so nothing is resolved before this.
+  const sharedParts = new Set<string>();
+  const engineOrigin = (kind: string): Origin => ({ file: `<kiln default for ${kind}>`, line: 0 });
+  for (const name of candidates) {
+    const shared = truthy(config.raw(name, 'shared'));
+    if (shared) sharedParts.add(name);
+    if (config.raw(name, 'location') === undefined) {
+      config.setDefault(name, 'location', shared ? SHARED_PLACEHOLDER(name) : join(p.partsDir, name), engineOrigin('part'));
+    }
+  }
+  // Load recipes (from the raw `recipe` value when it has no substitution), then their option defaults.
+  const recipes = new Map<string, { recipe: Recipe; spec: string }>();
+  const recipeSpec = (name: string) => {
+    const raw = config.raw(name, 'recipe')!;
+    return (raw.includes('${') ? config.get(name, 'recipe') : raw).trim();
+  };
+  const rawFirst = candidates.filter((n) => !config.raw(n, 'recipe')!.includes('${'));
+  await Promise.all(
+    rawFirst.map(async (name) => {
+      const spec = recipeSpec(name);
+      recipes.set(name, { recipe: await resolveRecipe(spec, config.origin(name, 'recipe'), name, p.cacheDir), spec });
+    }),
+  );
+  const applyRecipeDefaults = (name: string) => {
+    const { recipe } = recipes.get(name)!;
+    for (const [opt, spec] of Object.entries(recipe.options)) {
+      if (spec.default !== undefined && config.raw(name, opt) === undefined) config.setDefault(name, opt, spec.default, engineOrigin(recipe.kind));
+    }
+  };
+  for (const name of rawFirst) applyRecipeDefaults(name);
+  for (const name of candidates) {
+    if (recipes.has(name)) continue;
+    const spec = recipeSpec(name);
+    recipes.set(name, { recipe: await resolveRecipe(spec, config.origin(name, 'recipe'), name, p.cacheDir), spec });
+    applyRecipeDefaults(name);
+  }
+
+  // Exact dependency edges: references of each part, followed through plain sections.
+  const deps = new Map<string, Map<string, Origin>>();
+  const plainRefs = new Map<string, Map<string, Origin>>();
+  const partRefs = (name: string): Map<string, Origin> => {
+    const out = new Map<string, Origin>();
+    const seenPlain = new Set<string>();
+    const follow = (refs: Map<string, Origin>, via: Origin | undefined) => {
+      for (const [sec, o] of refs) {
+        if (sec === name || sec === 'buildout') continue;
+        if (recipes.has(sec) || config.raw(sec, 'recipe') !== undefined) {
+          if (!out.has(sec)) out.set(sec, via ?? o);
+        } else if (!seenPlain.has(sec)) {
+          seenPlain.add(sec);
+          let r = plainRefs.get(sec);
+          if (!r) {
+            r = config.references(sec);
+            plainRefs.set(sec, r);
+          }
+          follow(r, via ?? o);
+        }
+      }
+    };
+    follow(config.references(name), undefined);
+    return out;
+  };
+  const needed: string[] = [];
+  {
+    const seen = new Set<string>();
+    const queue = [...p.selected];
+    while (queue.length) {
+      const n = queue.shift()!;
+      if (seen.has(n)) continue;
+      seen.add(n);
+      needed.push(n);
+      if (!recipes.has(n)) {
+        const spec = recipeSpec(n);
+        recipes.set(n, { recipe: await resolveRecipe(spec, config.origin(n, 'recipe'), n, p.cacheDir), spec });
+      }
+      const d = partRefs(n);
+      deps.set(n, d);
+      for (const t of d.keys()) queue.push(t);
+    }
+  }
+
+  // Topological order (dependencies first), cycles reported with their path.
+  p.order = topoOrder(p.selected, deps, config);
+
+  // Validate options, then compute signatures in order.
+  for (const name of p.order) {
+    const { recipe, spec } = recipes.get(name)!;
+    const shared = sharedParts.has(name);
+    const allowed = new Set([...ENGINE_OPTIONS, ...Object.keys(recipe.options)]);
+    for (const opt of config.optionNames(name)) {
+      if (allowed.has(opt)) continue;
+      // a near miss of a declared option is a typo even where the recipe takes free-form options
+      const typo = didYouMean(opt, [...allowed]) !== '' && editDistance(opt, closest(opt, [...allowed])) <= 2;
+      if (!typo && recipe.optionPatterns?.some((re) => re.test(opt))) continue;
+      if (!typo && referenced.has(`${name}\0${opt}`)) continue; // a variable other options use, as in buildout profiles
+      throw new ConfigError(
+        `unknown option '${opt}' for recipe ${spec}${didYouMean(opt, [...allowed])}; it takes: ${Object.keys(recipe.options).sort().join(', ')}`,
+        { origin: config.origin(name, opt), section: name, option: opt },
+      );
+    }
+    const values = config.section(name);
+    // replace shared-part placeholders by their real locations (deps come first in order)
+    for (const [k, v] of Object.entries(values)) {
+      if (v.includes('@@kiln-shared-location:')) {
+        values[k] = v.replace(/@@kiln-shared-location:([^@]+)@@/g, (all: string, n: string) => p.parts.get(n)?.location ?? all);
+      }
+    }
+    const options = new Options(name, values, (o) => config.origin(name, o), config.sectionOrigin(name), p.projectDir);
+    for (const [opt, ospec] of Object.entries(recipe.options)) {
+      if (ospec.required && (values[opt] === undefined || values[opt]!.trim() === '')) {
+        throw new ConfigError(`missing required option '${opt}' for recipe ${spec} (${ospec.description})`, {
+          origin: config.sectionOrigin(name),
+          section: name,
+          option: opt,
+        });
+      }
+    }
+    const planCtx: PlanContext = { part: name, options, projectDir: p.projectDir, cacheDir: p.cacheDir };
+    recipe.validate?.(planCtx);
+    const depLocations = [...deps.get(name)!.keys()].map((d) => p.parts.get(d)!.location);
+    const inputs: Record<string, string> = {};
+    for (const inp of (await recipe.inputs?.(planCtx)) ?? []) {
+      const abs = resolve(p.projectDir, inp);
+      if (abs === p.outDir || abs.startsWith(p.outDir + sep) || depLocations.some((l) => abs === l || abs.startsWith(l + sep))) continue;
+      inputs[abs] = await hashPath(abs, statCache, statCacheUsed);
+    }
+    const sigOptions: Record<string, string> = {};
+    for (const k of Object.keys(values).sort()) if (!(shared && k === 'location')) sigOptions[k] = values[k]!;
+    const depSigs: Record<string, string> = {};
+    for (const d of [...deps.get(name)!.keys()].sort()) depSigs[d] = p.parts.get(d)!.signature;
+    const sigParts: SignatureParts = {
+      recipe: recipe.kind,
+      version: recipe.version,
+      options: sigOptions,
+      inputs,
+      deps: depSigs,
+      sourceDateEpoch: p.sourceDateEpoch,
+    };
+    const signature = sha256(JSON.stringify(sigParts));
+    let location = resolve(values.location!);
+    if (shared && values.location === SHARED_PLACEHOLDER(name)) {
+      location = join(p.sharedDir, name, signature.slice(0, 32));
+      values.location = location;
+    }
+    p.parts.set(name, { name, recipeSpec: spec, recipe, options, deps: deps.get(name)!, location, shared, signature, sigParts });
+  }
+  return { project: p, statCacheUsed };
+}
+
+function topoOrder(roots: string[], deps: Map<string, Map<string, Origin>>, config: Config): string[] {
+  const order: string[] = [];
+  const state = new Map<string, 1 | 2>(); // 1 visiting, 2 done
+  const stack: string[] = [];
+  const visit = (n: string) => {
+    const st = state.get(n);
+    if (st === 2) return;
+    if (st === 1) {
+      const cyc = [...stack.slice(stack.indexOf(n)), n];
+      const edges = cyc.slice(0, -1).map((a, i) => {
+        const b = cyc[i + 1]!;
+        return `  ${a} -> ${b}  (${formatOrigin(deps.get(a)!.get(b))}: [${a}] references \${${b}:...})`;
+      });
+      throw new ConfigError(`dependency cycle between parts: ${cyc.join(' -> ')}\n${edges.join('\n')}`, {
+        origin: deps.get(cyc[0]!)!.get(cyc[1]!),
+        section: cyc[0],
+      });
+    }
+    state.set(n, 1);
+    stack.push(n);
+    for (const d of deps.get(n)!.keys()) visit(d);
+    stack.pop();
+    state.set(n, 2);
+    order.push(n);
+  };
+  for (const r of roots) visit(r);
+  // parts reachable only as dependencies are visited through their dependants
+  for (const n of deps.keys()) visit(n);
+  void config;
+  return order;
+}

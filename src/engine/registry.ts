@@ -1,0 +1,143 @@
+/**
+ * Recipe kinds by name. Built-in kinds load lazily (a no-op build only imports the kinds
+ * its config uses). `recipe =` accepts:
+ *   kiln:NAME                       built-in kind
+ *   slapos.recipe.cmmi, slapos.recipe.build:download, ...   SlapOS aliases of built-ins
+ *   ./path/to/module.js | .mjs | .ts[:export]   project-local module (relative to the file defining the option)
+ *   npm-package[:export]            an installed npm package exporting a Recipe
+ */
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigError, type Origin } from '../lib/errors.js';
+import type { Recipe } from '../recipe.js';
+import { sha256 } from './hash.js';
+
+type Loader = () => Promise<Record<string, unknown>>;
+
+const BUILTIN: Record<string, Loader> = {
+  download: () => import('../recipes/download.js'),
+  cmmi: () => import('../recipes/cmmi.js'),
+  command: () => import('../recipes/command.js'),
+};
+
+/** Optional kinds contributed by other modules: registered if their module exists in dist/src. */
+const OPTIONAL_KINDS = ['apt-repo', 'rpm-repo', 'chroot', 'container-test', 'qemu-test', 'disk-image', 'deb', 'rpm', 'package', 'dpkg-buildpackage', 'rpmbuild', 'dkms', 'ganeti-os', 'clonezilla-image', 'recovery-iso'];
+
+const ALIASES: Record<string, string> = {
+  'slapos.recipe.cmmi': 'cmmi',
+  'slapos.recipe.cmmi:default': 'cmmi',
+  'slapos.recipe.build:download': 'download',
+  'slapos.recipe.build:download-unpacked': 'download',
+  'hexagonit.recipe.download': 'download',
+  'plone.recipe.command': 'command',
+};
+
+const here = dirname(new URL(import.meta.url).pathname);
+
+function builtinLoader(kind: string): Loader | undefined {
+  if (BUILTIN[kind]) return BUILTIN[kind];
+  if (!OPTIONAL_KINDS.includes(kind)) return undefined;
+  const base = join(here, '..', 'recipes', kind);
+  for (const ext of ['.js', '.ts']) {
+    if (existsSync(base + ext)) return () => import(pathToFileURL(base + ext).href);
+  }
+  for (const ext of ['/index.js', '/index.ts']) {
+    if (existsSync(base + ext)) return () => import(pathToFileURL(base + ext).href);
+  }
+  return undefined;
+}
+
+export function builtinKinds(): string[] {
+  return [...Object.keys(BUILTIN), ...OPTIONAL_KINDS.filter((k) => builtinLoader(k))].sort();
+}
+
+function pickRecipe(mod: Record<string, unknown>, exportName: string | undefined): Recipe | undefined {
+  const cands = exportName ? [mod[exportName]] : [mod.recipe, mod.default, (mod.default as Record<string, unknown> | undefined)?.recipe];
+  for (const c of cands) {
+    if (c && typeof c === 'object' && typeof (c as Recipe).install === 'function' && typeof (c as Recipe).kind === 'string') return c as Recipe;
+  }
+  return undefined;
+}
+
+const cache = new Map<string, Promise<Recipe>>();
+
+/** Compile a project-local TypeScript recipe with the TypeScript compiler (cached by content). */
+async function loadTs(file: string, cacheDir: string): Promise<Record<string, unknown>> {
+  const src = readFileSync(file, 'utf8');
+  const out = join(cacheDir, 'ts-recipes', `${sha256(file + '\0' + src).slice(0, 24)}.mjs`);
+  if (!existsSync(out)) {
+    const ts = (await import('typescript')).default;
+    const js = ts.transpileModule(src, {
+      fileName: file,
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, sourceMap: false },
+    }).outputText;
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, js);
+  }
+  return import(pathToFileURL(out).href);
+}
+
+/**
+ * Resolve a `recipe =` value to a Recipe. `origin` is where the option was set (errors name it,
+ * and relative module paths resolve against its directory).
+ */
+export function resolveRecipe(spec: string, origin: Origin | undefined, part: string, cacheDir: string): Promise<Recipe> {
+  spec = spec.trim();
+  const baseDir = origin && isAbsolute(origin.file) ? dirname(origin.file) : process.cwd();
+  const key = `${baseDir}\0${spec}`;
+  let p = cache.get(key);
+  if (!p) {
+    p = doResolve(spec, origin, part, baseDir, cacheDir);
+    cache.set(key, p);
+    p.catch(() => cache.delete(key));
+  }
+  return p;
+}
+
+async function doResolve(spec: string, origin: Origin | undefined, part: string, baseDir: string, cacheDir: string): Promise<Recipe> {
+  const err = (detail: string) => new ConfigError(detail, { origin, section: part, option: 'recipe' });
+  let kind: string | undefined;
+  if (spec.startsWith('kiln:')) kind = spec.slice(5);
+  else if (ALIASES[spec]) kind = ALIASES[spec];
+  if (kind !== undefined) {
+    const loader = builtinLoader(kind);
+    if (!loader) throw err(`unknown recipe '${spec}' (built-in kinds: ${builtinKinds().map((k) => 'kiln:' + k).join(', ')})`);
+    const r = pickRecipe(await loader(), undefined);
+    if (!r) throw err(`built-in recipe module for '${spec}' exports no recipe`);
+    return r;
+  }
+  // module[:export]
+  let modSpec = spec;
+  let exportName: string | undefined;
+  const m = /^(.*?):([A-Za-z_$][\w$]*)$/.exec(spec);
+  if (m && !/^[A-Za-z]:[\\/]/.test(spec)) {
+    modSpec = m[1]!;
+    exportName = m[2];
+  }
+  let mod: Record<string, unknown>;
+  if (modSpec.startsWith('.') || isAbsolute(modSpec)) {
+    const file = resolve(baseDir, modSpec);
+    if (!existsSync(file) || !statSync(file).isFile()) throw err(`recipe module not found: ${file}`);
+    try {
+      mod = file.endsWith('.ts') ? await loadTs(file, cacheDir) : await import(pathToFileURL(file).href);
+    } catch (e) {
+      throw err(`cannot load recipe module ${file}: ${(e as Error).message}`);
+    }
+  } else {
+    if (!/^(@[\w.-]+\/)?[\w.-]+(\/[\w./-]+)?$/.test(modSpec)) {
+      throw err(`unknown recipe '${spec}' (use kiln:KIND, a ./local/module.ts or an npm package; built-in kinds: ${builtinKinds().join(', ')})`);
+    }
+    let resolved: string;
+    try {
+      resolved = createRequire(join(baseDir, 'package.json')).resolve(modSpec);
+    } catch {
+      throw err(`unknown recipe '${spec}': not a built-in kind and no npm package '${modSpec}' is installed (built-in kinds: ${builtinKinds().map((k) => 'kiln:' + k).join(', ')})`);
+    }
+    mod = await import(pathToFileURL(resolved).href);
+  }
+  const r = pickRecipe(mod, exportName);
+  if (!r) throw err(`module '${modSpec}' does not export a recipe${exportName ? ` named '${exportName}'` : ''} (an object with kind, version, options and install())`);
+  return r;
+}

@@ -1,0 +1,120 @@
+/**
+ * Downloads into a content-addressed cache, with checksum verification.
+ *
+ *   CACHE/sha256/HEX    content by SHA-256 (a download with a known sha256 never touches the network again)
+ *   CACHE/url/HEX       SHA-256 of the URL -> a file holding the content's sha256 (downloads without one)
+ *
+ * Local paths and file:// URLs are read in place (and still verified).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { KilnError } from './errors.js';
+import { tmpSibling, writeFileAtomic } from './fsutil.js';
+
+export type Algo = 'sha256' | 'sha512' | 'md5';
+export interface Checksums {
+  sha256?: string;
+  sha512?: string;
+  md5?: string;
+}
+
+export interface DownloadOptions {
+  cacheDir: string; // .../downloads
+  offline: boolean;
+  signal?: AbortSignal;
+  log?: (s: string) => void;
+  /** error factory naming the option (file:line, part, option) */
+  error?: (option: string, detail: string) => Error;
+}
+
+export function isUrl(s: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
+}
+
+export function urlBasename(u: string): string {
+  const path = isUrl(u) ? new URL(u).pathname : u;
+  return decodeURIComponent(basename(path.replace(/\/+$/, ''))) || 'download';
+}
+
+async function hashStream(path: string): Promise<Record<Algo, string>> {
+  const hs = { sha256: createHash('sha256'), sha512: createHash('sha512'), md5: createHash('md5') };
+  await pipeline(createReadStream(path), async function* (src) {
+    for await (const b of src) for (const h of Object.values(hs)) h.update(b as Buffer);
+  });
+  return { sha256: hs.sha256.digest('hex'), sha512: hs.sha512.digest('hex'), md5: hs.md5.digest('hex') };
+}
+
+function verify(source: string, got: Record<Algo, string>, want: Checksums, opts: DownloadOptions): void {
+  const checks: Array<[Algo, string | undefined, string]> = [
+    ['sha256', want.sha256, 'sha256'],
+    ['sha512', want.sha512, 'sha512'],
+    ['md5', want.md5, 'md5sum'],
+  ];
+  for (const [algo, expected, option] of checks) {
+    if (!expected) continue;
+    if (got[algo] !== expected.trim().toLowerCase()) {
+      const detail = `${algo} checksum mismatch for ${source}: expected ${expected.trim()}, got ${got[algo]}`;
+      throw opts.error ? opts.error(option, detail) : new KilnError(detail);
+    }
+  }
+}
+
+/**
+ * Fetch `source` (http(s) URL, file:// URL or local path) and return the path of a verified
+ * file in the cache (or the local file itself). Throws on checksum mismatch, leaving nothing cached.
+ */
+export async function fetchVerified(source: string, want: Checksums, opts: DownloadOptions): Promise<string> {
+  const local = source.startsWith('file://') ? fileURLToPath(source) : !isUrl(source) ? source : undefined;
+  if (local !== undefined) {
+    if (!existsSync(local) || !statSync(local).isFile()) {
+      const detail = `file not found: ${local}`;
+      throw opts.error ? opts.error('url', detail) : new KilnError(detail);
+    }
+    verify(local, await hashStream(local), want, opts);
+    return local;
+  }
+  const bySha = (h: string) => join(opts.cacheDir, 'sha256', h);
+  if (want.sha256 && existsSync(bySha(want.sha256.trim().toLowerCase()))) {
+    const p = bySha(want.sha256.trim().toLowerCase());
+    return p;
+  }
+  const urlKey = join(opts.cacheDir, 'url', createHash('sha256').update(source).digest('hex'));
+  if (existsSync(urlKey)) {
+    const h = readFileSync(urlKey, 'utf8').trim();
+    if (existsSync(bySha(h))) {
+      verify(source, await hashStream(bySha(h)), want, opts);
+      return bySha(h);
+    }
+  }
+  if (opts.offline) {
+    const detail = `offline, and ${source} is not in the download cache (${opts.cacheDir})`;
+    throw opts.error ? opts.error('url', detail) : new KilnError(detail);
+  }
+  mkdirSync(join(opts.cacheDir, 'sha256'), { recursive: true });
+  const tmp = tmpSibling(join(opts.cacheDir, 'sha256', 'download'));
+  try {
+    opts.log?.(`# downloading ${source}\n`);
+    let res: Response;
+    try {
+      res = await fetch(source, { signal: opts.signal, redirect: 'follow' });
+    } catch (e) {
+      const cause = (e as { cause?: Error }).cause;
+      throw new KilnError(`download of ${source} failed: ${cause?.message ?? (e as Error).message}`);
+    }
+    if (!res.ok || !res.body) throw new KilnError(`download of ${source} failed: HTTP ${res.status} ${res.statusText}`);
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp));
+    const got = await hashStream(tmp);
+    verify(source, got, want, opts);
+    const dest = bySha(got.sha256);
+    renameSync(tmp, dest);
+    writeFileAtomic(urlKey, got.sha256 + '\n');
+    mkdirSync(join(opts.cacheDir, 'url'), { recursive: true });
+    return dest;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}

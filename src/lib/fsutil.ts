@@ -1,0 +1,74 @@
+/** File-system helpers: atomic writes and renames, recursive removal, directory walks. */
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync, mkdirSync, readdirSync, lstatSync, type Stats } from 'node:fs';
+import { rename, rm, mkdir, cp } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+let counter = 0;
+/** A unique temporary sibling name for `path`. */
+export function tmpSibling(path: string): string {
+  return `${path}.tmp-${process.pid}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+}
+
+/** Write a file atomically: temp file in the same directory, fsync, rename. */
+export function writeFileAtomic(path: string, data: string | Buffer): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = tmpSibling(path);
+  try {
+    writeFileSync(tmp, data);
+    const fd = openSync(tmp, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+export async function rmrf(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true, maxRetries: 3 });
+}
+
+export async function ensureDir(path: string): Promise<void> {
+  await mkdir(path, { recursive: true });
+}
+
+/** Move a file or directory; falls back to copy+remove across file systems. */
+export async function move(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+    const tmp = tmpSibling(to);
+    await cp(from, tmp, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    await rename(tmp, to);
+    await rmrf(from);
+  }
+}
+
+export function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/** All entries below dir (relative paths, sorted), directories included, symlinks not followed. */
+export function walk(dir: string): string[] {
+  const out: string[] = [];
+  const rec = (rel: string) => {
+    const names = readdirSync(join(dir, rel)).sort();
+    for (const n of names) {
+      const r = rel ? `${rel}/${n}` : n;
+      out.push(r);
+      const st = lstatSync(join(dir, r));
+      if (st.isDirectory()) rec(r);
+    }
+  };
+  rec('');
+  return out;
+}

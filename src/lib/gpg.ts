@@ -1,0 +1,97 @@
+/**
+ * OpenPGP signing with GnuPG, in a private temporary GNUPGHOME holding only the user's key:
+ * the user's own keyring is never touched. Signatures use SOURCE_DATE_EPOCH as their creation
+ * time (--faked-system-time), so RSA and EdDSA signatures over the same bytes are reproducible.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KilnError } from './errors.js';
+import { run, type RunOptions } from './exec.js';
+
+export interface SigningKey {
+  /** armored or binary secret key file */
+  keyFile: string;
+  passphraseFile?: string;
+}
+
+export class Signer {
+  private constructor(
+    private home: string,
+    readonly fingerprint: string,
+    private passphraseFile: string | undefined,
+    private runOpts: RunOptions,
+    private time: number,
+  ) {}
+
+  static async open(key: SigningKey, sourceDateEpoch: number, runOpts: RunOptions = {}): Promise<Signer> {
+    const home = mkdtempSync(join(tmpdir(), 'kiln-gnupg-'));
+    const base = ['gpg', '--homedir', home, '--batch', '--no-tty', '--quiet'];
+    try {
+      const passArgs = key.passphraseFile ? ['--pinentry-mode', 'loopback', '--passphrase-file', key.passphraseFile] : [];
+      await run([...base, ...passArgs, '--import', key.keyFile], runOpts);
+      const list = await run([...base, '--with-colons', '--list-secret-keys'], runOpts);
+      const fpr = list.stdout.split('\n').find((l) => l.startsWith('fpr:'))?.split(':')[9];
+      if (!fpr) throw new KilnError(`no secret key found in ${key.keyFile}`);
+      return new Signer(home, fpr, key.passphraseFile, runOpts, sourceDateEpoch);
+    } catch (e) {
+      await rm(home, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private args(): string[] {
+    return [
+      'gpg', '--homedir', this.home, '--batch', '--no-tty', '--quiet', '--yes',
+      '--faked-system-time', `${this.time}!`, '--digest-algo', 'SHA512', '--local-user', this.fingerprint,
+      ...(this.passphraseFile ? ['--pinentry-mode', 'loopback', '--passphrase-file', this.passphraseFile] : []),
+    ];
+  }
+
+  /** Write an inline-signed (cleartext) copy of `file` to `out` (InRelease). */
+  async clearsign(file: string, out: string): Promise<void> {
+    await run([...this.args(), '--clearsign', '--output', out, file], this.runOpts);
+  }
+
+  /** Write a detached signature of `file` to `out` (armored unless binary). */
+  async detachSign(file: string, out: string, armor = true): Promise<void> {
+    await run([...this.args(), ...(armor ? ['--armor'] : []), '--detach-sign', '--output', out, file], this.runOpts);
+  }
+
+  /** The public key, armored. */
+  async exportPublic(armor = true): Promise<Buffer> {
+    const r = await run(['gpg', '--homedir', this.home, '--batch', ...(armor ? ['--armor'] : []), '--export-options', 'export-minimal', '--export', this.fingerprint], {
+      ...this.runOpts,
+      capture: true,
+    });
+    if (armor) return Buffer.from(r.stdout);
+    // binary: re-export to a file to keep bytes intact
+    const out = join(this.home, 'pub.gpg');
+    await run(['gpg', '--homedir', this.home, '--batch', '--yes', '--export-options', 'export-minimal', '--output', out, '--export', this.fingerprint], this.runOpts);
+    return readFileSync(out);
+  }
+
+  get homedir(): string {
+    return this.home;
+  }
+
+  async close(): Promise<void> {
+    await run(['gpgconf', '--homedir', this.home, '--kill', 'all'], { ...this.runOpts, allowFailure: true }).catch(() => undefined);
+    await rm(this.home, { recursive: true, force: true });
+  }
+}
+
+/** Make a new signing key (for tests and examples): returns the armored secret key file path. */
+export async function generateTestKey(dir: string, name = 'kiln test archive key <kiln@example.invalid>'): Promise<string> {
+  const home = mkdtempSync(join(tmpdir(), 'kiln-gnupg-gen-'));
+  try {
+    await run(['gpg', '--homedir', home, '--batch', '--passphrase', '', '--quick-gen-key', name, 'rsa3072', 'sign', 'never']);
+    const out = join(dir, 'signing-key.asc');
+    await run(['gpg', '--homedir', home, '--batch', '--armor', '--output', out, '--export-secret-keys']);
+    return out;
+  } finally {
+    await run(['gpgconf', '--homedir', home, '--kill', 'all'], { allowFailure: true }).catch(() => undefined);
+    await rm(home, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * kiln:apt-repo: a signed apt repository from .deb files made by other parts.
+ *
+ *   pool/COMPONENT/P/SOURCE/*.deb
+ *   dists/CODENAME/COMPONENT/binary-ARCH/Packages{,.gz,.xz}   (+ by-hash/SHA256/… when by-hash = true)
+ *   dists/CODENAME/{Release,InRelease,Release.gpg}
+ *   archive-key.asc, archive-keyring.gpg, kiln.sources      (public key and a deb822 sources entry)
+ *
+ * Indexes are written natively (control fields read with dpkg-deb), sorted, with Date =
+ * SOURCE_DATE_EPOCH, and signed with the user's key at that time: the same packages and key give
+ * the same repository bytes.
+ */
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { Signer } from '../lib/gpg.js';
+import { KilnError } from '../lib/errors.js';
+import type { BuildContext, Recipe } from '../recipe.js';
+import { expandGlobs } from './package-files.js';
+
+interface DebEntry {
+  file: string;
+  control: string;
+  fields: Map<string, string>;
+  poolPath: string;
+}
+
+/** Parse a single control paragraph into lower-cased field -> value (continuations joined). */
+export function controlFields(text: string): Map<string, string> {
+  const m = new Map<string, string>();
+  let last: string | undefined;
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    if (/^[ \t]/.test(line) && last) m.set(last, `${m.get(last)}\n${line}`);
+    else {
+      const i = line.indexOf(':');
+      if (i <= 0) continue;
+      last = line.slice(0, i).toLowerCase();
+      m.set(last, line.slice(i + 1).trim());
+    }
+  }
+  return m;
+}
+
+const hash = (algo: string, b: Buffer) => createHash(algo).update(b).digest('hex');
+
+function releaseDate(sde: number): string {
+  return new Date(sde * 1000).toUTCString().replace('GMT', 'UTC');
+}
+
+async function xz(ctx: BuildContext, file: string): Promise<void> {
+  await ctx.run(['xz', '-9e', '-T1', '--keep', '--force', file]);
+}
+
+export const recipe: Recipe = {
+  kind: 'apt-repo',
+  version: '1',
+  description: 'signed apt repository (pool/, Packages, Release, InRelease, Release.gpg) from .deb files',
+  options: {
+    packages: { description: '.deb files or globs, one per line (e.g. ${hello-deb:location}/*.deb)', required: true },
+    codename: { description: 'distribution codename (dists/CODENAME)', default: 'bookworm' },
+    suite: { description: 'Suite field', default: 'stable' },
+    component: { description: 'component', default: 'main' },
+    architectures: { description: 'architectures to index (packages of Architecture: all go into each)', default: 'amd64' },
+    origin: { description: 'Origin field', default: 'kiln' },
+    label: { description: 'Label field', default: 'kiln' },
+    description: { description: 'Description field' },
+    'valid-days': { description: 'add Valid-Until this many days after SOURCE_DATE_EPOCH' },
+    'by-hash': { description: 'also publish indexes under by-hash/ (Acquire-By-Hash: yes)', default: 'false' },
+    'signing-key': { description: 'OpenPGP secret key file (armored or binary) to sign Release with' },
+    'signing-key-passphrase-file': { description: 'file holding the key passphrase' },
+  },
+  validate(ctx) {
+    const o = ctx.options;
+    o.bool('by-hash', false);
+    if (o.get('valid-days')) o.int('valid-days', 0);
+    for (const n of ['codename', 'component'] as const) if (!/^[a-z0-9][a-z0-9.+-]*$/.test(o.get(n)!.trim())) throw o.error(n, `not a valid ${n}: '${o.get(n)}'`);
+  },
+  inputs(ctx) {
+    return [ctx.options.path('signing-key'), ctx.options.path('signing-key-passphrase-file')].filter((x): x is string => !!x);
+  },
+  tools(ctx) {
+    return ['dpkg-deb', 'xz', ...(ctx.options.get('signing-key') ? ['gpg', 'gpgconf'] : [])];
+  },
+  async install(ctx) {
+    const o = ctx.options;
+    const files = expandGlobs(o, 'packages', ['.deb', '.udeb']);
+    const component = o.get('component')!.trim();
+    const codename = o.get('codename')!.trim();
+    const archs = o.list('architectures');
+    const entries: DebEntry[] = [];
+    const seen = new Map<string, string>();
+    for (const file of files) {
+      const control = (await ctx.run(['dpkg-deb', '--field', file])).stdout.replace(/\n+$/, '');
+      const fields = controlFields(control);
+      const pkg = fields.get('package');
+      const version = fields.get('version');
+      const arch = fields.get('architecture');
+      if (!pkg || !version || !arch) throw o.error('packages', `${file} has no Package/Version/Architecture control fields`);
+      const key = `${pkg} ${version} ${arch}`;
+      if (seen.has(key)) throw o.error('packages', `two packages for ${key}: ${seen.get(key)} and ${file}`);
+      seen.set(key, file);
+      const source = (fields.get('source') ?? pkg).split(/\s/)[0]!;
+      const prefix = source.startsWith('lib') && source.length > 3 ? source.slice(0, 4) : source[0]!;
+      entries.push({ file, control, fields, poolPath: `pool/${component}/${prefix}/${source}/${basename(file)}` });
+    }
+    entries.sort((a, b) => (a.poolPath < b.poolPath ? -1 : a.poolPath > b.poolPath ? 1 : 0));
+    const root = ctx.staging;
+    for (const e of entries) {
+      mkdirSync(join(root, e.poolPath, '..'), { recursive: true });
+      copyFileSync(e.file, join(root, e.poolPath));
+    }
+    const dist = join(root, 'dists', codename);
+    const indexFiles: string[] = [];
+    for (const arch of archs) {
+      const dir = join(dist, component, `binary-${arch}`);
+      mkdirSync(dir, { recursive: true });
+      const paras: string[] = [];
+      for (const e of entries) {
+        const a = e.fields.get('architecture')!;
+        if (a !== arch && a !== 'all') continue;
+        const data = readFileSync(join(root, e.poolPath));
+        const extra = `Filename: ${e.poolPath}\nSize: ${statSync(join(root, e.poolPath)).size}\nMD5sum: ${hash('md5', data)}\nSHA256: ${hash('sha256', data)}`;
+        // like apt-ftparchive: file fields before Description
+        const lines = e.control.split('\n');
+        const di = lines.findIndex((l) => /^description:/i.test(l));
+        if (di < 0) paras.push(`${e.control}\n${extra}`);
+        else paras.push([...lines.slice(0, di), extra, ...lines.slice(di)].join('\n'));
+      }
+      const packages = join(dir, 'Packages');
+      writeFileSync(packages, paras.length ? paras.join('\n\n') + '\n' : '');
+      writeFileSync(packages + '.gz', gzipSync(readFileSync(packages), { level: 9 }));
+      await xz(ctx, packages);
+      indexFiles.push(...['Packages', 'Packages.gz', 'Packages.xz'].map((f) => join(dir, f)));
+      writeFileSync(join(dir, 'Release'), `Archive: ${o.get('suite')!.trim()}\nOrigin: ${o.get('origin')!.trim()}\nLabel: ${o.get('label')!.trim()}\nComponent: ${component}\nArchitecture: ${arch}\n`);
+      indexFiles.push(join(dir, 'Release'));
+    }
+    const byHash = o.bool('by-hash', false);
+    const sums: Record<'MD5Sum' | 'SHA256', string[]> = { MD5Sum: [], SHA256: [] };
+    for (const f of indexFiles) {
+      const data = readFileSync(f);
+      const rel = relative(dist, f);
+      const size = String(data.length).padStart(16);
+      sums.MD5Sum.push(` ${hash('md5', data)} ${size} ${rel}`);
+      sums.SHA256.push(` ${hash('sha256', data)} ${size} ${rel}`);
+      if (byHash && !f.endsWith('Release')) {
+        for (const [algo, dirName] of [['md5', 'MD5Sum'], ['sha256', 'SHA256']] as const) {
+          const d = join(f, '..', 'by-hash', dirName);
+          mkdirSync(d, { recursive: true });
+          copyFileSync(f, join(d, hash(algo, data)));
+        }
+      }
+    }
+    const sde = ctx.sourceDateEpoch;
+    const validDays = o.get('valid-days') ? o.int('valid-days', 0) : undefined;
+    let release = `Origin: ${o.get('origin')!.trim()}\nLabel: ${o.get('label')!.trim()}\nSuite: ${o.get('suite')!.trim()}\nCodename: ${codename}\n`;
+    release += `Date: ${releaseDate(sde)}\n`;
+    if (validDays !== undefined) release += `Valid-Until: ${releaseDate(sde + validDays * 86400)}\n`;
+    release += `Architectures: ${archs.join(' ')}\nComponents: ${component}\n`;
+    if (o.get('description')?.trim()) release += `Description: ${o.get('description')!.trim()}\n`;
+    if (byHash) release += 'Acquire-By-Hash: yes\n';
+    release += `MD5Sum:\n${sums.MD5Sum.join('\n')}\nSHA256:\n${sums.SHA256.join('\n')}\n`;
+    writeFileSync(join(dist, 'Release'), release);
+
+    const keyFile = o.path('signing-key');
+    let signedBy = '';
+    if (keyFile) {
+      const signer = await Signer.open({ keyFile, passphraseFile: o.path('signing-key-passphrase-file') }, sde, { log: ctx.log, signal: ctx.signal, part: ctx.part });
+      try {
+        await signer.clearsign(join(dist, 'Release'), join(dist, 'InRelease'));
+        await signer.detachSign(join(dist, 'Release'), join(dist, 'Release.gpg'));
+        writeFileSync(join(root, 'archive-key.asc'), await signer.exportPublic(true));
+        writeFileSync(join(root, 'archive-keyring.gpg'), await signer.exportPublic(false));
+        signedBy = `Signed-By: ${join(ctx.location, 'archive-keyring.gpg')}\n`;
+      } finally {
+        await signer.close();
+      }
+    } else {
+      ctx.log('# apt-repo: no signing-key: the repository is unsigned (clients need [trusted=yes])\n');
+    }
+    writeFileSync(
+      join(root, 'kiln.sources'),
+      `Types: deb\nURIs: file://${ctx.location}\nSuites: ${codename}\nComponents: ${component}\n${signedBy || 'Trusted: yes\n'}`,
+    );
+    if (entries.length === 0) throw new KilnError(`[${ctx.part}] no packages matched: ${o.lines('packages').join(' ')}`);
+  },
+};
+export default recipe;

@@ -1,0 +1,137 @@
+/**
+ * kiln:cmmi (alias slapos.recipe.cmmi): configure / make / make install of an upstream source
+ * into a staging prefix. Options follow slapos.recipe.cmmi (url, md5sum, path, configure-command,
+ * configure-options, environment, patches, patch-options, patch-binary, pre-configure, pre-build,
+ * pre-install, post-install, make-binary, make-options, make-targets, prefix).
+ *
+ * The source is configured with --prefix=LOCATION (the part's stable final path) and installed
+ * with DESTDIR into a scratch tree; what lands under DESTDIR/LOCATION becomes the part's output.
+ * Hooks are the user's own shell code, run with bash -euo pipefail; recipe values reach them as
+ * environment variables (location, prefix, srcdir, DESTDIR), never pasted into the script by kiln.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { cp, mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fetchVerified, isUrl } from '../lib/download.js';
+import { KilnError } from '../lib/errors.js';
+import type { BuildContext, Recipe } from '../recipe.js';
+
+/** Unpack a tar archive (any compression GNU tar knows) into dest, optionally dropping a single top-level directory. */
+export async function extractArchive(ctx: BuildContext, file: string, dest: string, strip: boolean): Promise<void> {
+  const tmp = join(ctx.work, `extract-${Date.now().toString(36)}`);
+  await mkdir(tmp, { recursive: true });
+  if (/\.zip$/i.test(file)) await ctx.run(['unzip', '-q', file, '-d', tmp]);
+  else await ctx.run(['tar', '-xf', file, '-C', tmp, '--no-same-owner']);
+  let root = tmp;
+  const entries = readdirSync(tmp);
+  if (strip && entries.length === 1 && statSync(join(tmp, entries[0]!)).isDirectory()) root = join(tmp, entries[0]!);
+  await mkdir(dest, { recursive: true });
+  for (const e of readdirSync(root)) await rename(join(root, e), join(dest, e));
+  await rm(tmp, { recursive: true, force: true });
+}
+
+/** Run a user hook script (the user's own shell code) with values passed in the environment. */
+async function hook(ctx: BuildContext, name: string, cwd: string, env: Record<string, string>): Promise<void> {
+  const script = ctx.options.get(name);
+  if (!script || !script.trim()) return;
+  ctx.log(`# kiln: ${name} hook\n`);
+  await ctx.run(['bash', '-euo', 'pipefail', '-c', script], { cwd, env });
+}
+
+function words(s: string | undefined): string[] {
+  return s ? s.split(/\s+/).filter(Boolean) : [];
+}
+
+export const recipe: Recipe = {
+  kind: 'cmmi',
+  version: '1',
+  description: 'configure / make / make install an upstream source into the part (slapos.recipe.cmmi compatible)',
+  options: {
+    url: { description: 'source archive URL or local path' },
+    path: { description: 'local source directory (instead of url)' },
+    md5sum: { description: 'MD5 of the archive (SlapOS compatible)' },
+    sha256: { description: 'SHA-256 of the archive' },
+    sha512: { description: 'SHA-512 of the archive' },
+    'configure-command': { description: "configure program and leading arguments (default ./configure; 'false' to skip)", default: './configure' },
+    'configure-options': { description: 'extra configure arguments, whitespace separated' },
+    prefix: { description: 'install prefix (default: the part location)' },
+    environment: { description: 'KEY=VALUE lines added to the build environment' },
+    patches: { description: 'patch files or URLs applied in order (URL#md5 accepted)' },
+    'patch-options': { description: 'arguments to patch (default -p0, as slapos.recipe.cmmi)', default: '-p0' },
+    'patch-binary': { description: 'patch program', default: 'patch' },
+    'pre-configure': { description: 'shell hook run in the source tree before configure' },
+    'pre-build': { description: 'shell hook run before make' },
+    'pre-install': { description: 'shell hook run before make install' },
+    'post-install': { description: 'shell hook run after make install (files are under $DESTDIR$location)' },
+    'make-binary': { description: 'make program', default: 'make' },
+    'make-options': { description: 'extra make arguments, whitespace separated' },
+    'make-targets': { description: 'install targets', default: 'install' },
+    'strip-top-level-dir': { description: 'drop the archive top-level directory', default: 'true' },
+  },
+  validate(ctx) {
+    const o = ctx.options;
+    if (!o.get('url')?.trim() && !o.get('path')?.trim()) throw o.error('url', "one of 'url' or 'path' is required");
+    if (o.get('url')?.trim() && o.get('path')?.trim()) throw o.error('path', "give 'url' or 'path', not both");
+    o.env('environment');
+  },
+  inputs(ctx) {
+    const o = ctx.options;
+    const ins: string[] = [];
+    if (o.get('path')?.trim()) ins.push(o.path('path')!);
+    const url = o.get('url')?.trim();
+    if (url && !isUrl(url)) ins.push(o.path('url')!);
+    for (const p of o.paths('patches')) if (!isUrl(p)) ins.push(p.split('#')[0]!);
+    return ins;
+  },
+  tools(ctx) {
+    return ['tar', 'bash', ctx.options.get('make-binary')?.trim() || 'make', ...(ctx.options.lines('patches').length ? ['patch'] : [])];
+  },
+  async install(ctx) {
+    const o = ctx.options;
+    const src = join(ctx.work, 'src');
+    const dl = { cacheDir: join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt: string, d: string) => o.error(opt, d) };
+    if (o.get('path')?.trim()) {
+      const p = o.path('path')!;
+      if (!existsSync(p) || !statSync(p).isDirectory()) throw o.error('path', `source directory not found: ${p}`);
+      await cp(p, src, { recursive: true, verbatimSymlinks: true });
+    } else {
+      const url = o.require('url').trim();
+      const file = await fetchVerified(isUrl(url) ? url : o.path('url')!, { md5: o.get('md5sum'), sha256: o.get('sha256'), sha512: o.get('sha512') }, dl);
+      await extractArchive(ctx, file, src, o.bool('strip-top-level-dir', true));
+    }
+    const prefix = o.get('prefix')?.trim() || ctx.location;
+    const destdir = join(ctx.work, 'destdir');
+    const env: Record<string, string> = {
+      ...o.env('environment'),
+      location: ctx.location,
+      prefix,
+      srcdir: src,
+      DESTDIR: destdir,
+      SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch),
+    };
+    // patches
+    for (const spec of o.paths('patches')) {
+      const [loc, md5] = spec.split('#');
+      const file = await fetchVerified(loc!, { md5 }, dl);
+      await ctx.run([o.get('patch-binary')!.trim() || 'patch', ...words(o.get('patch-options')), '-i', file], { cwd: src, env });
+    }
+    await hook(ctx, 'pre-configure', src, env);
+    const configure = words(o.get('configure-command'));
+    if (configure.length && !['false', 'none', 'no'].includes(configure[0]!.toLowerCase())) {
+      await ctx.run([...configure, `--prefix=${prefix}`, ...words(o.get('configure-options'))], { cwd: src, env });
+    }
+    const make = o.get('make-binary')!.trim() || 'make';
+    await hook(ctx, 'pre-build', src, env);
+    await ctx.run([make, `-j${ctx.jobs}`, ...words(o.get('make-options'))], { cwd: src, env });
+    await hook(ctx, 'pre-install', src, env);
+    await ctx.run([make, ...words(o.get('make-options')), ...words(o.get('make-targets')), `DESTDIR=${destdir}`], { cwd: src, env });
+    await hook(ctx, 'post-install', src, env);
+    const installed = join(destdir, prefix);
+    if (!existsSync(installed)) {
+      throw new KilnError(`[${ctx.part}] make install put nothing under ${prefix} in DESTDIR (does the Makefile honour DESTDIR?)`);
+    }
+    await rm(ctx.staging, { recursive: true, force: true });
+    await rename(installed, ctx.staging);
+  },
+};
+export default recipe;

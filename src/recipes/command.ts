@@ -1,0 +1,67 @@
+/**
+ * kiln:command (alias plone.recipe.command): run a step with declared inputs and outputs.
+ *
+ *   argv     one argument per line, run directly (no shell)
+ *   command  the user's own bash script (bash -euo pipefail); values reach it as environment
+ *            variables: OUT (write outputs here), LOCATION (final path), WORK, SOURCE_DATE_EPOCH,
+ *            and KILN_OPT_<NAME> for every option of the part
+ *   inputs   files/directories whose content is part of the signature
+ *   (other)  any other option is a variable for the script ($KILN_OPT_<NAME>); near misses of the
+ *            options above (e.g. `comand`) are still reported as unknown
+ *   outputs  paths below OUT that must exist afterwards
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { KilnError } from '../lib/errors.js';
+import type { Recipe } from '../recipe.js';
+
+export const recipe: Recipe = {
+  kind: 'command',
+  version: '1',
+  description: 'run a command or a bash script with declared inputs and outputs',
+  options: {
+    command: { description: 'bash script (your own code); options reach it as $KILN_OPT_<NAME>' },
+    argv: { description: 'a command, one argument per line, run without a shell' },
+    'update-command': { description: 'plone.recipe.command compatibility (ignored: kiln rebuilds when inputs change)' },
+    'stop-on-error': { description: 'plone.recipe.command compatibility (always true)' },
+    inputs: { description: 'files or directories (one per line) whose content is part of the signature' },
+    outputs: { description: 'paths (relative to $OUT) that must exist after the run' },
+    environment: { description: 'KEY=VALUE lines' },
+    cwd: { description: 'working directory (default: a scratch directory)' },
+  },
+  // any other option is a variable of the script, exported as $KILN_OPT_<NAME>
+  optionPatterns: [/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/],
+  validate(ctx) {
+    const o = ctx.options;
+    const has = (n: string) => !!o.get(n)?.trim();
+    if (!has('command') && !has('argv')) throw o.error('command', "one of 'command' or 'argv' is required");
+    if (has('command') && has('argv')) throw o.error('argv', "give 'command' or 'argv', not both");
+    o.env('environment');
+    for (const out of o.lines('outputs')) if (out.startsWith('/') || out.split('/').includes('..')) throw o.error('outputs', `output paths are relative to $OUT and stay inside it: '${out}'`);
+  },
+  inputs(ctx) {
+    const o = ctx.options;
+    return o.paths('inputs');
+  },
+  tools(ctx) {
+    return ctx.options.get('argv')?.trim() ? [ctx.options.lines('argv')[0]!] : ['bash'];
+  },
+  async install(ctx) {
+    const o = ctx.options;
+    const env: Record<string, string> = {
+      ...o.env('environment'),
+      OUT: ctx.staging,
+      LOCATION: ctx.location,
+      WORK: ctx.work,
+      KILN_PART: ctx.part,
+      SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch),
+    };
+    for (const [k, v] of Object.entries(o.all())) env[`KILN_OPT_${k.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = v;
+    const cwd = o.path('cwd') ?? ctx.work;
+    if (o.get('argv')?.trim()) await ctx.run(o.lines('argv'), { cwd, env });
+    else await ctx.run(['bash', '-euo', 'pipefail', '-c', o.require('command')], { cwd, env });
+    const missing = o.lines('outputs').filter((p) => !existsSync(join(ctx.staging, p)));
+    if (missing.length) throw new KilnError(`[${ctx.part}] declared outputs missing after the command: ${missing.join(', ')} (write them under $OUT)`);
+  },
+};
+export default recipe;

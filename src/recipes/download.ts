@@ -1,0 +1,66 @@
+/**
+ * kiln:download (alias slapos.recipe.build:download): fetch a file, verify its checksum,
+ * keep it in the shared download cache, and place it (or its unpacked contents) in the part.
+ */
+import { copyFile, chmod, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fetchVerified, isUrl, urlBasename } from '../lib/download.js';
+import type { BuildContext, PlanContext, Recipe } from '../recipe.js';
+import { extractArchive } from './cmmi.js';
+
+function source(ctx: PlanContext | BuildContext): string {
+  const url = ctx.options.require('url').trim();
+  return isUrl(url) ? url : ctx.options.path('url')!;
+}
+
+export const recipe: Recipe = {
+  kind: 'download',
+  version: '1',
+  description: 'Download a file (http(s), file:// or a local path), verify its checksum, cache it, optionally unpack it',
+  options: {
+    url: { description: 'URL or local path (relative to the file that sets it)', required: true },
+    sha256: { description: 'expected SHA-256 of the file' },
+    sha512: { description: 'expected SHA-512 of the file' },
+    md5sum: { description: 'expected MD5 of the file (SlapOS compatible)' },
+    filename: { description: 'name of the file in the part (default: the last URL component)' },
+    destination: { description: 'SlapOS compatible alias of the output directory (ignored: the output is the location)' },
+    extract: { description: 'unpack the archive into the part instead of copying it', default: 'false' },
+    'strip-top-level-dir': { description: 'when unpacking, drop a single top-level directory', default: 'true' },
+    mode: { description: 'octal file mode of the downloaded file, e.g. 0755' },
+  },
+  validate(ctx) {
+    const o = ctx.options;
+    for (const [opt, len] of [['sha256', 64], ['sha512', 128], ['md5sum', 32]] as const) {
+      const v = o.get(opt)?.trim();
+      if (v && !new RegExp(`^[0-9a-fA-F]{${len}}$`).test(v)) throw o.error(opt, `expected ${len} hex digits, got '${v}'`);
+    }
+    const m = o.get('mode')?.trim();
+    if (m && !/^0?[0-7]{3,4}$/.test(m)) throw o.error('mode', `expected an octal mode like 0755, got '${m}'`);
+    o.bool('extract', false);
+  },
+  inputs(ctx) {
+    // a local file without checksum: its content is the input
+    const url = ctx.options.require('url').trim();
+    return isUrl(url) ? [] : [ctx.options.path('url')!];
+  },
+  async install(ctx) {
+    const o = ctx.options;
+    const src = source(ctx);
+    const file = await fetchVerified(
+      src,
+      { sha256: o.get('sha256'), sha512: o.get('sha512'), md5: o.get('md5sum') },
+      { cacheDir: join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt, d) => o.error(opt === 'url' ? 'url' : opt, d) },
+    );
+    if (o.bool('extract', false)) {
+      await extractArchive(ctx, file, ctx.staging, o.bool('strip-top-level-dir', true));
+      return;
+    }
+    const name = o.get('filename')?.trim() || urlBasename(src);
+    await mkdir(ctx.staging, { recursive: true });
+    const dest = join(ctx.staging, name);
+    await copyFile(file, dest);
+    const mode = o.get('mode')?.trim();
+    await chmod(dest, mode ? parseInt(mode, 8) : 0o644);
+  },
+};
+export default recipe;
