@@ -3,7 +3,9 @@
  * from recipe values: a value from a recipe reaches a process as one argv entry.
  */
 import { spawn } from 'node:child_process';
-import { CommandError } from './errors.js';
+import { accessSync, constants } from 'node:fs';
+import { resolve } from 'node:path';
+import { CommandError, KilnError } from './errors.js';
 import { requireTool } from './tools.js';
 
 export interface RunOptions {
@@ -45,7 +47,16 @@ function tailOf(s: string, n = TAIL_LINES): string {
 /** Run argv[0] with arguments argv[1..]. Rejects with CommandError (with output tail) on failure. */
 export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   if (argv.length === 0) throw new Error('run: empty argv');
-  requireTool(argv[0]!, opts.part);
+  const cmd = argv[0]!;
+  if (cmd.includes('/')) {
+    // a path (./configure): must exist and be executable, relative to the command's cwd
+    const abs = resolve(opts.cwd ?? process.cwd(), cmd);
+    try {
+      accessSync(abs, constants.X_OK);
+    } catch {
+      return Promise.reject(new KilnError(`${opts.part ? `[${opts.part}] ` : ''}cannot run ${cmd}: ${abs} does not exist or is not executable`));
+    }
+  } else requireTool(cmd, opts.part);
   const env = opts.cleanEnv ? { ...opts.env } : { ...process.env, ...opts.env };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   return new Promise((resolve, reject) => {
