@@ -1,7 +1,8 @@
 /**
  * OpenPGP signing with GnuPG, in a private temporary GNUPGHOME holding only the user's key:
  * the user's own keyring is never touched. Signatures use SOURCE_DATE_EPOCH as their creation
- * time (--faked-system-time), so RSA and EdDSA signatures over the same bytes are reproducible.
+ * time (--faked-system-time; or the key's creation time when that is later), so RSA and EdDSA
+ * signatures over the same bytes with the same key are reproducible.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -32,9 +33,12 @@ export class Signer {
       const passArgs = key.passphraseFile ? ['--pinentry-mode', 'loopback', '--passphrase-file', key.passphraseFile] : [];
       await run([...base, ...passArgs, '--import', key.keyFile], runOpts);
       const list = await run([...base, '--with-colons', '--list-secret-keys'], runOpts);
-      const fpr = list.stdout.split('\n').find((l) => l.startsWith('fpr:'))?.split(':')[9];
+      const lines = list.stdout.split('\n');
+      const fpr = lines.find((l) => l.startsWith('fpr:'))?.split(':')[9];
       if (!fpr) throw new KilnError(`no secret key found in ${key.keyFile}`);
-      return new Signer(home, fpr, key.passphraseFile, runOpts, sourceDateEpoch);
+      // a key cannot sign before it was created: sign at max(SOURCE_DATE_EPOCH, key creation)
+      const created = Math.max(0, ...lines.filter((l) => l.startsWith('sec:') || l.startsWith('ssb:')).map((l) => Number(l.split(':')[5]) || 0));
+      return new Signer(home, fpr, key.passphraseFile, runOpts, Math.max(sourceDateEpoch, created));
     } catch (e) {
       await rm(home, { recursive: true, force: true });
       throw e;
