@@ -238,36 +238,59 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       }
     };
 
-    // dependency-driven scheduling
-    const pending = new Set(names);
-    const canStart = (n: string) => [...project.parts.get(n)!.deps.keys()].every((d) => done.has(d));
-    const blockedBy = (n: string) => [...project.parts.get(n)!.deps.keys()].find((d) => failed.has(d) || skipped.has(d));
-    for (;;) {
-      for (const n of [...pending]) {
-        const b = blockedBy(n);
-        if (b) {
-          pending.delete(n);
-          skipped.add(n);
-          opts.reporter.event({ type: 'part-skipped', part: n, because: `dependency '${b}' ${failed.has(b) ? 'failed' : 'was skipped'}` });
-        }
+    // dependency-driven scheduling: a part becomes ready when its last dependency is done
+    const waiting = new Map<string, number>();
+    const dependants = new Map<string, string[]>();
+    for (const n of names) {
+      const ds = [...project.parts.get(n)!.deps.keys()];
+      waiting.set(n, ds.length);
+      for (const d of ds) {
+        let l = dependants.get(d);
+        if (!l) dependants.set(d, (l = []));
+        l.push(n);
       }
-      if (!stopping && !ac.signal.aborted) {
-        for (const n of names) {
-          if (running.size >= opts.jobs) break;
-          if (!pending.has(n) || !canStart(n)) continue;
-          pending.delete(n);
-          const part = project.parts.get(n)!;
-          const p = buildOne(part).then(() => {
-            running.delete(n);
-            if (!failed.has(n)) done.add(n);
-          });
-          running.set(n, p);
+    }
+    const ready: string[] = names.filter((n) => waiting.get(n) === 0);
+    const skip = (n: string, because: string) => {
+      if (skipped.has(n)) return;
+      skipped.add(n);
+      opts.reporter.event({ type: 'part-skipped', part: n, because });
+      for (const m of dependants.get(n) ?? []) skip(m, `dependency '${n}' was skipped`);
+    };
+    const finished = (n: string) => {
+      if (failed.has(n)) {
+        for (const m of dependants.get(n) ?? []) skip(m, `dependency '${n}' failed`);
+        return;
+      }
+      done.add(n);
+      for (const m of dependants.get(n) ?? []) {
+        const left = waiting.get(m)! - 1;
+        waiting.set(m, left);
+        if (left === 0 && !skipped.has(m)) ready.push(m);
+      }
+    };
+    let readyIndex = 0;
+    for (;;) {
+      while (!stopping && !ac.signal.aborted && running.size < opts.jobs && readyIndex < ready.length) {
+        const n = ready[readyIndex++]!;
+        if (skipped.has(n)) continue;
+        const part = project.parts.get(n)!;
+        if (status.get(n)!.status === 'up-to-date') {
+          await buildOne(part); // no I/O beyond the state bookkeeping: handle inline
+          finished(n);
+          continue;
         }
+        const p = buildOne(part).then(() => {
+          running.delete(n);
+          finished(n);
+        });
+        running.set(n, p);
       }
       if (running.size === 0) break;
       await Promise.race(running.values());
     }
-    for (const n of pending) {
+    for (const n of names) {
+      if (done.has(n) || failed.has(n) || skipped.has(n)) continue;
       skipped.add(n);
       opts.reporter.event({ type: 'part-skipped', part: n, because: ac.signal.aborted ? 'interrupted' : 'the build stopped after a failure' });
     }

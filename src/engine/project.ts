@@ -112,14 +112,22 @@ function didYouMean(name: string, candidates: string[]): string {
   return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean '${best}'?)` : '';
 }
 
-function closest(name: string, candidates: string[]): string {
-  let best = '';
-  let bestD = Infinity;
+/** True when `name` is within edit distance 2 of one of `candidates` (and not equal to it). */
+const nearMissMemo = new Map<string, boolean>();
+function isNearMiss(name: string, candidates: Set<string>): boolean {
+  const key = `${name}\0${[...candidates].join(',')}`;
+  const hit = nearMissMemo.get(key);
+  if (hit !== undefined) return hit;
+  const r = nearMissUncached(name, candidates);
+  nearMissMemo.set(key, r);
+  return r;
+}
+function nearMissUncached(name: string, candidates: Set<string>): boolean {
   for (const c of candidates) {
-    const d = editDistance(name, c);
-    if (d < bestD) [best, bestD] = [c, d];
+    if (Math.abs(c.length - name.length) > 2 || c === name) continue;
+    if (editDistance(name, c) <= (name.length <= 4 ? 1 : 2)) return true;
   }
-  return best;
+  return false;
 }
 
 function editDistance(a: string, b: string): number {
@@ -336,7 +344,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     for (const opt of config.optionNames(name)) {
       if (allowed.has(opt)) continue;
       // a near miss of a declared option is a typo even where the recipe takes free-form options
-      const typo = didYouMean(opt, [...allowed]) !== '' && editDistance(opt, closest(opt, [...allowed])) <= 2;
+      const typo = isNearMiss(opt, allowed);
       if (!typo && recipe.optionPatterns?.some((re) => re.test(opt))) continue;
       if (!typo && referenced.has(`${name}\0${opt}`)) continue; // a variable other options use, as in buildout profiles
       throw new ConfigError(
