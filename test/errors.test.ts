@@ -106,3 +106,21 @@ describe('bad inputs', () => {
     expect(kiln(p.dir, ['build', 'nosuchpart']).code).toBe(3);
   });
 });
+
+describe('doctor', () => {
+  test('reports each missing tool with its Debian package, and the tools a config needs', () => {
+    const p = project({ 'buildout.cfg': `[buildout]\nparts = b\n[b]\nrecipe = kiln:cmmi\npath = src\n` });
+    const bin = join(p.dir, 'bin');
+    p.write({ 'bin/.keep': '' });
+    writeFileSync(join(bin, 'tar'), '#!/bin/sh\nexec /usr/bin/tar "$@"\n', { mode: 0o755 });
+    const r = kiln(p.dir, ['doctor', '--json'], { PATH: bin });
+    expect(r.code).toBe(4);
+    const out = JSON.parse(r.stdout);
+    expect(out.tools.find((t: { cmd: string }) => t.cmd === 'xorriso')).toMatchObject({ path: null, pkg: 'xorriso' });
+    expect(out.tools.find((t: { cmd: string }) => t.cmd === 'tar').path).toBe(join(bin, 'tar'));
+    expect(out.missingNeeded.map((m: { cmd: string }) => m.cmd).sort()).toEqual(['bash', 'make']);
+    const ok = kiln(p.dir, ['doctor']);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/all \d+ tools needed by buildout\.cfg are present/);
+  });
+});
