@@ -97,11 +97,20 @@ function sortKey(k: string): [string, string] {
  */
 export function updateSection(s1: SectionData, s2in: SectionData): SectionData {
   const s2 = s2in.clone();
-  const items = [...s2.keys.entries()].sort((a, b) => {
-    const ka = sortKey(a[0]);
-    const kb = sortKey(b[0]);
-    return pyCmp(ka[0], kb[0]) || pyCmp(ka[1], kb[1]);
-  });
+  let ops = false;
+  for (const k of s2.keys.keys()) {
+    const last = k.charCodeAt(k.length - 1);
+    if (last === 43 || last === 45) {
+      ops = true;
+      break;
+    }
+  }
+  const items = ops
+    ? [...s2.keys.entries()]
+        .map((e) => [sortKey(e[0]), e] as const)
+        .sort(([ka], [kb]) => pyCmp(ka[0], kb[0]) || pyCmp(ka[1], kb[1]))
+        .map(([, e]) => e)
+    : [];
   for (const [k, v] of items) {
     if (k.endsWith('+')) {
       const key = k.replace(/[ +]+$/, '');

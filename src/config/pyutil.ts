@@ -15,11 +15,15 @@ export function isPySpace(ch: string | undefined): boolean {
   return ch !== undefined && ch !== '' && WS_CHAR.test(ch);
 }
 
+const isWsCode = (c: number): boolean =>
+  c === 32 || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f) || (c >= 0x85 && WS_CHAR.test(String.fromCharCode(c)));
+
 export function pyRstrip(s: string): string {
-  return s.replace(TRAILING_WS, '');
+  return s.length && isWsCode(s.charCodeAt(s.length - 1)) ? s.replace(TRAILING_WS, '') : s;
 }
 
 export function pyStrip(s: string): string {
+  if (!s.length || (!isWsCode(s.charCodeAt(0)) && !isWsCode(s.charCodeAt(s.length - 1)))) return s;
   return s.replace(LEADING_WS, '').replace(TRAILING_WS, '');
 }
 
@@ -74,11 +78,15 @@ export function pyDirname(p: string): string {
 export function pyCmp(a: string, b: string): number {
   if (a === b) return 0;
   const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; ) {
-    const ca = a.codePointAt(i)!;
-    const cb = b.codePointAt(i)!;
-    if (ca !== cb) return ca < cb ? -1 : 1;
-    i += ca > 0xffff ? 2 : 1;
+  for (let i = 0; i < n; i++) {
+    const ca = a.charCodeAt(i);
+    const cb = b.charCodeAt(i);
+    if (ca === cb) continue;
+    // UTF-16 order equals code point order except surrogates (astral) vs U+E000..U+FFFF
+    const sa = ca >= 0xd800 && ca <= 0xdfff;
+    const sb = cb >= 0xd800 && cb <= 0xdfff;
+    if (sa !== sb && (ca >= 0xe000 || cb >= 0xe000)) return sa ? 1 : -1;
+    return ca < cb ? -1 : 1;
   }
   return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
 }

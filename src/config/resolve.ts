@@ -317,13 +317,7 @@ export class BuildoutConfig implements Config {
   /** Options._dosub */
   private dosub(o: Opts, option: string, v: string): void {
     const seen: SeenKey[] = [[o.name, option]];
-    o.cooked.set(
-      option,
-      v
-        .split('$$')
-        .map((s) => this.sub(o, option, s, seen))
-        .join('$$'),
-    );
+    o.cooked.set(option, this.subAll(o, option, v, seen));
   }
 
   /** Options.get */
@@ -350,30 +344,35 @@ export class BuildoutConfig implements Config {
         }
         seen.push([o.name, option]);
       }
-      const s = seen;
-      v = v
-        .split('$$')
-        .map((part) => this.sub(o, option, part, s))
-        .join('$$');
+      v = this.subAll(o, option, v, seen);
       seen.pop();
     }
     o.data.set(option, v);
     return v;
   }
 
+  /** `'$$'.join(self._sub(s, seen) for s in v.split('$$'))` */
+  private subAll(o: Opts, option: string, v: string, seen: SeenKey[]): string {
+    if (!v.includes('$$')) return this.sub(o, option, v, seen);
+    const pieces = v.split('$$');
+    for (let i = 0; i < pieces.length; i++) pieces[i] = this.sub(o, option, pieces[i], seen);
+    return pieces.join('$$');
+  }
+
   /** Options._sub: substitute the ${...} in one `$$`-free piece of a value. */
   private sub(o: Opts, option: string, template: string, seen: SeenKey[]): string {
+    if (!template.includes('${')) return template;
     const parts = template.split(TEMPLATE_SPLIT);
     if (parts.length === 1) return template;
     let out = parts[0];
-    const origin = () => o.raw.get(option)?.origin;
+    const org = o.raw.get(option)?.origin;
     for (let i = 1; i < parts.length; i += 2) {
       const ref = parts[i];
       const s = ref.slice(2, -1).split(':');
       if (!VALID.test(ref)) {
         const bad = (detail: string) =>
           new ConfigLanguageError('substitution-syntax', `the substitution ${ref} ${detail}`, {
-            origin: origin(),
+            origin: org,
             section: o.name,
             option,
           });
@@ -384,7 +383,6 @@ export class BuildoutConfig implements Config {
       }
       const section = s[0] || o.name;
       const opt = s[1];
-      const org = origin();
       this.addRef(o.name, section, org);
       const target = this.section0(section, { section: o.name, option, origin: org, what: ref });
       let v = this.getOpt(target, opt, seen);
