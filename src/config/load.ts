@@ -81,7 +81,7 @@ async function readLocation(ctx: OpenCtx, loc: string, via: Origin | undefined):
       if (ctx.offline()) throw ioError(`couldn't download ${loc} in offline mode`, via);
       let res: Response;
       try {
-        res = await fetch(loc);
+        res = await fetch(loc, { signal: AbortSignal.timeout(120_000) });
       } catch (e) {
         throw ioError(`error downloading extends for URL ${loc}: ${(e as Error).message}`, via);
       }
