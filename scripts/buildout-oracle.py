@@ -63,6 +63,8 @@ def kind_of(exc):
         if "Couldn't download" in msg or 'Error downloading' in msg:
             return 'io'
         return 'user'
+    if isinstance(exc, UnicodeDecodeError):
+        return 'io'
     if isinstance(exc, RecursionError):
         return 'recursion'
     if isinstance(exc, (SyntaxError, NameError, AttributeError, TypeError,

@@ -58,25 +58,38 @@ function ioError(detail: string, origin?: Origin): ConfigLanguageError {
   return new ConfigLanguageError('io', detail, origin ? { origin, section: 'buildout', option: 'extends' } : {});
 }
 
+/** Files are UTF-8, like Python's text mode here: invalid bytes are an error, a BOM is kept. */
+function decode(bytes: Uint8Array, loc: string, via: Origin | undefined): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw ioError(`${loc} is not valid UTF-8`, via);
+  }
+}
+
 async function readLocation(ctx: OpenCtx, loc: string, via: Origin | undefined): Promise<string> {
   let p = ctx.texts.get(loc);
   if (!p) {
     p = (async () => {
       if (!isUrl(loc)) {
+        let bytes: Uint8Array;
         try {
-          return await readFile(loc, 'utf8');
+          bytes = await readFile(loc);
         } catch (e) {
           throw ioError(`cannot read ${loc}: ${(e as Error).message}`, via);
         }
+        return decode(bytes, loc, via);
       }
       if (/^file:/i.test(loc)) {
         const m = /^file:\/\/[^/?#]*([^?#]*)/i.exec(loc);
         const fp = m ? m[1] : '';
+        let bytes: Uint8Array;
         try {
-          return await readFile(fp, 'utf8');
+          bytes = await readFile(fp);
         } catch (e) {
           throw ioError(`cannot read ${loc}: ${(e as Error).message}`, via);
         }
+        return decode(bytes, loc, via);
       }
       if (ctx.offline()) throw ioError(`couldn't download ${loc} in offline mode`, via);
       let res: Response;
@@ -86,7 +99,7 @@ async function readLocation(ctx: OpenCtx, loc: string, via: Origin | undefined):
         throw ioError(`error downloading extends for URL ${loc}: ${(e as Error).message}`, via);
       }
       if (!res.ok) throw ioError(`error downloading extends for URL ${loc}: HTTP ${res.status} ${res.statusText}`, via);
-      return await res.text();
+      return decode(new Uint8Array(await res.arrayBuffer()), loc, via);
     })();
     ctx.texts.set(loc, p);
   }
