@@ -1,7 +1,10 @@
 /** Unit tests of the config language: origins, history, references, errors, kiln options. */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/lib/errors.js';
 import { ConfigLanguageError, loadConfig } from '../src/config/index.js';
@@ -86,6 +89,42 @@ describe('origins and history', () => {
     expect(cfg.get('a', 'y')).toBe('2');
     expect(cfg.get('new', 'z')).toBe('3');
     expect(cfg.history('a', 'x').map((h) => h.op)).toEqual(['=', 'override']);
+  });
+});
+
+describe('remote extends', () => {
+  it('keeps URLs as origins and resolves relative names against the extending URL', async () => {
+    const remote = files({ 'r/base.cfg': '[buildout]\nextends = ../common/more.cfg\n[a]\nx = base\n', 'common/more.cfg': '[a]\ny = more\n' });
+    const server = createServer((req, res) => {
+      const p = path.join(remote, path.normalize(req.url ?? '/'));
+      try {
+        res.end(readFileSync(p));
+      } catch {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const { cfg } = await load({ 'buildout.cfg': `[buildout]\nextends = ${url}/r/base.cfg\nparts =\n[a]\nz = \${:x}\${:y}\n` });
+      expect(cfg.get('a', 'z')).toBe('basemore');
+      expect(cfg.origin('a', 'x')).toEqual({ file: `${url}/r/base.cfg`, line: 4 });
+      expect(cfg.origin('a', 'y')).toEqual({ file: `${url}/common/more.cfg`, line: 2 });
+      const offline = await error(() =>
+        load({ 'buildout.cfg': `[buildout]\nextends = ${url}/r/base.cfg\n` }, { overrides: [{ section: 'buildout', option: 'offline', value: 'true' }] }),
+      );
+      expect(offline.kind).toBe('io');
+      expect(offline.message).toContain('offline');
+      const missing = await error(() => load({ 'buildout.cfg': `[buildout]\nextends = ${url}/nope.cfg\n` }));
+      expect(missing.kind).toBe('io');
+      expect(missing.origin?.line).toBe(2);
+    } finally {
+      server.close();
+    }
+    const fileUrl = pathToFileURL(path.join(remote, 'r/base.cfg')).href;
+    const { cfg } = await load({ 'buildout.cfg': `[buildout]\nextends = ${fileUrl}\nparts =\n` });
+    expect(cfg.get('a', 'y')).toBe('more');
+    expect(cfg.origin('a', 'y')?.file).toBe(pathToFileURL(path.join(remote, 'common/more.cfg')).href);
   });
 });
 
