@@ -20,6 +20,7 @@ writeFileSync(join(dir, 'buildout.cfg'), top.join('\n') + '\n');
 
 const times = [];
 for (let run = 0; run < 7; run++) {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const cfg = await loadConfig(join(dir, 'buildout.cfg'), { buildoutDefaults: { 'parts-directory': 'parts' } });
   const t1 = performance.now();
@@ -29,8 +30,9 @@ for (let run = 0; run < 7; run++) {
     cfg.references(s);
   }
   const t2 = performance.now();
-  times.push([t1 - t0, t2 - t1, n]);
+  const c = process.cpuUsage(c0);
+  times.push([t1 - t0, t2 - t1, n, (c.user + c.system) / 1000]);
 }
 rmSync(dir, { recursive: true, force: true });
-for (const [load, resolve, n] of times)
-  console.log(`load ${load.toFixed(1)} ms, resolve+references ${resolve.toFixed(1)} ms (${n} options)`);
+for (const [load, resolve, n, cpu] of times)
+  console.log(`load ${load.toFixed(1)} ms, resolve+references ${resolve.toFixed(1)} ms (${n} options), cpu ${cpu.toFixed(1)} ms`);

@@ -16,6 +16,8 @@ export interface Hist extends OptionHistoryEntry {
 export class Key {
   /** zc.buildout's notion of `source` (history[-1].source of its own, shorter history). */
   bSource: Hist | undefined;
+  /** history is shared with the key this one was cloned from until it changes */
+  private shared = false;
   constructor(
     public value: string,
     public history: Hist[],
@@ -23,13 +25,23 @@ export class Key {
     this.bSource = history[history.length - 1];
   }
 
+  pushHistory(h: Hist): void {
+    if (this.shared) {
+      this.history = this.history.slice();
+      this.shared = false;
+    }
+    this.history.push(h);
+  }
+
   static set(value: string, origin: Origin, kind: SourceKind, op: Hist['op'] = '='): Key {
     return new Key(value, [{ op, value, origin, kind }]);
   }
 
   clone(): Key {
-    const k = new Key(this.value, this.history.slice());
+    const k = new Key(this.value, this.history);
     k.bSource = this.bSource;
+    k.shared = true;
+    this.shared = true;
     return k;
   }
 
@@ -46,7 +58,7 @@ export class Key {
     const lastOp = other.history[other.history.length - 1]?.op;
     if (lastOp !== '+=' && lastOp !== '-=') this.bSource = other.bSource;
     const mine = new Set(this.history);
-    for (const h of other.history) if (!mine.has(h)) this.history.push(h);
+    for (const h of other.history) if (!mine.has(h)) this.pushHistory(h);
   }
 
   /** SectionKey.addToValue */
@@ -54,7 +66,7 @@ export class Key {
     this.value = `${this.value}\n${added}`;
     const src = from.bSource;
     const h: Hist = { op: '+=', value: added, origin: src?.origin ?? { file: '', line: 0 }, kind: src?.kind ?? 'file' };
-    this.history.push(h);
+    this.pushHistory(h);
     this.bSource = h;
   }
 
@@ -67,7 +79,7 @@ export class Key {
       .join('\n');
     const src = from.bSource;
     const h: Hist = { op: '-=', value: removed, origin: src?.origin ?? { file: '', line: 0 }, kind: src?.kind ?? 'file' };
-    this.history.push(h);
+    this.pushHistory(h);
     this.bSource = h;
   }
 }
@@ -97,21 +109,14 @@ function sortKey(k: string): [string, string] {
  */
 export function updateSection(s1: SectionData, s2in: SectionData): SectionData {
   const s2 = s2in.clone();
-  let ops = false;
-  for (const k of s2.keys.keys()) {
+  // only the `name +` / `name -` keys do something in the loop: sort just those
+  const items: Array<[[string, string], string, Key]> = [];
+  for (const [k, v] of s2.keys) {
     const last = k.charCodeAt(k.length - 1);
-    if (last === 43 || last === 45) {
-      ops = true;
-      break;
-    }
+    if (last === 43 || last === 45) items.push([sortKey(k), k, v]);
   }
-  const items = ops
-    ? [...s2.keys.entries()]
-        .map((e) => [sortKey(e[0]), e] as const)
-        .sort(([ka], [kb]) => pyCmp(ka[0], kb[0]) || pyCmp(ka[1], kb[1]))
-        .map(([, e]) => e)
-    : [];
-  for (const [k, v] of items) {
+  if (items.length > 1) items.sort(([ka], [kb]) => pyCmp(ka[0], kb[0]) || pyCmp(ka[1], kb[1]));
+  for (const [, k, v] of items) {
     if (k.endsWith('+')) {
       const key = k.replace(/[ +]+$/, '');
       const sk = s2.keys.get(key) ?? s1.keys.get(key) ?? new Key('', []);

@@ -26,6 +26,8 @@ class Opts {
   raw: Map<string, Key>;
   cooked = new Map<string, string>();
   data = new Map<string, string>();
+  /** every option has been resolved (references are complete) */
+  complete = false;
   constructor(
     readonly name: string,
     raw: Map<string, Key>,
@@ -128,7 +130,12 @@ export class BuildoutConfig implements Config {
   }
 
   references(section: string): Map<string, Origin> {
-    this.section(section);
+    this.ensureBuildout();
+    const o = this.section0(section);
+    if (!o.complete) {
+      for (const k of o.keys()) this.getOpt(o, k);
+      o.complete = true;
+    }
     return new Map(this.refs.get(section) ?? []);
   }
 
@@ -142,6 +149,7 @@ export class BuildoutConfig implements Config {
     if (o && !o.raw.has(option)) {
       o.raw = new Map(o.raw);
       o.raw.set(option, key);
+      o.complete = false;
     }
   }
 
@@ -298,13 +306,29 @@ export class BuildoutConfig implements Config {
         for (const [k, v] of this.extendRaw(iname, src.keys, doing, { section: name, key: todo })) {
           const c = v.clone();
           const h = { op: 'macro' as const, value: c.value, origin, kind: 'file' as const };
-          c.history.push(h);
+          c.pushHistory(h);
           result.set(k, c);
         }
       }
-      const merged = updateSection(new SectionData(result), new SectionData(data));
-      merged.keys.delete('<');
-      return merged.keys;
+      let ops = false;
+      for (const k of data.keys()) {
+        const c = k.charCodeAt(k.length - 1);
+        if (c === 43 || c === 45) {
+          ops = true;
+          break;
+        }
+      }
+      if (ops) updateSection(new SectionData(result), new SectionData(data));
+      else {
+        // same as updateSection without +=/-= keys
+        for (const [k, v] of data) {
+          const r = result.get(k);
+          if (r) r.override(v);
+          else result.set(k, v.clone());
+        }
+      }
+      result.delete('<');
+      return result;
     } finally {
       doing.pop();
     }
