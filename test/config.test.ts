@@ -243,6 +243,16 @@ describe('errors name file:line, section and option', () => {
     expect(e.origin?.line).toBe(4);
   });
 
+  it('a reference chain too deep for the stack', async () => {
+    const lines = ['[buildout]', 'parts ='];
+    for (let i = 0; i < 3000; i++) lines.push(`[p${i}]`, `v = ${i + 1 < 3000 ? `\${p${i + 1}:v}x` : '0'}`);
+    const { dir, cfg } = await load({ 'buildout.cfg': lines.join('\n') });
+    const e = await error(() => cfg.get('p0', 'v'));
+    expect(e.message).toContain('nested too deeply');
+    expect(e.origin).toEqual({ file: path.join(dir, 'buildout.cfg'), line: 4 });
+    expect(cfg.get('p2990', 'v')).toBe('0' + 'x'.repeat(9));
+  });
+
   it('a missing option asked for by the engine', async () => {
     const { cfg } = await load({ 'buildout.cfg': '[buildout]\nparts =\n[a]\n' });
     const e = await error(() => cfg.get('a', 'nope'));

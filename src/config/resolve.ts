@@ -82,6 +82,10 @@ export class BuildoutConfig implements Config {
   }
 
   get(section: string, option: string): string {
+    return this.guard(section, option, () => this.get0(section, option));
+  }
+
+  private get0(section: string, option: string): string {
     this.ensureBuildout();
     const o = this.section0(section);
     const v = this.getOpt(o, option);
@@ -96,23 +100,25 @@ export class BuildoutConfig implements Config {
 
   getOptional(section: string, option: string): string | undefined {
     if (!this.data.has(section)) return undefined;
-    this.ensureBuildout();
-    return this.getOpt(this.section0(section), option);
+    return this.guard(section, option, () => {
+      this.ensureBuildout();
+      return this.getOpt(this.section0(section), option);
+    });
   }
 
   section(section: string): Record<string, string> {
-    this.ensureBuildout();
-    const o = this.section0(section);
     const out: Record<string, string> = {};
-    for (const k of o.keys()) out[k] = this.getOpt(o, k)!;
+    for (const [k, v] of this.sectionEntries(section)) out[k] = v;
     return out;
   }
 
   /** All options of a section, resolved, as ordered pairs (order as zc.buildout's Options.keys()). */
   sectionEntries(section: string): Array<[string, string]> {
-    this.ensureBuildout();
-    const o = this.section0(section);
-    return o.keys().map((k) => [k, this.getOpt(o, k)!]);
+    return this.guard(section, undefined, () => {
+      this.ensureBuildout();
+      const o = this.section0(section);
+      return o.keys().map((k): [string, string] => [k, this.getOpt(o, k)!]);
+    });
   }
 
   origin(section: string, option: string): Origin | undefined {
@@ -130,13 +136,31 @@ export class BuildoutConfig implements Config {
   }
 
   references(section: string): Map<string, Origin> {
-    this.ensureBuildout();
-    const o = this.section0(section);
-    if (!o.complete) {
-      for (const k of o.keys()) this.getOpt(o, k);
-      o.complete = true;
+    return this.guard(section, undefined, () => {
+      this.ensureBuildout();
+      const o = this.section0(section);
+      if (!o.complete) {
+        for (const k of o.keys()) this.getOpt(o, k);
+        o.complete = true;
+      }
+      return new Map(this.refs.get(section) ?? []);
+    });
+  }
+
+  /** Resolution is recursive (as in zc.buildout): turn a stack overflow into a ConfigError. */
+  private guard<T>(section: string, option: string | undefined, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof RangeError && /call stack/i.test(e.message)) {
+        throw new ConfigLanguageError(
+          'user',
+          'substitutions are nested too deeply (a chain of several hundred ${section:option} references that each need the next one resolved)',
+          { origin: option !== undefined ? this.rawKey(section, option)?.origin : this.sectionOrigin(section), section, option },
+        );
+      }
+      throw e;
     }
-    return new Map(this.refs.get(section) ?? []);
   }
 
   setDefault(section: string, option: string, value: string, origin: Origin): void {
