@@ -122,9 +122,10 @@ export function parseConfig(text: string, file: string, globals: () => Record<st
     }
     if (cursect === undefined) {
       if (!pyStrip(line)) continue;
+      const why = sectionCondition ? '' : ' (the section header above it has a false condition, so it is ignored)';
       throw new ConfigLanguageError(
         'syntax',
-        `file contains no section headers: ${pyRepr(line)} appears before any [section]`,
+        `file contains no section headers: ${pyRepr(body)} appears before any [section]${why}`,
         { origin: { file, line: lineno } },
       );
     }
@@ -144,7 +145,7 @@ export function parseConfig(text: string, file: string, globals: () => Record<st
     } else if (!(optname !== undefined || pyStrip(line))) {
       continue;
     } else {
-      bad.push([lineno, line]);
+      bad.push([lineno, body]);
     }
   }
 
