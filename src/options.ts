@@ -77,7 +77,7 @@ export class Options implements PartOptions {
   paths(name: string): string[] {
     return this.lines(name).map((v) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : this.resolvePath(name, v)));
   }
-  private resolvePath(name: string, v: string): string {
+  resolvePath(name: string, v: string): string {
     if (isAbsolute(v)) return v;
     const o = this.origin(name);
     const base = o && isAbsolute(o.file) ? dirname(o.file) : this.baseDir;

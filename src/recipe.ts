@@ -32,6 +32,8 @@ export interface PartOptions {
   path(name: string): string | undefined;
   /** one path per line (URLs left alone), each resolved like path() */
   paths(name: string): string[];
+  /** resolve a relative path found in option `name` against the file that defined the option */
+  resolvePath(name: string, value: string): string;
   origin(name: string): Origin | undefined;
   /** a ConfigError pointing at this option */
   error(name: string, detail: string): Error;

@@ -45,10 +45,10 @@ export class Signer {
     }
   }
 
-  private args(): string[] {
+  private args(digest = 'SHA512'): string[] {
     return [
       'gpg', '--homedir', this.home, '--batch', '--no-tty', '--quiet', '--yes',
-      '--faked-system-time', `${this.time}!`, '--digest-algo', 'SHA512', '--local-user', this.fingerprint,
+      '--faked-system-time', `${this.time}!`, '--digest-algo', digest, '--local-user', this.fingerprint,
       ...(this.passphraseFile ? ['--pinentry-mode', 'loopback', '--passphrase-file', this.passphraseFile] : []),
     ];
   }
@@ -59,8 +59,8 @@ export class Signer {
   }
 
   /** Write a detached signature of `file` to `out` (armored unless binary). */
-  async detachSign(file: string, out: string, armor = true): Promise<void> {
-    await run([...this.args(), ...(armor ? ['--armor'] : []), '--detach-sign', '--output', out, file], this.runOpts);
+  async detachSign(file: string, out: string, armor = true, digest = 'SHA512'): Promise<void> {
+    await run([...this.args(digest), ...(armor ? ['--armor'] : []), '--detach-sign', '--output', out, file], this.runOpts);
   }
 
   /** The public key, armored. */

@@ -1,0 +1,151 @@
+/**
+ * The file manifest shared by the package writers (.deb, .rpm): what goes into a package,
+ * validated (absolute paths, no '..', no duplicates, sources that exist), with parent
+ * directories implied, owners root:root unless set, mtimes clamped to SOURCE_DATE_EPOCH,
+ * and a deterministic order (depth-first, names sorted bytewise, like tar --sort=name).
+ */
+import { lstatSync, statSync } from 'node:fs';
+import { KilnError } from '../lib/errors.js';
+
+export interface PkgFile {
+  /** absolute path in the package, e.g. /usr/bin/hello */
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  /** host file to copy (type file) */
+  source?: string;
+  /** literal content (type file) */
+  content?: Buffer | string;
+  /** symlink target */
+  target?: string;
+  /** permission bits (default 0644 files, 0755 dirs, 0777 symlinks) */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  user?: string;
+  group?: string;
+  mtime?: number;
+  /** deb conffile / rpm %config */
+  conffile?: boolean;
+  /** rpm %config(noreplace) (implies conffile) */
+  noreplace?: boolean;
+  /** rpm %ghost: owned, not shipped */
+  ghost?: boolean;
+  /** rpm %doc / %license */
+  doc?: boolean;
+  license?: boolean;
+}
+
+export interface ManifestEntry extends Required<Pick<PkgFile, 'path' | 'type' | 'uid' | 'gid' | 'user' | 'group' | 'mtime'>> {
+  /** permission bits only */
+  perm: number;
+  /** full st_mode with the type bits */
+  mode: number;
+  size: number;
+  source?: string;
+  content?: Buffer;
+  target?: string;
+  conffile: boolean;
+  noreplace: boolean;
+  ghost: boolean;
+  doc: boolean;
+  license: boolean;
+  /** directories added because a listed path is below them */
+  implied: boolean;
+}
+
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+export function normalizePath(p: string): string {
+  if (!p.startsWith('/')) throw new KilnError(`package path '${p}' is not absolute`);
+  const parts = p.split('/').filter((s) => s !== '' && s !== '.');
+  if (parts.includes('..')) throw new KilnError(`package path '${p}' contains '..'`);
+  return '/' + parts.join('/');
+}
+
+/** Depth-first order with bytewise-sorted names (what tar --sort=name produces). */
+export function comparePaths(a: string, b: string): number {
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return Buffer.compare(Buffer.from(x[i]!), Buffer.from(y[i]!));
+  }
+  return x.length - y.length;
+}
+
+export function buildManifest(files: PkgFile[], sourceDateEpoch: number): ManifestEntry[] {
+  const byPath = new Map<string, ManifestEntry>();
+  for (const f of files) {
+    const path = normalizePath(f.path);
+    if (path === '/') throw new KilnError(`package path '${f.path}' is the root directory`);
+    if (byPath.has(path)) throw new KilnError(`duplicate package path ${path}`);
+    let size = 0;
+    let content: Buffer | undefined;
+    if (f.type === 'file') {
+      if (f.content !== undefined) content = Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content);
+      else if (f.source !== undefined) {
+        let st;
+        try {
+          st = statSync(f.source);
+        } catch {
+          throw new KilnError(`source file for ${path} not found: ${f.source}`);
+        }
+        if (!st.isFile()) throw new KilnError(`source for ${path} is not a regular file: ${f.source}`);
+        size = st.size;
+      } else if (!f.ghost) throw new KilnError(`file ${path} has neither a source nor content`);
+      if (content) size = content.length;
+    } else if (f.type === 'symlink') {
+      if (!f.target) throw new KilnError(`symlink ${path} has no target`);
+      size = Buffer.byteLength(f.target);
+    } else if (f.type !== 'dir') throw new KilnError(`unknown file type '${String(f.type)}' for ${path}`);
+    const perm = (f.mode ?? (f.type === 'dir' ? 0o755 : f.type === 'symlink' ? 0o777 : 0o644)) & 0o7777;
+    const type = f.type === 'dir' ? S_IFDIR : f.type === 'symlink' ? S_IFLNK : S_IFREG;
+    byPath.set(path, {
+      path,
+      type: f.type,
+      perm,
+      mode: type | perm,
+      size: f.ghost ? 0 : size,
+      source: f.source,
+      content,
+      target: f.target,
+      uid: f.uid ?? 0,
+      gid: f.gid ?? 0,
+      user: f.user ?? 'root',
+      group: f.group ?? 'root',
+      mtime: Math.min(f.mtime ?? sourceDateEpoch, sourceDateEpoch),
+      conffile: !!(f.conffile || f.noreplace),
+      noreplace: !!f.noreplace,
+      ghost: !!f.ghost,
+      doc: !!f.doc,
+      license: !!f.license,
+      implied: false,
+    });
+  }
+  // parents
+  for (const path of [...byPath.keys()]) {
+    const parts = path.split('/').slice(1, -1);
+    for (let i = 1; i <= parts.length; i++) {
+      const dir = '/' + parts.slice(0, i).join('/');
+      const e = byPath.get(dir);
+      if (e && e.type !== 'dir') throw new KilnError(`${dir} is a ${e.type} but ${path} is below it`);
+      if (!e) {
+        byPath.set(dir, {
+          path: dir, type: 'dir', perm: 0o755, mode: S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, user: 'root', group: 'root',
+          mtime: sourceDateEpoch, conffile: false, noreplace: false, ghost: false, doc: false, license: false, implied: true,
+        });
+      }
+    }
+  }
+  return [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
+}
+
+/** lstat-based check used by recipes when collecting files from a tree. */
+export function isSymlink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
