@@ -353,6 +353,9 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       );
     }
     const values = config.section(name);
+    // buildout keeps `$$` in resolved values; recipes get the `$` it stands for (so `$${VAR}`
+    // in a recipe file reaches a script as `${VAR}`)
+    for (const [k, v] of Object.entries(values)) if (v.includes('$$')) values[k] = v.replace(/\$\$/g, '$');
     // replace shared-part placeholders by their real locations (deps come first in order)
     for (const [k, v] of Object.entries(values)) {
       if (v.includes('@@kiln-shared-location:')) {
