@@ -9,6 +9,7 @@ import { ExitCode, KilnError } from '../lib/errors.js';
 import { rmrf } from '../lib/fsutil.js';
 import { requireTool } from '../lib/tools.js';
 import type { BuildContext } from '../recipe.js';
+import { cleanRoomRunner } from './cleanroom.js';
 import type { Reporter } from './events.js';
 import type { Part, Project, SignatureParts } from './project.js';
 import { Lock, Store, type PartState, type State } from './store.js';
@@ -113,7 +114,9 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       if (e.status !== 'build') continue;
       const part = project.parts.get(e.part)!;
       const planCtx = { part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir };
-      for (const tool of part.recipe.tools?.(planCtx) ?? []) requireTool(tool, part.name);
+      // a clean-room part runs its tools in the chroot: the host needs docker only
+      const inChroot = part.recipe.options.chroot && part.options.get('chroot')?.trim();
+      for (const tool of inChroot ? ['docker'] : (part.recipe.tools?.(planCtx) ?? [])) requireTool(tool, part.name);
     }
     opts.reporter.event({ type: 'start', parts: names.length, toBuild, jobs: opts.jobs });
     if (toBuild > 0 || planned.some((e) => e.status === 'restore')) await store.cleanTmp();
@@ -207,6 +210,11 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
           }),
       };
       try {
+        const chroot = part.recipe.options.chroot ? part.options.get('chroot')?.trim() : undefined;
+        if (chroot) {
+          log(`# kiln: clean-room build in ${chroot}\n`);
+          ctx.run = await cleanRoomRunner(ctx, chroot, part.options.bool('network', false), { log, logFile, part: part.name, signal: ac.signal });
+        }
         if (previous && part.recipe.update) await part.recipe.update(ctx);
         else await part.recipe.install(ctx);
         if (ac.signal.aborted) throw new KilnError('interrupted', ExitCode.INTERRUPTED);
@@ -221,6 +229,12 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
         log(`# kiln: FAILED: ${err.message}\n`);
+        // test reports of a failed part still reach out/test-results/
+        try {
+          collectTestResults(project, part, staging);
+        } catch {
+          /* nothing to collect */
+        }
         res.failed.push({ part: part.name, error: err });
         failed.add(part.name);
         opts.reporter.event({

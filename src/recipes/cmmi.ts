@@ -47,6 +47,8 @@ export const recipe: Recipe = {
   version: '1',
   description: 'configure / make / make install an upstream source into the part (slapos.recipe.cmmi compatible)',
   options: {
+    chroot: { description: 'build inside this chroot (${some-chroot:location}): a container, no network, clean room' },
+    network: { description: 'allow network access inside the chroot', default: 'false' },
     url: { description: 'source archive URL or local path' },
     path: { description: 'local source directory (instead of url)' },
     md5sum: { description: 'MD5 of the archive (SlapOS compatible)' },

@@ -20,6 +20,8 @@ export const recipe: Recipe = {
   version: '1',
   description: 'run a command or a bash script with declared inputs and outputs',
   options: {
+    chroot: { description: 'build inside this chroot (${some-chroot:location}): a container, no network, clean room' },
+    network: { description: 'allow network access inside the chroot', default: 'false' },
     command: { description: 'bash script (your own code); options reach it as $KILN_OPT_<NAME>' },
     argv: { description: 'a command, one argument per line, run without a shell' },
     'update-command': { description: 'plone.recipe.command compatibility (ignored: kiln rebuilds when inputs change)' },

@@ -335,7 +335,8 @@ export const recipe: Recipe = {
     const ins = parseFileRules(o).map((r) => r.src).filter((s) => !/[*?[]/.test(s));
     for (const s of [...SCRIPTS, 'deb-preinst', 'deb-postinst', 'deb-prerm', 'deb-postrm', 'rpm-pre', 'rpm-post', 'rpm-preun', 'rpm-postun']) {
       const v = o.get(s)?.trim();
-      if (v && !v.includes('\n') && !v.startsWith('#!')) ins.push(o.resolvePath(s, v));
+      // a script given as a file: its content is an input (inline one-line scripts are options)
+      if (v && !v.includes('\n') && !v.startsWith('#!') && hostFile(o.resolvePath(s, v)) === 'file') ins.push(o.resolvePath(s, v));
     }
     for (const k of ['signing-key', 'signing-key-passphrase-file']) if (o.path(k)) ins.push(o.path(k)!);
     return ins;
