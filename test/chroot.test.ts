@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { kiln, parts, project } from './helpers/kiln.js';
+import { kilnP, parts, project } from './helpers/kiln.js';
 
 // chroots are cached by content in the user's cache, as a release engineer's runs would
 const CACHE = join(process.env.HOME ?? '/root', '.cache', 'kiln');
@@ -13,15 +13,15 @@ const minbase = `[bookworm]\nrecipe = kiln:chroot\nsuite = bookworm\nvariant = m
 
 const kilnContainers = () => execFileSync('docker', ['ps', '-a', '--filter', 'label=kiln=1', '--format', '{{.Names}}'], { encoding: 'utf8' }).split('\n').filter(Boolean);
 
-beforeAll(() => {
+beforeAll(async () => {
   execFileSync('bash', [join(import.meta.dirname, '..', 'scripts', 'setup.sh')], { env: { ...process.env, KILN_SETUP_SKIP_APT: '1' }, stdio: 'inherit' });
 }, 120_000);
 
 describe('kiln:chroot', () => {
-  test('a bookworm minbase chroot: tarball, manifest, image; a second build anywhere comes from the cache', () => {
+  test('a bookworm minbase chroot: tarball, manifest, image; a second build anywhere comes from the cache', async () => {
     const p = project({ 'buildout.cfg': `[buildout]\nparts = bookworm\n${minbase}` });
     const t0 = Date.now();
-    const r = kiln(p.dir, ['build'], env);
+    const r = await kilnP(p.dir, ['build'], env);
     expect(r.code, r.stderr).toBe(0);
     console.log(`chroot build (cold or cached): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const out = join(p.dir, 'out/parts/bookworm');
@@ -31,7 +31,7 @@ describe('kiln:chroot', () => {
     // another project, nothing built yet: the chroot comes from the cache, mmdebstrap does not run
     const q = project({ 'buildout.cfg': `[buildout]\nparts = bookworm\n${minbase}` });
     const t1 = Date.now();
-    const r2 = kiln(q.dir, ['build'], env);
+    const r2 = await kilnP(q.dir, ['build'], env);
     expect(r2.code).toBe(0);
     console.log(`cached chroot build in a new project: ${((Date.now() - t1) / 1000).toFixed(2)} s`);
     const log = readFileSync(join(q.dir, 'out/logs/bookworm.log'), 'utf8');
@@ -40,34 +40,34 @@ describe('kiln:chroot', () => {
     expect(readFileSync(join(q.dir, 'out/parts/bookworm/rootfs.tar')).equals(readFileSync(join(out, 'rootfs.tar')))).toBe(true);
   }, 300_000);
 
-  test('the tarball is bit-identical across two uncached builds with the same SOURCE_DATE_EPOCH', () => {
+  test('the tarball is bit-identical across two uncached builds with the same SOURCE_DATE_EPOCH', async () => {
     const cfg = `[buildout]\nparts = c\n[c]\nrecipe = kiln:chroot\nvariant = minbase\ncache = false\n`;
     const a = project({ 'buildout.cfg': cfg });
     const b = project({ 'buildout.cfg': cfg });
-    expect(kiln(a.dir, ['build'], env).code).toBe(0);
-    expect(kiln(b.dir, ['build'], env).code).toBe(0);
+    expect((await kilnP(a.dir, ['build'], env)).code).toBe(0);
+    expect((await kilnP(b.dir, ['build'], env)).code).toBe(0);
     const r = spawnSync('cmp', [join(a.dir, 'out/parts/c/rootfs.tar'), join(b.dir, 'out/parts/c/rootfs.tar')]);
     expect(r.status, String(r.stdout)).toBe(0);
   }, 300_000);
 
-  test('bad options: unknown format, missing hook file', () => {
+  test('bad options: unknown format, missing hook file', async () => {
     const p = project({ 'buildout.cfg': `[buildout]\nparts = c\n[c]\nrecipe = kiln:chroot\nformat = zip\n` });
-    const r = kiln(p.dir, ['build'], env);
+    const r = await kilnP(p.dir, ['build'], env);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/buildout\.cfg:\d+: \[c\] format: unknown format 'zip'/);
     const q = project({ 'buildout.cfg': `[buildout]\nparts = c\n[c]\nrecipe = kiln:chroot\ncustomize = hooks/nothere.sh\n` });
-    const r2 = kiln(q.dir, ['build'], env);
+    const r2 = await kilnP(q.dir, ['build'], env);
     expect(r2.code).toBe(3);
     expect(r2.stderr).toMatch(/\[c\] customize: file not found: .*hooks\/nothere\.sh/);
   });
 });
 
 describe('clean-room builds and container tests', () => {
-  test('a command in the chroot: no network, the dependency outputs visible read-only, its output kept', () => {
+  test('a command in the chroot: no network, the dependency outputs visible read-only, its output kept', async () => {
     const p = project({
       'buildout.cfg': `[buildout]\nparts = probe\n${minbase}\n[input]\nrecipe = kiln:command\ncommand = echo from-input > "$OUT/in.txt"\n[probe]\nrecipe = kiln:command\nchroot = \${bookworm:location}\nsrc = \${input:location}/in.txt\ncommand =\n  cat /etc/debian_version > "$OUT/version"\n  ls /sys/class/net > "$OUT/net"\n  cat "$KILN_OPT_SRC" > "$OUT/copied"\n  if touch "$KILN_OPT_SRC" 2>/dev/null; then echo writable > "$OUT/ro"; else echo read-only > "$OUT/ro"; fi\n`,
     });
-    const r = kiln(p.dir, ['build'], env);
+    const r = await kilnP(p.dir, ['build'], env);
     expect(r.code, r.stderr).toBe(0);
     const o = (f: string) => readFileSync(join(p.dir, 'out/parts/probe', f), 'utf8');
     expect(o('version')).toMatch(/^12\./);
@@ -77,11 +77,11 @@ describe('clean-room builds and container tests', () => {
     expect(kilnContainers()).toEqual([]);
   }, 300_000);
 
-  test('a failing container test fails loudly with the output, writes JUnit, and leaves no container', () => {
+  test('a failing container test fails loudly with the output, writes JUnit, and leaves no container', async () => {
     const p = project({
       'buildout.cfg': `[buildout]\nparts = t\n${minbase}\n[t]\nrecipe = kiln:container-test\nimage = \${bookworm:location}\ntest-os = cat /etc/os-release\nexpect-os = ^ID=debian$\ntest-wrong = echo "the actual output"\nexpect-wrong = ^something else$\ntest-crash = sh -c 'echo dying >&2; exit 7'\n`,
     });
-    const r = kiln(p.dir, ['build', '--json'], env);
+    const r = await kilnP(p.dir, ['build', '--json'], env);
     expect(r.code).toBe(1);
     expect(parts(r, 'part-failed')).toEqual(['t']);
     const error = String(r.events.find((e) => e.type === 'part-failed')!.error);

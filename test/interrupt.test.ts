@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { kiln, kilnAsync, parts, project } from './helpers/kiln.js';
+import { kilnAsync, kilnP, parts, project } from './helpers/kiln.js';
 
 const cfg = (version: string) => `[buildout]
 parts = final
@@ -38,7 +38,7 @@ const tree = (d: string) => readdirSync(d).sort().map((n) => `${n}:${readFileSyn
 describe('interruption', () => {
   test('kill -9 during a build: no partial output is ever visible, and the rebuild equals an uninterrupted build', async () => {
     const p = project({ 'buildout.cfg': cfg('v1') });
-    expect(kiln(p.dir, ['build']).code).toBe(0);
+    expect((await kilnP(p.dir, ['build'])).code).toBe(0);
     p.write({ 'buildout.cfg': cfg('v2') });
     const child = kilnAsync(p.dir, ['build']);
     const seen = new Set<string>();
@@ -64,14 +64,14 @@ describe('interruption', () => {
     checkConsistent(p.dir, seen);
     expect(readFileSync(join(p.dir, 'out/parts/slow/complete'), 'utf8')).toBe('v1\n');
     // the stale lock of the killed process does not block the rebuild
-    const r = kiln(p.dir, ['build', '--json']);
+    const r = await kilnP(p.dir, ['build', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(parts(r, 'part-done')).toEqual(['final', 'slow']);
     checkConsistent(p.dir, seen);
     expect([...seen].sort()).toEqual(['v1', 'v2']);
     // identical to a build that was never interrupted
     const q = project({ 'buildout.cfg': cfg('v2') });
-    expect(kiln(q.dir, ['build']).code).toBe(0);
+    expect((await kilnP(q.dir, ['build'])).code).toBe(0);
     expect(tree(join(p.dir, 'out/parts/slow'))).toEqual(tree(join(q.dir, 'out/parts/slow')));
     expect(readFileSync(join(p.dir, 'out/parts/final/all'), 'utf8')).toBe(readFileSync(join(q.dir, 'out/parts/final/all'), 'utf8'));
     // nothing left behind in the staging area after the successful rebuild
@@ -85,10 +85,10 @@ describe('locking', () => {
     const first = kilnAsync(p.dir, ['build']);
     const logFile = join(p.dir, 'out/logs/slow.log');
     while (!existsSync(logFile)) await new Promise((r) => setTimeout(r, 10));
-    const noWait = kiln(p.dir, ['build', '--no-wait']);
+    const noWait = await kilnP(p.dir, ['build', '--no-wait']);
     expect(noWait.code).toBe(5);
     expect(noWait.stderr).toMatch(/another kiln build \(pid \d+\)/);
-    const second = kiln(p.dir, ['build', '--json']);
+    const second = await kilnP(p.dir, ['build', '--json']);
     const code = await new Promise((r) => (first.exitCode !== null ? r(first.exitCode) : first.once('exit', r)));
     expect(code).toBe(0);
     expect(second.code).toBe(0);

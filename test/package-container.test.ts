@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { generateTestKey } from '../src/lib/gpg.js';
-import { kiln, project } from './helpers/kiln.js';
+import { kilnP, project } from './helpers/kiln.js';
 
 const env = { KILN_CACHE_DIR: join(process.env.HOME ?? '/root', '.cache', 'kiln') };
 
@@ -56,7 +56,7 @@ beforeAll(async () => {
   p1 = project({ 'buildout.cfg': cfg('1.0', key) });
   p2 = project({ 'buildout.cfg': cfg('2.0', key) });
   for (const p of [p1, p2]) {
-    const r = kiln(p.dir, ['build'], env);
+    const r = await kilnP(p.dir, ['build'], env);
     if (r.code !== 0) throw new Error(r.stderr);
   }
   image = readFileSync(join(p1.dir, 'out/parts/bookworm/image-tag'), 'utf8').trim();
@@ -72,7 +72,7 @@ function inContainer(script: string, mounts: string[]) {
 const repoOf = (p: ReturnType<typeof project>) => execFileSync('readlink', ['-f', join(p.dir, 'out/parts/repo')], { encoding: 'utf8' }).trim();
 
 describe('in a clean bookworm container', () => {
-  test('apt-get update && apt-get install from the signed repository; a tampered Packages is rejected', () => {
+  test('apt-get update && apt-get install from the signed repository; a tampered Packages is rejected', async () => {
     const repo = repoOf(p1);
     // the sources entry names the repository's location; mount the store entry there
     const sources = readFileSync(join(repo, 'kiln.sources'), 'utf8');
@@ -95,7 +95,7 @@ describe('in a clean bookworm container', () => {
     expect(r.stdout + r.stderr).toMatch(/Hash Sum mismatch|File has unexpected size/);
   }, 300_000);
 
-  test('dpkg installs, upgrades keeping a modified conffile, removes and purges, running the scripts', () => {
+  test('dpkg installs, upgrades keeping a modified conffile, removes and purges, running the scripts', async () => {
     const deb = (p: ReturnType<typeof project>) => {
       const d = execFileSync('readlink', ['-f', join(p.dir, 'out/parts/pkg')], { encoding: 'utf8' }).trim();
       return join(d, readdirSync(d).find((f) => f.endsWith('.deb'))!);

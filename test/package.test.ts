@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { generateTestKey } from '../src/lib/gpg.js';
-import { kiln, project } from './helpers/kiln.js';
+import { kilnP, project } from './helpers/kiln.js';
 
 let key: string;
 beforeAll(async () => {
@@ -85,14 +85,14 @@ let proj: ReturnType<typeof project>;
 const out = (p: string) => join(proj.dir, 'out/parts', p);
 const one = (dir: string, ext: string) => join(dir, readdirSync(dir).find((f) => f.endsWith(ext))!);
 
-beforeAll(() => {
+beforeAll(async () => {
   proj = project({ 'buildout.cfg': cfg('1.0').replace('secret = KEY', `secret = ${key}`) });
-  const r = kiln(proj.dir, ['build']);
+  const r = await kilnP(proj.dir, ['build']);
   if (r.code !== 0) throw new Error(r.stderr);
 }, 120_000);
 
 describe('.deb', () => {
-  test('dpkg-deb reads the package; fields, files and scripts are as declared', () => {
+  test('dpkg-deb reads the package; fields, files and scripts are as declared', async () => {
     const deb = one(out('tool-pkg'), '.deb');
     expect(deb.endsWith('kiln-tool_1.0-1_all.deb')).toBe(true);
     const field = (f: string) => execFileSync('dpkg-deb', ['--field', deb, f], { encoding: 'utf8' }).trim();
@@ -109,13 +109,13 @@ describe('.deb', () => {
     expect(execFileSync('dpkg-deb', ['--ctrl-tarfile', deb]).length).toBeGreaterThan(0);
   });
 
-  test('lintian finds no errors', () => {
+  test('lintian finds no errors', async () => {
     const r = spawnSync('lintian', ['--tag-display-limit', '0', one(out('tool-pkg'), '.deb'), one(out('data-pkg'), '.deb')], { encoding: 'utf8' });
     const errors = r.stdout.split('\n').filter((l) => l.startsWith('E:'));
     expect(errors, r.stdout).toEqual([]);
   }, 120_000);
 
-  test('installs, upgrades (keeping a modified conffile), removes and purges with dpkg, running its scripts', () => {
+  test('installs, upgrades (keeping a modified conffile), removes and purges with dpkg, running its scripts', async () => {
     const root = mkdtempSync(join(tmpdir(), 'kiln-dpkg-'));
     for (const d of ['var/lib/dpkg/info', 'var/lib/dpkg/updates', 'var/lib/dpkg/triggers', 'var/log']) mkdirSync(join(root, d), { recursive: true });
     writeFileSync(join(root, 'var/lib/dpkg/status'), '');
@@ -131,7 +131,7 @@ describe('.deb', () => {
     // the user edits the conffile, then v2 arrives
     writeFileSync(join(root, 'etc/kiln-tool.conf'), 'setting = mine\n');
     const p2 = project({ 'buildout.cfg': cfg('2.0').replace('secret = KEY', `secret = ${key}`) });
-    expect(kiln(p2.dir, ['build']).code).toBe(0);
+    expect((await kilnP(p2.dir, ['build'])).code).toBe(0);
     dpkg('--force-confold', '-i', one(join(p2.dir, 'out/parts/data-pkg'), '.deb'), one(join(p2.dir, 'out/parts/tool-pkg'), '.deb'));
     expect(readFileSync(join(root, 'usr/bin/kiln-tool'), 'utf8')).toContain('tool 2.0');
     expect(readFileSync(join(root, 'etc/kiln-tool.conf'), 'utf8')).toBe('setting = mine\n');
@@ -158,7 +158,7 @@ function rpmRoot(): string {
 
 describe('.rpm', () => {
   const rpm = () => one(out('tool-pkg'), '.rpm');
-  test('rpm -K verifies digests and the signature; every declared tag reads back', () => {
+  test('rpm -K verifies digests and the signature; every declared tag reads back', async () => {
     const db = mkdtempSync(join(tmpdir(), 'kiln-rpmdb-'));
     const pub = join(out('rpmrepo'), 'RPM-GPG-KEY-kiln');
     execFileSync('rpm', ['--dbpath', db, '--import', pub]);
@@ -180,14 +180,14 @@ describe('.rpm', () => {
     expect(listing.split('\n').filter(Boolean).sort()).toEqual(['./etc/kiln-tool.conf', './usr/bin/kiln-tool', './usr/bin/kt', './var/lib/kiln-tool']);
   });
 
-  test('rpmlint finds no errors (signing key known)', () => {
+  test('rpmlint finds no errors (signing key known)', async () => {
     const home = mkdtempSync(join(tmpdir(), 'kiln-rpmlint-'));
     execFileSync('rpm', ['--import', join(out('rpmrepo'), 'RPM-GPG-KEY-kiln')], { env: { ...process.env, HOME: home } });
     const r = spawnSync('rpmlint', [rpm(), one(out('data-pkg'), '.rpm')], { encoding: 'utf8', env: { ...process.env, HOME: home } });
     expect(r.stdout, r.stdout).toMatch(/\b0 errors\b/);
   }, 120_000);
 
-  test('installs and erases with rpm --root on a fresh rpmdb, running its scriptlets', () => {
+  test('installs and erases with rpm --root on a fresh rpmdb, running its scriptlets', async () => {
     const root = rpmRoot();
     const rpmr = (...a: string[]) => {
       const r = spawnSync('rpm', ['--root', root, ...a], { encoding: 'utf8' });
@@ -202,7 +202,7 @@ describe('.rpm', () => {
     expect(readFileSync(join(root, 'var/log/kiln-tool.log'), 'utf8')).toBe('preinst 1\npostinst 1\nprerm 0\npostrm 0\n');
   });
 
-  test('dnf installs from the generated, signed rpm repository', () => {
+  test('dnf installs from the generated, signed rpm repository', async () => {
     const root = mkdtempSync(join(tmpdir(), 'kiln-dnf-'));
     const repos = mkdtempSync(join(tmpdir(), 'kiln-repos-'));
     copyFileSync(join(out('rpmrepo'), 'kiln.repo'), join(repos, 'kiln.repo'));
@@ -214,9 +214,9 @@ describe('.rpm', () => {
 });
 
 describe('reproducibility and bad inputs', () => {
-  test('two builds in different directories give identical .deb and .rpm bytes', () => {
+  test('two builds in different directories give identical .deb and .rpm bytes', async () => {
     const again = project({ 'buildout.cfg': cfg('1.0').replace('secret = KEY', `secret = ${key}`) });
-    expect(kiln(again.dir, ['build']).code).toBe(0);
+    expect((await kilnP(again.dir, ['build'])).code).toBe(0);
     for (const [part, ext] of [['tool-pkg', '.deb'], ['tool-pkg', '.rpm'], ['data-pkg', '.deb'], ['data-pkg', '.rpm']] as const) {
       const a = readFileSync(one(out(part), ext));
       const b = readFileSync(one(join(again.dir, 'out/parts', part), ext));
@@ -231,9 +231,9 @@ describe('reproducibility and bad inputs', () => {
     ['file outside the root', bad('f.txt => /usr/../../etc/passwd'), 3, /\[p\] files: destination '\/usr\/\.\.\/\.\.\/etc\/passwd' contains '\.\.'/],
     ['missing source', bad('missing.txt => /usr/share/f.txt'), 1, /\[p\] files: source not found: .*missing\.txt/],
     ['duplicate path', bad('f.txt => /usr/share/f.txt\n  f.txt => /usr/share/f.txt'), 1, /\[p\] files: duplicate path in package: \/usr\/share\/f\.txt/],
-  ])('%s: one clear error, no package left in out/', (_name, text, code, re) => {
+  ])('%s: one clear error, no package left in out/', async (_name, text, code, re) => {
     const p = project({ 'buildout.cfg': text, 'f.txt': 'x\n' });
-    const r = kiln(p.dir, ['build']);
+    const r = await kilnP(p.dir, ['build']);
     expect(r.code).toBe(code);
     expect(r.stderr).toMatch(re);
     expect(existsSync(join(p.dir, 'out/parts/p'))).toBe(false);

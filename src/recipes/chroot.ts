@@ -44,6 +44,7 @@ export function chrootKey(ctx: PlanContext | BuildContext, sde: number): string 
       arch: o.get('architecture')!.trim(),
       components: words(o.get('components')),
       mirror: o.get('mirror')!.trim(),
+      mirrors: o.lines('mirrors'),
       packages: words(o.get('packages')).sort(),
       hooks,
       keyrings,
@@ -99,7 +100,8 @@ async function build(ctx: BuildContext, dir: string): Promise<void> {
     '--customize-hook=rm -rf "$1/tmp/kiln-manifest"',
   );
   const rawTar = join(ctx.work, 'rootfs.tar');
-  args.push(o.get('suite')!.trim(), rawTar, o.get('mirror')!.trim());
+  // extra `deb URI SUITE COMPONENTS` lines (e.g. bookworm-security) follow the main mirror
+  args.push(o.get('suite')!.trim(), rawTar, o.get('mirror')!.trim(), ...o.lines('mirrors'));
   mkdirSync(join(ctx.work, 'manifest-dir'), { recursive: true });
   if (which('mmdebstrap')) {
     await ctx.run(args, { env: { SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch), TMPDIR: ctx.work } });
@@ -126,6 +128,7 @@ export const recipe: Recipe = {
     architecture: { description: 'Debian architecture', default: 'amd64' },
     components: { description: 'archive components', default: 'main' },
     mirror: { description: 'mirror URL', default: 'http://deb.debian.org/debian' },
+    mirrors: { description: "more apt sources, one 'deb URI SUITE COMPONENT...' line each (e.g. the security suite)" },
     packages: { description: 'extra packages to include (whitespace or comma separated)' },
     keyrings: { description: 'keyring files to verify the mirror with, one per line' },
     customize: { description: 'hook scripts (one per line) run with the target as $1 and $TARGET' },
@@ -140,6 +143,7 @@ export const recipe: Recipe = {
     o.bool('image', false);
     o.bool('cache', true);
     for (const p of [...o.paths('customize'), ...o.paths('keyrings')]) if (!existsSync(p)) throw o.error(p.endsWith('.gpg') ? 'keyrings' : 'customize', `file not found: ${p}`);
+    for (const l of o.lines('mirrors')) if (!/^deb(-src)?\s+\S+:\/\/\S+\s+\S+(\s+\S+)*$/.test(l)) throw o.error('mirrors', `expected 'deb URI SUITE COMPONENT...', got '${l}'`);
     for (const pk of words(o.get('packages'))) if (!/^[a-z0-9][a-z0-9+.:-]*$/.test(pk)) throw o.error('packages', `not a package name: '${pk}'`);
   },
   inputs(ctx) {
