@@ -1,0 +1,92 @@
+// DKMS binary module packages from Debian's real acpi-call-dkms, built for the bookworm kernel in
+// a headers chroot: package layout, install in a container without dkms/gcc/headers, comparison
+// with Debian's own dkms 2.8.4 `mkbmdeb`, and a module that fails to compile.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { kilnP, project } from './helpers/kiln.js';
+
+export const KVER = '6.1.0-56-amd64';
+const env = { KILN_CACHE_DIR: join(process.env.HOME ?? '/root', '.cache', 'kiln') };
+const fixtures = join(import.meta.dirname, 'fixtures', 'dkms');
+
+export const DKMS_CFG = `
+[security]
+mirrors = deb http://deb.debian.org/debian-security bookworm-security main
+
+# the build environment: headers of the target kernel, dkms, compiler
+[kbuild]
+recipe = kiln:chroot
+variant = minbase
+mirrors = \${security:mirrors}
+packages = linux-headers-${KVER} dkms gcc make kmod
+image = true
+
+# a target system: the kernel, no dkms, no compiler, no headers
+[ktarget]
+recipe = kiln:chroot
+variant = minbase
+mirrors = \${security:mirrors}
+packages = linux-image-${KVER} kmod
+image = true
+
+[acpi-call-src]
+recipe = kiln:download
+url = http://deb.debian.org/debian/pool/main/a/acpi-call/acpi-call-dkms_1.2.2-2.1_all.deb
+sha256 = cc37a02230559935661d16cda513b66de79efe2eec26035382fb40158f06e7bc
+
+[acpi-call]
+recipe = kiln:dkms
+source = \${acpi-call-src:location}/acpi-call-dkms_1.2.2-2.1_all.deb
+kernels = ${KVER}
+chroot = \${kbuild:location}
+`;
+
+let dir: string;
+const part = (p: string) => realpathSync(join(dir, 'out/parts', p));
+const image = (p: string) => readFileSync(join(part(p), 'image-tag'), 'utf8').trim();
+const docker = (img: string, mounts: string[], script: string) =>
+  spawnSync('docker', ['run', '--rm', '--network', 'none', '--label', 'kiln=1', ...mounts.flatMap((m) => ['-v', `${m}:${m}:ro`]), img, 'sh', '-ec', script], { encoding: 'utf8', timeout: 300_000 });
+
+beforeAll(async () => {
+  const p = project({ 'buildout.cfg': `[buildout]\nparts = acpi-call ktarget\n${DKMS_CFG}` });
+  dir = p.dir;
+  const r = await kilnP(p.dir, ['build'], env);
+  if (r.code !== 0) throw new Error(r.stderr);
+}, 1_200_000);
+
+describe('kiln:dkms with Debian acpi-call-dkms', () => {
+  test('binary module .deb, kmod .rpm and source dkms .deb, with dkms mkbmdeb naming and fields', () => {
+    const files = readdirSync(part('acpi-call')).sort();
+    expect(files).toEqual(['acpi-call-dkms_1.2.2_all.deb', `acpi-call-modules-${KVER}_1.2.2_amd64.deb`, 'dkms-build.json', `kmod-acpi-call-${KVER.replace(/-/g, '_')}-1.2.2-1.x86_64.rpm`]);
+    const deb = join(part('acpi-call'), `acpi-call-modules-${KVER}_1.2.2_amd64.deb`);
+    const f = (name: string) => execFileSync('dpkg-deb', ['--field', deb, name], { encoding: 'utf8' }).trim();
+    expect([f('Package'), f('Source'), f('Version'), f('Depends'), f('Provides')]).toEqual([`acpi-call-modules-${KVER}`, 'acpi-call-dkms-bin', '1.2.2', `linux-image-${KVER}`, 'acpi-call-modules']);
+    expect(execFileSync('dpkg-deb', ['--contents', deb], { encoding: 'utf8' })).toContain(`./lib/modules/${KVER}/updates/dkms/acpi_call.ko`);
+    expect(execFileSync('dpkg-deb', ['--info', deb], { encoding: 'utf8' })).toMatch(/postinst[\s\S]*postrm/);
+    const rpm = join(part('acpi-call'), files.find((x) => x.endsWith('.rpm'))!);
+    expect(execFileSync('rpm', ['-K', '--nosignature', rpm], { encoding: 'utf8' })).toMatch(/digests OK/);
+    expect(execFileSync('rpm', ['-qpl', rpm], { encoding: 'utf8' })).toContain(`/lib/modules/${KVER}/extra/acpi-call/acpi_call.ko`);
+  });
+
+  test('installs in a clean container without dkms, gcc or headers; modinfo shows the vermagic; depmod ran', () => {
+    const d = part('acpi-call');
+    const r = docker(image('ktarget'), [d], `
+      ! command -v dkms && ! command -v gcc && ! test -e /usr/src/linux-headers-${KVER}
+      dpkg -i ${d}/acpi-call-modules-${KVER}_1.2.2_amd64.deb
+      modinfo -F vermagic /lib/modules/${KVER}/updates/dkms/acpi_call.ko
+      grep '^updates/dkms/acpi_call.ko:' /lib/modules/${KVER}/modules.dep`);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^${KVER.replace(/\./g, '\\.')} SMP preempt mod_unload modversions`, 'm'));
+  });
+
+  test('a module that fails to compile: the compiler error with the part name, and no package', async () => {
+    const p = project({ 'buildout.cfg': `[buildout]\nparts = broken\n${DKMS_CFG}\n[broken]\nrecipe = kiln:dkms\nsource = ${join(fixtures, 'broken')}\nkernels = ${KVER}\nchroot = \${kbuild:location}\n` });
+    const r = await kilnP(p.dir, ['build'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\[broken\] module kiln-broken\/0\.1 failed to build/);
+    expect(r.stderr).toMatch(/kiln_broken\.c:\d+:\d+: error: 'undeclared_symbol_here' undeclared/);
+    expect(spawnSync('ls', [join(p.dir, 'out/parts/broken')]).status).not.toBe(0);
+  }, 600_000);
+});
