@@ -1,0 +1,414 @@
+/**
+ * QEMU guests for tests: boot a kernel+initrd, a disk or an ISO under TCG (or KVM when asked),
+ * watch the serial console, type into it, and get a pass/fail status from isa-debug-exit.
+ *
+ * Every VM is named `kiln-<random>`, has a hard time limit, and is tracked: it is killed on its
+ * timeout, on abort (AbortSignal), by kill()/withVm(), and when this process gets SIGINT/SIGTERM
+ * or exits. The serial console always goes to a log file; errors carry its last 30 lines.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, createWriteStream, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import { KilnError } from '../lib/errors.js';
+import { requireTool } from '../lib/tools.js';
+
+export const QEMU = 'qemu-system-x86_64';
+export const DEBUG_EXIT_PORT = 0xf4;
+const TAIL_LINES = 30;
+
+export interface VmDisk {
+  file: string;
+  format: 'raw' | 'qcow2';
+  readonly?: boolean;
+  /** writes go to a temporary overlay, the file is unchanged */
+  snapshot?: boolean;
+  /** bus, default virtio (vda, vdb, ...) */
+  interface?: 'virtio' | 'ide' | 'scsi';
+}
+
+export type Accel = 'tcg' | 'kvm' | 'auto';
+
+export interface VmOptions {
+  kernel?: string;
+  initrd?: string;
+  /** kernel command line (with kernel) */
+  append?: string;
+  disks?: VmDisk[];
+  cdrom?: string;
+  /** default: kernel when kernel is given, else cdrom when cdrom is given, else disk */
+  boot?: 'kernel' | 'disk' | 'cdrom';
+  /** MiB, default 256 */
+  memory?: number;
+  /** default 1 */
+  cpus?: number;
+  /** hard limit on the VM's life; it is killed afterwards (default 120 s) */
+  timeoutMs?: number;
+  /** serial console log file (always written) */
+  serialLog: string;
+  /** auto = tcg unless KILN_KVM=1 */
+  accel?: Accel;
+  /** boot with OVMF (Debian package ovmf) */
+  uefi?: boolean;
+  /** add -device isa-debug-exit at port 0xf4 (default true) */
+  debugExit?: boolean;
+  /** a name part, for pgrep and logs: the VM is `kiln-<name>-<random>` */
+  name?: string;
+  signal?: AbortSignal;
+  /** further QEMU arguments */
+  extraArgs?: string[];
+  /** called with QEMU's own stderr and the command line */
+  log?: (text: string) => void;
+}
+
+export interface VmExit {
+  /** QEMU's exit code (null when killed) */
+  code: number | null;
+  signal: string | null;
+  /** the value the guest wrote to port 0xf4, when it did */
+  debugExit?: number;
+  /** killed by the time limit */
+  timedOut: boolean;
+  /** killed by kill() or abort */
+  killed: boolean;
+  /** QEMU's stderr (its own errors) */
+  stderr: string;
+}
+
+export class VmError extends KilnError {
+  tail: string;
+  serialLog: string;
+  constructor(message: string, serialLog: string, tail: string) {
+    super(`${message}\n--- last ${TAIL_LINES} lines of the serial console (${serialLog}) ---\n${tail.replace(/\s+$/, '')}`);
+    this.name = 'VmError';
+    this.tail = tail;
+    this.serialLog = serialLog;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// tracking: no orphan qemu
+
+const running = new Set<ChildProcess>();
+let hooked = false;
+
+function killAllNow(): void {
+  for (const c of running) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  running.clear();
+}
+
+function onSignal(sig: NodeJS.Signals): void {
+  killAllNow();
+  // keep the default behaviour (terminate) when nobody else handles the signal
+  if (process.listenerCount(sig) === 1) {
+    process.removeListener(sig, onSignal);
+    process.kill(process.pid, sig);
+  }
+}
+
+function hook(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', killAllNow);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+/** Names of VMs started by this process that still run. */
+export function runningVms(): number {
+  return running.size;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function resolveAccel(a: Accel | undefined): 'tcg' | 'kvm' {
+  if (a === 'kvm' || a === 'tcg') return a;
+  return process.env.KILN_KVM === '1' ? 'kvm' : 'tcg';
+}
+
+/** QEMU's option syntax doubles commas in values. */
+const qv = (s: string) => s.replace(/,/g, ',,');
+
+const OVMF_CANDIDATES = ['/usr/share/ovmf/OVMF.fd', '/usr/share/OVMF/OVMF.fd', '/usr/share/qemu/OVMF.fd'];
+
+export function ovmfPath(): string {
+  const p = OVMF_CANDIDATES.find((f) => existsSync(f));
+  if (!p) throw new KilnError('UEFI boot needs OVMF: install the Debian package ovmf (apt-get install ovmf)');
+  return p;
+}
+
+/** The QEMU command line for these options (without tracking or spawning). */
+export function qemuArgs(o: VmOptions, name: string): string[] {
+  const boot = o.boot ?? (o.kernel ? 'kernel' : o.cdrom ? 'cdrom' : 'disk');
+  const args = ['-name', name, '-accel', resolveAccel(o.accel), '-m', String(o.memory ?? 256), '-smp', String(o.cpus ?? 1)];
+  args.push('-nographic', '-monitor', 'none', '-serial', 'stdio', '-parallel', 'none', '-no-reboot', '-nic', 'none');
+  if (o.debugExit !== false) args.push('-device', `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x04`);
+  if (o.uefi) args.push('-bios', ovmfPath());
+  if (boot === 'kernel') {
+    if (!o.kernel) throw new KilnError('boot = kernel needs a kernel');
+    args.push('-kernel', o.kernel);
+    if (o.initrd) args.push('-initrd', o.initrd);
+    args.push('-append', o.append ?? 'console=ttyS0 panic=-1');
+  } else if (boot === 'cdrom') {
+    if (!o.cdrom) throw new KilnError('boot = cdrom needs a cdrom');
+    args.push('-boot', 'order=d');
+  } else {
+    if (!o.disks?.length) throw new KilnError('boot = disk needs a disk');
+    args.push('-boot', 'order=c');
+  }
+  let scsi = false;
+  for (const d of o.disks ?? []) {
+    let spec = `file=${qv(d.file)},format=${d.format}`;
+    const bus = d.interface ?? 'virtio';
+    if (bus === 'scsi') {
+      if (!scsi) args.push('-device', 'virtio-scsi-pci,id=scsi0');
+      scsi = true;
+      spec += ',if=none';
+    } else spec += `,if=${bus}`;
+    if (d.readonly) spec += ',readonly=on';
+    if (d.snapshot) spec += ',snapshot=on';
+    if (bus === 'scsi') {
+      const id = `sd${args.length}`;
+      args.push('-drive', `${spec},id=${id}`, '-device', `scsi-hd,drive=${id},bus=scsi0.0`);
+    } else args.push('-drive', spec);
+  }
+  if (o.cdrom) args.push('-drive', `file=${qv(o.cdrom)},media=cdrom,readonly=on,if=ide,format=raw`);
+  args.push(...(o.extraArgs ?? []));
+  return args;
+}
+
+export interface Vm {
+  /** kiln-... (QEMU -name, for pgrep -f) */
+  name: string;
+  pid: number | undefined;
+  serialLog: string;
+  argv: string[];
+  /** console output so far (\r removed) */
+  output(): string;
+  /** last lines of the console */
+  tail(n?: number): string;
+  /** wait until the console shows this (after the previous waitFor's match); rejects on timeout or exit */
+  waitFor(pattern: string | RegExp, timeoutMs?: number): Promise<string>;
+  /** type into the serial console */
+  send(text: string): void;
+  exited: Promise<VmExit>;
+  kill(): Promise<VmExit>;
+}
+
+export function bootVm(o: VmOptions): Vm {
+  requireTool(QEMU);
+  if (o.signal?.aborted) throw new KilnError('interrupted');
+  const name = `kiln-${o.name ? o.name.replace(/[^A-Za-z0-9_.-]/g, '_') + '-' : ''}${randomBytes(5).toString('hex')}`;
+  const args = qemuArgs(o, name);
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  mkdirSync(dirname(o.serialLog), { recursive: true });
+  const logStream: WriteStream = createWriteStream(o.serialLog);
+  o.log?.(`# ${QEMU} ${args.join(' ')}\n`);
+  hook();
+  const child = spawn(QEMU, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  running.add(child);
+
+  let out = '';
+  let dropped = 0; // characters trimmed from the front of `out`
+  let cursor = 0; // absolute position after the last waitFor match
+  let stderr = '';
+  let done: VmExit | undefined;
+  let timedOut = false;
+  let killed = false;
+  const listeners = new Set<() => void>();
+  const notify = () => {
+    for (const l of [...listeners]) l();
+  };
+
+  child.stdout!.on('data', (b: Buffer) => {
+    logStream.write(b);
+    out += b.toString('utf8').replace(/\r/g, '');
+    if (out.length > 8 << 20) {
+      const cut = out.length - (4 << 20);
+      out = out.slice(cut);
+      dropped += cut;
+    }
+    notify();
+  });
+  child.stderr!.on('data', (b: Buffer) => {
+    const s = b.toString('utf8');
+    stderr += s;
+    o.log?.(s);
+  });
+  child.stdin!.on('error', () => {});
+
+  const tail = (n = TAIL_LINES) => {
+    const lines = out.replace(/\n+$/, '').split('\n');
+    return lines.slice(Math.max(0, lines.length - n)).join('\n');
+  };
+
+  const hardKill = () => {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    hardKill();
+  }, timeoutMs);
+  const onAbort = () => {
+    killed = true;
+    hardKill();
+  };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const exited = new Promise<VmExit>((resolve) => {
+    const finish = (code: number | null, sig: string | null) => {
+      if (done) return;
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+      running.delete(child);
+      // odd exit codes are the guest's isa-debug-exit writes, unless QEMU itself failed
+      const qemuFailed = /qemu-system-\w+: /.test(stderr) && code === 1;
+      const debugExit = o.debugExit !== false && code !== null && code % 2 === 1 && !qemuFailed ? (code - 1) >> 1 : undefined;
+      done = { code, signal: sig, debugExit, timedOut, killed, stderr };
+      logStream.end(() => resolve(done!));
+      notify();
+    };
+    child.on('error', (e) => {
+      stderr += `${e.message}\n`;
+      finish(null, null);
+    });
+    child.on('close', finish);
+  });
+
+  const describeExit = (x: VmExit) =>
+    x.timedOut
+      ? `the VM ${name} was killed at its time limit (${timeoutMs / 1000}s)`
+      : x.killed
+        ? `the VM ${name} was killed`
+        : x.debugExit !== undefined
+          ? `the guest exited with status ${x.debugExit} (isa-debug-exit)`
+          : `QEMU exited with ${x.signal ? `signal ${x.signal}` : `code ${x.code}`}${x.stderr.trim() ? `: ${x.stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`;
+
+  const vm: Vm = {
+    name,
+    get pid() {
+      return child.pid;
+    },
+    serialLog: o.serialLog,
+    argv: [QEMU, ...args],
+    output: () => out,
+    tail,
+    send(text: string) {
+      if (!done) child.stdin!.write(text);
+    },
+    waitFor(pattern, waitMs = timeoutMs) {
+      const t0 = Date.now();
+      return new Promise<string>((resolve, reject) => {
+        let t: NodeJS.Timeout | undefined;
+        const cleanup = () => {
+          listeners.delete(check);
+          if (t) clearTimeout(t);
+        };
+        const check = () => {
+          const from = Math.max(0, cursor - dropped);
+          const hay = out.slice(from);
+          let idx = -1;
+          let len = 0;
+          let text = '';
+          if (typeof pattern === 'string') {
+            idx = hay.indexOf(pattern);
+            len = pattern.length;
+            text = pattern;
+          } else {
+            const m = new RegExp(pattern.source, pattern.flags.replace('g', '')).exec(hay);
+            if (m) {
+              idx = m.index;
+              len = m[0].length;
+              text = m[0];
+            }
+          }
+          if (idx >= 0) {
+            cursor = dropped + from + idx + len;
+            cleanup();
+            resolve(text);
+            return;
+          }
+          if (done) {
+            cleanup();
+            reject(new VmError(`waiting for ${String(pattern)}: ${describeExit(done)} before it appeared`, o.serialLog, tail()));
+          }
+        };
+        t = setTimeout(() => {
+          cleanup();
+          reject(new VmError(`timed out after ${((Date.now() - t0) / 1000).toFixed(0)}s waiting for ${String(pattern)} on the console of ${name}`, o.serialLog, tail()));
+        }, waitMs);
+        listeners.add(check);
+        check();
+      });
+    },
+    exited,
+    kill() {
+      if (!done) {
+        killed = true;
+        hardKill();
+      }
+      return exited;
+    },
+  };
+  return vm;
+}
+
+/** Boot a VM, run fn with it, and kill it whatever happens. */
+export async function withVm<T>(o: VmOptions, fn: (vm: Vm) => Promise<T>): Promise<T> {
+  const vm = bootVm(o);
+  try {
+    return await fn(vm);
+  } finally {
+    await vm.kill();
+  }
+}
+
+/** Error for an exit that is not a clean pass (status 0), with the serial tail; undefined if it passed. */
+export function exitError(vm: Vm, x: VmExit): VmError | undefined {
+  if (x.debugExit === 0) return undefined;
+  const why = x.timedOut
+    ? `the VM ${vm.name} did not finish in time and was killed`
+    : x.killed
+      ? `the VM ${vm.name} was killed`
+      : x.debugExit !== undefined
+        ? `the guest exited with failure status ${x.debugExit} (isa-debug-exit)`
+        : `QEMU exited with ${x.signal ? `signal ${x.signal}` : `code ${x.code}`} without a status from the guest${x.stderr.trim() ? `: ${x.stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`;
+  return new VmError(why, vm.serialLog, vm.tail());
+}
+
+/** A sparse blank disk image of this size. */
+export function blankDisk(path: string, sizeBytes: number): string {
+  mkdirSync(dirname(path), { recursive: true });
+  const fd = openSync(path, 'w');
+  try {
+    ftruncateSync(fd, sizeBytes);
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+/** `64M`, `1G`, `512K`, `1048576` (binary units) to bytes. */
+export function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$/i.exec(s.trim());
+  if (!m) throw new KilnError(`not a size: '${s}' (use e.g. 64M, 1G)`);
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  return Math.round(Number(m[1]) * mult);
+}
+
+/** Last lines of a serial log file. */
+export function logTail(file: string, n = TAIL_LINES): string {
+  if (!existsSync(file)) return '';
+  const lines = readFileSync(file, 'utf8').replace(/\r/g, '').replace(/\n+$/, '').split('\n');
+  return lines.slice(Math.max(0, lines.length - n)).join('\n');
+}

@@ -1,0 +1,139 @@
+// QEMU test library (src/vm) and the kiln:qemu-test recipe: real QEMU under TCG, the Debian
+// bookworm kernel (downloaded once into the user's cache), busybox initrds.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { debianKernel, resolveModules, type Kernel } from '../src/vm/kernel.js';
+import { buildInitrd } from '../src/vm/initrd.js';
+import { blankDisk, bootVm, exitError, parseSize, qemuArgs, VmError, withVm } from '../src/vm/qemu.js';
+
+const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
+const APPEND = 'console=ttyS0 panic=-1 quiet';
+
+let kernel: Kernel;
+let tmp: string;
+
+const pgrep = (pattern: string) => spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).stdout.trim();
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'kiln-qemu-'));
+  const t0 = Date.now();
+  kernel = await debianKernel({ cacheDir: CACHE });
+  console.log(`debian kernel ${kernel.version} (${kernel.packageVersion}) ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}, 300_000);
+
+describe('kernel and initrd', () => {
+  test('the kernel comes from the cache the second time, with modules.dep', async () => {
+    const t0 = Date.now();
+    const again = await debianKernel({ cacheDir: CACHE, version: kernel.version });
+    console.log(`cached kernel lookup: ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+    expect(again.root).toBe(kernel.root);
+    expect(again.root).toBe(join(CACHE, 'kernels', `linux-image-${kernel.version}_${kernel.packageVersion}`));
+    for (const f of [again.vmlinuz, again.systemMap, again.config, join(again.modulesDir, 'modules.dep')]) expect(existsSync(f)).toBe(true);
+    const r = resolveModules(kernel.modulesDir, ['virtio_blk', 'ext4']);
+    const names = r.load.map((p) => p.split('/').pop());
+    expect(names).toContain('virtio_blk.ko');
+    expect(names).toContain('jbd2.ko');
+    // dependencies load first
+    expect(names.indexOf('jbd2.ko')).toBeLessThan(names.indexOf('ext4.ko'));
+    expect(names.indexOf('virtio.ko')).toBeLessThan(names.indexOf('virtio_blk.ko'));
+    expect(() => resolveModules(kernel.modulesDir, ['no_such_module'])).toThrow(/neither a module nor built into/);
+  });
+
+  test('initrds are reproducible', () => {
+    const spec = { init: 'echo hi\n', modules: ['virtio_blk'], kernel, sourceDateEpoch: 1700000000, files: [{ to: '/etc/x', content: 'x\n' }] };
+    const a = buildInitrd(join(tmp, 'a.gz'), spec);
+    const b = buildInitrd(join(tmp, 'b.gz'), spec);
+    expect(readFileSync(a.path).equals(readFileSync(b.path))).toBe(true);
+    const list = execFileSync('sh', ['-c', 'zcat "$1" | cpio -t -v --quiet --numeric-uid-gid', 'sh', a.path], { encoding: 'utf8' });
+    expect(list).toMatch(/bin\/busybox/);
+    expect(list).toMatch(/^c.* dev\/console/m);
+    expect(list).toMatch(/virtio_blk\.ko/);
+    for (const line of list.trim().split('\n')) expect(line).toMatch(/^\S+\s+\d+\s+0\s+0\s/); // uid/gid 0
+    expect(list).toMatch(/virtio_pci\.ko/); // added for virtio_blk
+  });
+
+  test('sizes and command lines', () => {
+    expect(parseSize('64M')).toBe(64 << 20);
+    expect(parseSize('1G')).toBe(1 << 30);
+    expect(() => parseSize('lots')).toThrow(/not a size/);
+    const a = qemuArgs({ kernel: 'k', serialLog: 'x', disks: [{ file: '/a,b.img', format: 'raw', snapshot: true }] }, 'kiln-x');
+    expect(a).toContain('file=/a,,b.img,format=raw,if=virtio,snapshot=on');
+    expect(a.join(' ')).toContain('-accel tcg');
+  });
+});
+
+describe('bootVm (TCG)', () => {
+  test('(a) kernel + busybox initrd prints a marker and exits with status 0', async () => {
+    const initrd = buildInitrd(join(tmp, 'pass.gz'), { init: 'echo KILN-MARKER-OK\nexit 0\n' });
+    const t0 = Date.now();
+    const x = await withVm({ kernel: kernel.vmlinuz, initrd: initrd.path, append: APPEND, serialLog: join(tmp, 'pass.log'), timeoutMs: 90_000, name: 'pass' }, async (vm) => {
+      await vm.waitFor('KILN-MARKER-OK', 90_000);
+      console.log(`boot to marker: ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+      return vm.exited;
+    });
+    console.log(`boot to exit: ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+    expect(x.debugExit).toBe(0);
+    expect(x.code).toBe(1);
+    expect(readFileSync(join(tmp, 'pass.log'), 'utf8')).toContain('KILN-MARKER-OK');
+  });
+
+  test('(b) a failure status from the guest: the error says so, with the tail', async () => {
+    const initrd = buildInitrd(join(tmp, 'fail.gz'), { init: 'echo about to fail\nexit 7\n' });
+    const vm = bootVm({ kernel: kernel.vmlinuz, initrd: initrd.path, append: APPEND, serialLog: join(tmp, 'fail.log'), timeoutMs: 90_000, name: 'fail' });
+    try {
+      const x = await vm.exited;
+      expect(x.debugExit).toBe(7);
+      const err = exitError(vm, x)!;
+      expect(err).toBeInstanceOf(VmError);
+      expect(err.message).toMatch(/failure status 7/);
+      expect(err.message).toContain('about to fail');
+      expect(err.message).toContain('kiln: exit status 7');
+    } finally {
+      await vm.kill();
+    }
+  });
+
+  test('(c) a guest that never finishes is killed at the time limit, no qemu left', async () => {
+    const initrd = buildInitrd(join(tmp, 'hang.gz'), { init: 'echo hanging now\nwhile :; do sleep 1; done\n' });
+    const vm = bootVm({ kernel: kernel.vmlinuz, initrd: initrd.path, append: APPEND, serialLog: join(tmp, 'hang.log'), timeoutMs: 30_000, name: 'hang' });
+    await vm.waitFor('hanging now', 30_000).catch(() => undefined);
+    const x = await vm.exited;
+    expect(x.timedOut).toBe(true);
+    const err = exitError(vm, x)!;
+    expect(err.message).toMatch(/did not finish in time/);
+    expect(err.message).toContain('hanging now');
+    expect(pgrep(vm.name)).toBe('');
+    // a waitFor that cannot succeed any more rejects with the tail
+    await expect(vm.waitFor('never')).rejects.toThrow(/killed at its time limit[\s\S]*hanging now/);
+  });
+
+  test('(d) an extra blank disk is visible in the guest (virtio_blk)', async () => {
+    const disk = blankDisk(join(tmp, 'extra.img'), parseSize('64M'));
+    expect(statSync(disk).blocks).toBe(0); // sparse
+    const init = 'cat /sys/block/vda/size 2>/dev/null && echo "DISK vda $(cat /sys/block/vda/size)"\n[ -e /sys/block/vda ] || exit 3\n';
+    const initrd = buildInitrd(join(tmp, 'disk.gz'), { init, modules: ['virtio_blk'], kernel });
+    const x = await withVm(
+      { kernel: kernel.vmlinuz, initrd: initrd.path, append: APPEND, disks: [{ file: disk, format: 'raw' }], serialLog: join(tmp, 'disk.log'), timeoutMs: 90_000, name: 'disk' },
+      async (vm) => {
+        await vm.waitFor(/DISK vda \d+/);
+        return vm.exited;
+      },
+    );
+    expect(x.debugExit).toBe(0);
+    expect(readFileSync(join(tmp, 'disk.log'), 'utf8')).toContain(`DISK vda ${(64 << 20) / 512}`);
+  });
+
+  test('send() types into the console', async () => {
+    const initrd = buildInitrd(join(tmp, 'echo.gz'), { init: 'echo READY-FOR-INPUT\nread line\necho "GOT:$line"\n[ "$line" = hello ]\n' });
+    const x = await withVm({ kernel: kernel.vmlinuz, initrd: initrd.path, append: APPEND, serialLog: join(tmp, 'echo.log'), timeoutMs: 90_000, name: 'echo' }, async (vm) => {
+      await vm.waitFor('READY-FOR-INPUT');
+      vm.send('hello\n');
+      await vm.waitFor('GOT:hello');
+      return vm.exited;
+    });
+    expect(x.debugExit).toBe(0);
+  });
+});
