@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { debianKernel, resolveModules, type Kernel } from '../src/vm/kernel.js';
 import { buildInitrd } from '../src/vm/initrd.js';
+import { kilnP, project } from './helpers/kiln.js';
 import { blankDisk, bootVm, exitError, parseSize, qemuArgs, VmError, withVm } from '../src/vm/qemu.js';
 
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
@@ -135,5 +136,45 @@ describe('bootVm (TCG)', () => {
       return vm.exited;
     });
     expect(x.debugExit).toBe(0);
+  });
+});
+
+describe('kiln:qemu-test through the CLI', () => {
+  const env = { KILN_CACHE_DIR: CACHE };
+  const part = (name: string, init: string[], extra = '') =>
+    `[${name}]\nrecipe = kiln:qemu-test\nkernel = debian\ninit =\n${init.map((l) => `    ${l}`).join('\n')}\n${extra}`;
+
+  test('(e) a passing part: serial.log and JUnit XML in out/test-results/', async () => {
+    const cfg = `[buildout]\nparts = boot\n` + part('boot', ['echo GUEST-UP', 'test -e /sys/block/vda', 'echo DISK-OK'], 'extra-disks = 16M\nexpect =\n    GUEST-UP\n    DISK-OK\ntimeout = 120\n');
+    const p = project({ 'buildout.cfg': cfg });
+    const t0 = Date.now();
+    const r = await kilnP(p.dir, ['build'], env);
+    console.log(`kiln build of a qemu-test part: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(readFileSync(join(p.dir, 'out/parts/boot/serial.log'), 'utf8')).toContain('DISK-OK');
+    const xml = readFileSync(join(p.dir, 'out/test-results/boot/qemu.xml'), 'utf8');
+    expect(xml).toMatch(/<testsuite name="boot" tests="3" failures="0"/);
+    expect(xml).toContain('expect: DISK-OK');
+  }, 300_000);
+
+  test('(e) a failing part: exit status and a missing marker, with the log tail and the part name', async () => {
+    const cfg = `[buildout]\nparts = broken\n` + part('broken', ['echo SOMETHING-WENT-WRONG', 'exit 4'], 'expect =\n    NEVER-PRINTED\ntimeout = 120\n');
+    const p = project({ 'buildout.cfg': cfg });
+    const r = await kilnP(p.dir, ['build'], env);
+    expect(r.code).toBe(1);
+    const all = r.stderr + r.stdout;
+    expect(all).toMatch(/\[broken\] qemu test failed: marker 'NEVER-PRINTED' did not appear/);
+    expect(all).toContain('SOMETHING-WENT-WRONG');
+    const xml = readFileSync(join(p.dir, 'out/test-results/broken/qemu.xml'), 'utf8');
+    expect(xml).toMatch(/tests="2" failures="2"/);
+    expect(xml).toContain('failure status 4');
+    expect(pgrep('kiln-broken')).toBe('');
+  }, 300_000);
+
+  test('bad options are config errors', async () => {
+    const p = project({ 'buildout.cfg': `[buildout]\nparts = x\n[x]\nrecipe = kiln:qemu-test\ninit = true\nextra-disks = lots\n` });
+    const r = await kilnP(p.dir, ['build'], env);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/\[x\] extra-disks: not a size: 'lots'/);
   });
 });
