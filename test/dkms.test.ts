@@ -90,3 +90,54 @@ describe('kiln:dkms with Debian acpi-call-dkms', () => {
     expect(spawnSync('ls', [join(p.dir, 'out/parts/broken')]).status).not.toBe(0);
   }, 600_000);
 });
+
+describe("compared with Debian's dkms mkbmdeb (dkms 2.8.4 from bullseye)", () => {
+  test('same package name, version and control fields (Maintainer, Description included) and the same module files', async () => {
+    const p = project({
+      'buildout.cfg': `[buildout]\nparts = acpi-call kref dkms284\n${DKMS_CFG}
+[kref]
+recipe = kiln:chroot
+variant = minbase
+mirrors = \${security:mirrors}
+packages = linux-headers-${KVER} dkms gcc make kmod dpkg-dev fakeroot debhelper
+image = true
+
+[dkms284]
+recipe = kiln:download
+url = http://deb.debian.org/debian/pool/main/d/dkms/dkms_2.8.4-3_all.deb
+sha256 = 34f45872c4c164e838092ddfb098b800d9fd38c25aaf7a262481d6c8b87dffdf
+`,
+    });
+    const r = await kilnP(p.dir, ['build'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const loc = (x: string) => realpathSync(join(p.dir, 'out/parts', x));
+    const refOut = join(p.dir, 'ref');
+    execFileSync('mkdir', ['-p', refOut]);
+    const ref = spawnSync('docker', [
+      'run', '--rm', '--network', 'none', '--label', 'kiln=1',
+      '-v', `${loc('dkms284')}:/dkms:ro`, '-v', `${loc('acpi-call-src')}:/src:ro`, '-v', `${refOut}:/out`,
+      readFileSync(join(loc('kref'), 'image-tag'), 'utf8').trim(), 'sh', '-ec',
+      `dpkg -i --force-all /dkms/dkms_2.8.4-3_all.deb >/dev/null 2>&1 || true
+       dkms --version
+       dpkg-deb -x /src/acpi-call-dkms_1.2.2-2.1_all.deb /
+       dkms add -m acpi-call -v 1.2.2
+       dkms build -m acpi-call -v 1.2.2 -k ${KVER}
+       dkms mkbmdeb -m acpi-call -v 1.2.2 -k ${KVER}
+       cp /var/lib/dkms/acpi-call/1.2.2/bmdeb/*.deb /out/`,
+    ], { encoding: 'utf8', timeout: 600_000 });
+    expect(ref.status, ref.stdout + ref.stderr).toBe(0);
+    expect(ref.stdout).toMatch(/dkms-?:?\s*2\.8/);
+    const theirs = join(refOut, readdirSync(refOut).find((f) => f.endsWith('.deb'))!);
+    const ours = join(loc('acpi-call'), `acpi-call-modules-${KVER}_1.2.2_amd64.deb`);
+    expect(theirs.split('/').pop()).toBe(ours.split('/').pop());
+    const field = (deb: string, f: string) => execFileSync('dpkg-deb', ['--field', deb, f], { encoding: 'utf8' }).trim();
+    for (const f of ['Package', 'Version', 'Architecture', 'Source', 'Maintainer', 'Depends', 'Provides', 'Section', 'Priority', 'Description']) expect(field(ours, f), f).toBe(field(theirs, f));
+    const files = (deb: string) =>
+      execFileSync('dpkg-deb', ['--contents', deb], { encoding: 'utf8' })
+        .split('\n')
+        .map((l) => l.split(/\s+/).slice(5).join(' '))
+        .filter((n) => n && !n.endsWith('/') && !n.startsWith('./usr/share/doc/'))
+        .sort();
+    expect(files(ours)).toEqual(files(theirs));
+  }, 1_200_000);
+});

@@ -115,7 +115,7 @@ export const recipe: Recipe = {
     network: { description: 'network in the build chroot', default: 'false' },
     architecture: { description: 'Debian architecture of the modules', default: 'amd64' },
     formats: { description: 'outputs: bmdeb (binary module .deb), kmod-rpm, dkms-deb (source)', default: 'bmdeb kmod-rpm dkms-deb' },
-    maintainer: { description: "'Name <email>' for the packages", default: 'kiln <kiln@localhost>' },
+    maintainer: { description: "'Name <email>' for the packages (default: dkms's own, as mkbmdeb writes it)", default: 'Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists.alioth.debian.org>' },
     'package-name': { description: 'PACKAGE_NAME when the source has no dkms.conf' },
     'package-version': { description: 'PACKAGE_VERSION when the source has no dkms.conf' },
     'built-module-name': { description: 'module names when the source has no dkms.conf' },
