@@ -81,6 +81,38 @@ describe('kiln:dkms with Debian acpi-call-dkms', () => {
     expect(r.stdout).toMatch(new RegExp(`^${KVER.replace(/\./g, '\\.')} SMP preempt mod_unload modversions`, 'm'));
   });
 
+  test('the module loads: the bookworm kernel boots under QEMU with an initrd holding the .ko; insmod succeeds and /proc/modules lists it', async () => {
+    const p = project({
+      'buildout.cfg': `[buildout]\nparts = load\n${DKMS_CFG}
+# the .ko as the binary package ships it
+[ko]
+recipe = kiln:command
+deb = \${acpi-call:location}/acpi-call-modules-${KVER}_1.2.2_amd64.deb
+command = dpkg-deb -x "$KILN_OPT_DEB" "$OUT"
+
+[load]
+recipe = kiln:qemu-test
+kernel = debian
+kernel-version = ${KVER}
+files = \${ko:location}/lib/modules/${KVER}/updates/dkms/acpi_call.ko /acpi_call.ko
+init =
+  insmod /acpi_call.ko
+  grep '^acpi_call ' /proc/modules
+  echo ACPI-CALL-LOADED
+expect = ACPI-CALL-LOADED
+timeout = 180
+`,
+    });
+    const t0 = Date.now();
+    const r = await kilnP(p.dir, ['build'], env);
+    expect(r.code, r.stderr).toBe(0);
+    console.log(`module build + QEMU boot and insmod: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const log = readFileSync(join(p.dir, 'out/parts/load/serial.log'), 'utf8');
+    expect(log).toMatch(/^acpi_call \d+ 0 - Live/m);
+    expect(log).toContain('ACPI-CALL-LOADED');
+    expect(readFileSync(join(p.dir, 'out/test-results/load/qemu.xml'), 'utf8')).toMatch(/failures="0"/);
+  }, 900_000);
+
   test('a module that fails to compile: the compiler error with the part name, and no package', async () => {
     const p = project({ 'buildout.cfg': `[buildout]\nparts = broken\n${DKMS_CFG}\n[broken]\nrecipe = kiln:dkms\nsource = ${join(fixtures, 'broken')}\nkernels = ${KVER}\nchroot = \${kbuild:location}\n` });
     const r = await kilnP(p.dir, ['build'], env);
