@@ -14,9 +14,9 @@ PACKAGES=(
   # oracle for the config language
   python3-zc.buildout
   # packages and repositories
-  dpkg-dev fakeroot lintian rpm rpmlint createrepo-c dnf gnupg debsigs debsig-verify apt-utils diffoscope-minimal
+  dpkg-dev debhelper fakeroot lintian rpm rpmlint createrepo-c dnf gnupg debsigs debsig-verify apt-utils diffoscope-minimal
   # chroots, containers, disk images, QEMU
-  mmdebstrap debootstrap uidmap docker.io qemu-system-x86 qemu-utils e2fsprogs fdisk dosfstools squashfs-tools
+  mmdebstrap debootstrap uidmap docker.io qemu-system-x86 qemu-utils busybox-static e2fsprogs fdisk dosfstools squashfs-tools
   xorriso isolinux syslinux-common
 )
 
