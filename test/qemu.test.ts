@@ -1,13 +1,13 @@
 // QEMU test library (src/vm) and the kiln:qemu-test recipe: real QEMU under TCG, the Debian
 // bookworm kernel (downloaded once into the user's cache), busybox initrds.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { debianKernel, resolveModules, type Kernel } from '../src/vm/kernel.js';
 import { buildInitrd } from '../src/vm/initrd.js';
-import { kilnP, project } from './helpers/kiln.js';
+import { kilnAsync, kilnP, project } from './helpers/kiln.js';
 import { blankDisk, bootVm, exitError, parseSize, qemuArgs, VmError, withVm } from '../src/vm/qemu.js';
 
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
@@ -100,15 +100,16 @@ describe('bootVm (TCG)', () => {
   test('(c) a guest that never finishes is killed at the time limit, no qemu left', async () => {
     const initrd = buildInitrd(join(tmp, 'hang.gz'), { init: 'echo hanging now\nwhile :; do sleep 1; done\n' });
     const vm = bootVm({ kernel: kernel.vmlinuz, initrd: initrd.path, append: APPEND, serialLog: join(tmp, 'hang.log'), timeoutMs: 30_000, name: 'hang' });
-    await vm.waitFor('hanging now', 30_000).catch(() => undefined);
+    // on a loaded host the guest may not get as far as the marker before the limit
+    const seen = await vm.waitFor('hanging now', 30_000).then(() => true, () => false);
     const x = await vm.exited;
     expect(x.timedOut).toBe(true);
     const err = exitError(vm, x)!;
-    expect(err.message).toMatch(/did not finish in time/);
-    expect(err.message).toContain('hanging now');
+    expect(err.message).toMatch(/did not finish in time[\s\S]*last 30 lines of the serial console[\s\S]*SeaBIOS/);
+    if (seen) expect(err.message).toContain('hanging now');
     expect(pgrep(vm.name)).toBe('');
     // a waitFor that cannot succeed any more rejects with the tail
-    await expect(vm.waitFor('never')).rejects.toThrow(/killed at its time limit[\s\S]*hanging now/);
+    await expect(vm.waitFor('never')).rejects.toThrow(/killed at its time limit[\s\S]*SeaBIOS/);
   });
 
   test('(d) an extra blank disk is visible in the guest (virtio_blk)', async () => {
@@ -125,6 +126,45 @@ describe('bootVm (TCG)', () => {
     );
     expect(x.debugExit).toBe(0);
     expect(readFileSync(join(tmp, 'disk.log'), 'utf8')).toContain(`DISK vda ${(64 << 20) / 512}`);
+  });
+
+  test('an abort (AbortSignal) kills the VM', async () => {
+    const initrd = buildInitrd(join(tmp, 'abort.gz'), { init: 'echo waiting for abort\nwhile :; do sleep 1; done\n' });
+    const ac = new AbortController();
+    const vm = bootVm({ kernel: kernel.vmlinuz, initrd: initrd.path, append: APPEND, serialLog: join(tmp, 'abort.log'), timeoutMs: 90_000, name: 'abort', signal: ac.signal });
+    await vm.waitFor('waiting for abort');
+    expect(pgrep(vm.name)).not.toBe('');
+    ac.abort();
+    const x = await vm.exited;
+    expect(x.killed).toBe(true);
+    expect(pgrep(vm.name)).toBe('');
+  });
+
+  test('SIGTERM to a process running a VM leaves no qemu behind', async () => {
+    const initrd = buildInitrd(join(tmp, 'term.gz'), { init: 'echo guest is up\nwhile :; do sleep 1; done\n' });
+    // a private build of the library (dist/ may be rebuilt by other test files meanwhile)
+    const root = join(import.meta.dirname, '..');
+    const out = join(tmp, 'js');
+    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), join(root, 'src', 'vm', 'qemu.ts'), '--outDir', out, '--rootDir', join(root, 'src'), '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', '--skipLibCheck', '--strict']);
+    writeFileSync(join(out, 'package.json'), '{"type":"module"}\n');
+    const script = `import { bootVm } from ${JSON.stringify(join(out, 'vm', 'qemu.js'))};
+const vm = bootVm({ kernel: process.argv[1], initrd: process.argv[2], append: ${JSON.stringify(APPEND)}, serialLog: process.argv[3], timeoutMs: 90000, name: 'sigterm' });
+vm.waitFor('guest is up').then(() => console.log('NAME ' + vm.name));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, kernel.vmlinuz, initrd.path, join(tmp, 'term.log')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const name = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (b) => {
+        out += b;
+        const m = /NAME (\S+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child.on('close', () => reject(new Error(`script ended early: ${out}`)));
+    });
+    expect(pgrep(name)).not.toBe('');
+    const closed = new Promise<string | null>((r) => child.on('close', (_c, sig) => r(sig)));
+    child.kill('SIGTERM');
+    expect(await closed).toBe('SIGTERM');
+    expect(pgrep(name)).toBe('');
   });
 
   test('send() types into the console', async () => {
@@ -170,6 +210,23 @@ describe('kiln:qemu-test through the CLI', () => {
     expect(xml).toContain('failure status 4');
     expect(pgrep('kiln-broken')).toBe('');
   }, 300_000);
+
+  test('an interrupted build (SIGINT) kills its guest', async () => {
+    const cfg = `[buildout]\nparts = forever\n` + part('forever', ['echo GUEST-WAITING-FOREVER', 'while :; do sleep 1; done'], 'timeout = 200\n');
+    const p = project({ 'buildout.cfg': cfg });
+    const c = kilnAsync(p.dir, ['build'], env);
+    let out = '';
+    c.stdout!.on('data', (b) => (out += b));
+    c.stderr!.on('data', (b) => (out += b));
+    const closed = new Promise<number | null>((r) => c.on('close', (code) => r(code)));
+    // wait for the guest to come up: the serial log is in the part's staging dir, so poll for the VM by name
+    while (!pgrep('kiln-forever-')) await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 3000));
+    c.kill('SIGINT');
+    const code = await closed;
+    expect(code, out).toBe(130);
+    expect(pgrep('kiln-forever-')).toBe('');
+  }, 120_000);
 
   test('bad options are config errors', async () => {
     const p = project({ 'buildout.cfg': `[buildout]\nparts = x\n[x]\nrecipe = kiln:qemu-test\ninit = true\nextra-disks = lots\n` });

@@ -92,14 +92,21 @@ export class VmError extends KilnError {
 const running = new Set<ChildProcess>();
 let hooked = false;
 
-function killAllNow(): void {
-  for (const c of running) {
+/** Kill a VM's whole process group (coreutils timeout + qemu). */
+function killGroup(c: ChildProcess): void {
+  try {
+    if (c.pid) process.kill(-c.pid, 'SIGKILL');
+  } catch {
     try {
       c.kill('SIGKILL');
     } catch {
       /* gone */
     }
   }
+}
+
+function killAllNow(): void {
+  for (const c of running) killGroup(c);
   running.clear();
 }
 
@@ -211,7 +218,10 @@ export function bootVm(o: VmOptions): Vm {
   const logStream: WriteStream = createWriteStream(o.serialLog);
   o.log?.(`# ${QEMU} ${args.join(' ')}\n`);
   hook();
-  const child = spawn(QEMU, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // qemu runs under coreutils `timeout` in its own process group: even if this process dies
+  // without cleaning up (SIGKILL), the guest cannot outlive its time limit by more than 10 s
+  const hardSeconds = Math.ceil(timeoutMs / 1000) + 10;
+  const child = spawn('timeout', ['-s', 'KILL', String(hardSeconds), QEMU, ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   running.add(child);
 
   let out = '';
@@ -248,13 +258,7 @@ export function bootVm(o: VmOptions): Vm {
     return lines.slice(Math.max(0, lines.length - n)).join('\n');
   };
 
-  const hardKill = () => {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      /* gone */
-    }
-  };
+  const hardKill = () => killGroup(child);
   const timer = setTimeout(() => {
     timedOut = true;
     hardKill();
