@@ -15,6 +15,7 @@ import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from '
 import { basename, join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Signer } from '../lib/gpg.js';
+import { parseParagraph, type Paragraph } from '../pkg/deb822.js';
 import { KilnError } from '../lib/errors.js';
 import type { BuildContext, Recipe } from '../recipe.js';
 import { expandGlobs } from './package-files.js';
@@ -22,25 +23,8 @@ import { expandGlobs } from './package-files.js';
 interface DebEntry {
   file: string;
   control: string;
-  fields: Map<string, string>;
+  fields: Paragraph;
   poolPath: string;
-}
-
-/** Parse a single control paragraph into lower-cased field -> value (continuations joined). */
-export function controlFields(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  let last: string | undefined;
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    if (/^[ \t]/.test(line) && last) m.set(last, `${m.get(last)}\n${line}`);
-    else {
-      const i = line.indexOf(':');
-      if (i <= 0) continue;
-      last = line.slice(0, i).toLowerCase();
-      m.set(last, line.slice(i + 1).trim());
-    }
-  }
-  return m;
 }
 
 const hash = (algo: string, b: Buffer) => createHash(algo).update(b).digest('hex');
@@ -93,7 +77,12 @@ export const recipe: Recipe = {
     const seen = new Map<string, string>();
     for (const file of files) {
       const control = (await ctx.run(['dpkg-deb', '--field', file])).stdout.replace(/\n+$/, '');
-      const fields = controlFields(control);
+      let fields: Paragraph;
+      try {
+        fields = parseParagraph(control, { file: `${file} (control)` });
+      } catch (e) {
+        throw o.error('packages', (e as Error).message);
+      }
       const pkg = fields.get('package');
       const version = fields.get('version');
       const arch = fields.get('architecture');
