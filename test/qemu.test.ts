@@ -211,6 +211,18 @@ describe('kiln:qemu-test through the CLI', () => {
     expect(pgrep('kiln-broken')).toBe('');
   }, 300_000);
 
+  test('own kernel and initrd, pass = markers: passes once the markers appear, the guest is killed', async () => {
+    // a guest that never reports a status: its init prints and then idles
+    const initrd = buildInitrd(join(tmp, 'own.gz'), { preamble: false, init: '#!/bin/sh\necho OWN-INITRD-UP\n/bin/busybox sleep 1\necho SECOND-MARKER\nwhile :; do /bin/busybox sleep 1; done\n' });
+    const cfg = `[buildout]\nparts = own\n[own]\nrecipe = kiln:qemu-test\nkernel = ${kernel.vmlinuz}\ninitrd = ${initrd.path}\nexpect =\n    OWN-INITRD-UP\n    SECOND-MARKER\ntimeout = 150\n`;
+    const p = project({ 'buildout.cfg': cfg });
+    const r = await kilnP(p.dir, ['build'], env);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const xml = readFileSync(join(p.dir, 'out/test-results/own/qemu.xml'), 'utf8');
+    expect(xml).toMatch(/tests="2" failures="0"/);
+    expect(pgrep('kiln-own-')).toBe('');
+  }, 300_000);
+
   test('an interrupted build (SIGINT) kills its guest', async () => {
     const cfg = `[buildout]\nparts = forever\n` + part('forever', ['echo GUEST-WAITING-FOREVER', 'while :; do sleep 1; done'], 'timeout = 200\n');
     const p = project({ 'buildout.cfg': cfg });
