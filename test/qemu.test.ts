@@ -185,15 +185,21 @@ describe('kiln:qemu-test through the CLI', () => {
     `[${name}]\nrecipe = kiln:qemu-test\nkernel = debian\ninit =\n${init.map((l) => `    ${l}`).join('\n')}\n${extra}`;
 
   test('(e) a passing part: serial.log and JUnit XML in out/test-results/', async () => {
-    const cfg = `[buildout]\nparts = boot\n` + part('boot', ['echo GUEST-UP', 'test -e /sys/block/vda', 'echo DISK-OK'], 'extra-disks = 16M\nexpect =\n    GUEST-UP\n    DISK-OK\ntimeout = 120\n');
-    const p = project({ 'buildout.cfg': cfg });
+    const cfg =
+      `[buildout]\nparts = boot\n` +
+      part(
+        'boot',
+        ['echo GUEST-UP', 'test -e /sys/block/vda', 'echo DISK-OK', 'grep -q ext4 /proc/filesystems', 'grep -q hello-from-host /etc/data.txt', 'echo FILES-OK'],
+        'modules = ext4\nfiles = data.txt /etc/data.txt\nextra-disks = 16M\nexpect =\n    GUEST-UP\n    DISK-OK\n    FILES-OK\ntimeout = 120\n',
+      );
+    const p = project({ 'buildout.cfg': cfg, 'data.txt': 'hello-from-host\n' });
     const t0 = Date.now();
     const r = await kilnP(p.dir, ['build'], env);
     console.log(`kiln build of a qemu-test part: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(readFileSync(join(p.dir, 'out/parts/boot/serial.log'), 'utf8')).toContain('DISK-OK');
     const xml = readFileSync(join(p.dir, 'out/test-results/boot/qemu.xml'), 'utf8');
-    expect(xml).toMatch(/<testsuite name="boot" tests="3" failures="0"/);
+    expect(xml).toMatch(/<testsuite name="boot" tests="4" failures="0"/);
     expect(xml).toContain('expect: DISK-OK');
   }, 300_000);
 
