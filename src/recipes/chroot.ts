@@ -2,37 +2,56 @@
  * kiln:chroot: a Debian (or Ubuntu-style) root file system made by mmdebstrap (debootstrap as
  * fallback), as a reproducible tarball, optionally imported as a local container image.
  *
- * Cached by content in CACHE/chroots/KEY/ (KEY = hash of every option, hook contents, the
- * recipe version and SOURCE_DATE_EPOCH): the same options give the cached chroot, in another
- * project or after `kiln clean`, without running mmdebstrap. Outputs (hard links into the cache):
+ * Cached by content in CACHE/chroots/KEY/ (KEY = hash of every option that shapes the file
+ * system, hook and keyring contents, the recipe version and SOURCE_DATE_EPOCH): the same options
+ * give the cached chroot, in another project or after `rm -rf out`, without running mmdebstrap.
+ * Outputs (hard links into the cache, read-only):
  *   rootfs.tar[.xz|.zst]   the file system (mmdebstrap honours SOURCE_DATE_EPOCH: same mirror
  *                          state and options -> same bytes)
- *   manifest               installed packages and versions (dpkg-query -W)
- *   image-tag              the container image (kiln/chroot:KEY12), when image = true
- * Customize hooks are the user's scripts, run by mmdebstrap with the target as $1 and as $TARGET
- * (like ganeti-instance-debootstrap's CUSTOMIZE_DIR); they are copied, never pasted into a shell.
+ *   manifest               installed packages: `Package Version Architecture` (dpkg-query -W)
+ *   key                    the content key
+ *   image-tag              the container image (kiln/chroot:KEY16), when image = true
+ *   rootfs/                the extracted tree, when directory = true
+ * Customize hooks are the user's scripts: each is copied to a file and given to mmdebstrap as
+ * `--customize-hook=FILE` (run with the target as $1 and as $TARGET, like ganeti-instance-
+ * debootstrap's CUSTOMIZE_DIR hooks); nothing from an option is pasted into shell code.
  */
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { importImage } from '../lib/docker.js';
-import { tmpSibling } from '../lib/fsutil.js';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { cachedDir } from '../lib/cache.js';
+import { importImage, imageTagForKey } from '../lib/docker.js';
+import { MissingToolError } from '../lib/errors.js';
+import { rmrf } from '../lib/fsutil.js';
 import { which } from '../lib/tools.js';
 import { sha256 } from '../engine/hash.js';
 import type { BuildContext, PlanContext, Recipe } from '../recipe.js';
 
-const VERSION = '1';
+// 2: apt's partial directories owned by _apt in every build (see scratchBase)
+const VERSION = '2';
+const FORMATS = ['tar', 'tar.xz', 'tar.zst'];
 
 function words(s: string | undefined): string[] {
   return (s ?? '').split(/[\s,]+/).filter(Boolean);
 }
 
-function tarName(format: string): string {
+export function tarName(format: string): string {
   return format === 'tar' ? 'rootfs.tar' : `rootfs.${format}`;
 }
 
-/** The content key of a chroot: options, hook contents, SOURCE_DATE_EPOCH. */
-export function chrootKey(ctx: PlanContext | BuildContext, sde: number): string {
+/** Which bootstrapper runs: mmdebstrap, else debootstrap; MissingToolError naming mmdebstrap when neither. */
+export function bootstrapper(part?: string): 'mmdebstrap' | 'debootstrap' {
+  if (which('mmdebstrap')) return 'mmdebstrap';
+  if (which('debootstrap')) return 'debootstrap';
+  throw new MissingToolError('mmdebstrap', 'mmdebstrap', part);
+}
+
+/**
+ * The content key of a chroot: options, hook and keyring contents, SOURCE_DATE_EPOCH.
+ * (`image`, `directory` and `cache` only change what is done with the result: not in the key.)
+ */
+export function chrootKey(ctx: PlanContext | BuildContext, sde: number, tool: 'mmdebstrap' | 'debootstrap' = 'mmdebstrap'): string {
   const o = ctx.options;
   const hooks = o.paths('customize').map((p) => sha256(readFileSync(p)));
   const keyrings = o.paths('keyrings').map((p) => sha256(readFileSync(p)));
@@ -51,6 +70,8 @@ export function chrootKey(ctx: PlanContext | BuildContext, sde: number): string 
       sources: o.get('apt-sources') ?? '',
       format: o.get('format')!.trim(),
       sde,
+      // debootstrap's tree differs from mmdebstrap's: its own entries (the mmdebstrap key is unchanged)
+      tool: tool === 'mmdebstrap' ? undefined : tool,
     }),
   );
 }
@@ -64,58 +85,121 @@ function linkOrCopy(src: string, dest: string): void {
   }
 }
 
-async function build(ctx: BuildContext, dir: string): Promise<void> {
+// Fixed hook scripts: the values they use come in environment variables set by kiln.
+const HOOK_SOURCES = '#!/bin/sh\nset -e\nmkdir -p "$1/etc/apt/sources.list.d"\ncp "$KILN_APT_SOURCES" "$1/etc/apt/sources.list.d/kiln.sources"\n';
+const HOOK_MANIFEST = `#!/bin/sh\nset -e\nchroot "$1" dpkg-query -W -f '\${Package} \${Version} \${Architecture}\\n' > "$KILN_MANIFEST"\n`;
+const hookWrapper = (user: string) => `#!/bin/sh\nset -e\nTARGET="$1"\nexport TARGET\nexec "$(dirname "$0")/${user}" "$@"\n`;
+// debootstrap leaves files that change on every run; mmdebstrap removes or fixes them itself
+const HOOK_NORMALISE = [
+  '#!/bin/sh',
+  'set -e',
+  'cd "$1"',
+  'rm -f var/cache/ldconfig/aux-cache var/log/bootstrap.log var/log/dpkg.log var/log/alternatives.log var/cache/apt/pkgcache.bin var/cache/apt/srcpkgcache.bin',
+  'rm -rf var/log/apt/* var/lib/apt/lists/* var/cache/apt/archives/*.deb debootstrap',
+  'mkdir -p var/lib/apt/lists/partial',
+  '[ ! -e etc/machine-id ] || : > etc/machine-id',
+  'rm -f var/lib/dbus/machine-id',
+  '',
+].join('\n');
+
+/** Whether every directory from / down to dir can be entered by any user. */
+function traversable(dir: string): boolean {
+  let d = resolve(dir);
+  for (;;) {
+    try {
+      if ((statSync(d).mode & 0o001) === 0) return false;
+    } catch {
+      return false;
+    }
+    if (d === dirname(d)) return true;
+    d = dirname(d);
+  }
+}
+
+/**
+ * Where mmdebstrap builds the tree. apt downloads as the _apt user only when _apt can reach the
+ * tree, and then leaves /var/{lib/apt/lists,cache/apt/archives}/partial owned by _apt, otherwise
+ * by root: the bytes of the tarball would depend on the permissions of the temp dir's parents.
+ * So the tree is always built below a directory everyone can traverse.
+ */
+function scratchBase(ctx: BuildContext): string {
+  const c = [tmpdir(), '/var/tmp', '/tmp'].find(traversable);
+  if (!c) ctx.log('# warning: no world-traversable temp directory: apt downloads unsandboxed, the tarball differs from other hosts\n');
+  return c ?? tmpdir();
+}
+
+async function build(ctx: BuildContext, dir: string, tool: 'mmdebstrap' | 'debootstrap'): Promise<void> {
   const o = ctx.options;
   const format = o.get('format')!.trim();
   const tar = join(dir, tarName(format));
-  const hookDir = join(ctx.work, 'hooks');
-  mkdirSync(hookDir, { recursive: true });
-  o.paths('customize').forEach((p, i) => {
-    const n = String(i + 1).padStart(2, '0');
-    copyFileSync(p, join(hookDir, `user-${n}`));
-    chmodSync(join(hookDir, `user-${n}`), 0o755);
-    writeFileSync(join(hookDir, `customize${n}.sh`), `#!/bin/sh\nset -e\nTARGET="$1"\nexport TARGET\nexec "$(dirname "$0")/user-${n}" "$@"\n`, { mode: 0o755 });
-  });
-  const args = [
-    'mmdebstrap',
-    `--variant=${o.get('variant')!.trim()}`,
-    `--architectures=${o.get('architecture')!.trim()}`,
-    `--components=${words(o.get('components')).join(',')}`,
-    `--format=tar`,
-  ];
-  const pkgs = words(o.get('packages'));
-  if (pkgs.length) args.push(`--include=${pkgs.join(',')}`);
-  for (const k of o.paths('keyrings')) args.push(`--keyring=${k}`);
-  if (o.paths('customize').length) args.push(`--hook-dir=${hookDir}`);
-  if (o.get('apt-sources')?.trim()) {
-    const src = join(ctx.work, 'kiln.sources');
-    writeFileSync(src, o.get('apt-sources')!.trim() + '\n');
-    args.push(`--customize-hook=upload ${src} /etc/apt/sources.list.d/kiln.sources`);
+  // a private scratch dir (mode 0755 so that _apt can reach the tree); hooks live in it: no shell
+  // metacharacters in their paths, so mmdebstrap execs them directly
+  const scratch = await mkdtemp(join(scratchBase(ctx), 'kiln-chroot-'));
+  chmodSync(scratch, 0o755);
+  const hooks = join(scratch, 'hooks');
+  mkdirSync(hooks, { mode: 0o700 });
+  try {
+    const hookFiles: string[] = [];
+    const hook = (name: string, text: string) => {
+      const p = join(hooks, name);
+      writeFileSync(p, text, { mode: 0o755 });
+      chmodSync(p, 0o755);
+      return p;
+    };
+    const env: Record<string, string> = { SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch), KILN_MANIFEST: join(hooks, 'manifest') };
+    if (o.get('apt-sources')?.trim()) {
+      env.KILN_APT_SOURCES = join(hooks, 'kiln.sources');
+      writeFileSync(env.KILN_APT_SOURCES, o.get('apt-sources')!.trim() + '\n');
+      chmodSync(env.KILN_APT_SOURCES, 0o644);
+      hookFiles.push(hook('10-sources', HOOK_SOURCES));
+    }
+    o.paths('customize').forEach((p, i) => {
+      const n = String(i + 1).padStart(2, '0');
+      copyFileSync(p, join(hooks, `user-${n}`));
+      chmodSync(join(hooks, `user-${n}`), 0o755);
+      hookFiles.push(hook(`20-customize-${n}`, hookWrapper(`user-${n}`)));
+    });
+    hookFiles.push(hook('90-manifest', HOOK_MANIFEST));
+
+    const suite = o.get('suite')!.trim();
+    const arch = o.get('architecture')!.trim();
+    const pkgs = words(o.get('packages'));
+    const rawTar = join(ctx.work, 'rootfs.tar');
+    if (tool === 'mmdebstrap') {
+      const args = ['mmdebstrap', `--variant=${o.get('variant')!.trim()}`, `--architectures=${arch}`, `--components=${words(o.get('components')).join(',')}`, '--format=tar'];
+      if (pkgs.length) args.push(`--include=${pkgs.join(',')}`);
+      for (const k of o.paths('keyrings')) args.push(`--keyring=${k}`);
+      for (const h of hookFiles) args.push(`--customize-hook=${h}`);
+      // extra `deb URI SUITE COMPONENTS` lines (e.g. bookworm-security) follow the main mirror
+      args.push(suite, rawTar, o.get('mirror')!.trim(), ...o.lines('mirrors'));
+      await ctx.run(args, { env: { ...env, TMPDIR: scratch } });
+    } else {
+      // debootstrap fallback: a directory, the same hooks, the known-variable files removed, then a
+      // sorted tarball with clamped mtimes and numeric owners
+      const root = join(scratch, 'root');
+      const variant = o.get('variant')!.trim();
+      const args = ['debootstrap', `--variant=${variant === 'minbase' || variant === 'buildd' ? variant : 'minbase'}`, `--arch=${arch}`, `--components=${words(o.get('components')).join(',')}`];
+      if (pkgs.length) args.push(`--include=${pkgs.join(',')}`);
+      for (const k of o.paths('keyrings')) args.push(`--keyring=${k}`);
+      args.push(suite, root, o.get('mirror')!.trim());
+      await ctx.run(args, { env });
+      for (const h of [...hookFiles, hook('95-normalise', HOOK_NORMALISE)]) await ctx.run([h, root], { env });
+      await ctx.run(
+        ['tar', '--sort=name', `--mtime=@${ctx.sourceDateEpoch}`, '--clamp-mtime', '--numeric-owner', '--format=pax', '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime', '--xattrs', '-C', root, '-cf', rawTar, '.'],
+        { env: { LC_ALL: 'C.UTF-8' } },
+      );
+      await rmrf(root);
+    }
+    if (format === 'tar') renameSync(rawTar, tar);
+    // fixed script, paths as positional parameters
+    else await ctx.run(['sh', '-c', format === 'tar.xz' ? 'xz -T2 -6 -c -- "$1" > "$2"' : 'zstd -T2 -19 -q -c -- "$1" > "$2"', 'sh', rawTar, tar]);
+    copyFileSync(env.KILN_MANIFEST!, join(dir, 'manifest'));
+    // the cache is shared through hard links: nobody may write through them
+    chmodSync(tar, 0o444);
+    chmodSync(join(dir, 'manifest'), 0o444);
+  } finally {
+    await rmrf(scratch);
   }
-  // the package list, written inside, copied out as the manifest, then removed
-  const manifestDir = join(ctx.work, 'manifest-dir');
-  args.push(
-    `--customize-hook=mkdir -p "$1/tmp/kiln-manifest" && chroot "$1" dpkg-query -W -f '\${Package} \${Version} \${Architecture}\\n' > "$1/tmp/kiln-manifest/manifest"`,
-    `--customize-hook=sync-out /tmp/kiln-manifest ${manifestDir}`,
-    '--customize-hook=rm -rf "$1/tmp/kiln-manifest"',
-  );
-  const rawTar = join(ctx.work, 'rootfs.tar');
-  // extra `deb URI SUITE COMPONENTS` lines (e.g. bookworm-security) follow the main mirror
-  args.push(o.get('suite')!.trim(), rawTar, o.get('mirror')!.trim(), ...o.lines('mirrors'));
-  mkdirSync(join(ctx.work, 'manifest-dir'), { recursive: true });
-  if (which('mmdebstrap')) {
-    await ctx.run(args, { env: { SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch), TMPDIR: ctx.work } });
-  } else {
-    // debootstrap fallback: a directory, then a sorted, clamped tarball
-    const root = join(ctx.work, 'root');
-    await ctx.run(['debootstrap', `--variant=${o.get('variant')!.trim() === 'minbase' ? 'minbase' : 'buildd'}`, `--arch=${o.get('architecture')!.trim()}`,
-      ...(pkgs.length ? [`--include=${pkgs.join(',')}`] : []), o.get('suite')!.trim(), root, o.get('mirror')!.trim()]);
-    await ctx.run(['chroot', root, 'dpkg-query', '-W', '-f', '${Package} ${Version} ${Architecture}\\n'], { capture: true }).then((r) => writeFileSync(join(ctx.work, 'manifest-dir', 'manifest'), r.stdout));
-    await ctx.run(['tar', '--sort=name', `--mtime=@${ctx.sourceDateEpoch}`, '--clamp-mtime', '--numeric-owner', '-C', root, '-cf', rawTar, '.']);
-  }
-  if (format === 'tar') renameSync(rawTar, tar);
-  else await ctx.run(['sh', '-c', format === 'tar.xz' ? 'xz -T2 -6 -c "$1" > "$2"' : 'zstd -T2 -19 -q -c "$1" > "$2"', 'sh', rawTar, tar]);
-  copyFileSync(join(ctx.work, 'manifest-dir', 'manifest'), join(dir, 'manifest'));
 }
 
 export const recipe: Recipe = {
@@ -124,7 +208,7 @@ export const recipe: Recipe = {
   description: 'Debian root file system (mmdebstrap) as a reproducible tarball and a local container image, cached by content',
   options: {
     suite: { description: 'suite or codename', default: 'bookworm' },
-    variant: { description: 'mmdebstrap variant: minbase, buildd, important, standard, ...', default: 'minbase' },
+    variant: { description: 'mmdebstrap variant: extract, custom, essential, apt, required, minbase, buildd, important, standard', default: 'minbase' },
     architecture: { description: 'Debian architecture', default: 'amd64' },
     components: { description: 'archive components', default: 'main' },
     mirror: { description: 'mirror URL', default: 'http://deb.debian.org/debian' },
@@ -134,51 +218,66 @@ export const recipe: Recipe = {
     customize: { description: 'hook scripts (one per line) run with the target as $1 and $TARGET' },
     'apt-sources': { description: 'deb822 sources written to /etc/apt/sources.list.d/kiln.sources' },
     format: { description: 'tar, tar.xz or tar.zst', default: 'tar' },
-    image: { description: 'import the tarball as a local container image', default: 'false' },
+    image: { description: 'import the tarball as a local container image (tag in image-tag)', default: 'false' },
+    directory: { description: 'also extract the tree into rootfs/ (needs root for device nodes and owners)', default: 'false' },
     cache: { description: 'use the content-keyed chroot cache', default: 'true' },
   },
   validate(ctx) {
     const o = ctx.options;
-    if (!['tar', 'tar.xz', 'tar.zst'].includes(o.get('format')!.trim())) throw o.error('format', `unknown format '${o.get('format')}' (tar, tar.xz, tar.zst)`);
+    if (!FORMATS.includes(o.get('format')!.trim())) throw o.error('format', `unknown format '${o.get('format')}' (tar, tar.xz, tar.zst)`);
     o.bool('image', false);
+    o.bool('directory', false);
     o.bool('cache', true);
-    for (const p of [...o.paths('customize'), ...o.paths('keyrings')]) if (!existsSync(p)) throw o.error(p.endsWith('.gpg') ? 'keyrings' : 'customize', `file not found: ${p}`);
+    for (const name of ['suite', 'variant', 'architecture'] as const) {
+      if (!/^[a-z0-9][a-z0-9.+_-]*$/i.test(o.get(name)!.trim())) throw o.error(name, `not a valid ${name}: '${o.get(name)}'`);
+    }
+    for (const c of words(o.get('components'))) if (!/^[a-z0-9][a-z0-9/._-]*$/i.test(c)) throw o.error('components', `not a component name: '${c}'`);
+    if (!/^[a-z][a-z0-9+.-]*:\/\/\S+$/i.test(o.get('mirror')!.trim())) throw o.error('mirror', `expected a mirror URL, got '${o.get('mirror')}'`);
+    for (const name of ['customize', 'keyrings'] as const) for (const p of o.paths(name)) if (!existsSync(p)) throw o.error(name, `file not found: ${p}`);
     for (const l of o.lines('mirrors')) if (!/^deb(-src)?\s+\S+:\/\/\S+\s+\S+(\s+\S+)*$/.test(l)) throw o.error('mirrors', `expected 'deb URI SUITE COMPONENT...', got '${l}'`);
-    for (const pk of words(o.get('packages'))) if (!/^[a-z0-9][a-z0-9+.:-]*$/.test(pk)) throw o.error('packages', `not a package name: '${pk}'`);
+    for (const pk of words(o.get('packages'))) if (!/^[a-z0-9][a-z0-9+.:=~-]*$/.test(pk)) throw o.error('packages', `not a package name: '${pk}'`);
   },
   inputs(ctx) {
     return [...ctx.options.paths('customize'), ...ctx.options.paths('keyrings')];
   },
   tools(ctx) {
-    return [which('mmdebstrap') ? 'mmdebstrap' : 'debootstrap', ...(ctx.options.bool('image', false) ? ['docker'] : [])];
+    const o = ctx.options;
+    const t: string[] = [which('mmdebstrap') || !which('debootstrap') ? 'mmdebstrap' : 'debootstrap'];
+    const format = o.get('format')?.trim();
+    if (format === 'tar.xz') t.push('xz');
+    if (format === 'tar.zst') t.push('zstd');
+    if (o.bool('image', false)) t.push('docker');
+    if (o.bool('directory', false)) t.push('tar');
+    return t;
   },
   async install(ctx) {
     const o = ctx.options;
-    const key = chrootKey(ctx, ctx.sourceDateEpoch);
-    const cached = join(ctx.cacheDir, 'chroots', key);
+    const tool = bootstrapper(ctx.part);
+    const key = chrootKey(ctx, ctx.sourceDateEpoch, tool);
     const tar = tarName(o.get('format')!.trim());
-    if (o.bool('cache', true) && existsSync(join(cached, tar))) {
-      ctx.log(`# chroot cache hit: ${cached}\n`);
+    let from: string;
+    if (o.bool('cache', true)) {
+      const entry = await cachedDir(join(ctx.cacheDir, 'chroots'), key, {
+        complete: (d) => existsSync(join(d, tar)) && existsSync(join(d, 'manifest')),
+        build: (tmp) => build(ctx, tmp, tool),
+        log: ctx.log,
+      });
+      from = entry.dir;
+      ctx.log(entry.hit ? `# chroot cache hit: ${entry.dir} (${tool} not run)\n` : `# chroot built by ${tool}, cached in ${entry.dir}\n`);
     } else {
-      const tmp = tmpSibling(cached);
-      mkdirSync(tmp, { recursive: true });
-      try {
-        await build(ctx, tmp);
-        if (o.bool('cache', true)) {
-          mkdirSync(join(ctx.cacheDir, 'chroots'), { recursive: true });
-          await rm(cached, { recursive: true, force: true });
-          renameSync(tmp, cached);
-        } else {
-          for (const f of [tar, 'manifest']) linkOrCopy(join(tmp, f), join(ctx.staging, f));
-        }
-      } finally {
-        await rm(tmp, { recursive: true, force: true });
-      }
+      from = join(ctx.work, 'uncached');
+      mkdirSync(from, { recursive: true });
+      await build(ctx, from, tool);
     }
-    if (o.bool('cache', true)) for (const f of [tar, 'manifest']) linkOrCopy(join(cached, f), join(ctx.staging, f));
+    for (const f of [tar, 'manifest']) linkOrCopy(join(from, f), join(ctx.staging, f));
     writeFileSync(join(ctx.staging, 'key'), key + '\n');
+    if (o.bool('directory', false)) {
+      const root = join(ctx.staging, 'rootfs');
+      mkdirSync(root);
+      await ctx.run(['tar', '-x', '--numeric-owner', '--same-permissions', '--xattrs', '--xattrs-include=*', '-f', join(ctx.staging, tar), '-C', root]);
+    }
     if (o.bool('image', false)) {
-      const tag = `kiln/chroot:${key.slice(0, 16)}`;
+      const tag = imageTagForKey(key);
       await importImage(join(ctx.staging, tar), tag, { log: ctx.log, signal: ctx.signal, part: ctx.part });
       writeFileSync(join(ctx.staging, 'image-tag'), tag + '\n');
     }

@@ -1,114 +1,215 @@
 /**
  * kiln:container-test: install packages from other parts into a fresh container made from a
- * chroot (testcontainers against the local Docker engine), run test commands, check exit codes
- * and output. One JUnit testcase per test in test-results/PART.xml (collected into
- * out/test-results/ by the engine, also when tests fail). The container is removed on success,
- * failure and interrupt.
+ * chroot (testcontainers' GenericContainer against the local Docker engine), run test commands,
+ * check exit codes and output. One JUnit testcase per test in test-results/PART.xml (collected
+ * into out/test-results/ by the engine, also when tests fail). The container carries the labels
+ * kiln=1 and kiln.part=PART and is removed on success, failure and interrupt.
  *
- *   image = ${bookworm:location}
- *   packages = ${hello-bin:location}/*.deb
- *   install = dpkg -i /kiln/packages/*.deb          (default for .deb; rpm -i for .rpm)
- *   test-runs = hello
- *   expect-runs = ^Hello, world!$
- *   test-conffile = test -f /etc/kiln-hello.conf
- *   expect-exit-conffile = 0
+ *   image = ${bookworm:location}                     (a kiln:chroot output, or an image tag)
+ *   packages = ${hello-bin:location}/*.deb           (copied to /kiln/packages/)
+ *   install = dpkg                                   (dpkg | apt | rpm | a shell command; default
+ *                                                     dpkg for .deb files, rpm for .rpm files)
+ *   test = hello                                     (one test, a shell script)
+ *   expect-output = ^Hello, world!$                  (regular expression, multi-line mode)
+ *   expect-exit = 0
+ *   tests =                                          (one test per line, each must exit 0)
+ *     test -x /usr/bin/hello
+ *     dpkg -s hello
+ *   test-conffile = test -f /etc/kiln-hello.conf     (named tests, with expect-NAME and
+ *   expect-exit-conffile = 0                          expect-exit-NAME)
+ *
+ * Test commands are the user's own code and run with `sh -c`; the install keywords run argument
+ * arrays (package file names are never pasted into a shell line).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { chrootImage } from '../lib/chroot-run.js';
+import { ensureEngine, LABEL, PART_LABEL, trackContainer, untrackContainer } from '../lib/docker.js';
 import { KilnError } from '../lib/errors.js';
+import { run } from '../lib/exec.js';
 import { junitXml, type TestCase } from '../lib/junit.js';
-import { ensureEngine, LABEL } from '../lib/docker.js';
-import { chrootImage } from '../engine/cleanroom.js';
-import type { Recipe } from '../recipe.js';
+import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
 import { expandGlobs } from './package-files.js';
 
-const tail = (s: string, n = 20) => s.split('\n').slice(-n).join('\n');
+const tail = (s: string, n = 20) => s.replace(/\s+$/, '').split('\n').slice(-n).join('\n');
+const INSTALL_KEYWORDS = ['dpkg', 'apt', 'rpm'];
+
+interface TestSpec {
+  name: string;
+  /** the option that defined it (for error messages) */
+  option: string;
+  cmd: string;
+  exit: number;
+  output?: RegExp;
+}
+
+/** Every test of the part, in order: test, tests (lines), then test-NAME (sorted). */
+export function testSpecs(o: PartOptions): TestSpec[] {
+  const specs: TestSpec[] = [];
+  const regex = (opt: string): RegExp | undefined => {
+    const v = o.get(opt);
+    if (v === undefined || v.trim() === '') return undefined;
+    try {
+      return new RegExp(v.trim(), 'm');
+    } catch (e) {
+      throw o.error(opt, `invalid regular expression: ${(e as Error).message}`);
+    }
+  };
+  const exit = (opt: string): number => {
+    const v = o.get(opt)?.trim();
+    if (v === undefined || v === '') return 0;
+    if (!/^\d+$/.test(v) || Number(v) > 255) throw o.error(opt, `expected an exit code (0-255), got '${v}'`);
+    return Number(v);
+  };
+  if (o.get('test')?.trim()) specs.push({ name: 'test', option: 'test', cmd: o.get('test')!.trim(), exit: exit('expect-exit'), output: regex('expect-output') });
+  else if (o.has('expect-output') || o.has('expect-exit')) throw o.error(o.has('expect-output') ? 'expect-output' : 'expect-exit', "applies to the 'test' option, which is not set");
+  o.lines('tests').forEach((cmd, i) => specs.push({ name: `tests-${i + 1}`, option: 'tests', cmd, exit: 0 }));
+  const all = o.all();
+  for (const k of Object.keys(all).sort()) {
+    if (k.startsWith('test-')) {
+      const name = k.slice(5);
+      if (!all[k]!.trim()) throw o.error(k, 'empty test command');
+      specs.push({ name, option: k, cmd: all[k]!.trim(), exit: exit(`expect-exit-${name}`), output: regex(`expect-${name}`) });
+    }
+    const m = /^expect-(exit-)?(.+)$/.exec(k);
+    if (m && !['output', 'exit'].includes(k.slice(7)) && !o.has(`test-${m[2]}`)) throw o.error(k, `there is no test-${m[2]} for this expectation`);
+  }
+  return specs;
+}
+
+/** The install step as an argument array (keywords) or a shell command, or nothing. */
+function installArgv(o: PartOptions, targets: string[]): string[] | undefined {
+  let how = o.get('install')?.trim();
+  if (!how) {
+    if (!targets.length) return undefined;
+    how = targets.every((t) => t.endsWith('.rpm')) ? 'rpm' : 'dpkg';
+  }
+  if (INSTALL_KEYWORDS.includes(how) && !targets.length) throw o.error('install', `'${how}' installs the files of the packages option, which names none`);
+  if (how === 'dpkg') return ['dpkg', '-i', ...targets];
+  if (how === 'apt') return ['apt-get', 'install', '-y', '--no-install-recommends', ...targets];
+  if (how === 'rpm') return ['rpm', '-i', ...targets];
+  return ['sh', '-c', how];
+}
+
+/** Testcontainers' reaper (Ryuk) needs its image, pulled from a registry: without it, kiln cleans up itself. */
+async function configureReaper(log: (t: string) => void): Promise<void> {
+  if (process.env.TESTCONTAINERS_RYUK_DISABLED !== undefined) return;
+  const image = process.env.RYUK_CONTAINER_IMAGE ?? 'testcontainers/ryuk:0.14.0';
+  const r = await run(['docker', 'image', 'inspect', '--format', '{{.Id}}', image], { allowFailure: true });
+  if (r.code !== 0) {
+    process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
+    log(`# testcontainers reaper image ${image} is not available (no registry): reaper disabled, kiln removes the container itself\n`);
+  }
+}
+
+async function runTests(ctx: BuildContext, cases: TestCase[]): Promise<void> {
+  const o = ctx.options;
+  const specs = testSpecs(o);
+  await ensureEngine();
+  await configureReaper(ctx.log);
+  const { GenericContainer } = await import('testcontainers');
+  const imageOpt = o.require('image').trim();
+  const image = imageOpt.startsWith('/') ? await chrootImage(imageOpt, { log: ctx.log, signal: ctx.signal, part: ctx.part }) : imageOpt;
+  const files = o.get('packages')?.trim() ? expandGlobs(o, 'packages') : [];
+  const targets = files.map((f) => `/kiln/packages/${basename(f)}`);
+  const dup = targets.find((t, i) => targets.indexOf(t) !== i);
+  if (dup) throw o.error('packages', `two package files are named ${basename(dup)}`);
+  const install = installArgv(o, targets);
+  const timeoutMs = o.int('timeout', 300) * 1000;
+  const env = o.env('environment');
+
+  let c = new GenericContainer(image)
+    .withCommand(['sleep', 'infinity'])
+    .withLabels({ [LABEL]: '1', [PART_LABEL]: ctx.part })
+    .withEnvironment(env)
+    .withCopyFilesToContainer(files.map((f, i) => ({ source: f, target: targets[i]! })));
+  if (!o.bool('network', false)) c = c.withNetworkMode('none');
+  ctx.log(`# starting a container from ${image}\n`);
+  if (ctx.signal.aborted) throw new KilnError('interrupted');
+  const started = await c.start();
+  const id = started.getId();
+  trackContainer(id);
+  let stopping: Promise<unknown> | undefined;
+  const stop = () => (stopping ??= started.stop({ remove: true, removeVolumes: true, timeout: 1000 }).catch(() => run(['docker', 'rm', '-f', id], { allowFailure: true }).catch(() => undefined)));
+  ctx.signal.addEventListener('abort', stop, { once: true });
+  try {
+    if (ctx.signal.aborted) throw new KilnError('interrupted');
+    const aborted = new Promise<null>((resolve) => ctx.signal.addEventListener('abort', () => resolve(null), { once: true }));
+    const exec = async (argv: string[], shown: string) => {
+      const t0 = Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const r = await Promise.race([
+          started.exec(argv, { env }),
+          new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs))),
+          aborted,
+        ]);
+        if (ctx.signal.aborted) throw new KilnError('interrupted');
+        const seconds = (Date.now() - t0) / 1000;
+        if (!r) {
+          ctx.log(`$ ${shown}\n# timed out after ${timeoutMs / 1000} s\n`);
+          return { exitCode: -1, output: '', seconds, timedOut: true };
+        }
+        ctx.log(`$ ${shown}\n${r.output}${r.output.endsWith('\n') || !r.output ? '' : '\n'}# exit ${r.exitCode}\n`);
+        return { exitCode: r.exitCode, output: r.output, seconds, timedOut: false };
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    if (install) {
+      const shown = install[0] === 'sh' ? install[2]! : install.join(' ');
+      const r = await exec(install, shown);
+      const failure = r.timedOut ? `install timed out after ${timeoutMs / 1000} s: ${shown}` : r.exitCode !== 0 ? `install failed (exit code ${r.exitCode}): ${shown}\n--- output (last lines) ---\n${tail(r.output)}` : undefined;
+      cases.push({ name: 'install', seconds: r.seconds, output: r.output, failure });
+      if (failure) return;
+    }
+    for (const t of specs) {
+      const r = await exec(['sh', '-c', t.cmd], t.cmd);
+      let failure: string | undefined;
+      if (r.timedOut) failure = `timed out after ${timeoutMs / 1000} s: ${t.cmd}`;
+      else if (r.exitCode !== t.exit) failure = `exit code ${r.exitCode}, expected ${t.exit}: ${t.cmd}\n--- output (last lines) ---\n${tail(r.output)}`;
+      else if (t.output && !t.output.test(r.output)) failure = `output does not match /${t.output.source}/: ${t.cmd}\n--- expected ---\na line matching /${t.output.source}/\n--- output (last lines) ---\n${tail(r.output)}`;
+      cases.push({ name: t.name, seconds: r.seconds, output: r.output, failure });
+    }
+  } finally {
+    ctx.signal.removeEventListener('abort', stop);
+    await stop();
+    untrackContainer(id);
+  }
+}
 
 export const recipe: Recipe = {
   kind: 'container-test',
-  version: '1',
-  description: 'install packages in a container from a chroot and run tests (testcontainers)',
+  version: '2',
+  description: 'install packages in a container from a chroot and run tests (testcontainers, JUnit)',
   options: {
     image: { description: 'a kiln:chroot output (${bookworm:location}) or an image tag', required: true },
     packages: { description: 'package files or globs to copy in (to /kiln/packages/)' },
-    install: { description: 'install command (sh -c), default dpkg -i / rpm -i of the packages' },
+    install: { description: 'dpkg | apt | rpm (the package files) or a shell command; default dpkg -i / rpm -i of the packages' },
+    test: { description: 'a test: shell commands, checked against expect-output and expect-exit' },
+    'expect-output': { description: "regular expression the output of 'test' must match (multi-line mode)" },
+    'expect-exit': { description: "exit code of 'test'", default: '0' },
+    tests: { description: 'more tests, one shell command per line, each must exit 0' },
+    environment: { description: 'KEY=VALUE lines set in the container' },
     network: { description: 'network in the container', default: 'false' },
     timeout: { description: 'seconds per command', default: '300' },
   },
   optionPatterns: [/^test-[A-Za-z0-9_.-]+$/, /^expect-(exit-)?[A-Za-z0-9_.-]+$/],
   validate(ctx) {
     const o = ctx.options;
-    const tests = Object.keys(o.all()).filter((k) => k.startsWith('test-'));
-    if (!tests.length) throw o.error('image', 'no tests: add test-NAME = command options');
-    for (const k of Object.keys(o.all())) {
-      const m = /^expect-(exit-)?(.+)$/.exec(k);
-      if (m && !o.has(`test-${m[2]}`)) throw o.error(k, `there is no test-${m[2]} for this expectation`);
-      if (m?.[1] && !/^\d+$/.test(o.get(k)!.trim())) throw o.error(k, 'expected an exit code');
-      if (m && !m[1]) {
-        try {
-          new RegExp(o.get(k)!, 'm');
-        } catch (e) {
-          throw o.error(k, `invalid regular expression: ${(e as Error).message}`);
-        }
-      }
-    }
+    if (!testSpecs(o).length) throw o.error('image', 'no tests: add test, tests or test-NAME options');
     o.int('timeout', 300);
+    o.bool('network', false);
+    o.env('environment');
+    const how = o.get('install')?.trim();
+    if (how && INSTALL_KEYWORDS.includes(how) && !o.get('packages')?.trim()) throw o.error('install', `'${how}' installs the files of the packages option, which is not set`);
   },
   tools: () => ['docker'],
   async install(ctx) {
-    const o = ctx.options;
-    await ensureEngine();
-    process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true'; // no registry here to pull the reaper from: kiln removes its containers itself
-    const { GenericContainer } = await import('testcontainers');
-    const imageOpt = o.require('image').trim();
-    const image = imageOpt.startsWith('/') ? await chrootImage(imageOpt, { log: ctx.log, signal: ctx.signal, part: ctx.part }, { part: ctx.part }) : imageOpt;
-    const files = o.get('packages')?.trim() ? expandGlobs(o, 'packages') : [];
-    const timeoutMs = o.int('timeout', 300) * 1000;
-    let c = new GenericContainer(image)
-      .withCommand(['sleep', 'infinity'])
-      .withLabels({ [LABEL]: '1', 'kiln.part': ctx.part })
-      .withCopyFilesToContainer(files.map((f) => ({ source: f, target: `/kiln/packages/${basename(f)}` })));
-    if (!o.bool('network', false)) c = c.withNetworkMode('none');
-    ctx.log(`# starting a container from ${image}\n`);
-    const started = await c.start();
-    const stop = () => started.stop({ remove: true, removeVolumes: true }).catch(() => undefined);
-    ctx.signal.addEventListener('abort', stop, { once: true });
     const cases: TestCase[] = [];
-    const exec = async (cmd: string) => {
-      const t0 = Date.now();
-      const r = await Promise.race([
-        started.exec(['sh', '-c', cmd]),
-        new Promise<never>((_, rej) => setTimeout(() => rej(new KilnError(`timed out after ${timeoutMs / 1000}s: ${cmd}`)), timeoutMs).unref()),
-      ]);
-      ctx.log(`$ ${cmd}\n${r.output}# exit ${r.exitCode}\n`);
-      return { ...r, seconds: (Date.now() - t0) / 1000 };
-    };
     try {
-      let install = o.get('install')?.trim();
-      if (!install && files.length) {
-        const debs = files.some((f) => f.endsWith('.deb'));
-        install = debs ? 'dpkg -i /kiln/packages/*.deb' : 'rpm -i /kiln/packages/*.rpm';
-      }
-      if (install) {
-        const r = await exec(install);
-        cases.push({ name: 'install', seconds: r.seconds, output: r.output, failure: r.exitCode !== 0 ? `install failed (exit ${r.exitCode}): ${install}\n${tail(r.output)}` : undefined });
-      }
-      if (!cases.some((x) => x.failure)) {
-        for (const key of Object.keys(o.all()).filter((k) => k.startsWith('test-')).sort()) {
-          const name = key.slice(5);
-          const cmd = o.get(key)!;
-          const r = await exec(cmd);
-          const wantExit = Number(o.get(`expect-exit-${name}`)?.trim() ?? '0');
-          const re = o.get(`expect-${name}`);
-          let failure: string | undefined;
-          if (r.exitCode !== wantExit) failure = `exit code ${r.exitCode}, expected ${wantExit}: ${cmd}\n${tail(r.output)}`;
-          else if (re !== undefined && !new RegExp(re, 'm').test(r.output)) failure = `output does not match /${re}/: ${cmd}\n--- output ---\n${tail(r.output)}`;
-          cases.push({ name, seconds: r.seconds, output: r.output, failure });
-        }
-      }
+      await runTests(ctx, cases);
     } finally {
-      ctx.signal.removeEventListener('abort', stop);
-      await stop();
       mkdirSync(join(ctx.staging, 'test-results'), { recursive: true });
       writeFileSync(join(ctx.staging, 'test-results', `${ctx.part}.xml`), junitXml(ctx.part, cases));
     }
