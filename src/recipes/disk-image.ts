@@ -1,0 +1,122 @@
+/**
+ * kiln:disk-image: a bootable raw disk image (BIOS, msdos or GPT) from a root file system
+ * tarball, built on plain files by byte offset (see src/lib/diskimage.ts). Boots in QEMU with
+ * the firmware (no -kernel): syslinux -> kernel + small busybox initrd -> the rootfs's /sbin/init,
+ * with the console on ttyS0.
+ *
+ *   [image]
+ *   recipe = kiln:disk-image
+ *   rootfs = ${bookworm:location}/rootfs.tar
+ *   size = 2G
+ *   partition-table = gpt
+ *   hostname = demo
+ *   root-password = demo           (optional; SHA-512 crypt in /etc/shadow)
+ *   kernel = debian                (when the rootfs has no /boot/vmlinuz-*)
+ *
+ * Outputs: disk.img (or disk.qcow2 with format = qcow2), image.json (ids, partitions, kernel).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildDiskImage, type PartitionTable } from '../lib/diskimage.js';
+import { debianKernel } from '../lib/kernel.js';
+import { parseSize } from '../lib/qemu.js';
+import type { PartOptions, Recipe } from '../recipe.js';
+
+const MiB = 1024 * 1024;
+
+function size(o: PartOptions, name: string, dflt: string): number {
+  const v = o.get(name)?.trim() || dflt;
+  let n: number;
+  try {
+    n = parseSize(v);
+  } catch {
+    throw o.error(name, `bad size '${v}' (expected e.g. 512M or 2G)`);
+  }
+  if (n % MiB) throw o.error(name, `${v} is not a multiple of 1 MiB`);
+  return n;
+}
+
+function bootloader(o: PartOptions): 'syslinux' | 'none' {
+  const b = o.get('bootloader')?.trim() || 'syslinux';
+  if (b === 'syslinux' || b === 'extlinux') return 'syslinux';
+  if (b === 'none') return 'none';
+  if (b === 'grub') throw o.error('bootloader', "grub is not supported yet (grub-bios-setup needs a block device); use 'syslinux'");
+  throw o.error('bootloader', `expected syslinux or none, got '${b}'`);
+}
+
+export const recipe: Recipe = {
+  kind: 'disk-image',
+  version: '1',
+  description: 'bootable raw disk image (BIOS; msdos or GPT; ext4 root; syslinux) from a rootfs tarball',
+  options: {
+    rootfs: { description: 'root file system tarball (.tar, .tar.xz, .tar.zst), e.g. ${bookworm:location}/rootfs.tar', required: true },
+    size: { description: 'image size (multiple of 1 MiB)', default: '1G' },
+    'partition-table': { description: 'msdos or gpt', default: 'msdos' },
+    filesystem: { description: 'root file system type (ext4)', default: 'ext4' },
+    bootloader: { description: 'syslinux (BIOS, also for GPT via gptmbr) or none', default: 'syslinux' },
+    'boot-size': { description: 'size of the FAT boot partition (kernel, initrd, syslinux)', default: '64M' },
+    kernel: { description: "'debian' or 'debian:6.1.0-N-amd64' (the cached Debian kernel) when the rootfs has no /boot/vmlinuz-*" },
+    modules: { description: 'extra kernel modules for the boot initrd (storage and ext4 drivers are always there)' },
+    hostname: { description: 'written to /etc/hostname and /etc/hosts' },
+    'root-password': { description: 'root password (hashed into /etc/shadow); unset: unchanged' },
+    append: { description: 'extra kernel command line' },
+    format: { description: 'raw or qcow2', default: 'raw' },
+  },
+  validate(ctx) {
+    const o = ctx.options;
+    o.require('rootfs');
+    const total = size(o, 'size', '1G');
+    const boot = size(o, 'boot-size', '64M');
+    if (total < boot + 32 * MiB) throw o.error('size', `too small for a ${boot / MiB} MiB boot partition and a root file system`);
+    const table = o.get('partition-table')?.trim() || 'msdos';
+    if (table !== 'msdos' && table !== 'gpt') throw o.error('partition-table', `expected msdos or gpt, got '${table}'`);
+    const fs = o.get('filesystem')?.trim() || 'ext4';
+    if (fs !== 'ext4') throw o.error('filesystem', `only ext4 is supported, got '${fs}'`);
+    bootloader(o);
+    const k = o.get('kernel')?.trim();
+    if (k && !/^debian(:\S+)?$/.test(k)) throw o.error('kernel', `expected 'debian' or 'debian:KERNEL-RELEASE', got '${k}'`);
+    const fmt = o.get('format')?.trim() || 'raw';
+    if (fmt !== 'raw' && fmt !== 'qcow2') throw o.error('format', `expected raw or qcow2, got '${fmt}'`);
+  },
+  inputs(ctx) {
+    return [ctx.options.path('rootfs')!];
+  },
+  tools: () => ['tar', 'sfdisk', 'mke2fs', 'debugfs', 'mkfs.vfat', 'syslinux', 'mcopy', 'openssl'],
+  async install(ctx) {
+    const o = ctx.options;
+    const k = o.get('kernel')?.trim();
+    const kernel = k
+      ? await debianKernel({ cacheDir: ctx.cacheDir, version: k.slice('debian:'.length) || undefined, offline: ctx.offline, log: ctx.log, signal: ctx.signal })
+      : undefined;
+    const fmt = o.get('format')?.trim() || 'raw';
+    const raw = fmt === 'raw' ? join(ctx.staging, 'disk.img') : join(ctx.work, 'disk.img');
+    const t0 = Date.now();
+    const img = await buildDiskImage({
+      out: raw,
+      size: size(o, 'size', '1G'),
+      rootfs: o.path('rootfs')!,
+      work: ctx.work,
+      table: (o.get('partition-table')?.trim() || 'msdos') as PartitionTable,
+      bootSize: size(o, 'boot-size', '64M'),
+      bootloader: bootloader(o),
+      kernel,
+      hostname: o.get('hostname')?.trim() || undefined,
+      rootPassword: o.has('root-password') ? o.get('root-password') : undefined,
+      append: o.get('append')?.trim() || undefined,
+      modules: o.list('modules'),
+      sourceDateEpoch: ctx.sourceDateEpoch,
+      log: ctx.log,
+      signal: ctx.signal,
+    });
+    let file = 'disk.img';
+    if (fmt === 'qcow2') {
+      file = 'disk.qcow2';
+      await ctx.run(['qemu-img', 'convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, join(ctx.staging, file)]);
+    }
+    writeFileSync(
+      join(ctx.staging, 'image.json'),
+      JSON.stringify({ file, format: fmt, table: img.table, rootUuid: img.rootUuid, partitions: img.partitions, kernel: img.kernelVersion, append: img.append }, null, 2) + '\n',
+    );
+    ctx.log(`# disk image ${file}: ${img.table}, root UUID ${img.rootUuid}, kernel ${img.kernelVersion ?? '-'}, built in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  },
+};

@@ -1,0 +1,198 @@
+// kiln:disk-image: partitioned images built on plain files by byte offset, booted in QEMU with
+// the BIOS (no -kernel) to a marker printed by the rootfs's init scripts.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { debianKernel, moduleClosure, type DebianKernel } from '../src/lib/kernel.js';
+import { bootVm, withVm } from '../src/lib/qemu.js';
+import { buildDiskImage } from '../src/lib/diskimage.js';
+import { recipe } from '../src/recipes/disk-image.js';
+import { makeContext } from './helpers/context.js';
+
+const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
+const SDE = 1700000000;
+let kernel: DebianKernel;
+let tmp: string;
+let bbTar: string;
+
+const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+const LINE = (re: string) => new RegExp(`${re}[^\\r\\n]*\\r?\\n`);
+
+/** A busybox root file system with the Debian kernel in /boot and a few of its modules. */
+function busyboxRootfs(dir: string, out: string): string {
+  rmSync(dir, { recursive: true, force: true });
+  const put = (p: string, s: string, mode = 0o644) => {
+    mkdirSync(dirname(join(dir, p)), { recursive: true });
+    writeFileSync(join(dir, p), s);
+    chmodSync(join(dir, p), mode);
+  };
+  mkdirSync(join(dir, 'bin'), { recursive: true });
+  copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
+  chmodSync(join(dir, 'bin/busybox'), 0o755);
+  for (const a of execFileSync('/bin/busybox', ['--list-full'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+    if (a === 'bin/busybox') continue;
+    mkdirSync(dirname(join(dir, a)), { recursive: true });
+    symlinkSync('/bin/busybox', join(dir, a));
+  }
+  for (const d of ['proc', 'sys', 'dev', 'tmp', 'root', 'run']) mkdirSync(join(dir, d), { recursive: true });
+  put('etc/inittab', '::sysinit:/etc/init.d/rcS\nttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100\n');
+  put(
+    'etc/init.d/rcS',
+    '#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -o remount,rw /\nhostname -F /etc/hostname\n' +
+      'echo "KILN-DISK-BOOTED host=$(hostname) root=$(awk \'$2=="/"{print $1,$3}\' /proc/mounts) kernel=$(uname -r)"\n',
+    0o755,
+  );
+  put('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n');
+  put('etc/shadow', 'root:*:19000:0:99999:7:::\n', 0o640);
+  put('etc/group', 'root:x:0:\n');
+  put('etc/hostname', 'unnamed\n');
+  mkdirSync(join(dir, 'boot'), { recursive: true });
+  copyFileSync(kernel.vmlinuz, join(dir, `boot/vmlinuz-${kernel.version}`));
+  for (const m of moduleClosure(kernel, ['virtio_pci', 'virtio_blk', 'ext4', 'crc32c_generic'])) {
+    const t = join(dir, 'lib/modules', kernel.version, m);
+    mkdirSync(dirname(t), { recursive: true });
+    copyFileSync(join(kernel.modulesDir, m), t);
+  }
+  execFileSync('tar', ['--sort=name', `--mtime=@${SDE}`, '--owner=0', '--group=0', '--numeric-owner', '-cf', out, '-C', dir, '.']);
+  return out;
+}
+
+/** partition table of an image file, as sfdisk reads it */
+const sfdiskJson = (img: string) => JSON.parse(execFileSync('sfdisk', ['--json', img], { encoding: 'utf8' })).partitiontable;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'kiln-disk-image-'));
+  kernel = await debianKernel({ cacheDir: CACHE });
+  bbTar = busyboxRootfs(join(tmp, 'bbroot'), join(tmp, 'bbroot.tar'));
+}, 900_000);
+
+describe('disk-image recipe', () => {
+  test('options are checked', () => {
+    const v = (opts: Record<string, string>) => () => recipe.validate!({ part: 'img', options: makeContext('img', opts).options, projectDir: tmp, cacheDir: CACHE });
+    expect(v({})).toThrow(/missing required option 'rootfs'/);
+    expect(v({ rootfs: 'x.tar', 'partition-table': 'apm' })).toThrow(/partition-table: expected msdos or gpt/);
+    expect(v({ rootfs: 'x.tar', filesystem: 'xfs' })).toThrow(/only ext4/);
+    expect(v({ rootfs: 'x.tar', bootloader: 'grub' })).toThrow(/grub is not supported yet/);
+    expect(v({ rootfs: 'x.tar', size: '100M', 'boot-size': '80M' })).toThrow(/too small/);
+    expect(v({ rootfs: 'x.tar', size: '1000001' })).toThrow(/multiple of 1 MiB/);
+    expect(v({ rootfs: 'x.tar', size: '256M', 'partition-table': 'gpt', hostname: 'a' })).not.toThrow();
+  });
+
+  test('msdos image from a busybox rootfs: layout, reproducible, boots with the BIOS to its marker', async () => {
+    const ctx = makeContext('img', { rootfs: bbTar, size: '128M', 'boot-size': '32M', hostname: 'kiln-msdos', 'root-password': 'secret' });
+    await recipe.install(ctx);
+    const img = join(ctx.staging, 'disk.img');
+    const meta = JSON.parse(readFileSync(join(ctx.staging, 'image.json'), 'utf8'));
+    expect(meta).toMatchObject({ file: 'disk.img', table: 'msdos', kernel: kernel.version });
+    const pt = sfdiskJson(img);
+    expect(pt.label).toBe('dos');
+    expect(pt.partitions.map((p: { start: number; type: string; bootable?: boolean }) => [p.start, p.type, !!p.bootable])).toEqual([
+      [2048, 'e', true],
+      [2048 + 65536, '83', false],
+    ]);
+    // the root file system, read at its offset: hostname, password hash, fstab
+    const fs = `${img}?offset=${meta.partitions[1].start}`;
+    const cat = (p: string) => execFileSync('debugfs', ['-R', `cat ${p}`, fs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    expect(cat('/etc/hostname')).toBe('kiln-msdos\n');
+    expect(cat('/etc/shadow')).toMatch(/^root:\$6\$[^:]+:\d+:/);
+    expect(cat('/etc/fstab')).toContain(`UUID=${meta.rootUuid}\t/\text4`);
+
+    // the same inputs again: the same bytes
+    const again = await buildDiskImage({ out: join(tmp, 'again.img'), size: 128 << 20, bootSize: 32 << 20, rootfs: bbTar, work: join(tmp, 'again'), hostname: 'kiln-msdos', rootPassword: 'secret', sourceDateEpoch: ctx.sourceDateEpoch });
+    expect(again.rootUuid).toBe(meta.rootUuid);
+    expect(sha(again.path)).toBe(sha(img));
+
+    const t0 = Date.now();
+    const seconds = await withVm({ disks: [{ file: img, snapshot: true }], serialLog: join(tmp, 'msdos.log'), timeoutMs: 300_000 }, async (vm) => {
+      const m = await vm.waitFor(LINE('KILN-DISK-BOOTED'));
+      const s = (Date.now() - t0) / 1000;
+      expect(m[0]).toContain('host=kiln-msdos');
+      expect(m[0]).toContain('root=/dev/vda2 ext4');
+      expect(m[0]).toContain(`kernel=${kernel.version}`);
+      await vm.waitFor('login:');
+      return s;
+    });
+    console.log(`disk image (msdos, syslinux, busybox init) boot to marker: ${seconds.toFixed(1)} s (TCG)`);
+    expect(sha(img)).toBe(sha(again.path)); // booted with snapshot=on: the image is unchanged
+  });
+
+  test('GPT image with the cached Debian kernel (rootfs without /boot), qcow2 output, boots', async () => {
+    // a rootfs without the kernel: the recipe takes kernel = debian
+    const dir = join(tmp, 'nokernel');
+    execFileSync('mkdir', ['-p', dir]);
+    execFileSync('tar', ['-xf', bbTar, '-C', dir]);
+    rmSync(join(dir, 'boot'), { recursive: true });
+    rmSync(join(dir, 'lib'), { recursive: true });
+    const tar = join(tmp, 'nokernel.tar');
+    execFileSync('tar', ['--sort=name', `--mtime=@${SDE}`, '--owner=0', '--group=0', '--numeric-owner', '-cf', tar, '-C', dir, '.']);
+    const noKernel = makeContext('img', { rootfs: tar, size: '128M' });
+    await expect(recipe.install(noKernel)).rejects.toThrow(/no \/boot\/vmlinuz-\* .*kernel = debian/);
+
+    const ctx = makeContext('img', { rootfs: tar, size: '160M', 'partition-table': 'gpt', kernel: 'debian', hostname: 'kiln-gpt', format: 'qcow2' });
+    await recipe.install(ctx);
+    const meta = JSON.parse(readFileSync(join(ctx.staging, 'image.json'), 'utf8'));
+    expect(meta).toMatchObject({ file: 'disk.qcow2', table: 'gpt', kernel: kernel.version });
+    expect(existsSync(join(ctx.staging, 'disk.img'))).toBe(false);
+    const raw = join(tmp, 'gpt.img');
+    execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', join(ctx.staging, 'disk.qcow2'), raw]);
+    const pt = sfdiskJson(raw);
+    expect(pt.label).toBe('gpt');
+    expect(pt.partitions[0]).toMatchObject({ start: 2048, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', name: 'boot', attrs: 'LegacyBIOSBootable' });
+    expect(pt.partitions[1]).toMatchObject({ type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', name: 'root' });
+
+    const vm = await bootVm({ disks: [{ file: join(ctx.staging, 'disk.qcow2'), format: 'qcow2', snapshot: true }], serialLog: join(tmp, 'gpt.log'), timeoutMs: 300_000 });
+    try {
+      const m = await vm.waitFor(LINE('KILN-DISK-BOOTED'));
+      expect(m[0]).toContain('host=kiln-gpt');
+    } finally {
+      await vm.kill();
+    }
+  });
+});
+
+// A real Debian system (mmdebstrap minbase + systemd, cached under CACHE/test-rootfs) booting
+// systemd to a getty on the serial console. Slow under TCG: KILN_SLOW_TESTS=1 runs it.
+describe.runIf(process.env.KILN_SLOW_TESTS === '1')('disk-image: Debian bookworm with systemd', () => {
+  test('boots to a login prompt on ttyS0 and a marker from a systemd unit', async () => {
+    const tar = join(CACHE, 'test-rootfs', `bookworm-minbase-systemd-${SDE}.tar`);
+    if (!existsSync(tar)) {
+      mkdirSync(dirname(tar), { recursive: true });
+      const part = `${tar}.tmp-${process.pid}`;
+      const r = spawnSync('mmdebstrap', ['--variant=minbase', '--include=systemd-sysv,udev', 'bookworm', part], { env: { ...process.env, SOURCE_DATE_EPOCH: String(SDE) }, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`mmdebstrap failed:\n${r.stderr.slice(-3000)}`);
+      renameSync(part, tar);
+    }
+    // add a unit that prints a marker on the console, as a second tarball layered on top
+    const extra = join(tmp, 'marker');
+    mkdirSync(join(extra, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
+    writeFileSync(
+      join(extra, 'etc/systemd/system/kiln-marker.service'),
+      '[Unit]\nDescription=kiln boot marker\n\n[Service]\nType=oneshot\nStandardOutput=tty\nTTYPath=/dev/ttyS0\nExecStart=/bin/sh -c "echo KILN-SYSTEMD-BOOTED $(hostname)"\n\n[Install]\nWantedBy=multi-user.target\n',
+    );
+    symlinkSync('../kiln-marker.service', join(extra, 'etc/systemd/system/multi-user.target.wants/kiln-marker.service'));
+    const merged = join(tmp, 'debian.tar');
+    copyFileSync(tar, merged);
+    execFileSync('tar', ['--owner=0', '--group=0', '--numeric-owner', `--mtime=@${SDE}`, '-rf', merged, '-C', extra, './etc/systemd/system/kiln-marker.service', './etc/systemd/system/multi-user.target.wants/kiln-marker.service']);
+
+    const ctx = makeContext('debian-img', { rootfs: merged, size: '1G', kernel: 'debian', hostname: 'kiln-debian', 'root-password': 'kiln' });
+    const b0 = Date.now();
+    await recipe.install(ctx);
+    const built = (Date.now() - b0) / 1000;
+    const t0 = Date.now();
+    const r = await withVm({ disks: [{ file: join(ctx.staging, 'disk.img'), snapshot: true }], serialLog: join(tmp, 'debian.log'), timeoutMs: 420_000 }, async (vm) => {
+      await vm.waitFor('KILN-SYSTEMD-BOOTED kiln-debian');
+      const marker = (Date.now() - t0) / 1000;
+      await vm.waitFor(/kiln-debian login:/);
+      const login = (Date.now() - t0) / 1000;
+      vm.send('root');
+      await vm.waitFor('Password:');
+      vm.send('kiln');
+      await vm.waitFor(/root@kiln-debian:~#/);
+      return { marker, login };
+    });
+    console.log(`Debian image built in ${built.toFixed(1)} s; systemd boot under TCG: marker ${r.marker.toFixed(1)} s, login prompt ${r.login.toFixed(1)} s`);
+  }, 900_000);
+});
