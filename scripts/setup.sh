@@ -67,7 +67,7 @@ fi
 # Compile TypeScript when a source is newer than the build.
 if [ ! -f dist/.stamp ] || [ -n "$(find src tsconfig.json -newer dist/.stamp -print -quit)" ]; then
   echo "setup: compiling TypeScript" >&2
-  rm -rf dist
+  # compiled in place (no rm -rf dist): CLI processes that are running keep working
   npx tsc -p tsconfig.json
   touch dist/.stamp
 fi

@@ -1,9 +1,9 @@
 // Chroots (mmdebstrap), the content-keyed chroot cache, clean-room builds in a container from a
 // chroot, and container tests: real mmdebstrap, Docker engine and testcontainers.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { kilnP, parts, project } from './helpers/kiln.js';
 
 // chroots are cached by content in the user's cache, as a release engineer's runs would
@@ -13,9 +13,6 @@ const minbase = `[bookworm]\nrecipe = kiln:chroot\nsuite = bookworm\nvariant = m
 
 const kilnContainers = () => execFileSync('docker', ['ps', '-a', '--filter', 'label=kiln=1', '--format', '{{.Names}}'], { encoding: 'utf8' }).split('\n').filter(Boolean);
 
-beforeAll(async () => {
-  execFileSync('bash', [join(import.meta.dirname, '..', 'scripts', 'setup.sh')], { env: { ...process.env, KILN_SETUP_SKIP_APT: '1' }, stdio: 'inherit' });
-}, 120_000);
 
 describe('kiln:chroot', () => {
   test('a bookworm minbase chroot: tarball, manifest, image; a second build anywhere comes from the cache', async () => {
@@ -35,20 +32,12 @@ describe('kiln:chroot', () => {
     expect(r2.code).toBe(0);
     console.log(`cached chroot build in a new project: ${((Date.now() - t1) / 1000).toFixed(2)} s`);
     const log = readFileSync(join(q.dir, 'out/logs/bookworm.log'), 'utf8');
-    expect(log).toMatch(/chroot cache hit/);
-    expect(log).not.toMatch(/mmdebstrap/);
+    expect(log).toMatch(/chroot cache hit: .*\(mmdebstrap not run\)/);
+    expect(log).not.toMatch(/chroot built by/);
     expect(readFileSync(join(q.dir, 'out/parts/bookworm/rootfs.tar')).equals(readFileSync(join(out, 'rootfs.tar')))).toBe(true);
   }, 300_000);
 
-  test('the tarball is bit-identical across two uncached builds with the same SOURCE_DATE_EPOCH', async () => {
-    const cfg = `[buildout]\nparts = c\n[c]\nrecipe = kiln:chroot\nvariant = minbase\ncache = false\n`;
-    const a = project({ 'buildout.cfg': cfg });
-    const b = project({ 'buildout.cfg': cfg });
-    expect((await kilnP(a.dir, ['build'], env)).code).toBe(0);
-    expect((await kilnP(b.dir, ['build'], env)).code).toBe(0);
-    const r = spawnSync('cmp', [join(a.dir, 'out/parts/c/rootfs.tar'), join(b.dir, 'out/parts/c/rootfs.tar')]);
-    expect(r.status, String(r.stdout)).toBe(0);
-  }, 300_000);
+  // reproducibility (an uncached rebuild is bit-identical to the cached tarball): test/chroot-recipe.test.ts
 
   test('bad options: unknown format, missing hook file', async () => {
     const p = project({ 'buildout.cfg': `[buildout]\nparts = c\n[c]\nrecipe = kiln:chroot\nformat = zip\n` });
@@ -86,8 +75,8 @@ describe('clean-room builds and container tests', () => {
     expect(parts(r, 'part-failed')).toEqual(['t']);
     const error = String(r.events.find((e) => e.type === 'part-failed')!.error);
     expect(error).toMatch(/2 of 3 container tests failed/);
-    expect(error).toMatch(/- wrong: output does not match \/\^something else\$\/: echo "the actual output"\n--- output ---\nthe actual output/);
-    expect(error).toMatch(/- crash: exit code 7, expected 0: .*\n.*dying/);
+    expect(error).toMatch(/- wrong: output does not match \/\^something else\$\/: echo "the actual output"\n--- expected ---\na line matching \/\^something else\$\/\n--- output \(last lines\) ---\nthe actual output/);
+    expect(error).toMatch(/- crash: exit code 7, expected 0: .*\n--- output \(last lines\) ---\n.*dying/);
     const xml = readFileSync(join(p.dir, 'out/test-results/t/t.xml'), 'utf8');
     expect(xml).toMatch(/<testsuite name="t" tests="3" failures="2"/);
     expect(xml).toMatch(/<testcase classname="t" name="os" time="[\d.]+">\n\s+<system-out>/);

@@ -24,6 +24,8 @@ export const TOOL_PACKAGES: Record<string, string> = {
   'dpkg-buildpackage': 'dpkg-dev',
   'dpkg-scanpackages': 'dpkg-dev',
   'apt-ftparchive': 'apt-utils',
+  'apt-get': 'apt',
+  'apt-cache': 'apt',
   lintian: 'lintian',
   fakeroot: 'fakeroot',
   rpm: 'rpm',
