@@ -1,27 +1,52 @@
 /**
- * Native .rpm writer (rpm v4 package format, as rpm 4.18 reads it).
+ * Native .rpm writer (rpm v4 package format, as rpm 4.18 reads and rpmbuild 4.18 writes it).
  *
- *   writeRpm(spec, outPath) -> { path, size, sha256 }
+ *   writeRpm(spec: RpmSpec, outPath) -> Promise<{ path, size, sha256 }>
+ *   rpmFileName(spec) -> 'name-version-release.arch.rpm'
+ *   parseDep('foo >= 1.0') -> { name, flags, version }
  *
- * Lead, signature header (header SHA256/SHA1, MD5 over header+payload, sizes), main header
- * (immutable region; name/version/release/epoch, dependencies with flags and the rpmlib()
- * features used, weak dependencies, scriptlets with interpreters, changelog, file metadata with
- * SHA-256 file digests and %config/%config(noreplace)/%dir/%ghost/%doc/%license flags, payload
- * digest), then a cpio newc payload compressed with gzip, xz or zstd. Contents stream from disk
- * to a temporary payload file (flat memory), the package is assembled next to outPath and renamed
- * into place; nothing is left on error. BUILDTIME and mtimes come from SOURCE_DATE_EPOCH, files are
- * sorted: the same spec gives the same bytes.
+ * Layout: a 96-byte lead; the signature header (header SHA-256 and SHA-1, MD5 over header and
+ * payload, sizes, optionally an OpenPGP header signature: RSA keys in RPMSIGTAG_RSA, DSA/EdDSA/
+ * ECDSA keys in RPMSIGTAG_DSA, as rpmsign does); the main header in one immutable region (name,
+ * EVR, descriptions, dependencies with sense flags and the rpmlib() features the package needs,
+ * weak dependencies, scriptlets with interpreters, changelog, file metadata with SHA-256 file
+ * digests, %config/%config(noreplace)/%ghost/%doc/%license flags, payload digests); then the
+ * payload: a cpio newc archive (names ./usr/..., %ghost entries left out) compressed with gzip
+ * (level 9), xz (level 6, the default: every rpm since 4.6 reads it) or zstd (level 19, rpm >= 4.14).
  *
- * Unlike .deb, only the entries listed (not their implied parent directories such as /usr/bin)
- * are owned by the package, as rpmbuild's %files does.
+ * Files: RpmSpec.files is the shared PkgFile manifest (files.ts). Only the listed entries are owned
+ * by the package (not the parent directories they imply), as rpmbuild's %files does: a 'dir' entry
+ * is %dir. Per-file rpm flags: conffile (or config) = %config, noreplace = %config(noreplace),
+ * ghost = %ghost (owned, not in the payload), doc = %doc (implied below /usr/share/{doc,man,info},
+ * as rpmbuild's __docdir_path does), license = %license.
+ *
+ * Streaming, flat memory: file contents stream once from disk through the cpio writer (file
+ * digests and the uncompressed-payload digest computed on the way) into the compressor and a
+ * temporary payload file; the package is then assembled in outPath.tmp-<pid>-... next to outPath
+ * and renamed into place. On any error both temporary files are removed: no partial output.
+ *
+ * Reproducible: BUILDTIME = SOURCE_DATE_EPOCH (spec.sourceDateEpoch, else the environment, else 0),
+ * file mtimes clamped to it, entries sorted; same spec, same bytes (xz/zstd output does not depend
+ * on the number of cores, see compress.ts).
+ *
+ * Limits: single files of 4 GiB and more are refused (rpm needs its own cpio variant and
+ * LONGFILESIZES for them); packages whose total size passes 4 GiB use the 64-bit LONGSIZE /
+ * LONGSIGSIZE / LONGARCHIVESIZE tags as rpmbuild does. No hard links, no file capabilities.
+ *
+ * Differences from an rpmbuild -bb of the same tree (see test/rpm.test.ts, which compares them):
+ * no RESERVEDSPACE signature tag (rpmbuild leaves 4 KiB for in-place signing; kiln signs while
+ * writing), no OPTFLAGS (nothing is compiled), coarse FILECLASS strings (ELF class and 'directory'
+ * instead of libmagic's descriptions; FILECOLORS are the ELF colours rpm uses for multilib),
+ * changelog times kept to the second (rpmbuild parses a date and keeps noon of that day),
+ * PLATFORM 'ARCH-pc-linux'. The cpio payload itself is byte-identical to rpmbuild's.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { Signer } from '../lib/gpg.js';
-import { rename } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
+import { createReadStream, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { tmpSibling } from '../lib/fsutil.js';
+import { Signer } from '../lib/gpg.js';
 import { compressToFile, type Compression } from './compress.js';
 import { CpioWriter } from './cpio.js';
 import { buildManifest, type ManifestEntry, type PkgFile } from './files.js';
@@ -29,7 +54,10 @@ import { validateRpmName, validateRpmVersion } from './version.js';
 
 export interface RpmScript {
   body: string;
-  /** interpreter, default /bin/sh */
+  /**
+   * interpreter (and arguments, space-separated), e.g. '/bin/bash -e' or '<lua>'; default: the
+   * body's #! line when it has one, else /bin/sh. A #! line is removed from the stored body.
+   */
   prog?: string;
 }
 
@@ -41,6 +69,9 @@ export interface RpmChangelogEntry {
   /** '- change' lines */
   text: string;
 }
+
+/** A PkgFile with rpm's spelling of the %config flag also accepted. */
+export type RpmFile = PkgFile & { config?: boolean };
 
 export interface RpmSpec {
   name: string;
@@ -56,7 +87,7 @@ export interface RpmSpec {
   url?: string;
   vendor?: string;
   packager?: string;
-  /** 'name', 'name >= 1.0', or rich '(a or b)' */
+  /** 'name', 'name >= 1.0' (operators < <= = >= >), or a rich '(a or b)' */
   requires?: string[];
   provides?: string[];
   conflicts?: string[];
@@ -65,14 +96,18 @@ export interface RpmSpec {
   suggests?: string[];
   supplements?: string[];
   enhances?: string[];
-  files: PkgFile[];
+  files: RpmFile[];
   scripts?: { pre?: RpmScript; post?: RpmScript; preun?: RpmScript; postun?: RpmScript; pretrans?: RpmScript; posttrans?: RpmScript };
   changelog?: RpmChangelogEntry[];
+  /** payload compression, default xz */
   compression?: Exclude<Compression, 'none'>;
+  /** BUILDTIME and the mtime clamp; default $SOURCE_DATE_EPOCH, else 0 */
   sourceDateEpoch?: number;
+  /** BUILDHOST, default 'kiln' (not the machine's name: reproducible) */
   buildHost?: string;
+  /** SOURCERPM, default name-version-release.src.rpm */
   sourceRpm?: string;
-  /** OpenPGP header signature (RPMSIGTAG_RSA) made with this key */
+  /** OpenPGP header signature made with this secret key (gpg) */
   signingKey?: { keyFile: string; passphraseFile?: string };
 }
 
@@ -82,25 +117,42 @@ export interface RpmResult {
   sha256: string;
 }
 
-/** A detached binary OpenPGP signature (SHA-256) of the header blob, for RPMSIGTAG_RSA. */
-async function signHeader(header: Buffer, key: { keyFile: string; passphraseFile?: string }, sde: number, tmpBase: string): Promise<Buffer> {
-  const hdrFile = `${tmpBase}.hdr`;
-  const sigFile = `${tmpBase}.hdr.sig`;
-  writeFileSync(hdrFile, header);
-  const signer = await Signer.open(key, sde);
-  try {
-    await signer.detachSign(hdrFile, sigFile, false, 'SHA256');
-    return readFileSync(sigFile);
-  } finally {
-    await signer.close();
-    rmSync(hdrFile, { force: true });
-    rmSync(sigFile, { force: true });
-  }
-}
-
 export function rpmFileName(spec: Pick<RpmSpec, 'name' | 'version' | 'release' | 'arch'>): string {
   return `${spec.name}-${spec.version}-${spec.release}.${spec.arch}.rpm`;
 }
+
+// ---- tags ---------------------------------------------------------------------------------
+
+/** Signature header tags. */
+const SIG = { HEADERSIGNATURES: 62, DSA: 267, RSA: 268, SHA1: 269, LONGSIZE: 270, LONGARCHIVESIZE: 271, SHA256: 273, SIZE: 1000, MD5: 1004, PAYLOADSIZE: 1007 } as const;
+
+/** Main header tags (rpmtag.h). */
+const TAG = {
+  HEADERIMMUTABLE: 63, HEADERI18NTABLE: 100,
+  NAME: 1000, VERSION: 1001, RELEASE: 1002, EPOCH: 1003, SUMMARY: 1004, DESCRIPTION: 1005, BUILDTIME: 1006, BUILDHOST: 1007,
+  SIZE: 1009, VENDOR: 1011, LICENSE: 1014, PACKAGER: 1015, GROUP: 1016, URL: 1020, OS: 1021, ARCH: 1022,
+  PREIN: 1023, POSTIN: 1024, PREUN: 1025, POSTUN: 1026,
+  FILESIZES: 1028, FILEMODES: 1030, FILERDEVS: 1033, FILEMTIMES: 1034, FILEDIGESTS: 1035, FILELINKTOS: 1036, FILEFLAGS: 1037,
+  FILEUSERNAME: 1039, FILEGROUPNAME: 1040, SOURCERPM: 1044, FILEVERIFYFLAGS: 1045,
+  PROVIDENAME: 1047, REQUIREFLAGS: 1048, REQUIRENAME: 1049, REQUIREVERSION: 1050,
+  CONFLICTFLAGS: 1053, CONFLICTNAME: 1054, CONFLICTVERSION: 1055, RPMVERSION: 1064,
+  CHANGELOGTIME: 1080, CHANGELOGNAME: 1081, CHANGELOGTEXT: 1082,
+  PREINPROG: 1085, POSTINPROG: 1086, PREUNPROG: 1087, POSTUNPROG: 1088,
+  OBSOLETENAME: 1090, FILEDEVICES: 1095, FILEINODES: 1096, FILELANGS: 1097,
+  PROVIDEFLAGS: 1112, PROVIDEVERSION: 1113, OBSOLETEFLAGS: 1114, OBSOLETEVERSION: 1115,
+  DIRINDEXES: 1116, BASENAMES: 1117, DIRNAMES: 1118,
+  PAYLOADFORMAT: 1124, PAYLOADCOMPRESSOR: 1125, PAYLOADFLAGS: 1126, PLATFORM: 1132,
+  FILECOLORS: 1140, FILECLASS: 1141, CLASSDICT: 1142,
+  PRETRANS: 1151, POSTTRANS: 1152, PRETRANSPROG: 1153, POSTTRANSPROG: 1154,
+  LONGSIZE: 5009, FILEDIGESTALGO: 5011,
+  RECOMMENDNAME: 5046, RECOMMENDVERSION: 5047, RECOMMENDFLAGS: 5048,
+  SUGGESTNAME: 5049, SUGGESTVERSION: 5050, SUGGESTFLAGS: 5051,
+  SUPPLEMENTNAME: 5052, SUPPLEMENTVERSION: 5053, SUPPLEMENTFLAGS: 5054,
+  ENHANCENAME: 5055, ENHANCEVERSION: 5056, ENHANCEFLAGS: 5057,
+  ENCODING: 5062, PAYLOADDIGEST: 5092, PAYLOADDIGESTALGO: 5093, PAYLOADDIGESTALT: 5097,
+} as const;
+
+const PGPHASHALGO_SHA256 = 8;
 
 // ---- header construction --------------------------------------------------------------
 
@@ -113,7 +165,7 @@ const strArr = (a: string[]): Value => ({ type: T.STRING_ARRAY, data: Buffer.con
 const bin = (b: Buffer): Value => ({ type: T.BIN, data: b, count: b.length });
 function int32(a: number[]): Value {
   const b = Buffer.alloc(4 * a.length);
-  a.forEach((v, i) => b.writeInt32BE(v | 0, i * 4));
+  a.forEach((v, i) => b.writeUInt32BE(v >>> 0, i * 4));
   return { type: T.INT32, data: b, count: a.length };
 }
 function int16(a: number[]): Value {
@@ -121,9 +173,14 @@ function int16(a: number[]): Value {
   a.forEach((v, i) => b.writeUInt16BE(v & 0xffff, i * 2));
   return { type: T.INT16, data: b, count: a.length };
 }
+function int64(a: number[]): Value {
+  const b = Buffer.alloc(8 * a.length);
+  a.forEach((v, i) => b.writeBigUInt64BE(BigInt(v), i * 8));
+  return { type: T.INT64, data: b, count: a.length };
+}
 const ALIGN: Record<number, number> = { [T.INT16]: 2, [T.INT32]: 4, [T.INT64]: 8 };
 
-/** Serialise a header (with magic) whose entries sit in one immutable region `regionTag`. */
+/** Serialise a header (with magic) whose entries all sit in one immutable region `regionTag`. */
 function buildHeader(tags: Map<number, Value>, regionTag: number): Buffer {
   const entries = [...tags.entries()].sort((a, b) => a[0] - b[0]);
   const il = entries.length + 1;
@@ -149,10 +206,10 @@ function buildHeader(tags: Map<number, Value>, regionTag: number): Buffer {
     data.push(v.data);
     dl += v.data.length;
   }
-  // region trailer: an entry pointing back over the whole index
-  const trailer = entry(regionTag, T.BIN, -(il * 16), 16);
+  // the region: a first index entry pointing at a trailer (at the end of the data) that points
+  // back over the whole index
+  data.push(entry(regionTag, T.BIN, -(il * 16), 16));
   const regionEntry = entry(regionTag, T.BIN, dl, 16);
-  data.push(trailer);
   dl += 16;
   const head = Buffer.alloc(16);
   head.write('8eade801', 0, 'hex');
@@ -163,22 +220,41 @@ function buildHeader(tags: Map<number, Value>, regionTag: number): Buffer {
 
 // ---- dependencies ------------------------------------------------------------------------
 
-const SENSE = { LESS: 2, GREATER: 4, EQUAL: 8, INTERP: 256, SCRIPT_PRE: 512, SCRIPT_POST: 1024, SCRIPT_PREUN: 2048, SCRIPT_POSTUN: 4096, PRETRANS: 128, POSTTRANS: 32, RPMLIB: 1 << 24 } as const;
+const SENSE = {
+  LESS: 2, GREATER: 4, EQUAL: 8, POSTTRANS: 32, PRETRANS: 128, INTERP: 256,
+  SCRIPT_PRE: 512, SCRIPT_POST: 1024, SCRIPT_PREUN: 2048, SCRIPT_POSTUN: 4096, RPMLIB: 1 << 24,
+} as const;
 
-interface Dep {
+export interface Dep {
   name: string;
   flags: number;
   version: string;
 }
 
+const EVR_RE = /^(\d+:)?[A-Za-z0-9._+~^]+(-[A-Za-z0-9._+~^]+)?$/;
+
+/** 'name', 'name OP [epoch:]version[-release]' or a rich dependency '(...)' (kept verbatim). */
 export function parseDep(s: string): Dep {
   const t = s.trim();
-  if (t.startsWith('(')) return { name: t, flags: 0, version: '' }; // rich dependency, kept verbatim
-  const m = /^(\S+)(?:\s*(<=|>=|=|==|<|>)\s*(\S+))?$/.exec(t);
-  if (!m) throw new KilnError(`invalid rpm dependency '${s}' (expected 'name', 'name OP version' or a rich '(...)')`);
+  if (t.startsWith('(')) {
+    let depth = 0;
+    for (const c of t) depth += c === '(' ? 1 : c === ')' ? -1 : 0;
+    if (depth !== 0 || !t.endsWith(')')) throw new KilnError(`invalid rich rpm dependency '${s}' (unbalanced parentheses)`);
+    return { name: t, flags: 0, version: '' };
+  }
+  const m = /^([^\s,<>=()]+)(?:\s*(<=|>=|=|==|<|>)\s*(\S+))?$/.exec(t);
+  if (!m || (m[3] !== undefined && !EVR_RE.test(m[3]))) throw new KilnError(`invalid rpm dependency '${s}' (expected 'name', 'name OP [epoch:]version[-release]' with OP one of < <= = >= >, or a rich '(...)')`);
   const op = m[2] ?? '';
   const flags = (op.includes('<') ? SENSE.LESS : 0) | (op.includes('>') ? SENSE.GREATER : 0) | (op.includes('=') ? SENSE.EQUAL : 0);
   return { name: m[1]!, flags, version: m[3] ?? '' };
+}
+
+/** Sorted and unique, as rpmbuild records them. */
+function uniqDeps(ds: Dep[]): Dep[] {
+  const m = new Map<string, Dep>();
+  for (const d of ds) m.set(`${d.name}\0${d.flags}\0${d.version}`, d);
+  const cmp = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return [...m.values()].sort((a, b) => cmp(a.name, b.name) || a.flags - b.flags || cmp(a.version, b.version));
 }
 
 function depTags(tags: Map<number, Value>, deps: Dep[], nameTag: number, versionTag: number, flagsTag: number): void {
@@ -188,136 +264,233 @@ function depTags(tags: Map<number, Value>, deps: Dep[], nameTag: number, version
   tags.set(flagsTag, int32(deps.map((d) => d.flags)));
 }
 
+// ---- validation -----------------------------------------------------------------------------
+
 function validate(spec: RpmSpec): void {
-  const e = validateRpmName(spec.name) ?? validateRpmVersion(spec.version) ?? validateRpmVersion(spec.release, 'release');
-  if (e) throw new KilnError(`${spec.name || '(unnamed package)'}: ${e}`);
-  if (!/^[A-Za-z0-9_]+$/.test(spec.arch)) throw new KilnError(`${spec.name}: invalid rpm architecture '${spec.arch}'`);
-  if (!spec.summary?.trim() || spec.summary.includes('\n')) throw new KilnError(`${spec.name}: a one-line summary is required`);
-  if (!spec.license?.trim()) throw new KilnError(`${spec.name}: a license is required`);
-  if (spec.epoch !== undefined && (!Number.isInteger(spec.epoch) || spec.epoch < 0)) throw new KilnError(`${spec.name}: invalid epoch ${spec.epoch}`);
+  const who = spec.name || '(unnamed package)';
+  const fail = (m: string): never => {
+    throw new KilnError(`${who}: ${m}`);
+  };
+  const e = validateRpmName(spec.name ?? '') ?? validateRpmVersion(spec.version ?? '') ?? validateRpmVersion(spec.release ?? '', 'release');
+  if (e) fail(e);
+  if (!spec.arch || !/^[A-Za-z0-9_]+$/.test(spec.arch)) fail(`invalid rpm architecture '${spec.arch}'`);
+  if (!spec.summary?.trim() || spec.summary.includes('\n')) fail('a one-line summary is required');
+  if (!spec.license?.trim()) fail('a license is required');
+  if (spec.epoch !== undefined && (!Number.isInteger(spec.epoch) || spec.epoch < 0 || spec.epoch > 0x7fffffff)) fail(`invalid epoch ${spec.epoch}`);
+  if (spec.compression !== undefined && !['gzip', 'xz', 'zstd'].includes(spec.compression)) fail(`unknown payload compression '${spec.compression}' (gzip, xz or zstd)`);
+  if (!Array.isArray(spec.files)) fail('files must be a list');
+  const sde = spec.sourceDateEpoch;
+  if (sde !== undefined && (!Number.isInteger(sde) || sde < 0 || sde > 0xffffffff)) fail(`invalid SOURCE_DATE_EPOCH ${sde}`);
+  for (const kind of ['requires', 'provides', 'conflicts', 'obsoletes', 'recommends', 'suggests', 'supplements', 'enhances'] as const) {
+    for (const d of spec[kind] ?? []) {
+      try {
+        const p = parseDep(d);
+        if ((kind === 'provides' || kind === 'obsoletes') && p.name.startsWith('(')) fail(`rich dependencies are not allowed in ${kind}: '${d}'`);
+      } catch (err) {
+        if (err instanceof KilnError && err.message.startsWith(who)) throw err;
+        fail(`${kind}: ${(err as Error).message}`);
+      }
+    }
+  }
+  for (const c of spec.changelog ?? []) {
+    if (!Number.isInteger(c.time) || c.time < 0 || !c.author?.trim()) fail('changelog entries need a time (seconds) and an author');
+  }
 }
 
 const FILE = { CONFIG: 1, DOC: 2, NOREPLACE: 16, GHOST: 64, LICENSE: 128 } as const;
 
+/** '#!/bin/bash -e' or prog '/bin/bash -e' -> ['/bin/bash', '-e'] and the body without the #! line. */
+function scriptlet(s: RpmScript): { prog: string[]; body: string } {
+  const shebang = /^#!\s*([^\n]*)\n?/.exec(s.body);
+  const prog = (s.prog ?? shebang?.[1] ?? '/bin/sh').trim().split(/\s+/).filter(Boolean);
+  if (!prog.length) prog.push('/bin/sh');
+  // rpmbuild stores scriptlets without their trailing newlines
+  const body = (shebang ? s.body.slice(shebang[0].length) : s.body).replace(/\s+$/, '');
+  return { prog, body };
+}
+
+/** OpenPGP public-key algorithm of a binary signature (v4/v5 packet): 1-3 RSA, 17 DSA, 19 ECDSA, 22 EdDSA. */
+function sigPubkeyAlgo(sig: Buffer): number {
+  let off: number;
+  const tag = sig[0]!;
+  if (tag & 0x40) {
+    // new format length
+    const l0 = sig[1]!;
+    off = l0 < 192 ? 2 : l0 < 224 ? 3 : 6;
+  } else off = 1 + [1, 2, 4, 0][tag & 3]!;
+  return sig[off]! === 3 ? sig[off + 15]! : sig[off + 2]!;
+}
+
+/** A detached binary OpenPGP signature (SHA-256) of the header blob. */
+async function signHeader(header: Buffer, key: { keyFile: string; passphraseFile?: string }, sde: number, tmpBase: string): Promise<Buffer> {
+  const hdrFile = `${tmpBase}.hdr`;
+  const sigFile = `${tmpBase}.hdr.sig`;
+  const signer = await Signer.open(key, sde);
+  try {
+    writeFileSync(hdrFile, header);
+    await signer.detachSign(hdrFile, sigFile, false, 'SHA256');
+    return readFileSync(sigFile);
+  } finally {
+    await signer.close();
+    rmSync(hdrFile, { force: true });
+    rmSync(sigFile, { force: true });
+  }
+}
+
+async function hashFile(path: string, algo: string, prefix?: Buffer): Promise<string> {
+  const h = createHash(algo);
+  if (prefix) h.update(prefix);
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+// ---- the writer ---------------------------------------------------------------------------------
+
 export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResult> {
   validate(spec);
   const sde = spec.sourceDateEpoch ?? Number(process.env.SOURCE_DATE_EPOCH ?? 0);
+  if (!Number.isInteger(sde) || sde < 0) throw new KilnError(`${spec.name}: invalid SOURCE_DATE_EPOCH '${process.env.SOURCE_DATE_EPOCH}'`);
   let all: ManifestEntry[];
   try {
-    all = buildManifest(spec.files, sde);
+    all = buildManifest(
+      spec.files.map((f) => (f.config && !f.conffile ? { ...f, conffile: true } : f)),
+      sde,
+    );
   } catch (e) {
     throw new KilnError(`${spec.name}: ${(e as Error).message}`);
   }
+  try {
+    if (!statSync(dirname(outPath)).isDirectory()) throw new Error();
+  } catch {
+    throw new KilnError(`${spec.name}: output directory ${dirname(outPath)} does not exist`);
+  }
   const files = all.filter((e) => !e.implied);
   const comp = spec.compression ?? 'xz';
+  const level = comp === 'gzip' ? 9 : comp === 'xz' ? 6 : 19;
   const tmpBase = tmpSibling(outPath);
   const payloadFile = `${tmpBase}.payload`;
   const outTmp = `${tmpBase}.rpm`;
   try {
-    // payload: cpio, compressed; file digests on the way
+    // ---- payload: cpio -> compressor -> payloadFile; file digests and the cpio digest on the way
     const digests = new Map<string, string>();
-    const cc = compressToFile(comp, payloadFile, comp === 'gzip' ? 9 : comp === 'xz' ? 6 : 19);
-    const cpio = new CpioWriter(cc.input);
+    const colors = new Map<string, number>();
+    const cpioDigest = createHash('sha256');
+    const cc = compressToFile(comp, payloadFile, level);
+    const cpio = new CpioWriter(cc.input, (b) => cpioDigest.update(b));
     const writing = (async () => {
       let ino = 0;
       for (const e of files) {
-        ino++;
+        ino++; // ghosts keep their inode number, as in rpmbuild
         if (e.ghost) continue;
         const h = { name: '.' + e.path, ino, mode: e.mode, uid: 0, gid: 0, nlink: 1, mtime: e.mtime, size: e.type === 'file' ? e.size : e.type === 'symlink' ? Buffer.byteLength(e.target!) : 0 };
         if (e.type === 'file') {
           const d = createHash('sha256');
-          await cpio.add(h, e.content ?? e.source, (c) => d.update(c));
+          let first = true;
+          await cpio.add(h, e.content ?? e.source, (c) => {
+            if (first && c.length >= 5 && c[0] === 0x7f && c.toString('latin1', 1, 4) === 'ELF') colors.set(e.path, c[4] === 2 ? 2 : 1);
+            first = false;
+            d.update(c);
+          });
           digests.set(e.path, d.digest('hex'));
         } else if (e.type === 'symlink') await cpio.add(h, Buffer.from(e.target!));
         else await cpio.add(h);
       }
       await cpio.finish();
     })();
-    await Promise.all([writing, cc.done]);
-    const payloadSize = cpio.bytesWritten;
-    const payloadDigest = createHash('sha256');
-    for await (const c of createReadStream(payloadFile)) payloadDigest.update(c as Buffer);
+    try {
+      await Promise.all([writing, cc.done]);
+    } catch (e) {
+      cc.input.destroy(); // the compressor sees end of input and exits
+      await Promise.allSettled([writing, cc.done]);
+      throw e instanceof KilnError ? new KilnError(`${spec.name}: ${e.message}`) : e;
+    }
+    const archiveSize = cpio.bytesWritten;
+    const payloadBytes = statSync(payloadFile).size;
+    const payloadDigest = await hashFile(payloadFile, 'sha256');
 
-    // main header
+    // ---- main header
     const tags = new Map<number, Value>();
     const evr = `${spec.epoch !== undefined ? `${spec.epoch}:` : ''}${spec.version}-${spec.release}`;
-    tags.set(100, strArr(['C']));
-    tags.set(1000, str(spec.name));
-    tags.set(1001, str(spec.version));
-    tags.set(1002, str(spec.release));
-    if (spec.epoch !== undefined) tags.set(1003, int32([spec.epoch]));
-    tags.set(1004, i18n(spec.summary.trim()));
-    tags.set(1005, i18n((spec.description || spec.summary).replace(/\s+$/, '')));
-    tags.set(1006, int32([sde]));
-    tags.set(1007, str(spec.buildHost ?? 'kiln'));
-    tags.set(1009, int32([files.reduce((n, e) => n + (e.type === 'file' && !e.ghost ? e.size : 0), 0)]));
-    if (spec.vendor) tags.set(1011, str(spec.vendor));
-    tags.set(1014, str(spec.license));
-    if (spec.packager) tags.set(1015, str(spec.packager));
-    tags.set(1016, i18n(spec.group ?? 'Unspecified'));
-    if (spec.url) tags.set(1020, str(spec.url));
-    tags.set(1021, str('linux'));
-    tags.set(1022, str(spec.arch));
-    tags.set(1044, str(spec.sourceRpm ?? `${spec.name}-${spec.version}-${spec.release}.src.rpm`));
-    tags.set(1064, str('4.18.0'));
-    tags.set(1124, str('cpio'));
-    tags.set(1125, str(comp));
-    tags.set(1126, str(comp === 'gzip' ? '9' : comp === 'xz' ? '6' : '19'));
-    tags.set(1132, str(`${spec.arch}-pc-linux`));
-    tags.set(5011, int32([8])); // file digests: SHA-256
-    tags.set(5092, strArr([payloadDigest.digest('hex')]));
-    tags.set(5093, int32([8]));
-    tags.set(5062, str('utf-8'));
+    tags.set(TAG.HEADERI18NTABLE, strArr(['C']));
+    tags.set(TAG.NAME, str(spec.name));
+    tags.set(TAG.VERSION, str(spec.version));
+    tags.set(TAG.RELEASE, str(spec.release));
+    if (spec.epoch !== undefined) tags.set(TAG.EPOCH, int32([spec.epoch]));
+    tags.set(TAG.SUMMARY, i18n(spec.summary.trim()));
+    tags.set(TAG.DESCRIPTION, i18n((spec.description || spec.summary).replace(/\s+$/, '')));
+    tags.set(TAG.BUILDTIME, int32([sde]));
+    tags.set(TAG.BUILDHOST, str(spec.buildHost ?? 'kiln'));
+    // installed size: regular files and symlink targets (directories count 0, as in rpmbuild 4.18)
+    const installed = files.reduce((n, e) => n + (e.ghost ? 0 : e.type === 'file' ? e.size : e.type === 'symlink' ? Buffer.byteLength(e.target!) : 0), 0);
+    if (installed > 0xffffffff) tags.set(TAG.LONGSIZE, int64([installed]));
+    else tags.set(TAG.SIZE, int32([installed]));
+    if (spec.vendor) tags.set(TAG.VENDOR, str(spec.vendor));
+    tags.set(TAG.LICENSE, str(spec.license));
+    if (spec.packager) tags.set(TAG.PACKAGER, str(spec.packager));
+    tags.set(TAG.GROUP, i18n(spec.group ?? 'Unspecified'));
+    if (spec.url) tags.set(TAG.URL, str(spec.url));
+    tags.set(TAG.OS, str('linux'));
+    tags.set(TAG.ARCH, str(spec.arch));
+    tags.set(TAG.SOURCERPM, str(spec.sourceRpm ?? `${spec.name}-${spec.version}-${spec.release}.src.rpm`));
+    tags.set(TAG.RPMVERSION, str('4.18.0'));
+    tags.set(TAG.PAYLOADFORMAT, str('cpio'));
+    tags.set(TAG.PAYLOADCOMPRESSOR, str(comp));
+    tags.set(TAG.PAYLOADFLAGS, str(String(level)));
+    tags.set(TAG.PLATFORM, str(`${spec.arch}-pc-linux`));
+    tags.set(TAG.FILEDIGESTALGO, int32([PGPHASHALGO_SHA256]));
+    tags.set(TAG.ENCODING, str('utf-8'));
+    tags.set(TAG.PAYLOADDIGEST, strArr([payloadDigest]));
+    tags.set(TAG.PAYLOADDIGESTALGO, int32([PGPHASHALGO_SHA256]));
+    tags.set(TAG.PAYLOADDIGESTALT, strArr([cpioDigest.digest('hex')]));
 
-    // scriptlets
+    // scriptlets: body, interpreter, and the interpreter as a requirement (rpmbuild's
+    // Requires(pre): /bin/sh etc.); <lua> needs rpm's built-in Lua instead
+    const requires: Dep[] = (spec.requires ?? []).map(parseDep);
+    const rpmlib = (n: string, v: string) => requires.push({ name: `rpmlib(${n})`, flags: SENSE.RPMLIB | SENSE.LESS | SENSE.EQUAL, version: v });
     const scripts = spec.scripts ?? {};
     const scriptTags: Array<[keyof NonNullable<RpmSpec['scripts']>, number, number, number]> = [
-      ['pre', 1023, 1085, SENSE.SCRIPT_PRE],
-      ['post', 1024, 1086, SENSE.SCRIPT_POST],
-      ['preun', 1025, 1087, SENSE.SCRIPT_PREUN],
-      ['postun', 1026, 1088, SENSE.SCRIPT_POSTUN],
-      ['pretrans', 1151, 1153, SENSE.PRETRANS],
-      ['posttrans', 1152, 1154, SENSE.POSTTRANS],
+      ['pre', TAG.PREIN, TAG.PREINPROG, SENSE.SCRIPT_PRE],
+      ['post', TAG.POSTIN, TAG.POSTINPROG, SENSE.SCRIPT_POST],
+      ['preun', TAG.PREUN, TAG.PREUNPROG, SENSE.SCRIPT_PREUN],
+      ['postun', TAG.POSTUN, TAG.POSTUNPROG, SENSE.SCRIPT_POSTUN],
+      ['pretrans', TAG.PRETRANS, TAG.PRETRANSPROG, SENSE.PRETRANS],
+      ['posttrans', TAG.POSTTRANS, TAG.POSTTRANSPROG, SENSE.POSTTRANS],
     ];
-    const requires: Dep[] = (spec.requires ?? []).map(parseDep);
+    let lua = false;
     for (const [k, bodyTag, progTag, sense] of scriptTags) {
       const s = scripts[k];
       if (!s) continue;
-      const prog = s.prog ?? '/bin/sh';
-      tags.set(bodyTag, str(s.body.replace(/^#!.*\n/, '')));
-      tags.set(progTag, strArr([prog]));
-      requires.push({ name: prog, flags: SENSE.INTERP | sense, version: '' });
+      const { prog, body } = scriptlet(s);
+      tags.set(bodyTag, str(body));
+      // a lone interpreter is a STRING, with arguments a STRING_ARRAY (as rpmbuild writes them)
+      tags.set(progTag, prog.length === 1 ? str(prog[0]!) : strArr(prog));
+      if (prog[0] === '<lua>') lua = true;
+      else requires.push({ name: prog[0]!, flags: SENSE.INTERP | sense, version: '' });
     }
-    const rpmlib = (n: string, v: string) => requires.push({ name: `rpmlib(${n})`, flags: SENSE.RPMLIB | SENSE.LESS | SENSE.EQUAL, version: v });
     rpmlib('CompressedFileNames', '3.0.4-1');
     rpmlib('FileDigests', '4.6.0-1');
     rpmlib('PayloadFilesHavePrefix', '4.0-1');
     if (comp === 'xz') rpmlib('PayloadIsXz', '5.2-1');
     if (comp === 'zstd') rpmlib('PayloadIsZstd', '5.4.18-1');
-    const allDeps = [...requires, ...(spec.recommends ?? []), ...(spec.suggests ?? []), ...(spec.conflicts ?? [])];
-    if (allDeps.some((d) => (typeof d === 'string' ? d : d.name).trim().startsWith('('))) rpmlib('RichDependencies', '4.12.0-1');
-    // sorted and unique, as rpmbuild records them
-    const uniq = (ds: Dep[]) => {
-      const m = new Map<string, Dep>();
-      for (const d of ds) m.set(`${d.name}\0${d.flags}\0${d.version}`, d);
-      return [...m.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.flags - b.flags));
-    };
-    const provides = uniq([...(spec.provides ?? []).map(parseDep), { name: spec.name, flags: SENSE.EQUAL, version: evr }]);
-    depTags(tags, uniq(requires), 1049, 1050, 1048);
-    depTags(tags, provides, 1047, 1113, 1112);
-    depTags(tags, uniq((spec.conflicts ?? []).map(parseDep)), 1054, 1055, 1053);
-    depTags(tags, uniq((spec.obsoletes ?? []).map(parseDep)), 1090, 1115, 1114);
-    depTags(tags, uniq((spec.recommends ?? []).map(parseDep)), 5046, 5047, 5048);
-    depTags(tags, uniq((spec.suggests ?? []).map(parseDep)), 5049, 5050, 5051);
-    depTags(tags, uniq((spec.supplements ?? []).map(parseDep)), 5052, 5053, 5054);
-    depTags(tags, uniq((spec.enhances ?? []).map(parseDep)), 5055, 5056, 5057);
+    if (lua) rpmlib('BuiltinLuaScripts', '4.2.2-1');
+    const depLists = ['requires', 'conflicts', 'recommends', 'suggests', 'supplements', 'enhances'] as const;
+    if (depLists.some((k) => (spec[k] ?? []).some((d) => d.trim().startsWith('(')))) rpmlib('RichDependencies', '4.12.0-1');
+    const provides = [...(spec.provides ?? []).map(parseDep), { name: spec.name, flags: SENSE.EQUAL, version: evr }];
+    depTags(tags, uniqDeps(requires), TAG.REQUIRENAME, TAG.REQUIREVERSION, TAG.REQUIREFLAGS);
+    depTags(tags, uniqDeps(provides), TAG.PROVIDENAME, TAG.PROVIDEVERSION, TAG.PROVIDEFLAGS);
+    depTags(tags, uniqDeps((spec.conflicts ?? []).map(parseDep)), TAG.CONFLICTNAME, TAG.CONFLICTVERSION, TAG.CONFLICTFLAGS);
+    depTags(tags, uniqDeps((spec.obsoletes ?? []).map(parseDep)), TAG.OBSOLETENAME, TAG.OBSOLETEVERSION, TAG.OBSOLETEFLAGS);
+    depTags(tags, uniqDeps((spec.recommends ?? []).map(parseDep)), TAG.RECOMMENDNAME, TAG.RECOMMENDVERSION, TAG.RECOMMENDFLAGS);
+    depTags(tags, uniqDeps((spec.suggests ?? []).map(parseDep)), TAG.SUGGESTNAME, TAG.SUGGESTVERSION, TAG.SUGGESTFLAGS);
+    depTags(tags, uniqDeps((spec.supplements ?? []).map(parseDep)), TAG.SUPPLEMENTNAME, TAG.SUPPLEMENTVERSION, TAG.SUPPLEMENTFLAGS);
+    depTags(tags, uniqDeps((spec.enhances ?? []).map(parseDep)), TAG.ENHANCENAME, TAG.ENHANCEVERSION, TAG.ENHANCEFLAGS);
 
-    // changelog (newest first, as rpm keeps it)
-    const cl = [...(spec.changelog ?? [])].sort((a, b) => b.time - a.time);
+    // changelog, newest first as rpm keeps it (stable for equal times)
+    const cl = (spec.changelog ?? []).map((c, i) => ({ c, i })).sort((a, b) => b.c.time - a.c.time || a.i - b.i).map((x) => x.c);
     if (cl.length) {
-      tags.set(1080, int32(cl.map((c) => c.time)));
-      tags.set(1081, strArr(cl.map((c) => c.author)));
-      tags.set(1082, strArr(cl.map((c) => c.text)));
+      tags.set(TAG.CHANGELOGTIME, int32(cl.map((c) => c.time)));
+      tags.set(TAG.CHANGELOGNAME, strArr(cl.map((c) => c.author.trim())));
+      tags.set(TAG.CHANGELOGTEXT, strArr(cl.map((c) => c.text.replace(/\s+$/, ''))));
     }
 
     // files
@@ -336,72 +509,79 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
         dirIndexes.push(dirIndex.get(d)!);
         basenames.push(e.path.slice(cut + 1));
       }
-      tags.set(1028, int32(files.map((e) => (e.type === 'file' ? e.size : e.type === 'dir' ? 4096 : Buffer.byteLength(e.target!)))));
-      tags.set(1030, int16(files.map((e) => e.mode)));
-      tags.set(1033, int16(files.map(() => 0)));
-      tags.set(1034, int32(files.map((e) => e.mtime)));
-      tags.set(1035, strArr(files.map((e) => (e.type === 'file' ? (digests.get(e.path) ?? (e.ghost ? '' : '')) : ''))));
-      tags.set(1036, strArr(files.map((e) => (e.type === 'symlink' ? e.target! : ''))));
       // files in the documentation trees are %doc, as rpmbuild marks them
       const isDoc = (e: ManifestEntry) => e.doc || (e.type !== 'dir' && /^\/usr\/share\/(doc|man|info)\//.test(e.path) && !e.license);
-      tags.set(1037, int32(files.map((e) => (e.conffile ? FILE.CONFIG : 0) | (e.noreplace ? FILE.NOREPLACE : 0) | (e.ghost ? FILE.GHOST : 0) | (isDoc(e) ? FILE.DOC : 0) | (e.license ? FILE.LICENSE : 0))));
-      tags.set(1039, strArr(files.map((e) => e.user)));
-      tags.set(1040, strArr(files.map((e) => e.group)));
-      tags.set(1045, int32(files.map(() => -1)));
-      tags.set(1095, int32(files.map(() => 1)));
-      tags.set(1096, int32(files.map((_, i) => i + 1)));
-      tags.set(1097, strArr(files.map(() => '')));
-      tags.set(1116, int32(dirIndexes));
-      tags.set(1117, strArr(basenames));
-      tags.set(1118, strArr(dirs));
+      const classes = ['', 'directory', 'ELF 32-bit', 'ELF 64-bit'];
+      tags.set(TAG.FILESIZES, int32(files.map((e) => (e.ghost || e.type === 'dir' ? 0 : e.type === 'file' ? e.size : Buffer.byteLength(e.target!)))));
+      tags.set(TAG.FILEMODES, int16(files.map((e) => e.mode)));
+      tags.set(TAG.FILERDEVS, int16(files.map(() => 0)));
+      tags.set(TAG.FILEMTIMES, int32(files.map((e) => e.mtime)));
+      tags.set(TAG.FILEDIGESTS, strArr(files.map((e) => digests.get(e.path) ?? '')));
+      tags.set(TAG.FILELINKTOS, strArr(files.map((e) => (e.type === 'symlink' ? e.target! : ''))));
+      tags.set(TAG.FILEFLAGS, int32(files.map((e) => (e.conffile ? FILE.CONFIG : 0) | (e.noreplace ? FILE.NOREPLACE : 0) | (e.ghost ? FILE.GHOST : 0) | (isDoc(e) ? FILE.DOC : 0) | (e.license ? FILE.LICENSE : 0))));
+      tags.set(TAG.FILEUSERNAME, strArr(files.map((e) => e.user)));
+      tags.set(TAG.FILEGROUPNAME, strArr(files.map((e) => e.group)));
+      tags.set(TAG.FILEVERIFYFLAGS, int32(files.map(() => 0xffffffff)));
+      tags.set(TAG.FILEDEVICES, int32(files.map(() => 1)));
+      tags.set(TAG.FILEINODES, int32(files.map((_, i) => i + 1)));
+      tags.set(TAG.FILELANGS, strArr(files.map(() => '')));
+      tags.set(TAG.FILECOLORS, int32(files.map((e) => colors.get(e.path) ?? 0)));
+      tags.set(TAG.FILECLASS, int32(files.map((e) => (e.type === 'dir' ? 1 : colors.has(e.path) ? 1 + colors.get(e.path)! : 0))));
+      tags.set(TAG.CLASSDICT, strArr(classes));
+      tags.set(TAG.DIRINDEXES, int32(dirIndexes));
+      tags.set(TAG.BASENAMES, strArr(basenames));
+      tags.set(TAG.DIRNAMES, strArr(dirs));
     }
-    const header = buildHeader(tags, 63);
+    const header = buildHeader(tags, TAG.HEADERIMMUTABLE);
 
-    // signature header
-    const payloadBytes = statSync(payloadFile).size;
-    const md5 = createHash('md5').update(header);
-    for await (const c of createReadStream(payloadFile)) md5.update(c as Buffer);
+    // ---- signature header
     const sig = new Map<number, Value>();
-    if (spec.signingKey) sig.set(268, bin(await signHeader(header, spec.signingKey, sde, tmpBase)));
-    sig.set(269, str(createHash('sha1').update(header).digest('hex')));
-    sig.set(273, str(createHash('sha256').update(header).digest('hex')));
-    sig.set(1000, int32([header.length + payloadBytes]));
-    sig.set(1004, bin(md5.digest()));
-    sig.set(1007, int32([payloadSize]));
-    let sigHeader = buildHeader(sig, 62);
+    if (spec.signingKey) {
+      const s = await signHeader(header, spec.signingKey, sde, tmpBase);
+      const algo = sigPubkeyAlgo(s);
+      sig.set(algo >= 1 && algo <= 3 ? SIG.RSA : SIG.DSA, bin(s));
+    }
+    sig.set(SIG.SHA1, str(createHash('sha1').update(header).digest('hex')));
+    sig.set(SIG.SHA256, str(createHash('sha256').update(header).digest('hex')));
+    const sigSize = header.length + payloadBytes;
+    if (sigSize > 0xffffffff) sig.set(SIG.LONGSIZE, int64([sigSize]));
+    else sig.set(SIG.SIZE, int32([sigSize]));
+    // MD5 over header and payload: rpm 4.18 still checks it, older rpms rely on it
+    sig.set(SIG.MD5, bin(Buffer.from(await hashFile(payloadFile, 'md5', header), 'hex')));
+    if (archiveSize > 0xffffffff) sig.set(SIG.LONGARCHIVESIZE, int64([archiveSize]));
+    else sig.set(SIG.PAYLOADSIZE, int32([archiveSize]));
+    let sigHeader = buildHeader(sig, SIG.HEADERSIGNATURES);
     const sigPad = (8 - (sigHeader.length % 8)) % 8;
     if (sigPad) sigHeader = Buffer.concat([sigHeader, Buffer.alloc(sigPad)]);
 
-    // lead
+    // ---- lead (obsolete, but still read for its magic)
     const lead = Buffer.alloc(96);
     lead.write('edabeedb', 0, 'hex');
-    lead[4] = 3;
-    lead[5] = 0;
-    lead.writeUInt16BE(0, 6); // binary
-    lead.writeUInt16BE(spec.arch === 'noarch' || spec.arch === 'x86_64' || spec.arch === 'i686' ? 1 : 0, 8);
-    Buffer.from(`${spec.name}-${spec.version}-${spec.release}`).subarray(0, 65).copy(lead, 10);
+    lead[4] = 3; // major
+    lead[5] = 0; // minor
+    lead.writeUInt16BE(0, 6); // binary package
+    lead.writeUInt16BE(spec.arch === 'noarch' || /^(x86_64|i[3-6]86)$/.test(spec.arch) ? 1 : 0, 8);
+    Buffer.from(`${spec.name}-${spec.epoch !== undefined ? `${spec.epoch}:` : ''}${spec.version}-${spec.release}`).subarray(0, 65).copy(lead, 10);
     lead.writeUInt16BE(1, 76); // Linux
     lead.writeUInt16BE(5, 78); // header-style signature
 
-    const out = createWriteStream(outTmp);
-    async function* gen() {
-      yield lead;
-      yield sigHeader;
-      yield header;
-      for await (const c of createReadStream(payloadFile, { highWaterMark: 1 << 20 })) yield c as Buffer;
-    }
-    await pipeline(gen, out);
+    // ---- assemble: one more pass over the payload, hashing what is written
     const sha = createHash('sha256');
     let size = 0;
-    const fd = openSync(outTmp, 'r');
+    const out = await open(outTmp, 'wx', 0o644);
     try {
-      const buf = Buffer.alloc(1 << 20);
-      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
-        sha.update(buf.subarray(0, n));
-        size += n;
-      }
+      const put = async (b: Buffer) => {
+        for (let off = 0; off < b.length; ) off += (await out.write(b, off, b.length - off)).bytesWritten;
+        sha.update(b);
+        size += b.length;
+      };
+      await put(lead);
+      await put(sigHeader);
+      await put(header);
+      for await (const c of createReadStream(payloadFile, { highWaterMark: 1 << 20 })) await put(c as Buffer);
+      if ((await out.stat()).size !== size) throw new KilnError(`${outTmp}: short write`);
     } finally {
-      closeSync(fd);
+      await out.close();
     }
     await rename(outTmp, outPath);
     return { path: outPath, size, sha256: sha.digest('hex') };
@@ -409,3 +589,6 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
     for (const f of [payloadFile, outTmp]) rmSync(f, { force: true });
   }
 }
+
+/** @internal exposed for unit tests */
+export const _internal = { buildHeader, parseDep, scriptlet, sigPubkeyAlgo };
