@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { debianKernel, moduleClosure, type DebianKernel } from '../src/lib/kernel.js';
 import { buildInitrd } from '../src/lib/initrd.js';
-import { blankDisk, bootVm, checkGuestExit, liveVms, parseSize, qemuArgs, VmError, withVm } from '../src/lib/qemu.js';
+import { blankDisk, bootVm, checkGuestExit, liveVms, parseSize, qemuArgs, runConsoleScript, VmError, withVm } from '../src/lib/qemu.js';
 
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
 const APPEND = 'console=ttyS0 quiet panic=-1';
@@ -89,6 +89,36 @@ describe('qemu', () => {
     expect(r.e).toMatchObject({ status: 1, guestCode: 0, killed: false });
     expect(readFileSync(join(tmp, 'pass.log'), 'utf8')).toContain('KILN-BOOTED');
     expect(qemuProcs(r.name)).toBe('');
+  });
+
+  test('console script: markers, then commands typed at a shell prompt with their exit status', async () => {
+    const ird = await buildInitrd({
+      out: join(tmp, 'shell.gz'),
+      script: "echo KILN-SHELL\nexport PS1='kiln# '\nexec setsid cttyhack sh\n",
+      sourceDateEpoch: SDE,
+    });
+    const vm = await bootVm({ kernel: kernel.vmlinuz, initrd: ird.path, append: APPEND, serialLog: join(tmp, 'shell.log'), timeoutMs: 240_000 });
+    try {
+      const r = await runConsoleScript(vm, { expect: ['KILN-SHELL'], prompt: 'kiln# ', commands: ['uname -r', 'false', 'echo ok > /tmp/x && cat /tmp/x', 'test -e /nonexistent'] });
+      expect(r.error).toBeUndefined();
+      expect(r.checks.map((c) => [c.name, !c.failure])).toEqual([
+        ['console: KILN-SHELL', true],
+        ['command: uname -r', true],
+        ['command: false', false],
+        ['command: echo ok > /tmp/x && cat /tmp/x', true],
+        ['command: test -e /nonexistent', false],
+      ]);
+      expect(r.checks[1]!.output!.trim()).toBe(kernel.version);
+      expect(r.checks[2]!.failure).toMatch(/^exit status 1: false/);
+      expect(r.checks[3]!.output!.trim()).toBe('ok');
+      // a marker that never comes ends the script with the VmError (guest killed)
+      const r2 = await runConsoleScript(vm, { expect: ['KILN-NEVER'], timeoutMs: 1500 });
+      expect(r2.error).toBeInstanceOf(VmError);
+      expect(r2.checks[0]!.failure).toMatch(/timed out/);
+      expect((await vm.exited).killed).toBe(true);
+    } finally {
+      await vm.kill();
+    }
   });
 
   test('a guest that reports failure: its code, and an error with the console tail', async () => {

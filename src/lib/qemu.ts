@@ -447,3 +447,79 @@ export function checkGuestExit(vm: Vm, e: VmExit, want = 0): VmError | null {
 export function readSerialLog(path: string): string {
   return existsSync(path) ? readFileSync(path, 'utf8') : '';
 }
+
+// ---- console checks (for test recipes) ------------------------------------------------------
+
+export interface ConsoleCheck {
+  /** testcase name (JUnit) */
+  name: string;
+  seconds: number;
+  /** console output of a command (between the typed line and its status) */
+  output?: string;
+  failure?: string;
+}
+
+export interface ConsoleScript {
+  /** markers that must appear on the console, in order (strings are literal) */
+  expect?: (string | RegExp)[];
+  /** shell prompt to wait for before each command */
+  prompt?: string | RegExp;
+  /** commands typed after the prompt; each must exit 0 */
+  commands?: string[];
+  /** overall time for all steps (default: the VM's own limit) */
+  timeoutMs?: number;
+}
+
+/**
+ * Run console checks against a booted guest: each `expect` marker in order, then each command
+ * typed at `prompt` with its exit status read back (`CMD ; echo KILN-RC-N-$?`; the echoed input
+ * line cannot match the status pattern). Stops at the first step that cannot go on (timeout or
+ * the guest gone: that VmError is returned in `error`, the guest killed); a command that exits
+ * non-zero is a failed check but the next commands still run.
+ */
+export async function runConsoleScript(vm: Vm, s: ConsoleScript): Promise<{ checks: ConsoleCheck[]; error?: VmError }> {
+  const checks: ConsoleCheck[] = [];
+  const deadline = s.timeoutMs !== undefined ? Date.now() + s.timeoutMs : undefined;
+  const left = () => (deadline === undefined ? undefined : Math.max(1000, deadline - Date.now()));
+  let last = Date.now();
+  const lap = () => {
+    const now = Date.now();
+    const sec = (now - last) / 1000;
+    last = now;
+    return sec;
+  };
+  const commands = s.commands ?? [];
+  if (commands.length && s.prompt === undefined) throw new KilnError('runConsoleScript: commands need a prompt');
+  for (const m of s.expect ?? []) {
+    const name = `console: ${typeof m === 'string' ? m : String(m)}`;
+    try {
+      await vm.waitFor(m, left());
+      checks.push({ name, seconds: lap() });
+    } catch (e) {
+      checks.push({ name, seconds: lap(), failure: (e as Error).message });
+      return { checks, error: e as VmError };
+    }
+  }
+  for (const [i, cmd] of commands.entries()) {
+    const name = `command: ${cmd}`;
+    try {
+      if (/[\r\n]/.test(cmd)) throw new KilnError(`a console command must be one line: ${JSON.stringify(cmd)}`);
+      await vm.waitFor(s.prompt!, left());
+      const tag = `KILN-RC-${i + 1}-`;
+      const before = vm.output().length;
+      vm.send(`${cmd} ; echo "${tag}$?"`);
+      const m = await vm.waitFor(new RegExp(`${tag}(\\d+)`), left());
+      // output: from the line after the echoed command to the status line
+      let out = vm.output().slice(before, m.index).replace(/\r/g, '');
+      const nl = out.indexOf('\n');
+      out = nl >= 0 ? out.slice(nl + 1) : '';
+      const rc = Number(m[1]);
+      checks.push({ name, seconds: lap(), output: out, failure: rc === 0 ? undefined : `exit status ${rc}: ${cmd}\n${out.split('\n').slice(-20).join('\n')}` });
+    } catch (e) {
+      checks.push({ name, seconds: lap(), failure: (e as Error).message });
+      if (e instanceof VmError) return { checks, error: e };
+      throw e;
+    }
+  }
+  return { checks };
+}
