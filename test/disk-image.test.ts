@@ -10,6 +10,7 @@ import { debianKernel, moduleClosure, type DebianKernel } from '../src/lib/kerne
 import { bootVm, withVm } from '../src/lib/qemu.js';
 import { buildDiskImage } from '../src/lib/diskimage.js';
 import { recipe } from '../src/recipes/disk-image.js';
+import { recipe as qemuTest } from '../src/recipes/qemu-test.js';
 import { makeContext } from './helpers/context.js';
 
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
@@ -17,6 +18,8 @@ const SDE = 1700000000;
 let kernel: DebianKernel;
 let tmp: string;
 let bbTar: string;
+/** the msdos image of the busybox rootfs (built by the first image test) */
+let msdosImage: string | undefined;
 
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 const LINE = (re: string) => new RegExp(`${re}[^\\r\\n]*\\r?\\n`);
@@ -85,6 +88,7 @@ describe('disk-image recipe', () => {
     const ctx = makeContext('img', { rootfs: bbTar, size: '128M', 'boot-size': '32M', hostname: 'kiln-msdos', 'root-password': 'secret' });
     await recipe.install(ctx);
     const img = join(ctx.staging, 'disk.img');
+    msdosImage = img;
     const meta = JSON.parse(readFileSync(join(ctx.staging, 'image.json'), 'utf8'));
     expect(meta).toMatchObject({ file: 'disk.img', table: 'msdos', kernel: kernel.version });
     const pt = sfdiskJson(img);
@@ -117,6 +121,18 @@ describe('disk-image recipe', () => {
     });
     console.log(`disk image (msdos, syslinux, busybox init) boot to marker: ${seconds.toFixed(1)} s (TCG)`);
     expect(sha(img)).toBe(sha(again.path)); // booted with snapshot=on: the image is unchanged
+  });
+
+  test('the image under kiln:qemu-test (makeContext): console markers, serial log and JUnit', async () => {
+    expect(msdosImage).toBeDefined();
+    const ctx = makeContext('boot-image', { disk: msdosImage!, expect: 'KILN-DISK-BOOTED host=kiln-msdos\nlogin:', pass: 'markers', timeout: '300' });
+    await qemuTest.install(ctx);
+    expect(readFileSync(join(ctx.staging, 'serial.log'), 'utf8')).toContain('KILN-DISK-BOOTED host=kiln-msdos');
+    const xml = execFileSync('sh', ['-c', 'cat "$1"/test-results/*.xml', 'sh', ctx.staging], { encoding: 'utf8' });
+    expect(xml).toMatch(/<testsuite [^>]*failures="0"/);
+    // a marker the image never prints: the recipe fails with the console tail
+    const bad = makeContext('boot-image-bad', { disk: msdosImage!, expect: 'KILN-DISK-BOOTED\nNEVER-PRINTED', pass: 'markers', timeout: '45' });
+    await expect(qemuTest.install(bad)).rejects.toThrow(/NEVER-PRINTED[\s\S]*login:/);
   });
 
   test('GPT image with the cached Debian kernel (rootfs without /boot), qcow2 output, boots', async () => {
