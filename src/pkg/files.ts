@@ -58,6 +58,8 @@ const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
 
 export function normalizePath(p: string): string {
+  if (typeof p !== 'string' || p === '') throw new KilnError(`package path ${JSON.stringify(p)} is empty`);
+  if (/[\n\r\0]/.test(p)) throw new KilnError(`package path ${JSON.stringify(p)} contains a newline or NUL (not representable in md5sums/conffiles)`);
   if (!p.startsWith('/')) throw new KilnError(`package path '${p}' is not absolute`);
   const parts = p.split('/').filter((s) => s !== '' && s !== '.');
   if (parts.includes('..')) throw new KilnError(`package path '${p}' contains '..'`);
@@ -79,7 +81,17 @@ export function buildManifest(files: PkgFile[], sourceDateEpoch: number): Manife
   for (const f of files) {
     const path = normalizePath(f.path);
     if (path === '/') throw new KilnError(`package path '${f.path}' is the root directory`);
-    if (byPath.has(path)) throw new KilnError(`duplicate package path ${path}`);
+    if (byPath.has(path)) throw new KilnError(`duplicate package path ${path}${path !== f.path ? ` (as '${f.path}')` : ''}`);
+    if (f.mode !== undefined && (!Number.isInteger(f.mode) || f.mode < 0 || f.mode > 0o7777)) throw new KilnError(`${path}: invalid mode ${String(f.mode)} (permission bits 0-07777)`);
+    if (f.mtime !== undefined && (!Number.isInteger(f.mtime) || f.mtime < 0)) throw new KilnError(`${path}: invalid mtime ${String(f.mtime)}`);
+    for (const k of ['uid', 'gid'] as const) {
+      const v = f[k];
+      if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 0xffffffff)) throw new KilnError(`${path}: invalid ${k} ${String(v)}`);
+    }
+    for (const k of ['user', 'group'] as const) {
+      const v = f[k];
+      if (v !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/.test(v)) throw new KilnError(`${path}: invalid ${k} name '${v}'`);
+    }
     let size = 0;
     let content: Buffer | undefined;
     if (f.type === 'file') {
@@ -97,6 +109,7 @@ export function buildManifest(files: PkgFile[], sourceDateEpoch: number): Manife
       if (content) size = content.length;
     } else if (f.type === 'symlink') {
       if (!f.target) throw new KilnError(`symlink ${path} has no target`);
+      if (/[\n\r\0]/.test(f.target)) throw new KilnError(`symlink ${path}: target contains a newline or NUL`);
       size = Buffer.byteLength(f.target);
     } else if (f.type !== 'dir') throw new KilnError(`unknown file type '${String(f.type)}' for ${path}`);
     const perm = (f.mode ?? (f.type === 'dir' ? 0o755 : f.type === 'symlink' ? 0o777 : 0o644)) & 0o7777;
