@@ -242,7 +242,7 @@ export function parseDep(s: string): Dep {
     if (depth !== 0 || !t.endsWith(')')) throw new KilnError(`invalid rich rpm dependency '${s}' (unbalanced parentheses)`);
     return { name: t, flags: 0, version: '' };
   }
-  const m = /^([^\s,<>=()]+)(?:\s*(<=|>=|=|==|<|>)\s*(\S+))?$/.exec(t);
+  const m = /^([^\s,<>=]+)(?:\s*(<=|>=|=|==|<|>)\s*(\S+))?$/.exec(t);
   if (!m || (m[3] !== undefined && !EVR_RE.test(m[3]))) throw new KilnError(`invalid rpm dependency '${s}' (expected 'name', 'name OP [epoch:]version[-release]' with OP one of < <= = >= >, or a rich '(...)')`);
   const op = m[2] ?? '';
   const flags = (op.includes('<') ? SENSE.LESS : 0) | (op.includes('>') ? SENSE.GREATER : 0) | (op.includes('=') ? SENSE.EQUAL : 0);
@@ -298,6 +298,7 @@ function validate(spec: RpmSpec): void {
 }
 
 const FILE = { CONFIG: 1, DOC: 2, NOREPLACE: 16, GHOST: 64, LICENSE: 128 } as const;
+const VERIFY = { DIGEST: 1, FILESIZE: 2, LINKTO: 4, MTIME: 32 } as const;
 
 /** '#!/bin/bash -e' or prog '/bin/bash -e' -> ['/bin/bash', '-e'] and the body without the #! line. */
 function scriptlet(s: RpmScript): { prog: string[]; body: string } {
@@ -457,6 +458,7 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
       ['posttrans', TAG.POSTTRANS, TAG.POSTTRANSPROG, SENSE.POSTTRANS],
     ];
     let lua = false;
+    let interpArgs = false;
     for (const [k, bodyTag, progTag, sense] of scriptTags) {
       const s = scripts[k];
       if (!s) continue;
@@ -464,6 +466,7 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
       tags.set(bodyTag, str(body));
       // a lone interpreter is a STRING, with arguments a STRING_ARRAY (as rpmbuild writes them)
       tags.set(progTag, prog.length === 1 ? str(prog[0]!) : strArr(prog));
+      if (prog.length > 1) interpArgs = true;
       if (prog[0] === '<lua>') lua = true;
       else requires.push({ name: prog[0]!, flags: SENSE.INTERP | sense, version: '' });
     }
@@ -473,6 +476,7 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
     if (comp === 'xz') rpmlib('PayloadIsXz', '5.2-1');
     if (comp === 'zstd') rpmlib('PayloadIsZstd', '5.4.18-1');
     if (lua) rpmlib('BuiltinLuaScripts', '4.2.2-1');
+    if (interpArgs) rpmlib('ScriptletInterpreterArgs', '4.0.3-1');
     const depLists = ['requires', 'conflicts', 'recommends', 'suggests', 'supplements', 'enhances'] as const;
     if (depLists.some((k) => (spec[k] ?? []).some((d) => d.trim().startsWith('(')))) rpmlib('RichDependencies', '4.12.0-1');
     const provides = [...(spec.provides ?? []).map(parseDep), { name: spec.name, flags: SENSE.EQUAL, version: evr }];
@@ -521,7 +525,8 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
       tags.set(TAG.FILEFLAGS, int32(files.map((e) => (e.conffile ? FILE.CONFIG : 0) | (e.noreplace ? FILE.NOREPLACE : 0) | (e.ghost ? FILE.GHOST : 0) | (isDoc(e) ? FILE.DOC : 0) | (e.license ? FILE.LICENSE : 0))));
       tags.set(TAG.FILEUSERNAME, strArr(files.map((e) => e.user)));
       tags.set(TAG.FILEGROUPNAME, strArr(files.map((e) => e.group)));
-      tags.set(TAG.FILEVERIFYFLAGS, int32(files.map(() => 0xffffffff)));
+      // rpm -V checks everything, but a %ghost's digest, size, link target and mtime (as rpmbuild)
+      tags.set(TAG.FILEVERIFYFLAGS, int32(files.map((e) => (e.ghost ? ~(VERIFY.DIGEST | VERIFY.FILESIZE | VERIFY.LINKTO | VERIFY.MTIME) : 0xffffffff))));
       tags.set(TAG.FILEDEVICES, int32(files.map(() => 1)));
       tags.set(TAG.FILEINODES, int32(files.map((_, i) => i + 1)));
       tags.set(TAG.FILELANGS, strArr(files.map(() => '')));
