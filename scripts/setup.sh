@@ -17,7 +17,7 @@ PACKAGES=(
   dpkg-dev debhelper fakeroot lintian rpm rpmlint createrepo-c dnf gnupg debsigs debsig-verify apt-utils diffoscope-minimal
   # chroots, containers, disk images, QEMU
   mmdebstrap debootstrap uidmap docker.io qemu-system-x86 qemu-utils busybox-static e2fsprogs fdisk dosfstools squashfs-tools
-  xorriso isolinux syslinux-common
+  xorriso isolinux syslinux syslinux-common mtools openssl
 )
 
 missing=()
