@@ -1,7 +1,7 @@
 // kiln:chroot called directly (no engine): real mmdebstrap, the shared content-keyed cache,
 // a bit-identical rebuild, docker import, directory output, option and missing-tool errors.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { recipe } from '../src/recipes/chroot.js';
@@ -78,6 +78,25 @@ describe('kiln:chroot', () => {
     const v = execFileSync('docker', ['run', '--rm', '--network', 'none', '--label', 'kiln=1', '--label', 'kiln.part=bookworm-image', tag, 'cat', '/etc/debian_version'], { encoding: 'utf8' });
     expect(v).toMatch(/^12\.\d+/);
     expect(execFileSync('docker', ['ps', '-a', '--filter', 'label=kiln.part=bookworm-image', '--format', '{{.Names}}'], { encoding: 'utf8' }).trim()).toBe('');
+  }, 300_000);
+
+  test('customize hooks (files, $1 and $TARGET) and apt-sources end up inside; hook contents are in the key', async () => {
+    const ctx0 = makeContext('hooks', {}, { cacheDir: CACHE });
+    const hookDir = join(ctx0.root, 'my hooks');
+    mkdirSync(hookDir);
+    const hook = join(hookDir, '10 setup.sh');
+    writeFileSync(hook, '#!/bin/sh\nset -e\n[ "$1" = "$TARGET" ]\necho "customized by kiln" > "$TARGET/etc/kiln-customized"\n');
+    const sources = 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-updates\nComponents: main\n';
+    const values = { customize: hook, 'apt-sources': sources };
+    const { ctx } = await buildChroot('bookworm-hooks', values);
+    const list = (f: string) => execFileSync('tar', ['-xOf', join(ctx.staging, 'rootfs.tar'), f], { encoding: 'utf8' });
+    expect(list('./etc/kiln-customized')).toBe('customized by kiln\n');
+    expect(list('./etc/apt/sources.list.d/kiln.sources')).toBe(sources);
+    // a different hook body is a different chroot
+    const { chrootKey } = await import('../src/recipes/chroot.js');
+    const k1 = chrootKey(makeContext('k', { ...defaults, ...values }), 1);
+    writeFileSync(hook, '#!/bin/sh\ntrue\n');
+    expect(chrootKey(makeContext('k', { ...defaults, ...values }), 1)).not.toBe(k1);
   }, 300_000);
 
   test('option errors name the part and option', () => {

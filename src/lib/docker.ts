@@ -94,19 +94,32 @@ export async function importImage(tarball: string, tag: string, opts: RunOptions
   await run(['docker', 'import', '--change', 'CMD ["/bin/sh"]', tarball, tag], opts);
 }
 
-// Containers that exist right now because of this process: removed synchronously at exit, so an
-// interrupted kiln (SIGINT/SIGTERM handled by the CLI, or a crash) leaves none behind.
+// Every container this process starts carries SESSION_LABEL=SESSION. When the process exits
+// (a second Ctrl-C makes the CLI exit at once, a crash) while any may still exist, they are
+// removed synchronously, found by that label: this also covers a container that was created but
+// whose start had not returned yet. (SIGKILL cannot be handled: `docker ps --filter label=kiln=1`.)
+export const SESSION_LABEL = 'kiln.session';
+export const SESSION = `${process.pid}-${Date.now().toString(36)}`;
 const live = new Set<string>();
 let exitHook = false;
-/** Remember a container (name or id) to remove if the process exits before it is removed. */
+function sessionCleanupAtExit(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    if (!live.size) return;
+    const r = spawnSync('docker', ['ps', '-aq', '--filter', `label=${SESSION_LABEL}=${SESSION}`], { encoding: 'utf8', timeout: 10_000 });
+    const ids = (r.stdout ?? '').split('\n').filter(Boolean);
+    if (ids.length) spawnSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore', timeout: 20_000 });
+  });
+}
+/** Labels every kiln container carries (kiln=1, the session, and kiln.part when given). */
+export function kilnLabels(part?: string): Record<string, string> {
+  return { [LABEL]: '1', [SESSION_LABEL]: SESSION, ...(part ? { [PART_LABEL]: part } : {}) };
+}
+/** A container (name or id) is about to exist: removed at exit unless untracked first. */
 export function trackContainer(id: string): void {
   live.add(id);
-  if (!exitHook) {
-    exitHook = true;
-    process.once('exit', () => {
-      if (live.size) spawnSync('docker', ['rm', '-f', ...live], { stdio: 'ignore', timeout: 20_000 });
-    });
-  }
+  sessionCleanupAtExit();
 }
 export function untrackContainer(id: string): void {
   live.delete(id);
@@ -148,7 +161,7 @@ export async function removeContainer(name: string): Promise<void> {
 
 /** The `docker run` arguments for c (argument array; values are single argv entries). */
 export function dockerRunArgs(c: ContainerRun, name: string, interactive = false): string[] {
-  const args = ['docker', 'run', '--name', name, '--label', `${LABEL}=1`];
+  const args = ['docker', 'run', '--name', name, '--label', `${LABEL}=1`, '--label', `${SESSION_LABEL}=${SESSION}`];
   if (!c.keep) args.push('--rm');
   if (interactive) args.push('--interactive');
   for (const [k, v] of Object.entries(c.labels ?? {})) args.push('--label', `${k}=${v}`);

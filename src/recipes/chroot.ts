@@ -24,7 +24,7 @@ import { cachedDir } from '../lib/cache.js';
 import { importImage, imageTagForKey } from '../lib/docker.js';
 import { MissingToolError } from '../lib/errors.js';
 import { rmrf } from '../lib/fsutil.js';
-import { which } from '../lib/tools.js';
+import { requireTool, which } from '../lib/tools.js';
 import { sha256 } from '../engine/hash.js';
 import type { BuildContext, PlanContext, Recipe } from '../recipe.js';
 
@@ -40,8 +40,15 @@ export function tarName(format: string): string {
   return format === 'tar' ? 'rootfs.tar' : `rootfs.${format}`;
 }
 
-/** Which bootstrapper runs: mmdebstrap, else debootstrap; MissingToolError naming mmdebstrap when neither. */
-export function bootstrapper(part?: string): 'mmdebstrap' | 'debootstrap' {
+/**
+ * Which bootstrapper runs: the one asked for (option `bootstrapper`), else mmdebstrap, else
+ * debootstrap; MissingToolError naming the Debian package when it is not there.
+ */
+export function bootstrapper(part?: string, wanted = 'auto'): 'mmdebstrap' | 'debootstrap' {
+  if (wanted === 'mmdebstrap' || wanted === 'debootstrap') {
+    requireTool(wanted, part);
+    return wanted;
+  }
   if (which('mmdebstrap')) return 'mmdebstrap';
   if (which('debootstrap')) return 'debootstrap';
   throw new MissingToolError('mmdebstrap', 'mmdebstrap', part);
@@ -221,6 +228,7 @@ export const recipe: Recipe = {
     image: { description: 'import the tarball as a local container image (tag in image-tag)', default: 'false' },
     directory: { description: 'also extract the tree into rootfs/ (needs root for device nodes and owners)', default: 'false' },
     cache: { description: 'use the content-keyed chroot cache', default: 'true' },
+    bootstrapper: { description: 'auto (mmdebstrap, else debootstrap), mmdebstrap or debootstrap', default: 'auto' },
   },
   validate(ctx) {
     const o = ctx.options;
@@ -228,6 +236,7 @@ export const recipe: Recipe = {
     o.bool('image', false);
     o.bool('directory', false);
     o.bool('cache', true);
+    if (!['auto', 'mmdebstrap', 'debootstrap'].includes(o.get('bootstrapper')?.trim() ?? 'auto')) throw o.error('bootstrapper', `expected auto, mmdebstrap or debootstrap, got '${o.get('bootstrapper')}'`);
     for (const name of ['suite', 'variant', 'architecture'] as const) {
       if (!/^[a-z0-9][a-z0-9.+_-]*$/i.test(o.get(name)!.trim())) throw o.error(name, `not a valid ${name}: '${o.get(name)}'`);
     }
@@ -242,7 +251,8 @@ export const recipe: Recipe = {
   },
   tools(ctx) {
     const o = ctx.options;
-    const t: string[] = [which('mmdebstrap') || !which('debootstrap') ? 'mmdebstrap' : 'debootstrap'];
+    const wanted = o.get('bootstrapper')?.trim() ?? 'auto';
+    const t: string[] = [wanted !== 'auto' ? wanted : which('mmdebstrap') || !which('debootstrap') ? 'mmdebstrap' : 'debootstrap'];
     const format = o.get('format')?.trim();
     if (format === 'tar.xz') t.push('xz');
     if (format === 'tar.zst') t.push('zstd');
@@ -252,7 +262,7 @@ export const recipe: Recipe = {
   },
   async install(ctx) {
     const o = ctx.options;
-    const tool = bootstrapper(ctx.part);
+    const tool = bootstrapper(ctx.part, o.get('bootstrapper')?.trim());
     const key = chrootKey(ctx, ctx.sourceDateEpoch, tool);
     const tar = tarName(o.get('format')!.trim());
     let from: string;

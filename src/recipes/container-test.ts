@@ -24,12 +24,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { chrootImage } from '../lib/chroot-run.js';
-import { ensureEngine, LABEL, PART_LABEL, trackContainer, untrackContainer } from '../lib/docker.js';
+import { ensureEngine, kilnLabels, trackContainer, untrackContainer } from '../lib/docker.js';
 import { KilnError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import { junitXml, type TestCase } from '../lib/junit.js';
 import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
 import { expandGlobs } from './package-files.js';
+import type { StartedTestContainer } from 'testcontainers';
 
 const tail = (s: string, n = 20) => s.replace(/\s+$/, '').split('\n').slice(-n).join('\n');
 const INSTALL_KEYWORDS = ['dpkg', 'apt', 'rpm'];
@@ -120,13 +121,19 @@ async function runTests(ctx: BuildContext, cases: TestCase[]): Promise<void> {
 
   let c = new GenericContainer(image)
     .withCommand(['sleep', 'infinity'])
-    .withLabels({ [LABEL]: '1', [PART_LABEL]: ctx.part })
+    .withLabels(kilnLabels(ctx.part))
     .withEnvironment(env)
     .withCopyFilesToContainer(files.map((f, i) => ({ source: f, target: targets[i]! })));
   if (!o.bool('network', false)) c = c.withNetworkMode('none');
   ctx.log(`# starting a container from ${image}\n`);
   if (ctx.signal.aborted) throw new KilnError('interrupted');
-  const started = await c.start();
+  trackContainer(`starting:${ctx.part}`); // removed by its session label if kiln exits during start
+  let started: StartedTestContainer;
+  try {
+    started = await c.start();
+  } finally {
+    untrackContainer(`starting:${ctx.part}`);
+  }
   const id = started.getId();
   trackContainer(id);
   let stopping: Promise<unknown> | undefined;
