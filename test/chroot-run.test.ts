@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { recipe } from '../src/recipes/chroot.js';
 import { installBuildDeps, resolveChroot, runInChroot, type ChrootEngine } from '../src/lib/chroot-run.js';
 import { engineAvailable, kilnContainers } from '../src/lib/docker.js';
@@ -132,6 +132,29 @@ describe('chroot references', () => {
     const ref = resolveChroot(chroot);
     expect(ref.tarball).toBe(join(chroot, 'rootfs.tar'));
     expect(ref.key).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('missing host tools', () => {
+  test('no docker client: the error names the Debian package docker.io', async () => {
+    vi.resetModules(); // a docker.ts that has not yet seen an engine
+    const { ensureEngine } = await import('../src/lib/docker.js');
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      await expect(ensureEngine()).rejects.toThrow(/required host tool 'docker' is not installed \(Debian package: docker\.io/);
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+  test.skipIf(!canUnshare)('unshare engine without unshare: the error names util-linux', async () => {
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      await expect(runInChroot({ chroot, engine: 'unshare', argv: ['true'], part: 'x' })).rejects.toThrow(/\[x\] required host tool 'unshare' is not installed \(Debian package: util-linux/);
+    } finally {
+      process.env.PATH = path;
+    }
   });
 });
 

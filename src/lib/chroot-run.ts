@@ -30,7 +30,7 @@ import {
   trackContainer,
   type Mount,
 } from './docker.js';
-import { KilnError } from './errors.js';
+import { KilnError, MissingToolError } from './errors.js';
 import { run, type RunOptions, type RunResult } from './exec.js';
 import { rmrf } from './fsutil.js';
 import { which } from './tools.js';
@@ -242,7 +242,8 @@ function ordered(mounts: Mount[]): Mount[] {
 
 async function runUnshare(o: RunInChrootOptions, ref: ChrootRef, runOpts: RunOptions): Promise<RunResult> {
   if (process.getuid && process.getuid() !== 0) throw new KilnError('running in a chroot without Docker needs root (unshare --mount + chroot)');
-  for (const t of ['unshare', 'chroot', 'mount']) if (!which(t)) throw new KilnError(`the unshare engine needs '${t}' (Debian package: ${t === 'chroot' ? 'coreutils' : t === 'mount' ? 'mount' : 'util-linux'})`);
+  const packages: Record<string, string> = { unshare: 'util-linux', chroot: 'coreutils', mount: 'mount', tar: 'tar' };
+  for (const t of ['unshare', 'chroot', 'mount', 'tar']) if (!which(t)) throw new MissingToolError(t, packages[t]!, o.part);
   const tree = await chrootTree(ref, o.cacheDir ?? defaultCacheDir(), runOpts);
   const scratch = await mkdtemp(join(tmpdir(), 'kiln-chroot-run-'));
   // overlayfs options are comma/colon separated: paths with those get a copy instead
