@@ -1,9 +1,9 @@
 // kiln:chroot called directly (no engine): real mmdebstrap, the shared content-keyed cache,
 // a bit-identical rebuild, docker import, directory output, option and missing-tool errors.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { recipe } from '../src/recipes/chroot.js';
 import { engineAvailable } from '../src/lib/docker.js';
 import { MissingToolError } from '../src/lib/errors.js';
@@ -15,9 +15,14 @@ import { makeContext } from './helpers/context.js';
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
 const defaults = Object.fromEntries(Object.entries(recipe.options).flatMap(([k, s]) => (s.default !== undefined ? [[k, s.default]] : [])));
 
+const roots: string[] = [];
+// uncached tarballs and extracted trees are hundreds of MB: removed afterwards
+afterAll(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
+
 /** A chroot part built through the recipe; `commands` lists every argv it ran. */
 async function buildChroot(part: string, values: Record<string, string> = {}) {
   const ctx = makeContext(part, { ...defaults, ...values }, { cacheDir: CACHE });
+  roots.push(ctx.root);
   const commands: string[][] = [];
   const run = ctx.run;
   ctx.run = (argv: string[], opts?: RunOptions) => {
