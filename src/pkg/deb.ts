@@ -1,47 +1,89 @@
 /**
- * Native .deb writer (format 2.0, as dpkg-deb builds it).
+ * Native .deb writer (binary package format 2.0), checked against dpkg-deb 1.21.
  *
- *   writeDeb(spec, outPath) -> { path, size, sha256, installedSize }
+ *   import { writeDeb, debFileName } from './pkg/deb.js';
+ *   const spec: DebSpec = { name: 'hello', version: '1:2.10-3', architecture: 'amd64',
+ *     maintainer: 'A B <a@example.org>', description: 'synopsis\nextended text\n\nnext paragraph',
+ *     depends: ['libc6 (>= 2.34)'], files: [{ path: '/usr/bin/hello', type: 'file', source: 'build/hello', mode: 0o755 }],
+ *     scripts: { postinst: '#!/bin/sh\nset -e\n...' }, sourceDateEpoch: 1700000000 };
+ *   const { path, size, sha256, installedSize } = await writeDeb(spec, join(out, debFileName(spec)));
+ *   debFileName(spec)  // 'hello_2.10-3_amd64.deb' (no epoch, as the archive names files)
  *
- * ar members `debian-binary`, `control.tar.{gz,xz,zst}`, `data.tar.{gz,xz,zst,}`; control.tar holds
- * control, md5sums, conffiles, maintainer scripts (0755), triggers, templates; data.tar holds `./`,
- * the implied parent directories and every entry, sorted, mtimes clamped to SOURCE_DATE_EPOCH,
- * owners root:root unless set. Contents stream from disk into the compressor, so memory stays
- * flat for any payload size; the result is assembled next to outPath and renamed into place, and
- * nothing is left behind on error. The same spec gives the same bytes.
+ * Layout, as `dpkg-deb --build --root-owner-group` with SOURCE_DATE_EPOCH writes it:
+ * - ar members `debian-binary` ("2.0\n"), `control.tar<ext>`, `data.tar<ext>`; member mtime =
+ *   SOURCE_DATE_EPOCH, uid/gid 0, mode 100644.
+ * - data.tar: GNU tar; `./` first, then directories and files depth-first with names sorted bytewise
+ *   in each directory, then all symlinks (dpkg-deb defers them so that unpacking never follows one);
+ *   parent directories are implied (0755 root:root); mtimes clamped to SOURCE_DATE_EPOCH; owner
+ *   root:root (0/0) unless the entry sets uid/gid/user/group; setuid/setgid/sticky kept; names and link
+ *   targets over 100 bytes via GNU long-name entries. The uncompressed data.tar is byte-identical to
+ *   dpkg-deb's for the same tree (test/deb.test.ts checks it).
+ * - control.tar: `./`, then in bytewise order: conffiles, config, control, md5sums, postinst, postrm,
+ *   preinst, prerm, templates, triggers (those that exist). Maintainer scripts 0755, the rest 0644.
+ *   md5sums lists regular files except conffiles (as dh_md5sums does), paths without the leading '/'.
+ * - Compression: `compression` for data.tar (default xz); control.tar uses `controlCompression`,
+ *   default the same as data (dpkg-deb's uniform compression, so 'none' gives a plain control.tar).
+ *   lintian (2.116) reports `malformed-deb-archive` for zstd members: prefer xz or gzip for Debian.
+ * - Conffiles: files with `conffile: true`, plus every regular file below /etc unless
+ *   `etcConffiles: false` (what debhelper's dh_installdeb does). A conffile must be a regular file.
+ * - Installed-Size (KiB) as dpkg-gencontrol computes it on the package tree: 1 for the root
+ *   directory, 1 per directory, ceil(size/1024) per file (0 for empty files) and per symlink (length
+ *   of the target). (dpkg-gencontrol also counts DEBIAN/ when it already exists; we do not.)
+ * - SOURCE_DATE_EPOCH: spec.sourceDateEpoch, else the environment, else 0. Same spec → same bytes,
+ *   whatever the directory, time, umask or number of cores (xz runs multi-threaded, see compress.ts).
+ *
+ * Streaming: file contents are read from disk (files up to 1 MiB at once, larger ones streamed), hashed (md5)
+ * and fed through tar into the compressor, whose output goes to a temporary file; the control
+ * archive follows, then the ar is assembled into `<outPath>.tmp-<pid>-…` (SHA-256 on the way) and
+ * renamed onto outPath. Memory stays flat for any payload size. On any error the temporary files are
+ * removed, the compressors stopped, and outPath is left untouched (no partial file).
+ *
+ * Errors (KilnError, message starts with the package name): invalid name/version/architecture, empty
+ * maintainer/description, invalid relation, bad control field, a path not absolute or with '..', a
+ * duplicate path, a missing source file, a symlink without target, a conffile that is not a regular
+ * file, an unknown/invalid maintainer script (must start with `#!`), invalid triggers.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { KilnError } from '../lib/errors.js';
 import { tmpSibling } from '../lib/fsutil.js';
 import { writeAr } from './ar.js';
-import { compressToFile, EXT, type Compression } from './compress.js';
-import { formatParagraph } from './deb822.js';
+import { compressToFile, EXT, isCompression, type Compression, type Compressor } from './compress.js';
+import { formatParagraph, parseRelations } from './deb822.js';
 import { buildManifest, type ManifestEntry, type PkgFile } from './files.js';
-import { TarWriter } from './tar.js';
+import { TarWriter, type TarHeader } from './tar.js';
 import { validateDebPackageName, validateDebVersion } from './version.js';
+
+export type { PkgFile } from './files.js';
+export type { Compression } from './compress.js';
 
 export interface DebScripts {
   preinst?: string;
   postinst?: string;
   prerm?: string;
   postrm?: string;
+  /** debconf config script */
   config?: string;
 }
 
 export interface DebSpec {
   name: string;
+  /** [epoch:]upstream[-revision] */
   version: string;
+  /** amd64, arm64, all, ... */
   architecture: string;
+  /** 'Full Name <email>' */
   maintainer: string;
-  /** first line: synopsis; further lines: extended description */
+  /** first line: synopsis; further lines: extended description (blank line = paragraph break) */
   description: string;
+  /** source package name, when it differs (may carry a version: 'src (1.0-1)') */
   source?: string;
   section?: string;
   priority?: string;
   homepage?: string;
   essential?: boolean;
+  /** relationship fields: one entry per comma-separated item, e.g. 'libc6 (>= 2.34) | libc6-udeb' */
   depends?: string[];
   preDepends?: string[];
   recommends?: string[];
@@ -51,148 +93,276 @@ export interface DebSpec {
   conflicts?: string[];
   replaces?: string[];
   provides?: string[];
-  /** further control fields, in order */
-  extraFields?: Array<[string, string]>;
+  /** further control fields (Multi-Arch, Built-Using, ...), written before Description in this order */
+  extraFields?: Record<string, string> | Array<[string, string]>;
   files: PkgFile[];
   scripts?: DebScripts;
+  /** content of DEBIAN/triggers */
   triggers?: string;
+  /** debconf templates */
   templates?: string;
   /** regular files under /etc are conffiles (as debhelper does) unless false */
   etcConffiles?: boolean;
+  /** data.tar compression, default xz */
   compression?: Compression;
+  /** control.tar compression, default: the same as `compression` (dpkg-deb's uniform compression) */
   controlCompression?: Compression;
+  /** compression level (default dpkg-deb's: xz 6, gzip 9, zstd 3) */
+  compressionLevel?: number;
+  /** default: $SOURCE_DATE_EPOCH, else 0 */
   sourceDateEpoch?: number;
 }
 
 export interface DebResult {
   path: string;
+  /** bytes */
   size: number;
+  /** hex SHA-256 of the .deb */
   sha256: string;
+  /** the Installed-Size field (KiB) */
   installedSize: number;
 }
 
-/** name_version_arch.deb, without the epoch (as dpkg-name and the archive name files). */
+/** name_version_arch.deb with the epoch dropped (what the Debian archive and dpkg-name use). */
 export function debFileName(spec: Pick<DebSpec, 'name' | 'version' | 'architecture'>): string {
   return `${spec.name}_${spec.version.replace(/^\d+:/, '')}_${spec.architecture}.deb`;
 }
 
-function fail(spec: DebSpec, msg: string): never {
+const SCRIPTS = ['preinst', 'postinst', 'prerm', 'postrm', 'config'] as const;
+const RELATIONS = [
+  ['Pre-Depends', 'preDepends'],
+  ['Depends', 'depends'],
+  ['Recommends', 'recommends'],
+  ['Suggests', 'suggests'],
+  ['Enhances', 'enhances'],
+  ['Breaks', 'breaks'],
+  ['Conflicts', 'conflicts'],
+  ['Replaces', 'replaces'],
+  ['Provides', 'provides'],
+] as const;
+const TRIGGER_DIRECTIVES = new Set(['interest', 'interest-await', 'interest-noawait', 'activate', 'activate-await', 'activate-noawait']);
+
+function fail(spec: Pick<DebSpec, 'name'>, msg: string): never {
   throw new KilnError(`${spec.name || '(unnamed package)'}: ${msg}`);
 }
 
-function validate(spec: DebSpec): void {
-  const e = validateDebPackageName(spec.name) ?? validateDebVersion(spec.version);
-  if (e) fail(spec, e);
-  if (!/^[a-z0-9][a-z0-9-]*$/.test(spec.architecture)) fail(spec, `invalid architecture '${spec.architecture}'`);
-  if (!spec.maintainer?.trim()) fail(spec, 'a maintainer is required');
-  if (!spec.description?.trim()) fail(spec, 'a description is required');
-  for (const [k, v] of spec.extraFields ?? []) if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(k) || v.includes('\n\n')) fail(spec, `invalid control field ${k}`);
-  for (const [name, s] of Object.entries(spec.scripts ?? {})) {
-    if (s !== undefined && !s.startsWith('#!')) fail(spec, `maintainer script ${name} must start with #! (an interpreter line)`);
-  }
+function extraFieldList(spec: DebSpec): Array<[string, string]> {
+  const x = spec.extraFields;
+  if (!x) return [];
+  return Array.isArray(x) ? x : Object.entries(x);
 }
 
-const depList = (l?: string[]) => (l && l.length ? l.join(', ') : undefined);
+function oneLine(spec: DebSpec, what: string, v: unknown, required = false): void {
+  if (v === undefined && !required) return;
+  if (typeof v !== 'string' || !v.trim()) fail(spec, `${what} must be a non-empty string`);
+  if (/[\n\r]/.test(v)) fail(spec, `${what} must be a single line: ${JSON.stringify(v)}`);
+}
 
-function controlText(spec: DebSpec, installedSize: number): string {
+/** Check a spec without writing anything; throws KilnError with a clear message. */
+export function validateDebSpec(spec: DebSpec): void {
+  if (!spec || typeof spec !== 'object') throw new KilnError('deb spec must be an object');
+  const e = validateDebPackageName(String(spec.name ?? '')) ?? validateDebVersion(String(spec.version ?? ''));
+  if (e) fail(spec, e);
+  if (typeof spec.architecture !== 'string' || !/^[a-z0-9][a-z0-9-]*$/.test(spec.architecture)) fail(spec, `invalid architecture '${String(spec.architecture)}'`);
+  oneLine(spec, 'maintainer', spec.maintainer, true);
+  if (typeof spec.description !== 'string' || !spec.description.split('\n')[0]!.trim()) fail(spec, 'a description is required (first line: the synopsis)');
+  for (const k of ['source', 'section', 'priority', 'homepage'] as const) oneLine(spec, k, spec[k]);
+  for (const [field, key] of RELATIONS) {
+    const list = spec[key];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) fail(spec, `${key} must be a list of relations`);
+    for (const r of list) {
+      if (typeof r !== 'string' || /[\n\r,]/.test(r) || !r.trim()) fail(spec, `${field}: invalid entry ${JSON.stringify(r)} (one relation per entry, alternatives with '|')`);
+      try {
+        parseRelations(r);
+      } catch (err) {
+        fail(spec, `${field}: ${(err as Error).message}`);
+      }
+    }
+  }
+  const seen = new Set(['package', 'source', 'version', 'architecture', 'essential', 'maintainer', 'installed-size', 'section', 'priority', 'homepage', 'description', ...RELATIONS.map(([f]) => f.toLowerCase())]);
+  for (const [k, v] of extraFieldList(spec)) {
+    if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(k)) fail(spec, `invalid control field name '${k}'`);
+    if (seen.has(k.toLowerCase())) fail(spec, `control field ${k} is given twice (or is generated by kiln)`);
+    seen.add(k.toLowerCase());
+    if (typeof v !== 'string' || !v.trim() || /\n\s*\n/.test(v) || v.includes('\r')) fail(spec, `invalid value for control field ${k}: ${JSON.stringify(v)}`);
+  }
+  if (spec.scripts !== undefined && (typeof spec.scripts !== 'object' || spec.scripts === null)) fail(spec, 'scripts must be an object');
+  for (const [name, s] of Object.entries(spec.scripts ?? {})) {
+    if (s === undefined) continue;
+    if (!(SCRIPTS as readonly string[]).includes(name)) fail(spec, `unknown maintainer script '${name}' (${SCRIPTS.join(', ')})`);
+    if (typeof s !== 'string') fail(spec, `maintainer script ${name} must be a string`);
+    const first = s.split('\n')[0]!;
+    if (!/^#!\s*\/\S/.test(first) || first.includes('\r')) fail(spec, `maintainer script ${name} must start with an interpreter line such as '#!/bin/sh' (got ${JSON.stringify(first.slice(0, 40))})`);
+    if (s.includes('\0')) fail(spec, `maintainer script ${name} contains a NUL byte`);
+  }
+  if (spec.triggers !== undefined) {
+    if (typeof spec.triggers !== 'string') fail(spec, 'triggers must be a string');
+    spec.triggers.split('\n').forEach((line, i) => {
+      const l = line.replace(/#.*/, '').trim();
+      if (!l) return;
+      const [d, name, ...rest] = l.split(/\s+/);
+      if (!TRIGGER_DIRECTIVES.has(d!) || !name || rest.length) fail(spec, `triggers line ${i + 1}: expected '<${[...TRIGGER_DIRECTIVES].join('|')}> <trigger-name>', got '${line}'`);
+    });
+  }
+  if (spec.templates !== undefined && typeof spec.templates !== 'string') fail(spec, 'templates must be a string');
+  for (const k of ['compression', 'controlCompression'] as const) {
+    const c = spec[k];
+    if (c !== undefined && !isCompression(c)) fail(spec, `unknown ${k} '${String(c)}' (xz, gzip, zstd, none)`);
+  }
+  if (!Array.isArray(spec.files)) fail(spec, 'files must be a list');
+  if (spec.sourceDateEpoch !== undefined && (!Number.isInteger(spec.sourceDateEpoch) || spec.sourceDateEpoch < 0)) fail(spec, `invalid sourceDateEpoch ${spec.sourceDateEpoch}`);
+}
+
+function sourceDateEpoch(spec: DebSpec): number {
+  if (spec.sourceDateEpoch !== undefined) return spec.sourceDateEpoch;
+  const env = process.env.SOURCE_DATE_EPOCH;
+  if (env === undefined || env === '') return 0;
+  if (!/^\d+$/.test(env)) fail(spec, `SOURCE_DATE_EPOCH must be a non-negative integer (got '${env}')`);
+  return Number(env);
+}
+
+const relList = (l?: string[]) => (l && l.length ? l.map((x) => x.trim()).join(', ') : undefined);
+
+/** The control file text (deb822 paragraph). */
+export function debControl(spec: DebSpec, installedSize: number): string {
   const [synopsis, ...body] = spec.description.replace(/\s+$/, '').split('\n');
-  const desc = [synopsis!.trim(), ...body.map((l) => (l.trim() === '' ? '' : l.replace(/^\s?/, '')))].join('\n');
+  const desc = [synopsis!.trim(), ...body.map((l) => (l.trim() === '' || l.trim() === '.' ? '' : l))].join('\n');
   const f: Array<[string, string | undefined]> = [
     ['Package', spec.name],
-    ['Source', spec.source && spec.source !== spec.name ? spec.source : undefined],
+    ['Source', spec.source && spec.source !== spec.name ? spec.source.trim() : undefined],
     ['Version', spec.version],
     ['Architecture', spec.architecture],
     ['Essential', spec.essential ? 'yes' : undefined],
     ['Maintainer', spec.maintainer.trim()],
     ['Installed-Size', String(installedSize)],
-    ['Pre-Depends', depList(spec.preDepends)],
-    ['Depends', depList(spec.depends)],
-    ['Recommends', depList(spec.recommends)],
-    ['Suggests', depList(spec.suggests)],
-    ['Enhances', depList(spec.enhances)],
-    ['Breaks', depList(spec.breaks)],
-    ['Conflicts', depList(spec.conflicts)],
-    ['Replaces', depList(spec.replaces)],
-    ['Provides', depList(spec.provides)],
-    ['Section', spec.section],
-    ['Priority', spec.priority],
-    ['Homepage', spec.homepage],
-    ...(spec.extraFields ?? []),
+    ...RELATIONS.map(([field, key]): [string, string | undefined] => [field, relList(spec[key])]),
+    ['Section', spec.section?.trim()],
+    ['Priority', spec.priority?.trim()],
+    ['Homepage', spec.homepage?.trim()],
+    ...extraFieldList(spec).map(([k, v]): [string, string] => [k, v.trim()]),
     ['Description', desc],
   ];
   return formatParagraph(f.filter((x): x is [string, string] => x[1] !== undefined));
 }
 
-/** dpkg's Installed-Size: KiB, each file rounded up, other entries one each. */
-function installedSizeOf(entries: ManifestEntry[]): number {
-  let kib = 0;
-  for (const e of entries) kib += e.type === 'file' ? Math.ceil(e.size / 1024) : 1;
+/** Installed-Size in KiB, as dpkg-gencontrol computes it over the package tree (root included). */
+export function debInstalledSize(entries: ManifestEntry[]): number {
+  let kib = 1; // the package root directory
+  for (const e of entries) kib += e.type === 'dir' ? 1 : Math.ceil(e.size / 1024);
   return kib;
 }
 
+/** data.tar order: dpkg-deb's tree walk (sorted per directory), symlinks moved to the end. */
+export function debDataOrder(entries: ManifestEntry[]): ManifestEntry[] {
+  return [...entries.filter((e) => e.type !== 'symlink'), ...entries.filter((e) => e.type === 'symlink')];
+}
+
+const root = (name: string, type: TarHeader['type'], mode: number, mtime: number, size = 0): TarHeader => ({ name, type, mode, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime, size });
+
+/** Run a tar producer into a compressor; on failure stop both and report the first real cause. */
+async function produce(comp: Compressor, producer: () => Promise<void>): Promise<void> {
+  let producerFailed = false;
+  const p = producer().catch((e) => {
+    producerFailed = true;
+    comp.abort();
+    throw e;
+  });
+  const d = comp.done.catch((e) => {
+    comp.input.destroy();
+    throw e;
+  });
+  const [pr, dr] = await Promise.allSettled([p, d]);
+  if (pr.status === 'rejected' && (producerFailed || dr.status === 'fulfilled')) throw pr.reason;
+  if (dr.status === 'rejected') throw dr.reason;
+  if (pr.status === 'rejected') throw pr.reason;
+}
+
+const SMALL = 1 << 20;
+
+/**
+ * The tar body of a file entry: literal content, a small file read at once (one open/read/close,
+ * much cheaper than a stream; the compressor runs in its own process/threads, so reading overlaps
+ * compression anyway), or the host path of a large file to stream from disk.
+ */
+function fileBody(e: ManifestEntry): Buffer | string | undefined {
+  if (e.content || e.source === undefined || e.size > SMALL) return e.content ?? e.source;
+  try {
+    return readFileSync(e.source);
+  } catch (err) {
+    throw new KilnError(`reading ${e.source}: ${(err as Error).message}`);
+  }
+}
+
 export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResult> {
-  validate(spec);
-  const sde = spec.sourceDateEpoch ?? Number(process.env.SOURCE_DATE_EPOCH ?? 0);
+  validateDebSpec(spec);
+  const sde = sourceDateEpoch(spec);
   let entries: ManifestEntry[];
   try {
     entries = buildManifest(spec.files, sde);
   } catch (e) {
     fail(spec, (e as Error).message);
   }
-  const ghost = entries.find((e) => e.ghost);
-  if (ghost) fail(spec, `${ghost.path}: ghost files exist only in rpm packages`);
+  for (const e of entries) {
+    if (e.ghost) fail(spec, `${e.path}: ghost files exist only in rpm packages`);
+    if (e.conffile && e.type !== 'file') fail(spec, `${e.path}: only regular files can be conffiles (it is a ${e.type})`);
+  }
   const comp = spec.compression ?? 'xz';
-  const ccomp = spec.controlCompression ?? (comp === 'none' ? 'gzip' : comp === 'zstd' ? 'xz' : comp);
+  const ccomp = spec.controlCompression ?? comp;
+  const conffiles = entries.filter((e) => e.type === 'file' && (e.conffile || (spec.etcConffiles !== false && e.path.startsWith('/etc/'))));
+  const isConffile = new Set(conffiles.map((e) => e.path));
+
   const tmpBase = tmpSibling(outPath);
   const dataFile = `${tmpBase}.data`;
   const controlFile = `${tmpBase}.control`;
   const arFile = `${tmpBase}.deb`;
+  let renamed = false;
   try {
-    // data.tar
+    // data.tar: contents hashed on the way for md5sums
     const md5s: string[] = [];
-    const dc = compressToFile(comp, dataFile);
-    const data = new TarWriter(dc.input);
-    const writing = (async () => {
-      await data.add({ name: './', type: 'dir', mode: 0o755, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: sde, size: 0 });
-      for (const e of entries) {
-        const name = '.' + e.path + (e.type === 'dir' ? '/' : '');
-        const h = { name, type: e.type, mode: e.perm, uid: e.uid, gid: e.gid, uname: e.user, gname: e.group, mtime: e.mtime, size: e.size, linkname: e.target };
-        if (e.type === 'file') {
-          const md5 = createHash('md5');
-          await data.add(h, e.content ?? e.source, (c) => md5.update(c));
-          md5s.push(`${md5.digest('hex')}  ${e.path.slice(1)}\n`);
-        } else await data.add(h);
+    const order = debDataOrder(entries);
+    const dc = compressToFile(comp, dataFile, { level: spec.compressionLevel });
+    await produce(dc, async () => {
+      const tar = new TarWriter(dc.input);
+      await tar.add(root('./', 'dir', 0o755, sde));
+      for (const e of order) {
+        const h: TarHeader = { name: '.' + e.path + (e.type === 'dir' ? '/' : ''), type: e.type, mode: e.perm, uid: e.uid, gid: e.gid, uname: e.user, gname: e.group, mtime: e.mtime, size: e.size, linkname: e.target };
+        if (e.type !== 'file') {
+          await tar.add(h);
+          continue;
+        }
+        const md5 = createHash('md5');
+        await tar.add(h, fileBody(e), (c) => md5.update(c));
+        if (!isConffile.has(e.path)) md5s.push(`${md5.digest('hex')}  ${e.path.slice(1)}\n`);
       }
-      await data.finish();
-    })();
-    await Promise.all([writing, dc.done]);
+      await tar.finish();
+    });
 
     // control.tar
-    const installedSize = installedSizeOf(entries);
-    const conffiles = entries.filter((e) => e.type === 'file' && (e.conffile || (spec.etcConffiles !== false && e.path.startsWith('/etc/')))).map((e) => e.path);
-    const members: Array<[string, string, number]> = [['control', controlText(spec, installedSize), 0o644]];
-    if (md5s.length) members.push(['md5sums', md5s.join(''), 0o644]);
-    if (conffiles.length) members.push(['conffiles', conffiles.map((p) => p + '\n').join(''), 0o644]);
-    for (const s of ['preinst', 'postinst', 'prerm', 'postrm', 'config'] as const) {
+    const installedSize = debInstalledSize(entries);
+    const nl = (s: string) => (s.endsWith('\n') ? s : s + '\n');
+    const members: Array<[string, string, number]> = [['control', debControl(spec, installedSize), 0o644]];
+    if (md5s.length) members.push(['md5sums', md5s.sort((a, b) => Buffer.compare(Buffer.from(a.slice(34)), Buffer.from(b.slice(34)))).join(''), 0o644]);
+    if (conffiles.length) members.push(['conffiles', conffiles.map((e) => e.path + '\n').join(''), 0o644]);
+    for (const s of SCRIPTS) {
       const body = spec.scripts?.[s];
-      if (body !== undefined) members.push([s, body.endsWith('\n') ? body : body + '\n', 0o755]);
+      if (body !== undefined) members.push([s, nl(body), 0o755]);
     }
-    if (spec.triggers) members.push(['triggers', spec.triggers.endsWith('\n') ? spec.triggers : spec.triggers + '\n', 0o644]);
-    if (spec.templates) members.push(['templates', spec.templates.endsWith('\n') ? spec.templates : spec.templates + '\n', 0o644]);
-    members.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    const cc = compressToFile(ccomp, controlFile);
-    const ctl = new TarWriter(cc.input);
-    const cw = (async () => {
-      await ctl.add({ name: './', type: 'dir', mode: 0o755, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: sde, size: 0 });
+    if (spec.triggers?.trim()) members.push(['triggers', nl(spec.triggers), 0o644]);
+    if (spec.templates?.trim()) members.push(['templates', nl(spec.templates), 0o644]);
+    members.sort((a, b) => Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0])));
+    const cc = compressToFile(ccomp, controlFile, { level: spec.compressionLevel });
+    await produce(cc, async () => {
+      const tar = new TarWriter(cc.input);
+      await tar.add(root('./', 'dir', 0o755, sde));
       for (const [name, text, mode] of members) {
         const b = Buffer.from(text);
-        await ctl.add({ name: `./${name}`, type: 'file', mode, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: sde, size: b.length }, b);
+        await tar.add(root(`./${name}`, 'file', mode, sde, b.length), b);
       }
-      await ctl.finish();
-    })();
-    await Promise.all([cw, cc.done]);
+      await tar.finish();
+    });
 
-    await writeAr(
+    const ar = await writeAr(
       arFile,
       [
         { name: 'debian-binary', data: Buffer.from('2.0\n') },
@@ -201,15 +371,10 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
       ],
       sde,
     );
-    const sha = createHash('sha256');
-    let size = 0;
-    for await (const c of createReadStream(arFile)) {
-      sha.update(c as Buffer);
-      size += (c as Buffer).length;
-    }
     await rename(arFile, outPath);
-    return { path: outPath, size, sha256: sha.digest('hex'), installedSize };
+    renamed = true;
+    return { path: outPath, size: ar.size, sha256: ar.sha256, installedSize };
   } finally {
-    for (const f of [dataFile, controlFile, arFile]) rmSync(f, { force: true });
+    for (const f of [dataFile, controlFile, ...(renamed ? [] : [arFile])]) rmSync(f, { force: true });
   }
 }

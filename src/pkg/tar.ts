@@ -1,17 +1,62 @@
 /**
- * A streaming, deterministic tar writer (GNU format, as dpkg-deb and GNU tar write it):
- * long names and link targets via ././@LongLink entries, sizes past 8 GiB in base-256,
- * the archive padded to a 10 KiB record. Contents stream from disk with backpressure, so
- * memory stays flat whatever the payload size; a hook sees every content chunk (md5sums).
+ * A streaming, deterministic tar writer producing what GNU tar `--format=gnu` writes (and hence what
+ * dpkg-deb writes): `ustar  \0` magic, octal fields NUL-terminated, checksum `NNNNNN\0 `, names and
+ * link targets over 100 bytes through a preceding `././@LongLink` entry (type L / K, mode 0644, owner
+ * root/root 0/0, mtime 0) with the header field holding the first 100 bytes, sizes/ids too large for
+ * octal in GNU base-256, the archive ended by two zero blocks and padded to a 10 KiB record.
+ *
+ * Contents stream from disk with backpressure (memory stays flat whatever the payload); small writes
+ * are coalesced into 256 KiB chunks; a hook sees every content chunk (md5sums on the way). If the
+ * output fails (compressor died), pending and later writes reject instead of waiting forever.
  */
 import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { KilnError } from '../lib/errors.js';
 
 export interface TarHeader {
+  /** name as stored, e.g. `./usr/bin/x` or `./usr/` */
   name: string;
   type: 'file' | 'dir' | 'symlink';
-  /** permission bits */
+  /** permission bits (incl. setuid/setgid/sticky) */
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  mtime: number;
+  /** content size (files); ignored for other types */
+  size: number;
+  linkname?: string;
+}
+
+export const BLOCK = 512;
+export const RECORD = 20 * BLOCK;
+const COALESCE = 256 * 1024;
+
+function numeric(buf: Buffer, off: number, len: number, value: number, what: string): void {
+  if (!Number.isInteger(value) || value < 0) throw new KilnError(`tar: invalid ${what} ${value}`);
+  const s = value.toString(8);
+  if (s.length <= len - 1) {
+    buf.write(s.padStart(len - 1, '0') + '\0', off, len, 'ascii');
+    return;
+  }
+  // GNU base-256: high bit of the first byte set, big-endian value in the rest
+  let v = BigInt(value);
+  for (let i = off + len - 1; i > off; i--) {
+    buf[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  buf[off] = 0x80;
+}
+
+function field(buf: Buffer, off: number, len: number, value: Buffer, what: string): void {
+  if (value.length > len) throw new KilnError(`tar: ${what} too long (${value.length} > ${len} bytes): ${value.toString()}`);
+  value.copy(buf, off);
+}
+
+interface RawHeader {
+  name: Buffer;
+  typeflag: string;
   mode: number;
   uid: number;
   gid: number;
@@ -19,122 +64,164 @@ export interface TarHeader {
   gname: string;
   mtime: number;
   size: number;
-  linkname?: string;
+  linkname: Buffer;
 }
 
-const BLOCK = 512;
-const RECORD = 20 * BLOCK;
-
-function octal(buf: Buffer, off: number, len: number, value: number): void {
-  const s = value.toString(8);
-  if (s.length > len - 1) {
-    // GNU base-256 for values that do not fit
-    buf[off] = 0x80;
-    let v = BigInt(value);
-    for (let i = off + len - 1; i > off; i--) {
-      buf[i] = Number(v & 0xffn);
-      v >>= 8n;
-    }
-    return;
-  }
-  buf.write(s.padStart(len - 1, '0') + '\0', off, len, 'ascii');
-}
-
-function str(buf: Buffer, off: number, len: number, s: string): void {
-  const b = Buffer.from(s, 'utf8');
-  if (b.length > len) throw new Error(`tar field too long: ${s}`);
-  b.copy(buf, off);
-}
-
-function header(h: { name: string; typeflag: string; mode: number; uid: number; gid: number; uname: string; gname: string; mtime: number; size: number; linkname: string }): Buffer {
+function header(h: RawHeader): Buffer {
   const b = Buffer.alloc(BLOCK);
-  str(b, 0, 100, h.name);
-  octal(b, 100, 8, h.mode);
-  octal(b, 108, 8, h.uid);
-  octal(b, 116, 8, h.gid);
-  octal(b, 124, 12, h.size);
-  octal(b, 136, 12, h.mtime);
-  b.fill(0x20, 148, 156); // checksum placeholder
+  field(b, 0, 100, h.name, 'name');
+  numeric(b, 100, 8, h.mode, 'mode');
+  numeric(b, 108, 8, h.uid, 'uid');
+  numeric(b, 116, 8, h.gid, 'gid');
+  numeric(b, 124, 12, h.size, 'size');
+  numeric(b, 136, 12, h.mtime, 'mtime');
+  b.fill(0x20, 148, 156); // checksum computed with spaces here
   b.write(h.typeflag, 156, 1, 'ascii');
-  str(b, 157, 100, h.linkname);
+  field(b, 157, 100, h.linkname, 'link target');
   b.write('ustar  \0', 257, 8, 'ascii'); // GNU magic + version
-  str(b, 265, 32, h.uname);
-  str(b, 297, 32, h.gname);
+  field(b, 265, 32, Buffer.from(h.uname), 'user name');
+  field(b, 297, 32, Buffer.from(h.gname), 'group name');
   let sum = 0;
-  for (const x of b) sum += x;
+  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
   b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
   return b;
 }
 
 export class TarWriter {
   private written = 0;
-  constructor(private out: Writable) {}
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private failure: Error | undefined;
 
+  constructor(private readonly out: Writable) {
+    const fail = (e?: Error) => {
+      this.failure ??= e ?? new KilnError('tar output closed early');
+    };
+    out.on('error', fail);
+    out.on('close', () => {
+      if (!out.writableFinished) fail();
+    });
+  }
+
+  /** uncompressed bytes produced so far */
   get bytesWritten(): number {
     return this.written;
   }
 
-  private write(buf: Buffer): Promise<void> | void {
-    this.written += buf.length;
-    if (!this.out.write(buf)) return new Promise((res) => this.out.once('drain', res));
+  private async flush(): Promise<void> {
+    if (!this.pendingBytes) return;
+    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.push(buf);
   }
 
-  private async longLink(typeflag: 'L' | 'K', value: string): Promise<void> {
-    const data = Buffer.from(value + '\0', 'utf8');
-    await this.write(header({ name: '././@LongLink', typeflag, mode: 0o644, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: 0, size: data.length, linkname: '' }));
+  private push(buf: Buffer): Promise<void> | void {
+    if (this.failure) throw this.failure;
+    if (this.out.write(buf)) return;
+    return new Promise<void>((res, rej) => {
+      const done = (e?: Error) => {
+        this.out.off('drain', onDrain);
+        this.out.off('error', onError);
+        this.out.off('close', onClose);
+        if (e) rej(e);
+        else res();
+      };
+      const onDrain = () => done();
+      const onError = (e: Error) => done(e);
+      const onClose = () => done(this.failure ?? new KilnError('tar output closed early'));
+      this.out.on('drain', onDrain);
+      this.out.on('error', onError);
+      this.out.on('close', onClose);
+    });
+  }
+
+  private async write(buf: Buffer): Promise<void> {
+    this.written += buf.length;
+    if (buf.length >= COALESCE) {
+      await this.flush();
+      await this.push(buf);
+      return;
+    }
+    this.pending.push(buf);
+    this.pendingBytes += buf.length;
+    if (this.pendingBytes >= COALESCE) await this.flush();
+  }
+
+  private async pad(size: number): Promise<void> {
+    const n = (BLOCK - (size % BLOCK)) % BLOCK;
+    if (n) await this.write(Buffer.alloc(n));
+  }
+
+  private async longLink(typeflag: 'L' | 'K', value: Buffer): Promise<void> {
+    const data = Buffer.concat([value, Buffer.alloc(1)]);
+    await this.write(
+      header({ name: Buffer.from('././@LongLink'), typeflag, mode: 0o644, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: 0, size: data.length, linkname: Buffer.alloc(0) }),
+    );
     await this.write(data);
-    const pad = (BLOCK - (data.length % BLOCK)) % BLOCK;
-    if (pad) await this.write(Buffer.alloc(pad));
+    await this.pad(data.length);
   }
 
   /**
-   * Add an entry. For files, `body` is a Buffer or a host path streamed from disk;
-   * `onChunk` sees the content as it passes (for checksums).
+   * Add an entry. For files, `body` is the content (Buffer) or a host path streamed from disk
+   * (it must still have `h.size` bytes); `onChunk` sees the content as it passes.
    */
   async add(h: TarHeader, body?: Buffer | string, onChunk?: (b: Buffer) => void): Promise<void> {
     const typeflag = h.type === 'dir' ? '5' : h.type === 'symlink' ? '2' : '0';
     const size = h.type === 'file' ? h.size : 0;
-    let name = h.name;
-    if (Buffer.byteLength(name) > 100) {
+    let name = Buffer.from(h.name);
+    if (name.length > 100) {
       await this.longLink('L', name);
-      name = name.slice(0, 100);
-      while (Buffer.byteLength(name) > 100) name = name.slice(0, -1);
+      name = name.subarray(0, 100);
     }
-    let linkname = h.linkname ?? '';
-    if (Buffer.byteLength(linkname) > 100) {
+    let linkname = Buffer.from(h.linkname ?? '');
+    if (linkname.length > 100) {
       await this.longLink('K', linkname);
-      linkname = linkname.slice(0, 100);
-      while (Buffer.byteLength(linkname) > 100) linkname = linkname.slice(0, -1);
+      linkname = linkname.subarray(0, 100);
     }
     await this.write(header({ name, typeflag, mode: h.mode, uid: h.uid, gid: h.gid, uname: h.uname, gname: h.gname, mtime: h.mtime, size, linkname }));
     if (h.type !== 'file') return;
     let n = 0;
     if (Buffer.isBuffer(body)) {
-      onChunk?.(body);
-      await this.write(body);
       n = body.length;
+      if (n === size) {
+        onChunk?.(body);
+        await this.write(body);
+      }
     } else if (typeof body === 'string') {
-      for await (const chunk of createReadStream(body, { highWaterMark: 1 << 20 })) {
-        const c = chunk as Buffer;
-        n += c.length;
-        if (n > size) break;
-        onChunk?.(c);
-        await this.write(c);
+      const rs = createReadStream(body, { highWaterMark: 1 << 20 });
+      try {
+        for await (const chunk of rs) {
+          const c = chunk as Buffer;
+          n += c.length;
+          if (n > size) break;
+          onChunk?.(c);
+          await this.write(c);
+        }
+      } catch (e) {
+        throw new KilnError(`reading ${body}: ${(e as Error).message}`);
+      } finally {
+        rs.destroy();
       }
     }
-    if (n !== size) throw new KilnError(`${typeof body === 'string' ? body : h.name} changed size while being archived (expected ${size} bytes, read ${n})`);
-    const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-    if (pad) await this.write(Buffer.alloc(pad));
+    if (n !== size) throw new KilnError(`${typeof body === 'string' ? body : h.name} changed size while being archived (expected ${size} bytes, got ${n})`);
+    await this.pad(size);
   }
 
   /** End-of-archive blocks, padded to a full record; ends the output stream. */
   async finish(): Promise<void> {
     await this.write(Buffer.alloc(2 * BLOCK));
-    const pad = (RECORD - (this.written % RECORD)) % RECORD;
-    if (pad) await this.write(Buffer.alloc(pad));
+    const n = (RECORD - (this.written % RECORD)) % RECORD;
+    if (n) await this.write(Buffer.alloc(n));
+    await this.flush();
+    if (this.failure) throw this.failure;
     await new Promise<void>((res, rej) => {
-      this.out.once('error', rej);
-      this.out.end(() => res());
+      const onError = (e: Error) => rej(e);
+      this.out.once('error', onError);
+      this.out.end(() => {
+        this.out.off('error', onError);
+        res();
+      });
     });
   }
 }
