@@ -61,6 +61,8 @@ export const TOOL_PACKAGES: Record<string, string> = {
   partclone: 'partclone',
   'ocs-sr': 'clonezilla',
   unshare: 'util-linux',
+  chroot: 'coreutils',
+  mount: 'mount',
   git: 'git',
   curl: 'curl',
 };
