@@ -169,15 +169,16 @@ export class TarWriter {
   async add(h: TarHeader, body?: Buffer | string, onChunk?: (b: Buffer) => void): Promise<void> {
     const typeflag = h.type === 'dir' ? '5' : h.type === 'symlink' ? '2' : '0';
     const size = h.type === 'file' ? h.size : 0;
-    let name = Buffer.from(h.name);
-    if (name.length > 100) {
-      await this.longLink('L', name);
-      name = name.subarray(0, 100);
-    }
+    // GNU tar's order: the long link target (K) first, then the long name (L)
     let linkname = Buffer.from(h.linkname ?? '');
     if (linkname.length > 100) {
       await this.longLink('K', linkname);
       linkname = linkname.subarray(0, 100);
+    }
+    let name = Buffer.from(h.name);
+    if (name.length > 100) {
+      await this.longLink('L', name);
+      name = name.subarray(0, 100);
     }
     await this.write(header({ name, typeflag, mode: h.mode, uid: h.uid, gid: h.gid, uname: h.uname, gname: h.gname, mtime: h.mtime, size, linkname }));
     if (h.type !== 'file') return;
