@@ -189,7 +189,9 @@ export const recipe: Recipe = {
           description: `${conf.name} kernel modules prebuilt by kiln (DKMS) for the ${k} Linux kernel.`,
           license: 'GPL-2.0-only',
           packager: maintainer,
-          requires: [`kernel-uname-r = ${k}`],
+          // RHEL-style kernels provide kernel-uname-r = `uname -r`; a Debian release such as
+          // 6.1.0-56-amd64 has two '-' and is no valid rpm version, so no such requirement then
+          requires: /^[A-Za-z0-9._+~^]+(-[A-Za-z0-9._+~^]+)?$/.test(k) ? [`kernel-uname-r = ${k}`] : [],
           provides: [`kmod-${conf.name} = ${conf.version.replace(/-/g, '_')}`],
           files,
           scripts: { post: { body: depmod }, postun: { body: depmod } },
