@@ -22,6 +22,7 @@ export const TOOL_PACKAGES: Record<string, string> = {
   'dpkg-deb': 'dpkg',
   dpkg: 'dpkg',
   'dpkg-buildpackage': 'dpkg-dev',
+  'dpkg-source': 'dpkg-dev',
   'dpkg-scanpackages': 'dpkg-dev',
   'apt-ftparchive': 'apt-utils',
   'apt-get': 'apt',
