@@ -166,6 +166,11 @@ export function validateDebSpec(spec: DebSpec): void {
   if (typeof spec.architecture !== 'string' || !/^[a-z0-9][a-z0-9-]*$/.test(spec.architecture)) fail(spec, `invalid architecture '${String(spec.architecture)}'`);
   oneLine(spec, 'maintainer', spec.maintainer, true);
   if (typeof spec.description !== 'string' || !spec.description.split('\n')[0]!.trim()) fail(spec, 'a description is required (first line: the synopsis)');
+  spec.description.split('\n').forEach((l, i) => {
+    // in the control file ' .' is an empty line; ' .other' is reserved (lintian: invalid control statement)
+    if (i > 0 && /^ ?\.\S/.test(l)) fail(spec, `description line ${i + 1} starts with '.': ${JSON.stringify(l)} (reserved in control files)`);
+    if (l.includes('\r')) fail(spec, `description line ${i + 1} contains a carriage return`);
+  });
   for (const k of ['source', 'section', 'priority', 'homepage'] as const) oneLine(spec, k, spec[k]);
   for (const [field, key] of RELATIONS) {
     const list = spec[key];
@@ -287,11 +292,14 @@ const SMALL = 1 << 20;
  */
 function fileBody(e: ManifestEntry): Buffer | string | undefined {
   if (e.content || e.source === undefined || e.size > SMALL) return e.content ?? e.source;
+  let b: Buffer;
   try {
-    return readFileSync(e.source);
+    b = readFileSync(e.source);
   } catch (err) {
     throw new KilnError(`reading ${e.source}: ${(err as Error).message}`);
   }
+  if (b.length !== e.size) throw new KilnError(`${e.source} (${e.path}) changed size while being archived (expected ${e.size} bytes, read ${b.length})`);
+  return b;
 }
 
 export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResult> {
@@ -374,6 +382,9 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
     await rename(arFile, outPath);
     renamed = true;
     return { path: outPath, size: ar.size, sha256: ar.sha256, installedSize };
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw msg.startsWith(`${spec.name}: `) ? e : new KilnError(`${spec.name}: ${msg}`);
   } finally {
     for (const f of [dataFile, controlFile, ...(renamed ? [] : [arFile])]) rmSync(f, { force: true });
   }
