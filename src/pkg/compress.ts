@@ -177,7 +177,7 @@ class ParallelGzip extends Readable {
   }
 
   private dispatch(block: Buffer, last: boolean): void {
-    const opts: ZlibOptions = { level: this.level, memLevel: 9, chunkSize: 2 * GZ_BLOCK, finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH };
+    const opts: ZlibOptions = { level: this.level, memLevel: 9, chunkSize: GZ_BLOCK + 64 * 1024, finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH };
     if (this.prevTail) opts.dictionary = this.prevTail;
     this.prevTail = block.length >= GZ_WINDOW ? block.subarray(block.length - GZ_WINDOW) : Buffer.concat([this.prevTail ?? Buffer.alloc(0), block]).subarray(-GZ_WINDOW);
     const p = new Promise<Buffer>((res, rej) => deflateRaw(block, opts, (e, out) => (e ? rej(e) : res(out))));
