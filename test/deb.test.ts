@@ -124,6 +124,25 @@ describe('dpkg-deb reads the package', () => {
     expect(statSync(join(x, 'usr/bin/kiln-suid')).mode & 0o7777).toBe(0o4755);
   });
 
+  test('owners: root:root by default, names and ids when given', async () => {
+    const spec = helloSpec('1.0-1', {
+      files: [
+        { path: '/var/lib/kiln-hello/by-name', type: 'file', content: 'x', user: 'nobody', group: 'nogroup', uid: 65534, gid: 65534 },
+        { path: '/var/lib/kiln-hello/by-id', type: 'file', content: 'x', uid: 1234, gid: 2345 },
+        { path: '/var/lib/kiln-hello/default', type: 'file', content: 'x' },
+      ],
+    });
+    const deb = await build(spec);
+    const tar = bin('dpkg-deb', ['--fsys-tarfile', deb]);
+    const names = sh('tar', ['-tvf', '-'], { input: tar });
+    const ids = sh('tar', ['-tvf', '-', '--numeric-owner'], { input: tar });
+    expect(names).toMatch(/ nobody\/nogroup .*\/by-name$/m);
+    expect(ids).toMatch(/ 65534\/65534 .*\/by-name$/m);
+    expect(names).toMatch(/ 1234\/2345 .*\/by-id$/m); // no name in the header
+    expect(names).toMatch(/ root\/root .*\/default$/m);
+    expect(ids).toMatch(/ 0\/0 .*\/var\/lib\/$/m);
+  });
+
   test('Installed-Size equals dpkg-gencontrol on the same tree', async () => {
     const spec = helloSpec('1.0-1', { files: [...helloSpec('1.0-1').files, { path: '/usr/share/kiln-hello/big', type: 'file', content: Buffer.alloc(5000, 1) }, { path: '/usr/share/kiln-hello/k', type: 'file', content: Buffer.alloc(1024, 1) }, { path: '/usr/share/kiln-hello/k1', type: 'file', content: Buffer.alloc(1025, 1) }] });
     const r = await writeDeb(spec, join(tmp('out'), 'x.deb'));

@@ -15,9 +15,13 @@
  * - data.tar: GNU tar; `./` first, then directories and files depth-first with names sorted bytewise
  *   in each directory, then all symlinks (dpkg-deb defers them so that unpacking never follows one);
  *   parent directories are implied (0755 root:root); mtimes clamped to SOURCE_DATE_EPOCH; owner
- *   root:root (0/0) unless the entry sets uid/gid/user/group; setuid/setgid/sticky kept; names and link
+ *   root:root (0/0) unless the entry sets uid/gid/user/group (dpkg maps names first, then ids; an id
+ *   given without a name is written with an empty name); setuid/setgid/sticky kept; names and link
  *   targets over 100 bytes via GNU long-name entries. The uncompressed data.tar is byte-identical to
- *   dpkg-deb's for the same tree (test/deb.test.ts checks it).
+ *   dpkg-deb's for the same tree (test/deb.test.ts checks it), and so is the control.tar. With xz
+ *   and none the whole .deb is byte-identical to dpkg-deb's; gzip members differ in the deflate
+ *   stream (Node bundles Chromium's zlib, and kiln deflates 1 MiB blocks in parallel), zstd members
+ *   in the frame parameters of the zstd CLI versus dpkg's libzstd.
  * - control.tar: `./`, then in bytewise order: conffiles, config, control, md5sums, postinst, postrm,
  *   preinst, prerm, templates, triggers (those that exist). Maintainer scripts 0755, the rest 0644.
  *   md5sums lists regular files except conffiles (as dh_md5sums does), paths without the leading '/'.
@@ -30,7 +34,7 @@
  *   directory, 1 per directory, ceil(size/1024) per file (0 for empty files) and per symlink (length
  *   of the target). (dpkg-gencontrol also counts DEBIAN/ when it already exists; we do not.)
  * - SOURCE_DATE_EPOCH: spec.sourceDateEpoch, else the environment, else 0. Same spec → same bytes,
- *   whatever the directory, time, umask or number of cores (xz runs multi-threaded, see compress.ts).
+ *   whatever the directory, time, umask, source mtimes or number of cores (see compress.ts).
  *
  * Streaming: file contents are read from disk (files up to 1 MiB at once, larger ones streamed), hashed (md5)
  * and fed through tar into the compressor, whose output goes to a temporary file; the control
@@ -334,7 +338,11 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
       const tar = new TarWriter(dc.input);
       await tar.add(root('./', 'dir', 0o755, sde));
       for (const e of order) {
-        const h: TarHeader = { name: '.' + e.path + (e.type === 'dir' ? '/' : ''), type: e.type, mode: e.perm, uid: e.uid, gid: e.gid, uname: e.user, gname: e.group, mtime: e.mtime, size: e.size, linkname: e.target };
+        // a non-zero id without a name: no name in the header (dpkg resolves names first, so a
+        // defaulted 'root' would win over the id)
+        const uname = e.uid !== 0 && e.user === 'root' ? '' : e.user;
+        const gname = e.gid !== 0 && e.group === 'root' ? '' : e.group;
+        const h: TarHeader = { name: '.' + e.path + (e.type === 'dir' ? '/' : ''), type: e.type, mode: e.perm, uid: e.uid, gid: e.gid, uname, gname, mtime: e.mtime, size: e.size, linkname: e.target };
         if (e.type !== 'file') {
           await tar.add(h);
           continue;
