@@ -16,7 +16,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync,
 import { rename } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { ExitCode, KilnError } from '../lib/errors.js';
-import { lstatOrNull, rmrf, tmpSibling, writeFileAtomic } from '../lib/fsutil.js';
+import { lstatOrNull, processAlive, rmrf, tmpSibling, writeFileAtomic } from '../lib/fsutil.js';
 import type { StatCache } from './hash.js';
 import type { Part, Project, SignatureParts } from './project.js';
 
@@ -186,7 +186,7 @@ export class Lock {
     } catch {
       return -1; // being written right now
     }
-    if (Number.isFinite(pid) && pid > 0 && pid !== process.pid && alive(pid)) return pid;
+    if (Number.isFinite(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) return pid;
     // stale: take over by renaming it away (only one contender wins the rename)
     try {
       const stale = tmpSibling(this.path);
@@ -223,11 +223,3 @@ export class Lock {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -72,3 +72,13 @@ export function walk(dir: string): string[] {
   rec('');
   return out;
 }
+
+/** True while a process with this pid exists (also when it belongs to another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

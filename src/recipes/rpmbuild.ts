@@ -31,7 +31,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync,
 import { copyFile, cp, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
-import { walk } from '../lib/fsutil.js';
+import { processAlive, walk } from '../lib/fsutil.js';
 import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
 
 function words(s: string | undefined): string[] {
@@ -57,14 +57,6 @@ function clampMtimes(path: string, sde: number): void {
 
 const STABLE_ROOT = '/tmp/kiln-rpmbuild';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Point the stable path at target, holding a pid lock for it; returns the release function. */
 async function linkStable(stable: string, target: string, ctx: BuildContext): Promise<() => void> {
@@ -90,7 +82,7 @@ async function linkStable(stable: string, target: string, ctx: BuildContext): Pr
     } catch {
       continue; // released meanwhile
     }
-    if (!Number.isInteger(pid) || !alive(pid)) {
+    if (!Number.isInteger(pid) || !processAlive(pid)) {
       ctx.log(`# kiln: removing stale lock ${lock} (pid ${pid})\n`);
       rmSync(lock, { force: true });
       continue;
