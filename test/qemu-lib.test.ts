@@ -76,7 +76,7 @@ describe('qemu', () => {
     const ird = await initrd('pass.gz', 'echo "KILN-BOOTED $(uname -r)"\nread -r line\necho "GOT:$line"\nkiln-exit 0\n');
     const t0 = Date.now();
     const r = await withVm({ kernel: kernel.vmlinuz, initrd: ird.path, append: APPEND, serialLog: join(tmp, 'pass.log'), timeoutMs: 240_000 }, async (vm) => {
-      const m = await vm.waitFor(/KILN-BOOTED (\S+)/);
+      const m = await vm.waitFor(/KILN-BOOTED (\S+)\r?\n/);
       const booted = (Date.now() - t0) / 1000;
       vm.send('hello from the host');
       await vm.waitFor('GOT:hello from the host');

@@ -120,7 +120,7 @@ describe('bootVm (TCG)', () => {
     const x = await withVm(
       { kernel: kernel.vmlinuz, initrd: initrd.path, append: APPEND, disks: [{ file: disk, format: 'raw' }], serialLog: join(tmp, 'disk.log'), timeoutMs: 90_000, name: 'disk' },
       async (vm) => {
-        await vm.waitFor(/DISK vda \d+/);
+        await vm.waitFor(/DISK vda \d+\r?\n/);
         return vm.exited;
       },
     );
