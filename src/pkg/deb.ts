@@ -52,7 +52,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { KilnError } from '../lib/errors.js';
 import { tmpSibling } from '../lib/fsutil.js';
-import { writeAr } from './ar.js';
+import { Signer, type SigningKey } from '../lib/gpg.js';
+import { writeAr, type ArMember } from './ar.js';
 import { compressToFile, EXT, isCompression, type Compression, type Compressor } from './compress.js';
 import { formatParagraph, parseRelations } from './deb822.js';
 import { buildManifest, type ManifestEntry, type PkgFile } from './files.js';
@@ -115,6 +116,14 @@ export interface DebSpec {
   compressionLevel?: number;
   /** default: $SOURCE_DATE_EPOCH, else 0 */
   sourceDateEpoch?: number;
+  /**
+   * Sign the package the way debsigs does: an ar member `_gpg<role>` (default role `origin`)
+   * after data.tar, holding a binary detached OpenPGP signature over the concatenated contents of
+   * debian-binary, control.tar.* and data.tar.*; checked by debsig-verify. The signature time is
+   * SOURCE_DATE_EPOCH (or the key's creation time when later), so signing is reproducible.
+   */
+  signingKey?: SigningKey;
+  signatureRole?: string;
 }
 
 export interface DebResult {
@@ -169,6 +178,7 @@ export function validateDebSpec(spec: DebSpec): void {
   if (e) fail(spec, e);
   if (typeof spec.architecture !== 'string' || !/^[a-z0-9][a-z0-9-]*$/.test(spec.architecture)) fail(spec, `invalid architecture '${String(spec.architecture)}'`);
   oneLine(spec, 'maintainer', spec.maintainer, true);
+  if (spec.signatureRole !== undefined && !/^[a-z]{1,12}$/.test(spec.signatureRole)) fail(spec, `invalid signature role '${spec.signatureRole}' (debsigs roles are lower-case words: origin, maint, archive)`);
   if (typeof spec.description !== 'string' || !spec.description.split('\n')[0]!.trim()) fail(spec, 'a description is required (first line: the synopsis)');
   spec.description.split('\n').forEach((l, i) => {
     // in the control file ' .' is an empty line; ' .other' is reserved (lintian: invalid control statement)
@@ -328,6 +338,7 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
   const dataFile = `${tmpBase}.data`;
   const controlFile = `${tmpBase}.control`;
   const arFile = `${tmpBase}.deb`;
+  const sigFile = `${tmpBase}.sig`;
   let renamed = false;
   try {
     // data.tar: contents hashed on the way for md5sums
@@ -378,15 +389,21 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
       await tar.finish();
     });
 
-    const ar = await writeAr(
-      arFile,
-      [
-        { name: 'debian-binary', data: Buffer.from('2.0\n') },
-        { name: `control.tar${EXT[ccomp]}`, file: controlFile },
-        { name: `data.tar${EXT[comp]}`, file: dataFile },
-      ],
-      sde,
-    );
+    const arMembers: ArMember[] = [
+      { name: 'debian-binary', data: Buffer.from('2.0\n') },
+      { name: `control.tar${EXT[ccomp]}`, file: controlFile },
+      { name: `data.tar${EXT[comp]}`, file: dataFile },
+    ];
+    if (spec.signingKey) {
+      const signer = await Signer.open(spec.signingKey, sde);
+      try {
+        await signer.detachSignParts([arMembers[0]!.data!, controlFile, dataFile], sigFile, false, 'SHA512');
+      } finally {
+        await signer.close();
+      }
+      arMembers.push({ name: `_gpg${spec.signatureRole ?? 'origin'}`, file: sigFile });
+    }
+    const ar = await writeAr(arFile, arMembers, sde);
     await rename(arFile, outPath);
     renamed = true;
     return { path: outPath, size: ar.size, sha256: ar.sha256, installedSize };
@@ -394,6 +411,6 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
     const msg = (e as Error).message;
     throw msg.startsWith(`${spec.name}: `) ? e : new KilnError(`${spec.name}: ${msg}`);
   } finally {
-    for (const f of [dataFile, controlFile, ...(renamed ? [] : [arFile])]) rmSync(f, { force: true });
+    for (const f of [dataFile, controlFile, sigFile, ...(renamed ? [] : [arFile])]) rmSync(f, { force: true });
   }
 }

@@ -54,7 +54,7 @@ export function rpmSpecFromOptions(ctx: BuildContext | PlanContext, files: PkgFi
     changelog: [{ time: sde, author: `${maintainer} - ${epoch !== undefined ? `${epoch}:` : ''}${version}-${release}`, text: changelogText }],
     compression: o.get('compression')!.trim() as RpmSpec['compression'],
     sourceDateEpoch: sde,
-    signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
+    signingKey: o.path('signing-key') && o.list('sign').includes('rpm') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
     sourceRpm: `${o.get('source')?.trim() || o.require('name').trim()}-${version}-${release}.src.rpm`,
   };
 }

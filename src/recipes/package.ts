@@ -286,7 +286,9 @@ export const recipe: Recipe = {
     section: { description: 'Debian section', default: 'misc' },
     priority: { description: 'Debian priority', default: 'optional' },
     group: { description: 'rpm group', default: 'Applications/System' },
-    'signing-key': { description: 'OpenPGP secret key file: .rpm packages get a header signature' },
+    'signing-key': { description: "OpenPGP secret key file: .rpm packages get a header signature; .deb packages a debsigs signature (_gpg<role> member) when `sign` lists deb" },
+    sign: { description: "which formats the signing key signs: rpm, deb (deb is opt-in: lintian reports every debsigs member as misplaced-extra-member-in-deb, as it does for debsigs' own output)", default: 'rpm' },
+    'deb-signature-role': { description: 'debsigs signature role: the ar member _gpg<role> (origin, maint, archive)', default: 'origin' },
     'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
     vendor: { description: 'rpm vendor' },
     files: { description: "'SOURCE => /dest [mode=] [owner=] [group=] [config] [noreplace] [doc] [license] [ghost]' lines" },
@@ -328,6 +330,8 @@ export const recipe: Recipe = {
     const comp = o.get('compression')!.trim();
     if (!['xz', 'gzip', 'zstd', 'none'].includes(comp)) throw o.error('compression', `unknown compression '${comp}' (xz, gzip, zstd, none)`);
     if (comp === 'none' && formats.includes('rpm')) throw o.error('compression', "'none' is for deb only");
+    for (const f of o.list('sign')) if (f !== 'deb' && f !== 'rpm') throw o.error('sign', `unknown format '${f}' (deb, rpm)`);
+    if (!/^[a-z]{1,12}$/.test(o.get('deb-signature-role')!.trim())) throw o.error('deb-signature-role', `invalid role '${o.get('deb-signature-role')}' (a lower-case word: origin, maint, archive)`);
     parseFileRules(o);
   },
   inputs(ctx) {
@@ -353,6 +357,10 @@ export const recipe: Recipe = {
     const wrap = (e: unknown) => (e instanceof KilnError ? new KilnError(`[${ctx.part}] ${e.message}`) : e);
     if (formats.includes('deb')) {
       const spec = debSpec(ctx, files, sde);
+      if (o.path('signing-key') && o.list('sign').includes('deb')) {
+        spec.signingKey = { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') };
+        spec.signatureRole = o.get('deb-signature-role')!.trim();
+      }
       const r = await writeDeb(spec, join(ctx.staging, debFileName(spec))).catch((e) => Promise.reject(wrap(e)));
       ctx.log(`# wrote ${r.path} (${r.size} bytes, sha256 ${r.sha256})\n`);
     }
