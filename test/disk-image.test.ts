@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { debianKernel, moduleClosure, type DebianKernel } from '../src/lib/kernel.js';
-import { bootVm, withVm } from '../src/lib/qemu.js';
+import { debianKernel, moduleClosure, type Kernel } from '../src/vm/kernel.js';
+import { bootVm, withVm } from '../src/vm/qemu.js';
 import { buildDiskImage } from '../src/lib/diskimage.js';
 import { recipe } from '../src/recipes/disk-image.js';
 import { recipe as qemuTest } from '../src/recipes/qemu-test.js';
@@ -15,7 +15,7 @@ import { makeContext } from './helpers/context.js';
 
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
 const SDE = 1700000000;
-let kernel: DebianKernel;
+let kernel: Kernel;
 let tmp: string;
 let bbTar: string;
 /** the msdos image of the busybox rootfs (built by the first image test) */
@@ -111,7 +111,7 @@ describe('disk-image recipe', () => {
 
     const t0 = Date.now();
     const seconds = await withVm({ disks: [{ file: img, snapshot: true }], serialLog: join(tmp, 'msdos.log'), timeoutMs: 300_000 }, async (vm) => {
-      const m = await vm.waitFor(LINE('KILN-DISK-BOOTED'));
+      const m = await vm.waitForMatch(LINE('KILN-DISK-BOOTED'));
       const s = (Date.now() - t0) / 1000;
       expect(m[0]).toContain('host=kiln-msdos');
       expect(m[0]).toContain('root=/dev/vda2 ext4');
@@ -159,9 +159,9 @@ describe('disk-image recipe', () => {
     expect(pt.partitions[0]).toMatchObject({ start: 2048, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', name: 'boot', attrs: 'LegacyBIOSBootable' });
     expect(pt.partitions[1]).toMatchObject({ type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', name: 'root' });
 
-    const vm = await bootVm({ disks: [{ file: join(ctx.staging, 'disk.qcow2'), format: 'qcow2', snapshot: true }], serialLog: join(tmp, 'gpt.log'), timeoutMs: 300_000 });
+    const vm = bootVm({ disks: [{ file: join(ctx.staging, 'disk.qcow2'), format: 'qcow2', snapshot: true }], serialLog: join(tmp, 'gpt.log'), timeoutMs: 300_000 });
     try {
-      const m = await vm.waitFor(LINE('KILN-DISK-BOOTED'));
+      const m = await vm.waitForMatch(LINE('KILN-DISK-BOOTED'));
       expect(m[0]).toContain('host=kiln-gpt');
     } finally {
       await vm.kill();
@@ -203,9 +203,9 @@ describe.runIf(process.env.KILN_SLOW_TESTS === '1')('disk-image: Debian bookworm
       const marker = (Date.now() - t0) / 1000;
       await vm.waitFor(/kiln-debian login:/);
       const login = (Date.now() - t0) / 1000;
-      vm.send('root');
+      vm.send('root\n');
       await vm.waitFor('Password:');
-      vm.send('kiln');
+      vm.send('kiln\n');
       await vm.waitFor(/root@kiln-debian:~#/);
       return { marker, login };
     });

@@ -23,8 +23,8 @@ import { createReadStream, existsSync, lstatSync, mkdirSync, openSync, readdirSy
 import { join } from 'node:path';
 import { KilnError } from './errors.js';
 import { run, type RunOptions } from './exec.js';
-import { buildInitrd } from './initrd.js';
-import { moduleClosure, moduleIndex, type DebianKernel } from './kernel.js';
+import { buildInitrd } from '../vm/initrd.js';
+import { moduleIndex, resolveModules, type Kernel } from '../vm/kernel.js';
 import { walk } from './fsutil.js';
 
 export type PartitionTable = 'msdos' | 'gpt';
@@ -44,7 +44,7 @@ export interface DiskImageOptions {
   /** 'syslinux' (BIOS; msdos or GPT) or 'none' (partitions and file systems only) */
   bootloader?: 'syslinux' | 'none';
   /** kernel to boot when the rootfs has none in /boot (or to override it) */
-  kernel?: DebianKernel;
+  kernel?: Kernel;
   hostname?: string;
   /** plain root password (hashed with SHA-512 crypt into /etc/shadow); none: unchanged */
   rootPassword?: string;
@@ -98,7 +98,7 @@ function sha256File(path: string): Promise<string> {
 }
 
 /** Newest /boot/vmlinuz-KVER in an extracted rootfs whose /lib/modules/KVER exists. */
-export function rootfsKernel(root: string): DebianKernel | undefined {
+export function rootfsKernel(root: string): Kernel | undefined {
   const boot = join(root, 'boot');
   if (!existsSync(boot)) return undefined;
   const vers = readdirSync(boot)
@@ -113,7 +113,6 @@ export function rootfsKernel(root: string): DebianKernel | undefined {
     version: v,
     package: `linux-image-${v}`,
     packageVersion: '',
-    sha256: '',
     root,
     vmlinuz: join(boot, `vmlinuz-${v}`),
     systemMap: join(boot, `System.map-${v}`),
@@ -301,11 +300,16 @@ export async function buildDiskImage(o: DiskImageOptions): Promise<DiskImage> {
     if (!kernel) throw new KilnError(`disk-image: the rootfs has no /boot/vmlinuz-* with its /lib/modules, and no kernel was given (kernel = debian)`);
     kernelVersion = kernel.version;
     const idx = moduleIndex(kernel);
-    const mods = [...BOOT_MODULES, ...(o.modules ?? [])].filter((m) => idx.has(m.replace(/-/g, '_')) || (o.modules ?? []).includes(m));
-    moduleClosure(kernel, mods); // unknown extra modules fail here, with the kernel named
+    // the storage drivers this kernel has as modules (built-in ones need no loading), plus the extra ones
+    const mods = [...BOOT_MODULES.filter((m) => idx.has(m.replace(/-/g, '_'))), ...(o.modules ?? [])];
+    try {
+      resolveModules(kernel.modulesDir, o.modules ?? []);
+    } catch (e) {
+      throw new KilnError(`disk-image: kernel ${kernel.version}: ${(e as Error).message}`);
+    }
     const boot = join(o.work, 'boot');
     mkdirSync(boot, { recursive: true });
-    await buildInitrd({ out: join(boot, 'initrd.gz'), script: initScript(rootUuid), kernel, modules: mods, sourceDateEpoch: o.sourceDateEpoch, signal: o.signal });
+    buildInitrd(join(boot, 'initrd.gz'), { init: initScript(rootUuid), execInit: true, kernel, modules: mods, sourceDateEpoch: o.sourceDateEpoch });
     append = `root=UUID=${rootUuid} ro console=tty0 console=ttyS0,115200${o.append ? ' ' + o.append : ''}`;
     writeFileSync(join(boot, 'syslinux.cfg'), `SERIAL 0 115200\nPROMPT 0\nTIMEOUT 0\nDEFAULT linux\n\nLABEL linux\n  LINUX /vmlinuz\n  INITRD /initrd.gz\n  APPEND ${append}\n`);
     writeFileSync(join(boot, 'kernel-version'), `${kernel.version}\n`);

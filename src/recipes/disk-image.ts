@@ -18,8 +18,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDiskImage, type PartitionTable } from '../lib/diskimage.js';
-import { debianKernel } from '../lib/kernel.js';
-import { parseSize } from '../lib/qemu.js';
+import { debianKernel } from '../vm/kernel.js';
+import { parseSize } from '../vm/qemu.js';
 import type { PartOptions, Recipe } from '../recipe.js';
 
 const MiB = 1024 * 1024;

@@ -12,6 +12,7 @@
  * (`kiln-exit N`: writes N to port 0xf4, QEMU exits with (N<<1)|1). Without it, the given
  * script is /init as it is.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -37,6 +38,9 @@ export interface InitrdSpec {
   init: string;
   /** wrap `init` in kiln's preamble (mounts, busybox applets, modules, exit status via port 0xf4) */
   preamble?: boolean;
+  /** with the preamble: `exec` the script (it becomes PID 1, e.g. to switch_root into a real
+   *  root file system) instead of running it and reporting its exit status */
+  execInit?: boolean;
   files?: InitrdFile[];
   /** kernel modules to include and load (names: virtio_blk, ext4), with their dependencies;
    *  virtio_pci is added when any virtio_* module is asked for */
@@ -55,10 +59,12 @@ export interface InitrdResult {
   /** requested modules built into the kernel */
   builtin: string[];
   entries: number;
+  /** SHA-256 of the initrd file */
+  sha256: string;
 }
 
 /** kiln's /init wrapper around the user's script. */
-export function preambleScript(): string {
+export function preambleScript(execInit = false): string {
   return `#!/bin/sh
 # kiln initrd preamble
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /mnt
@@ -74,8 +80,7 @@ if [ -f /lib/modules/kiln-load-order ]; then
   done < /lib/modules/kiln-load-order
 fi
 echo "kiln: init ready"
-sh /kiln/init.sh
-kiln-exit $?
+${execInit ? 'exec sh /kiln/init.sh' : 'sh /kiln/init.sh\nkiln-exit $?'}
 `;
 }
 
@@ -189,7 +194,7 @@ export function buildInitrd(out: string, spec: InitrdSpec): InitrdResult {
 
   const init = Buffer.from(spec.init.endsWith('\n') ? spec.init : spec.init + '\n');
   if (spec.preamble !== false) {
-    file('/init', Buffer.from(preambleScript()), 0o755);
+    file('/init', Buffer.from(preambleScript(spec.execInit)), 0o755);
     file('/kiln/init.sh', init, 0o755);
     file('/bin/kiln-exit', Buffer.from(exitScript()), 0o755);
   } else {
@@ -226,7 +231,7 @@ export function buildInitrd(out: string, spec: InitrdSpec): InitrdResult {
   const tmp = join(dirname(out), `.${process.pid}.${Date.now()}.initrd.tmp`);
   writeFileSync(tmp, gz);
   renameSync(tmp, out);
-  return { path: out, modules: resolved.load, builtin: resolved.builtin, entries: sorted.length };
+  return { path: out, modules: resolved.load, builtin: resolved.builtin, entries: sorted.length, sha256: createHash('sha256').update(gz).digest('hex') };
 }
 
 /** True for a dynamically linked ELF64 executable (it has a PT_INTERP program header). */

@@ -26,6 +26,8 @@ export interface Kernel {
   modulesDir: string;
   systemMap: string;
   config: string;
+  /** the headers package that matches (what DKMS builds against): linux-headers-VERSION */
+  headersPackage: string;
 }
 
 export interface KernelOptions {
@@ -54,13 +56,35 @@ async function candidateVersion(pkg: string, signal?: AbortSignal): Promise<stri
   return m[1]!;
 }
 
-/** An already unpacked kernel for this release, if any is in the cache (newest package version wins). */
-function cachedKernel(cacheDir: string, release: string): string | undefined {
+/**
+ * Kernels already unpacked in the cache, newest release first (package version breaks ties).
+ * Besides kiln's layout (kernels/linux-image-RELEASE_PKGVERSION/.complete) this also lists
+ * kernels/deb-SHA256/ entries (with kernel.json) left by kiln versions before the QEMU library
+ * was merged, so an older cache still serves offline builds.
+ */
+export function cachedKernels(cacheDir: string): Kernel[] {
   const dir = join(cacheDir, 'kernels');
-  if (!existsSync(dir)) return undefined;
-  const pre = `linux-image-${release}_`;
-  const hits = readdirSync(dir).filter((n) => n.startsWith(pre)).sort();
-  return hits.length ? join(dir, hits[hits.length - 1]!) : undefined;
+  if (!existsSync(dir)) return [];
+  const out: Kernel[] = [];
+  for (const n of readdirSync(dir)) {
+    try {
+      const m = /^(linux-image-(\d[^_]*))_(.+)$/.exec(n);
+      if (m && existsSync(join(dir, n, '.complete'))) out.push(kernelAt(join(dir, n), m[2]!, m[1]!, m[3]!));
+      else if (n.startsWith('deb-') && existsSync(join(dir, n, 'kernel.json'))) {
+        const j = JSON.parse(readFileSync(join(dir, n, 'kernel.json'), 'utf8')) as { version: string; package: string; packageVersion: string };
+        out.push(kernelAt(join(dir, n), j.version, j.package, j.packageVersion));
+      }
+    } catch {
+      /* a damaged entry: ignored */
+    }
+  }
+  const key = (k: Kernel) => `${k.version}_${k.packageVersion}`.split(/[.+~_-]/).map((x) => x.padStart(10, '0')).join('.');
+  return out.sort((a, b) => (key(a) < key(b) ? 1 : key(a) > key(b) ? -1 : 0));
+}
+
+/** An already unpacked kernel for this release, if any is in the cache (newest package version wins). */
+function cachedKernel(cacheDir: string, release: string): Kernel | undefined {
+  return cachedKernels(cacheDir).find((k) => k.version === release);
 }
 
 function kernelAt(root: string, release: string, pkg: string, pkgVersion: string): Kernel {
@@ -73,6 +97,7 @@ function kernelAt(root: string, release: string, pkg: string, pkgVersion: string
     modulesDir: join(root, 'lib', 'modules', release),
     systemMap: join(root, 'boot', `System.map-${release}`),
     config: join(root, 'boot', `config-${release}`),
+    headersPackage: `linux-headers-${release}`,
   };
   if (!existsSync(k.vmlinuz)) throw new KilnError(`${pkg} ${pkgVersion} in ${root} has no boot/vmlinuz-${release}`);
   return k;
@@ -94,14 +119,17 @@ export async function debianKernel(opts: KernelOptions): Promise<Kernel> {
   } catch (e) {
     // apt may not know it (any more); an unpacked copy in the cache is still good
     const hit = cachedKernel(opts.cacheDir, release);
-    if (hit) return kernelAt(hit, release, pkg, basename(hit).slice(pkg.length + 1));
+    if (hit) return hit;
     throw e;
   }
   const dest = join(kernels, `${pkg}_${pkgVersion}`);
   if (existsSync(join(dest, '.complete'))) return kernelAt(dest, release, pkg, pkgVersion);
+  // the same package unpacked by an older kiln (kernels/deb-SHA256/): no second download
+  const legacy = cachedKernels(opts.cacheDir).find((k) => k.package === pkg && k.packageVersion === pkgVersion);
+  if (legacy) return legacy;
   if (opts.offline) {
     const hit = cachedKernel(opts.cacheDir, release);
-    if (hit) return kernelAt(hit, release, pkg, basename(hit).slice(pkg.length + 1));
+    if (hit) return hit;
     throw new KilnError(`offline: kernel ${pkg} is not in the cache (${kernels}); build once online`);
   }
   mkdirSync(kernels, { recursive: true });
@@ -234,4 +262,21 @@ export function resolveModules(modulesDir: string, names: string[]): ResolvedMod
     }
   }
   return { load, builtin };
+}
+
+/** Module name (underscores) -> file relative to the modules dir, from modules.dep (written when missing). */
+export function moduleIndex(k: Pick<Kernel, 'modulesDir'>): Map<string, string> {
+  const depFile = join(k.modulesDir, 'modules.dep');
+  if (!existsSync(depFile)) writeModulesDep(k.modulesDir);
+  const idx = new Map<string, string>();
+  for (const line of readFileSync(depFile, 'utf8').split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) idx.set(moduleName(line.slice(0, i)), line.slice(0, i));
+  }
+  return idx;
+}
+
+/** The module files to load for `names`, dependencies first (resolveModules(...).load). */
+export function moduleClosure(k: Pick<Kernel, 'modulesDir'>, names: string[]): string[] {
+  return resolveModules(k.modulesDir, names).load;
 }

@@ -6,12 +6,14 @@
  * timeout, on abort (AbortSignal), by kill()/withVm(), and when this process gets SIGINT/SIGTERM
  * or exits. The serial console always goes to a log file; errors carry its last 30 lines.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, type WriteStream } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, createWriteStream, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { requireTool } from '../lib/tools.js';
+import { cachedKernels } from './kernel.js';
 
 export const QEMU = 'qemu-system-x86_64';
 export const DEBUG_EXIT_PORT = 0xf4;
@@ -19,7 +21,8 @@ const TAIL_LINES = 30;
 
 export interface VmDisk {
   file: string;
-  format: 'raw' | 'qcow2';
+  /** default raw */
+  format?: 'raw' | 'qcow2';
   readonly?: boolean;
   /** writes go to a temporary overlay, the file is unchanged */
   snapshot?: boolean;
@@ -46,7 +49,7 @@ export interface VmOptions {
   timeoutMs?: number;
   /** serial console log file (always written) */
   serialLog: string;
-  /** auto = tcg unless KILN_KVM=1 */
+  /** auto = tcg unless KILN_KVM=1 and probeKvm() proves KVM runs a guest here */
   accel?: Accel;
   /** boot with OVMF (Debian package ovmf) */
   uefi?: boolean;
@@ -134,9 +137,60 @@ export function runningVms(): number {
 
 // ---------------------------------------------------------------------------------------------
 
-function resolveAccel(a: Accel | undefined): 'tcg' | 'kvm' {
+const kvmProbes = new Map<string, boolean>();
+
+/** The newest Debian kernel in kiln's cache (KILN_CACHE_DIR or ~/.cache/kiln), for the KVM probe. */
+function cachedProbeKernel(): string | undefined {
+  const cache = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? homedir(), '.cache', 'kiln');
+  return cachedKernels(cache)[0]?.vmlinuz;
+}
+
+/**
+ * Does KVM run a guest here? Two boots under -accel kvm, 20 s limit each, cached per process:
+ * a 512-byte boot sector (`mov al,0x2a; out 0xf4,al`) must report through isa-debug-exit, and a
+ * Linux kernel (the given one, else the newest cached Debian kernel) without a root file system
+ * must get as far as its panic (`panic=-1` + `-no-reboot`: QEMU exits 0 with "Kernel panic" on
+ * the console). Measured on the build hosts: the boot sector passes, the kernel hangs after
+ * decompression, so KVM is (rightly) not used there.
+ */
+export function probeKvm(kernel: string | undefined = cachedProbeKernel()): boolean {
+  const key = kernel ?? '';
+  const known = kvmProbes.get(key);
+  if (known !== undefined) return known;
+  let ok = false;
+  if (existsSync('/dev/kvm')) {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-kvm-probe-'));
+    const base = ['-accel', 'kvm', '-nographic', '-monitor', 'none', '-nic', 'none', '-m', '128', '-no-reboot', '-device', `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x04`];
+    const opts = { encoding: 'utf8' as const, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], timeout: 20_000, killSignal: 'SIGKILL' as const };
+    try {
+      const mbr = Buffer.alloc(512);
+      Buffer.from([0xb0, 0x2a, 0xe6, 0xf4, 0xf4, 0xeb, 0xfd]).copy(mbr);
+      mbr[510] = 0x55;
+      mbr[511] = 0xaa;
+      writeFileSync(join(dir, 'probe.img'), mbr);
+      const r = spawnSync(QEMU, [...base, '-serial', 'none', '-drive', `file=${qv(join(dir, 'probe.img'))},format=raw,if=ide`], opts);
+      ok = r.status === ((0x2a << 1) | 1);
+      if (ok && kernel) {
+        const k = spawnSync(QEMU, [...base, '-serial', 'stdio', '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 root=/dev/kiln-none'], opts);
+        ok = k.status === 0 && /Kernel panic/.test(k.stdout ?? '');
+      }
+    } catch {
+      ok = false;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  kvmProbes.set(key, ok);
+  return ok;
+}
+
+/**
+ * tcg or kvm for an accel option: auto is KVM only with KILN_KVM=1 and a passing probeKvm()
+ * (with the kernel about to be booted, when there is one).
+ */
+export function chooseAccel(a: Accel | undefined, kernel?: string): 'tcg' | 'kvm' {
   if (a === 'kvm' || a === 'tcg') return a;
-  return process.env.KILN_KVM === '1' ? 'kvm' : 'tcg';
+  return process.env.KILN_KVM === '1' && probeKvm(kernel ?? cachedProbeKernel()) ? 'kvm' : 'tcg';
 }
 
 /** QEMU's option syntax doubles commas in values. */
@@ -153,7 +207,8 @@ export function ovmfPath(): string {
 /** The QEMU command line for these options (without tracking or spawning). */
 export function qemuArgs(o: VmOptions, name: string): string[] {
   const boot = o.boot ?? (o.kernel ? 'kernel' : o.cdrom ? 'cdrom' : 'disk');
-  const args = ['-name', name, '-accel', resolveAccel(o.accel), '-m', String(o.memory ?? 256), '-smp', String(o.cpus ?? 1)];
+  const accel = chooseAccel(o.accel, o.kernel);
+  const args = ['-name', name, '-accel', accel, '-m', String(o.memory ?? 256), '-smp', String(o.cpus ?? 1)];
   args.push('-nographic', '-monitor', 'none', '-serial', 'stdio', '-parallel', 'none', '-no-reboot', '-nic', 'none');
   if (o.debugExit !== false) args.push('-device', `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x04`);
   if (o.uefi) args.push('-bios', ovmfPath());
@@ -171,7 +226,7 @@ export function qemuArgs(o: VmOptions, name: string): string[] {
   }
   let scsi = false;
   for (const d of o.disks ?? []) {
-    let spec = `file=${qv(d.file)},format=${d.format}`;
+    let spec = `file=${qv(d.file)},format=${d.format ?? 'raw'}`;
     const bus = d.interface ?? 'virtio';
     if (bus === 'scsi') {
       if (!scsi) args.push('-device', 'virtio-scsi-pci,id=scsi0');
@@ -200,8 +255,16 @@ export interface Vm {
   output(): string;
   /** last lines of the console */
   tail(n?: number): string;
+  /** tcg or kvm */
+  accel: 'tcg' | 'kvm';
   /** wait until the console shows this (after the previous waitFor's match); rejects on timeout or exit */
   waitFor(pattern: string | RegExp, timeoutMs?: number): Promise<string>;
+  /** waitFor, resolving with the match (capture groups; index into output()) */
+  waitForMatch(pattern: string | RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  /** wait for QEMU to exit; after timeoutMs the guest is killed and this rejects with a VmError */
+  wait(timeoutMs?: number): Promise<VmExit>;
+  /** QEMU's exit code once it exited (null before, or when killed) */
+  readonly exitCode: number | null;
   /** type into the serial console */
   send(text: string): void;
   exited: Promise<VmExit>;
@@ -213,6 +276,7 @@ export function bootVm(o: VmOptions): Vm {
   if (o.signal?.aborted) throw new KilnError('interrupted');
   const name = `kiln-${o.name ? o.name.replace(/[^A-Za-z0-9_.-]/g, '_') + '-' : ''}${randomBytes(5).toString('hex')}`;
   const args = qemuArgs(o, name);
+  const accel = args[args.indexOf('-accel') + 1] as 'tcg' | 'kvm';
   const timeoutMs = o.timeoutMs ?? 120_000;
   mkdirSync(dirname(o.serialLog), { recursive: true });
   const logStream: WriteStream = createWriteStream(o.serialLog);
@@ -298,6 +362,40 @@ export function bootVm(o: VmOptions): Vm {
           ? `the guest exited with status ${x.debugExit} (isa-debug-exit)`
           : `QEMU exited with ${x.signal ? `signal ${x.signal}` : `code ${x.code}`}${x.stderr.trim() ? `: ${x.stderr.trim().split('\n').slice(-3).join(' / ')}` : ''}`;
 
+  const escapeRe = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const waitForMatch = (pattern: string | RegExp, waitMs = timeoutMs): Promise<RegExpExecArray> => {
+    const t0 = Date.now();
+    const re = typeof pattern === 'string' ? new RegExp(escapeRe(pattern)) : new RegExp(pattern.source, pattern.flags.replace('g', ''));
+    return new Promise<RegExpExecArray>((resolve, reject) => {
+      let t: NodeJS.Timeout | undefined;
+      const cleanup = () => {
+        listeners.delete(check);
+        if (t) clearTimeout(t);
+      };
+      const check = () => {
+        const from = Math.max(0, cursor - dropped);
+        const m = re.exec(out.slice(from));
+        if (m) {
+          m.index += from;
+          cursor = dropped + m.index + m[0].length;
+          cleanup();
+          resolve(m);
+          return;
+        }
+        if (done) {
+          cleanup();
+          reject(new VmError(`waiting for ${String(pattern)}: ${describeExit(done)} before it appeared`, o.serialLog, tail()));
+        }
+      };
+      t = setTimeout(() => {
+        cleanup();
+        reject(new VmError(`timed out after ${((Date.now() - t0) / 1000).toFixed(0)}s waiting for ${String(pattern)} on the console of ${name}`, o.serialLog, tail()));
+      }, waitMs);
+      listeners.add(check);
+      check();
+    });
+  };
+
   const vm: Vm = {
     name,
     get pid() {
@@ -305,55 +403,30 @@ export function bootVm(o: VmOptions): Vm {
     },
     serialLog: o.serialLog,
     argv: [QEMU, ...args],
+    accel,
     output: () => out,
     tail,
     send(text: string) {
       if (!done) child.stdin!.write(text);
     },
     waitFor(pattern, waitMs = timeoutMs) {
-      const t0 = Date.now();
-      return new Promise<string>((resolve, reject) => {
-        let t: NodeJS.Timeout | undefined;
-        const cleanup = () => {
-          listeners.delete(check);
-          if (t) clearTimeout(t);
-        };
-        const check = () => {
-          const from = Math.max(0, cursor - dropped);
-          const hay = out.slice(from);
-          let idx = -1;
-          let len = 0;
-          let text = '';
-          if (typeof pattern === 'string') {
-            idx = hay.indexOf(pattern);
-            len = pattern.length;
-            text = pattern;
-          } else {
-            const m = new RegExp(pattern.source, pattern.flags.replace('g', '')).exec(hay);
-            if (m) {
-              idx = m.index;
-              len = m[0].length;
-              text = m[0];
-            }
-          }
-          if (idx >= 0) {
-            cursor = dropped + from + idx + len;
-            cleanup();
-            resolve(text);
-            return;
-          }
-          if (done) {
-            cleanup();
-            reject(new VmError(`waiting for ${String(pattern)}: ${describeExit(done)} before it appeared`, o.serialLog, tail()));
-          }
-        };
-        t = setTimeout(() => {
-          cleanup();
-          reject(new VmError(`timed out after ${((Date.now() - t0) / 1000).toFixed(0)}s waiting for ${String(pattern)} on the console of ${name}`, o.serialLog, tail()));
-        }, waitMs);
-        listeners.add(check);
-        check();
-      });
+      return waitForMatch(pattern, waitMs).then((m) => m[0]);
+    },
+    waitForMatch,
+    async wait(waitMs = timeoutMs) {
+      let late = false;
+      const t = setTimeout(() => {
+        late = true;
+        killed = true;
+        hardKill();
+      }, waitMs);
+      const x = await exited;
+      clearTimeout(t);
+      if (late) throw new VmError(`timed out after ${(waitMs / 1000).toFixed(0)}s waiting for ${name} to exit; the guest was killed`, o.serialLog, tail());
+      return x;
+    },
+    get exitCode() {
+      return done?.code ?? null;
     },
     exited,
     kill() {
@@ -403,7 +476,8 @@ export function blankDisk(path: string, sizeBytes: number): string {
 }
 
 /** `64M`, `1G`, `512K`, `1048576` (binary units) to bytes. */
-export function parseSize(s: string): number {
+export function parseSize(s: string | number): number {
+  if (typeof s === 'number') return s;
   const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$/i.exec(s.trim());
   if (!m) throw new KilnError(`not a size: '${s}' (use e.g. 64M, 1G)`);
   const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
@@ -415,4 +489,84 @@ export function logTail(file: string, n = TAIL_LINES): string {
   if (!existsSync(file)) return '';
   const lines = readFileSync(file, 'utf8').replace(/\r/g, '').replace(/\n+$/, '').split('\n');
   return lines.slice(Math.max(0, lines.length - n)).join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// console checks (for test recipes)
+
+export interface ConsoleCheck {
+  /** testcase name (JUnit) */
+  name: string;
+  seconds: number;
+  /** console output of a command (between the typed line and its status) */
+  output?: string;
+  failure?: string;
+}
+
+export interface ConsoleScript {
+  /** markers that must appear on the console, in order (strings are literal) */
+  expect?: (string | RegExp)[];
+  /** shell prompt to wait for before each command */
+  prompt?: string | RegExp;
+  /** commands typed after the prompt; each must exit 0 */
+  commands?: string[];
+  /** overall time for all steps (default: the VM's own limit) */
+  timeoutMs?: number;
+}
+
+/**
+ * Run console checks against a booted guest: each `expect` marker in order, then each command
+ * typed at `prompt` with its exit status read back (`CMD ; echo KILN-RC-N-$?`; the echoed input
+ * line cannot match the status pattern `KILN-RC-N-<digits>`). Stops at the first step that cannot
+ * go on (timeout or the guest gone): the guest is killed and that VmError is returned in `error`.
+ * A command that exits non-zero is a failed check, but the next commands still run.
+ */
+export async function runConsoleScript(vm: Vm, s: ConsoleScript): Promise<{ checks: ConsoleCheck[]; error?: VmError }> {
+  const checks: ConsoleCheck[] = [];
+  const deadline = s.timeoutMs !== undefined ? Date.now() + s.timeoutMs : undefined;
+  const left = () => (deadline === undefined ? undefined : Math.max(1000, deadline - Date.now()));
+  let last = Date.now();
+  const lap = () => {
+    const now = Date.now();
+    const sec = (now - last) / 1000;
+    last = now;
+    return sec;
+  };
+  const stop = async (name: string, e: unknown) => {
+    checks.push({ name, seconds: lap(), failure: (e as Error).message });
+    if (!(e instanceof VmError)) throw e;
+    await vm.kill();
+    return { checks, error: e };
+  };
+  const commands = s.commands ?? [];
+  if (commands.length && s.prompt === undefined) throw new KilnError('runConsoleScript: commands need a prompt');
+  for (const m of s.expect ?? []) {
+    const name = `console: ${typeof m === 'string' ? m : String(m)}`;
+    try {
+      await vm.waitForMatch(m, left());
+      checks.push({ name, seconds: lap() });
+    } catch (e) {
+      return stop(name, e);
+    }
+  }
+  for (const [i, cmd] of commands.entries()) {
+    const name = `command: ${cmd}`;
+    if (/[\r\n]/.test(cmd)) throw new KilnError(`a console command must be one line: ${JSON.stringify(cmd)}`);
+    try {
+      await vm.waitForMatch(s.prompt!, left());
+      const tag = `KILN-RC-${i + 1}-`;
+      const before = vm.output().length;
+      vm.send(`${cmd} ; echo "${tag}$?"\n`);
+      const m = await vm.waitForMatch(new RegExp(`${tag}(\\d+)`), left());
+      // output: from the line after the echoed command to the status line
+      let out = vm.output().slice(before, m.index);
+      const nl = out.indexOf('\n');
+      out = nl >= 0 ? out.slice(nl + 1) : '';
+      const rc = Number(m[1]);
+      checks.push({ name, seconds: lap(), output: out, failure: rc === 0 ? undefined : `exit status ${rc}: ${cmd}\n${out.split('\n').slice(-20).join('\n')}` });
+    } catch (e) {
+      return stop(name, e);
+    }
+  }
+  return { checks };
 }
