@@ -1,16 +1,24 @@
 #!/usr/bin/env node
-// Benchmark: kiln's native package writers against the distributions' own tools on one tree of
+// The packaging benchmark (the only one: it replaces deb-vs-dpkg-deb.mjs and rpm-vs-rpmbuild.mjs).
+// kiln's native package writers against the distributions' own tools on one tree of
 // 10,000 files (200 MiB, deterministic pseudo-random content, mixed sizes, about 40 % of the
-// bytes compressible text, the rest random):
-//   deb xz     writeDeb (xz)      vs  dpkg-deb --root-owner-group -Zxz -b
-//   rpm xz     writeRpm (xz)      vs  rpmbuild -bb, _binary_payload w6.xzdio (xz level 6)
-//   deb gzip   writeDeb (gzip)    vs  dpkg-deb --root-owner-group -Zgzip -b (level 9)
-//   rpm gzip   writeRpm (gzip)    vs  rpmbuild -bb, _binary_payload w9.gzdio (gzip level 9)
+// bytes compressible text, the rest random), same compression and level on both sides:
+//   deb-xz     writeDeb (xz -6)   vs  dpkg-deb --root-owner-group -Zxz -b
+//   deb-gzip   writeDeb (gzip -9) vs  dpkg-deb -Zgzip
+//   deb-zstd   writeDeb (zstd -3) vs  dpkg-deb -Zzstd
+//   deb-none   writeDeb (none)    vs  dpkg-deb -Znone
+//   rpm-xz     writeRpm (xz -6)   vs  rpmbuild -bb, _binary_payload w6.xzdio and w6T2.xzdio
+//   rpm-gzip   writeRpm (gzip -9) vs  rpmbuild -bb, w9.gzdio
+//   rpm-zstd   writeRpm (zstd -19) vs rpmbuild -bb, w19.zstdio and w19T2.zstdio
+// writeDeb also writes DEBIAN/md5sums (what dh_md5sums adds before dh_builddeb); the deb rows have
+// a second reference, "md5sums + dpkg-deb", that does that same work. For deb, the script also
+// checks that the uncompressed data.tar of both packages is byte-identical.
 // Each side is a whole process (node start-up and the directory walk included for kiln).
 // rpmbuild packages a prepared build root (no %install, hard-linked copy of the tree made
 // before each run, untimed), AutoReqProv off and no debuginfo, so it does what writeRpm does.
 // Uses hyperfine when installed, else N runs and the median.
-// Usage: npm run build && node bench/packaging.mjs [RUNS] [--keep]
+// Usage: npm run build && node bench/packaging.mjs [RUNS] [--keep] [--size=MiB] [--files=N]
+//          [--only=deb-xz,rpm-zstd,...]
 //        (internal: node bench/packaging.mjs --one deb|rpm xz|gzip TREE OUT)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -45,8 +53,10 @@ if (process.argv[2] === '--one') {
 // ---- the tree ---------------------------------------------------------------------------------
 const RUNS = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 3);
 const keep = process.argv.includes('--keep');
-const FILES = 10_000;
-const TOTAL = 200 * 1024 * 1024;
+const opt = (n, d) => process.argv.find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3) ?? d;
+const FILES = Number(opt('files', '10000'));
+const TOTAL = Number(opt('size', '200')) * 1024 * 1024;
+const ONLY = opt('only', '').split(',').filter(Boolean);
 
 let s = 0x9e3779b9;
 /** xorshift32: deterministic, fast */
@@ -109,20 +119,42 @@ const out = join(dir, 'out');
 const top = join(dir, 'rpmtop');
 const broot = join(dir, 'buildroot');
 mkdirSync(out);
-for (const c of ['xz', 'gzip']) writeFileSync(join(dir, `bench-${c}.spec`), spec(c === 'xz' ? 'w6.xzdio' : 'w9.gzdio'));
+const RPM_REFS = { xz: ['w6.xzdio', 'w6T2.xzdio'], gzip: ['w9.gzdio'], zstd: ['w19.zstdio', 'w19T2.zstdio'] };
+for (const p of Object.values(RPM_REFS).flat()) writeFileSync(join(dir, `bench-${p}.spec`), spec(p));
 
 const q = (x) => `'${x.replace(/'/g, `'\\''`)}'`;
 const self = q(join(import.meta.dirname, 'packaging.mjs'));
 const env = `SOURCE_DATE_EPOCH=${SDE}`;
 const rpmbuild = (c) =>
   `${env} rpmbuild -bb --quiet --noclean --buildroot ${q(broot)} --define ${q(`_topdir ${top}`)} --define 'use_source_date_epoch_as_buildtime 1' --define 'clamp_mtime_to_source_date_epoch 1' --define '_buildhost kiln' ${q(join(dir, `bench-${c}.spec`))}`;
+// dh_md5sums' work, then dh_builddeb's: the same package content writeDeb produces
+const md5sums = `(cd ${q(tree)} && find opt -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums)`;
 const prepareRpm = `rm -rf ${q(broot)} ${q(top)} && mkdir -p ${q(top)} && cp -al ${q(tree)} ${q(broot)} && rm -rf ${q(join(broot, 'DEBIAN'))}`;
 
 const cases = [];
-for (const c of ['xz', 'gzip']) {
-  cases.push({ name: `deb ${c}`, kiln: `${env} ${q(process.execPath)} ${self} --one deb ${c} ${q(tree)} ${q(join(out, `kiln-${c}.deb`))}`, ref: `${env} dpkg-deb --root-owner-group -Z${c} -b ${q(tree)} ${q(join(out, `dpkg-${c}.deb`))} >/dev/null`, refName: `dpkg-deb -Z${c}`, kilnOut: join(out, `kiln-${c}.deb`), refOut: join(out, `dpkg-${c}.deb`) });
-  cases.push({ name: `rpm ${c}`, kiln: `${env} ${q(process.execPath)} ${self} --one rpm ${c} ${q(tree)} ${q(join(out, `kiln-${c}.rpm`))}`, ref: rpmbuild(c), refName: `rpmbuild -bb (${c === 'xz' ? 'w6.xzdio' : 'w9.gzdio'})`, prepareRef: prepareRpm, kilnOut: join(out, `kiln-${c}.rpm`), refOut: join(top, 'RPMS', 'noarch', 'bench-1.0-1.noarch.rpm') });
+const rmMd5 = `rm -f ${q(join(tree, 'DEBIAN', 'md5sums'))}`;
+for (const c of ['xz', 'gzip', 'zstd', 'none']) {
+  const dpkg = `${env} dpkg-deb --root-owner-group -Z${c} -b ${q(tree)} ${q(join(out, `dpkg-${c}.deb`))} >/dev/null`;
+  cases.push({
+    name: `deb-${c}`,
+    kiln: `${env} ${q(process.execPath)} ${self} --one deb ${c} ${q(tree)} ${q(join(out, `kiln-${c}.deb`))}`,
+    kilnOut: join(out, `kiln-${c}.deb`),
+    refs: [
+      { name: `dpkg-deb -Z${c}`, cmd: dpkg, prepare: rmMd5, out: join(out, `dpkg-${c}.deb`) },
+      { name: `md5sums + dpkg-deb -Z${c}`, cmd: `${md5sums} && ${dpkg}`, prepare: rmMd5, out: join(out, `dpkg-${c}.deb`) },
+    ],
+  });
 }
+for (const c of ['xz', 'gzip', 'zstd']) {
+  cases.push({
+    name: `rpm-${c}`,
+    kiln: `${env} ${q(process.execPath)} ${self} --one rpm ${c} ${q(tree)} ${q(join(out, `kiln-${c}.rpm`))}`,
+    kilnOut: join(out, `kiln-${c}.rpm`),
+    refs: RPM_REFS[c].map((p) => ({ name: `rpmbuild -bb ${p}`, cmd: rpmbuild(p), prepare: prepareRpm, out: join(top, 'RPMS', 'noarch', 'bench-1.0-1.noarch.rpm') })),
+  });
+}
+const selected = cases.filter((c) => !ONLY.length || ONLY.includes(c.name));
+if (!selected.length) throw new Error(`--only: no such case (${cases.map((c) => c.name).join(', ')})`);
 
 const hasHyperfine = spawnSync('hyperfine', ['--version']).status === 0;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -148,25 +180,29 @@ function time(cmd, prepare) {
 }
 
 const MiB = (f) => (statSync(f).size / 2 ** 20).toFixed(1);
-const rows = [];
-for (const c of cases) {
-  process.stderr.write(`# ${c.name}: kiln ...\n`);
-  const k = time(c.kiln);
-  process.stderr.write(`# ${c.name}: ${c.refName} ...\n`);
-  const r = time(c.ref, c.prepareRef);
-  rows.push({ ...c, k, r });
-}
-
-const cpu = (t) => (Number.isNaN(t.user) ? '' : ` (cpu ${(t.user + t.system).toFixed(1)})`);
-console.log(`\n${hasHyperfine ? `hyperfine, ${RUNS} runs, median wall seconds (user+sys cpu seconds)` : `${RUNS} runs, median wall seconds`}; ratio = kiln / reference (< 1: kiln faster)\n`);
-console.log('| case | kiln | reference | kiln s | reference s | ratio | kiln MiB | reference MiB |');
-console.log('|---|---|---|---|---|---|---|---|');
-for (const x of rows) {
-  console.log(`| ${x.name} | ${x.name.startsWith('deb') ? 'writeDeb' : 'writeRpm'} | ${x.refName} | ${x.k.median.toFixed(2)}${cpu(x.k)} | ${x.r.median.toFixed(2)}${cpu(x.r)} | ${(x.k.median / x.r.median).toFixed(2)} | ${MiB(x.kilnOut)} | ${MiB(x.refOut)} |`);
-}
-// sanity: both sides packaged the same files
 const debFiles = (f) => execFileSync('dpkg-deb', ['--contents', f], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n').filter((l) => l.startsWith('-')).length;
 const rpmFiles = (f) => execFileSync('rpm', ['-qlp', '--nosignature', f], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n').filter((l) => l.includes('/f')).length;
-const counts = rows.map((x) => (x.name.startsWith('deb') ? [debFiles(x.kilnOut), debFiles(x.refOut)] : [rpmFiles(x.kilnOut), rpmFiles(x.refOut)]));
-console.log(`\nfiles in each package (kiln, reference): ${counts.map((c, i) => `${rows[i].name} ${c.join('/')}`).join(', ')}`);
+const dataTarHash = (f) => execFileSync('bash', ['-c', 'm=$(ar t "$1" | grep ^data.tar); ar p "$1" "$m" | case "$m" in *.xz) xz -dc;; *.gz) gzip -dc;; *.zst) zstd -dcq;; *) cat;; esac | sha256sum', 'x', f], { encoding: 'utf8' }).slice(0, 64);
+const cpu = (t) => (Number.isNaN(t.user) ? '' : ` (cpu ${(t.user + t.system).toFixed(1)})`);
+const rows = [];
+for (const c of selected) {
+  process.stderr.write(`# ${c.name}: kiln ...\n`);
+  const k = time(c.kiln);
+  const kMiB = MiB(c.kilnOut);
+  const kFiles = c.name.startsWith('deb') ? debFiles(c.kilnOut) : rpmFiles(c.kilnOut);
+  const kTar = c.name.startsWith('deb') ? dataTarHash(c.kilnOut) : '';
+  for (const ref of c.refs) {
+    process.stderr.write(`# ${c.name}: ${ref.name} ...\n`);
+    const r = time(ref.cmd, ref.prepare);
+    const rFiles = c.name.startsWith('deb') ? debFiles(ref.out) : rpmFiles(ref.out);
+    const same = c.name.startsWith('deb') ? (dataTarHash(ref.out) === kTar ? 'data.tar identical' : 'data.tar differs') : '';
+    rows.push(`| ${c.name} | ${k.median.toFixed(2)}${cpu(k)} | ${ref.name} | ${r.median.toFixed(2)}${cpu(r)} | ${(k.median / r.median).toFixed(2)} | ${kMiB} / ${MiB(ref.out)} | ${kFiles} / ${rFiles} ${same} |`);
+    console.error(rows.at(-1));
+  }
+}
+const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+console.log(`\n${hasHyperfine ? `hyperfine, ${RUNS} run(s), median wall seconds (user+sys cpu seconds)` : `${RUNS} run(s), median wall seconds`}; ratio = kiln / reference (< 1: kiln faster); ${FILES} files, ${(TOTAL / 2 ** 20).toFixed(0)} MiB; load average at the end ${load}\n`);
+console.log('| case | kiln s | reference | reference s | ratio | MiB kiln / ref | files kiln / ref |');
+console.log('|---|---|---|---|---|---|---|');
+for (const r of rows) console.log(r);
 if (!keep) rmSync(dir, { recursive: true, force: true });

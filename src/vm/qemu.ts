@@ -559,7 +559,8 @@ export async function runConsoleScript(vm: Vm, s: ConsoleScript): Promise<{ chec
       vm.send(`${cmd} ; echo "${tag}$?"\n`);
       const m = await vm.waitForMatch(new RegExp(`${tag}(\\d+)`), left());
       // output: from the line after the echoed command to the status line
-      let out = vm.output().slice(before, m.index);
+      // terminal control sequences (bash's bracketed-paste switches, colours) are not output
+      let out = vm.output().slice(before, m.index).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
       const nl = out.indexOf('\n');
       out = nl >= 0 ? out.slice(nl + 1) : '';
       const rc = Number(m[1]);
