@@ -11,7 +11,8 @@
  *   vdb      root file system: ext4 made (mke2fs -d) from a kiln:chroot tarball that holds
  *            clonezilla partclone drbl parted gdisk pigz zstd udev (RESTORE_GUEST_PACKAGES);
  *            cached by the tarball's SHA-256 in CACHE/clonezilla-guest/
- *   vdc      the image repository: ext4 with NAME/ at its root, mounted at /home/partimag
+ *   images   imageRoot (holding NAME/) mounted at /home/partimag: a read-only virtio-9p share
+ *            (default), or an ext4 copy attached as vdc (imageTransport = 'disk')
  * In the guest: systemd-udevd + trigger/settle, then
  *   ocs-sr -b -nogui -e1 auto -e2 -r -j2 -k0 -scr -p true restoredisk NAME vda </dev/null
  */
@@ -22,7 +23,7 @@ import { KilnError } from './errors.js';
 import { run } from './exec.js';
 import { buildInitrd } from '../vm/initrd.js';
 import type { Kernel } from '../vm/kernel.js';
-import { bootVm, exitError } from '../vm/qemu.js';
+import { bootVm, exitError, type VmDisk } from '../vm/qemu.js';
 
 /** packages a kiln:chroot needs to be a restore guest (variant minbase) */
 export const RESTORE_GUEST_PACKAGES = ['clonezilla', 'partclone', 'drbl', 'parted', 'gdisk', 'pigz', 'zstd', 'udev', 'kmod', 'e2fsprogs', 'dosfstools', 'bc', 'procps', 'gawk', 'util-linux', 'fdisk'];
@@ -52,6 +53,8 @@ export interface RestoreOptions {
   ocsOptions?: string[];
   timeoutMs?: number;
   memoryMiB?: number;
+  /** how the image directory reaches the guest: 'disk' (an ext4 copy as vdc, default) or '9p' (a read-only virtio-9p share) */
+  imageTransport?: '9p' | 'disk';
   /** guest CPUs (default 2: TCG runs them in parallel threads) */
   cpus?: number;
   log?: (s: string) => void;
@@ -111,7 +114,11 @@ export async function restoreGuestRootDisk(rootfsTar: string, cacheDir: string, 
 const INIT = `# kiln restore guest: root on vdb, images on vdc, target vda
 mkdir -p /newroot
 mount -t ext4 /dev/vdb /newroot || { echo "KILN-RESTORE: cannot mount the root disk"; exit 90; }
-mount -t ext4 /dev/vdc /newroot/home/partimag || { echo "KILN-RESTORE: cannot mount the image disk"; exit 91; }
+if [ -e /sys/bus/virtio/drivers/9pnet_virtio ] && grep -q partimag /sys/bus/virtio/drivers/9pnet_virtio/*/mount_tag 2>/dev/null; then
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro partimag /newroot/home/partimag || { echo "KILN-RESTORE: cannot mount the image share"; exit 91; }
+else
+  mount -t ext4 /dev/vdc /newroot/home/partimag || { echo "KILN-RESTORE: cannot mount the image disk"; exit 91; }
+fi
 mount --bind /proc /newroot/proc
 mount --bind /sys /newroot/sys
 mount --bind /dev /newroot/dev
@@ -135,8 +142,9 @@ udevadm trigger >/dev/null 2>&1
 udevadm settle --timeout=30 >/dev/null 2>&1
 echo "KILN-RESTORE-START $(cat /kiln/name)"
 t0=$(date +%s)
-ocs-sr $(cat /kiln/ocs-options) restoredisk "$(cat /kiln/name)" vda </dev/null
-rc=$?
+# every console line stamped with the seconds since the start (bash builtins: no fork per line)
+ocs-sr $(cat /kiln/ocs-options) restoredisk "$(cat /kiln/name)" vda </dev/null 2>&1 | while IFS= read -r l; do printf '[%4d] %s\n' $(( EPOCHSECONDS - t0 )) "$l"; done
+rc=\${PIPESTATUS[0]}
 sync
 echo "KILN-RESTORE-DONE rc=$rc seconds=$(( $(date +%s) - t0 ))"
 exit $rc
@@ -148,16 +156,26 @@ export async function restoreInGuest(o: RestoreOptions): Promise<RestoreResult> 
   if (!existsSync(join(o.imageRoot, o.name, 'disk'))) throw new KilnError(`restore guest: ${join(o.imageRoot, o.name)} is not a Clonezilla disk image`);
   const root = await restoreGuestRootDisk(o.rootfsTar, o.cacheDir, log);
   mkdirSync(o.work, { recursive: true });
-  // the image repository disk
-  const repo = join(o.work, 'partimag.ext4');
-  const bytes = await treeBytes(o.imageRoot);
-  await run(['mke2fs', '-q', '-t', 'ext4', '-d', o.imageRoot, repo, `${Math.ceil((bytes * 1.2 + 32 * MiB) / MiB)}M`], { log });
+  // the image repository: a read-only 9p share of imageRoot (no block device for ocs-sr to probe:
+  // its device scan is the slowest part under TCG), or an ext4 disk (vdc) made from it
+  const share = (o.imageTransport ?? 'disk') === '9p';
+  const disks: VmDisk[] = [{ file: o.target }, { file: root, snapshot: true }];
+  const extraArgs: string[] = [];
+  if (share) {
+    if (o.imageRoot.includes(',')) throw new KilnError(`restore guest: the image directory path may not contain ',' (QEMU -virtfs): ${o.imageRoot}`);
+    extraArgs.push('-virtfs', `local,path=${o.imageRoot},mount_tag=partimag,security_model=none,readonly=on`);
+  } else {
+    const repo = join(o.work, 'partimag.ext4');
+    const bytes = await treeBytes(o.imageRoot);
+    await run(['mke2fs', '-q', '-t', 'ext4', '-d', o.imageRoot, repo, `${Math.ceil((bytes * 1.2 + 32 * MiB) / MiB)}M`], { log });
+    disks.push({ file: repo });
+  }
   // the guest's scripts come in the initrd and are copied onto the (snapshot) root disk at boot
   const initrd = join(o.work, 'restore-initrd.gz');
   buildInitrd(initrd, {
     init: INIT,
     preamble: true,
-    modules: ['virtio_blk', 'ext4', 'crc32c_generic'],
+    modules: ['virtio_blk', 'ext4', 'crc32c_generic', ...(share ? ['9pnet_virtio', '9p'] : [])],
     kernel: o.kernel,
     files: [
       { to: '/kiln/restore.sh', content: RESTORE, mode: 0o755 },
@@ -170,7 +188,8 @@ export async function restoreInGuest(o: RestoreOptions): Promise<RestoreResult> 
     kernel: o.kernel.vmlinuz,
     initrd,
     append: 'console=ttyS0 panic=-1 quiet',
-    disks: [{ file: o.target }, { file: root, snapshot: true }, { file: repo, readonly: false }],
+    disks,
+    extraArgs,
     memory: o.memoryMiB ?? 768,
     cpus: o.cpus ?? 2,
     timeoutMs: o.timeoutMs ?? 600_000,
