@@ -4,7 +4,7 @@
 // answers), into different output directories, as two hosts would: the same bytes.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { cpSync, lstatSync, mkdtempSync, readFileSync, readlinkSync } from 'node:fs';
+import { cpSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -101,6 +101,19 @@ describe('clean-room builds on both engines', () => {
     expect(execFileSync('dpkg-deb', ['-f', join(outs.unshare!, 'deb/kiln-hello-sh_1.0_all.deb'), 'Package'], { encoding: 'utf8' })).toBe('kiln-hello-sh\n');
     expect(execFileSync('rpm', ['-qp', '--qf', '%{NAME} %{BUILDHOST}\\n', join(outs.unshare!, 'rpm/kiln-hello-1.2.3-1.noarch.rpm')], { encoding: 'utf8' })).toBe('kiln-hello kiln\n');
   }, 900_000);
+
+  test.skipIf(!canUnshare)('no Docker engine answering (and dockerd failing to start): the part builds with unshare', async () => {
+    // docker and dockerd as on a host whose engine is down and cannot be started
+    const bin = mkdtempSync(join(tmpdir(), 'kiln-nodocker-'));
+    writeFileSync(join(bin, 'docker'), '#!/bin/sh\necho "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2\nexit 1\n', { mode: 0o755 });
+    writeFileSync(join(bin, 'dockerd'), '#!/bin/sh\necho "failed to start daemon: (test) no cgroups" >&2\nexit 1\n', { mode: 0o755 });
+    const cfg = ['[buildout]', 'parts = probe', '[bookworm]', 'recipe = kiln:chroot', 'suite = bookworm', 'variant = minbase', '[probe]', 'recipe = kiln:command', 'chroot = ${bookworm:location}', 'command = cat /etc/debian_version > "$OUT/version"', ''].join('\n');
+    const p = project({ 'buildout.cfg': cfg });
+    const r = await kilnP(p.dir, ['build'], { KILN_CACHE_DIR: CACHE, KILN_CHROOT_ENGINE: '', PATH: `${bin}:${process.env.PATH}` });
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(readFileSync(join(p.dir, 'out/logs/probe.log'), 'utf8')).toContain('# kiln: clean-room engine: unshare (no Docker engine answers');
+    expect(readFileSync(join(p.dir, 'out/parts/probe/version'), 'utf8')).toMatch(/^12\./);
+  }, 300_000);
 
   test.skipIf(!canUnshare)('unshare engine: the build has no network and a fixed host name', async () => {
     const cfg = [
