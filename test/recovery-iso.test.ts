@@ -133,7 +133,9 @@ describe('kiln:recovery-iso', () => {
     readSync(fd, mbr, 0, 512, 0);
     closeSync(fd);
     expect(mbr.readUInt16LE(510)).toBe(0xaa55);
-    const cfgText = execFileSync('xorriso', ['-osirrox', 'on', '-indev', f, '-cat', '/isolinux/isolinux.cfg'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const cfgOut = join(tmp, 'isolinux.cfg');
+    execFileSync('xorriso', ['-osirrox', 'on', '-indev', f, '-extract', '/isolinux/isolinux.cfg', cfgOut], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cfgText = readFileSync(cfgOut, 'utf8');
     expect(cfgText).toMatch(/MENU LABEL Restore dns1-image onto \/dev\/vda \(no questions\), then poweroff/);
     const info = JSON.parse(readFileSync(join(proj.dir, 'out/parts/recovery/recovery.json'), 'utf8'));
     expect(info.size).toBe(readFileSync(f).length);

@@ -164,7 +164,10 @@ mount -t devpts devpts /newroot/dev/pts 2>/dev/null
 [ -e /newroot/dev/fd ] || ln -s /proc/self/fd /newroot/dev/fd
 mount -t tmpfs tmpfs /newroot/tmp
 mount --bind /medium /newroot/run/kiln/medium
-mount --bind /medium/home/partimag /newroot/home/partimag
+# ocs-sr writes next to the image (a converted copy when the target's name differs from the
+# saved disk's): the read-only image gets a tmpfs layer
+mkdir -p /rw/pi-upper /rw/pi-work
+mount -t overlay overlay -o lowerdir=/medium/home/partimag,upperdir=/rw/pi-upper,workdir=/rw/pi-work /newroot/home/partimag || fail "cannot mount the image directory" 92
 cp /kiln/restore.sh /newroot/kiln/restore.sh
 echo "$medium" > /newroot/kiln/medium
 case "$(arg kiln_action)" in
