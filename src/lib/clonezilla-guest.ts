@@ -53,7 +53,7 @@ export interface RestoreOptions {
   ocsOptions?: string[];
   timeoutMs?: number;
   memoryMiB?: number;
-  /** how the image directory reaches the guest: 'disk' (an ext4 copy as vdc, default) or '9p' (a read-only virtio-9p share) */
+  /** how the image directory reaches the guest: '9p' (a read-only virtio-9p share, default) or 'disk' (an ext4 copy as vdc) */
   imageTransport?: '9p' | 'disk';
   /** guest CPUs (default 2: TCG runs them in parallel threads) */
   cpus?: number;
@@ -158,7 +158,7 @@ export async function restoreInGuest(o: RestoreOptions): Promise<RestoreResult> 
   mkdirSync(o.work, { recursive: true });
   // the image repository: a read-only 9p share of imageRoot (no block device for ocs-sr to probe:
   // its device scan is the slowest part under TCG), or an ext4 disk (vdc) made from it
-  const share = (o.imageTransport ?? 'disk') === '9p';
+  const share = (o.imageTransport ?? '9p') === '9p';
   const disks: VmDisk[] = [{ file: o.target }, { file: root, snapshot: true }];
   const extraArgs: string[] = [];
   if (share) {

@@ -23,7 +23,7 @@
  * in the text files come from SOURCE_DATE_EPOCH.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from './errors.js';
 import type { RunOptions, RunResult } from './exec.js';
@@ -226,7 +226,9 @@ const SUM_FILE: Record<Checksum, string> = { md5sum: 'MD5SUMS', sha1sum: 'SHA1SU
 const byteSort = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Write a Clonezilla image directory of `o.disk` into `o.dir`. */
-export async function saveDisk(o: SaveDiskOptions): Promise<ImageManifest> {
+export async function saveDisk(opts: SaveDiskOptions): Promise<ImageManifest> {
+  // the real path: sfdisk, parted and sgdisk print it in their listings, which are rewritten to /dev/DEV
+  const o = { ...opts, disk: realpathSync(opts.disk) };
   const dev = o.device ?? 'sda';
   const comp = o.compression ?? 'gzip';
   const split = o.splitMB ?? 4096;
