@@ -430,7 +430,7 @@ export const recipe: Recipe = {
         description: long,
         license: o.get('license')!.trim(),
         packager: maintainer,
-        requires: [...new Set(['ganeti', ...rpmUses])].sort(),
+        requires: [...new Set(['ganeti', 'tar', '/usr/bin/run-parts', ...rpmUses])].sort(),
         group: 'System Environment/Base',
         url: o.get('url')?.trim() || undefined,
         changelog: [{ time: sde, author: maintainer, text: `- ${version}-${o.get('release')!.trim()}: built by kiln` }],
