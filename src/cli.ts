@@ -14,6 +14,7 @@ import { ExitCode, KilnError, formatOrigin } from './lib/errors.js';
 import { run } from './lib/exec.js';
 import { rmrf } from './lib/fsutil.js';
 import { TOOL_PACKAGES, which } from './lib/tools.js';
+import { probeKvm } from './vm/qemu.js';
 
 const HELP = `kiln — release-engineering builds from buildout-style recipes
 
@@ -298,7 +299,13 @@ async function cmdDoctor(config: string | undefined, o: Record<string, unknown>,
     const r = await run(['docker', 'info', '--format', '{{.ServerVersion}}'], { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined);
     docker = r && r.code === 0 ? `engine ${r.stdout.trim()} answers` : 'client installed, no engine answers (bash scripts/setup.sh starts dockerd)';
   }
-  const kvm = existsSync('/dev/kvm') ? (process.env.KILN_KVM === '1' ? 'enabled by KILN_KVM=1' : 'present, not used (TCG; set KILN_KVM=1 where KVM is proven to work)') : 'absent (TCG)';
+  const kvm = !existsSync('/dev/kvm')
+    ? 'absent (TCG)'
+    : process.env.KILN_KVM !== '1'
+      ? 'present, not used (TCG; set KILN_KVM=1 to use it where a probe proves it boots a kernel)'
+      : probeKvm()
+        ? 'KILN_KVM=1 and the probe booted a kernel: QEMU guests use KVM'
+        : 'KILN_KVM=1 but the probe failed (a kernel did not reach its panic under KVM in 20 s): QEMU guests stay on TCG';
   const missingNeeded = needed.filter((n) => !which(n.cmd));
   if (json) {
     console.log(JSON.stringify({ tools, docker, kvm, needed, missingNeeded }, null, 1));

@@ -17,6 +17,11 @@ let kernel: Kernel;
 let tmp: string;
 
 const pgrep = (pattern: string) => spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).stdout.trim();
+/** pgrep after giving SIGKILLed processes up to 5 s to be gone (a loaded host tears a guest down slowly) */
+async function pgrepSettled(pattern: string): Promise<string> {
+  for (let i = 0; i < 50 && pgrep(pattern); i++) await new Promise((r) => setTimeout(r, 100));
+  return pgrep(pattern);
+}
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'kiln-qemu-'));
@@ -164,7 +169,7 @@ vm.waitFor('guest is up').then(() => console.log('NAME ' + vm.name));`;
     const closed = new Promise<string | null>((r) => child.on('close', (_c, sig) => r(sig)));
     child.kill('SIGTERM');
     expect(await closed).toBe('SIGTERM');
-    expect(pgrep(name)).toBe('');
+    expect(await pgrepSettled(name)).toBe('');
   });
 
   test('send() types into the console', async () => {

@@ -1,31 +1,30 @@
 /**
- * Clean-room builds: a part with `chroot = ${some-chroot:location}` runs its commands in a
- * container made from that chroot (the local image the chroot recipe imported), with the part's
- * work and staging directories mounted read-write at the same paths, the project and the
- * dependencies' outputs read-only, and no network unless the part sets `network = true`.
+ * Clean-room builds: a part with `chroot = ${some-chroot:location}` runs its commands inside that
+ * chroot through runInChroot (src/lib/chroot-run.ts): a Docker container from the chroot's image
+ * when an engine answers (or can be started), else `unshare` + `chroot` over the chroot's tree
+ * (KILN_CHROOT_ENGINE=docker|unshare forces one). The part's work and staging directories are
+ * mounted read-write at the same paths, the project, the cache and the dependencies' outputs
+ * read-only; no network unless the part sets `network = true`.
+ *
+ * Both engines give the command the same environment (PATH, HOME=/root, LC_ALL=C.UTF-8, TZ=UTC,
+ * SOURCE_DATE_EPOCH, then the recipe's variables) and the same host name (`kiln-build`), so the
+ * same part builds the same bytes whichever engine, and whichever host, runs it.
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import { importImage, runContainer, type Mount } from '../lib/docker.js';
+import { defaultEngine, runInChroot, type ChrootEngine, type Mount } from '../lib/chroot-run.js';
 import { ConfigError } from '../lib/errors.js';
 import type { RunOptions, RunResult } from '../lib/exec.js';
 import type { BuildContext } from '../recipe.js';
 
-/** The image tag of a chroot output directory (imported now if the chroot was built without image = true). */
-export async function chrootImage(dir: string, opts: RunOptions, where: { part: string }): Promise<string> {
-  const tagFile = join(dir, 'image-tag');
-  if (existsSync(tagFile)) return readFileSync(tagFile, 'utf8').trim();
-  const key = existsSync(join(dir, 'key')) ? readFileSync(join(dir, 'key'), 'utf8').trim() : undefined;
-  const tar = ['rootfs.tar', 'rootfs.tar.xz', 'rootfs.tar.zst'].map((f) => join(dir, f)).find(existsSync);
-  if (!key || !tar) throw new ConfigError(`${dir} is not the output of a kiln:chroot part (no rootfs.tar and key)`, { section: where.part, option: 'chroot' });
-  const tag = `kiln/chroot:${key.slice(0, 16)}`;
-  await importImage(tar, tag, opts);
-  return tag;
-}
+export const BUILD_HOSTNAME = 'kiln-build';
+const BUILD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** A ctx.run that runs every command inside the chroot's container. */
-export async function cleanRoomRunner(ctx: BuildContext, chrootDir: string, network: boolean, baseOpts: RunOptions): Promise<BuildContext['run']> {
-  const image = await chrootImage(chrootDir, baseOpts, { part: ctx.part });
+/** A ctx.run that runs every command inside the chroot (Docker, or unshare without an engine). */
+export async function cleanRoomRunner(ctx: BuildContext, chrootDir: string, network: boolean, baseOpts: RunOptions, engine?: ChrootEngine): Promise<BuildContext['run']> {
+  if (!['rootfs.tar', 'rootfs.tar.xz', 'rootfs.tar.zst', 'image-tag', 'rootfs/etc'].some((f) => existsSync(join(chrootDir, f)))) {
+    throw new ConfigError(`${chrootDir} is not the output of a kiln:chroot part (no rootfs.tar, image-tag or rootfs/)`, { section: ctx.part, option: 'chroot' });
+  }
   const mounts: Mount[] = [
     { host: ctx.work, guest: ctx.work },
     { host: ctx.staging, guest: ctx.staging },
@@ -36,11 +35,30 @@ export async function cleanRoomRunner(ctx: BuildContext, chrootDir: string, netw
   for (const loc of Object.values(ctx.deps)) {
     if (existsSync(loc)) mounts.push({ host: realpathSync(loc), guest: loc, readonly: true });
   }
-  // nested mounts must come after their parents
-  mounts.sort((a, b) => a.guest.length - b.guest.length);
-  return (argv: string[], o: RunOptions = {}): Promise<RunResult> =>
-    runContainer(
-      { image, argv, mounts, env: Object.fromEntries(Object.entries(o.env ?? {}).filter((e): e is [string, string] => e[1] !== undefined)), cwd: o.cwd ?? ctx.work, network, labels: { 'kiln.part': ctx.part } },
-      { ...baseOpts, ...o, env: undefined, cwd: undefined },
-    );
+  const eng = engine ?? (await defaultEngine());
+  baseOpts.log?.(`# kiln: clean-room engine: ${eng}${eng === 'unshare' ? ' (no Docker engine answers, or KILN_CHROOT_ENGINE=unshare)' : ''}\n`);
+  const base: Record<string, string> = { PATH: BUILD_PATH, HOME: '/root', LC_ALL: 'C.UTF-8', TZ: 'UTC', SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch) };
+  return (argv: string[], o: RunOptions = {}): Promise<RunResult> => {
+    const opts = { ...baseOpts, ...o };
+    const env = { ...base, ...Object.fromEntries(Object.entries(o.env ?? {}).filter((e): e is [string, string] => e[1] !== undefined)) };
+    return runInChroot({
+      chroot: chrootDir,
+      argv,
+      mounts,
+      env,
+      workdir: o.cwd ?? ctx.work,
+      network,
+      hostname: BUILD_HOSTNAME,
+      engine: eng,
+      cacheDir: ctx.cacheDir,
+      part: ctx.part,
+      signal: opts.signal,
+      log: opts.log,
+      logFile: opts.logFile,
+      input: opts.input,
+      capture: opts.capture,
+      allowFailure: opts.allowFailure,
+      timeoutMs: opts.timeoutMs,
+    });
+  };
 }

@@ -71,6 +71,8 @@ export interface RunInChrootOptions extends ChrootSpec {
   workdir?: string;
   /** user name or uid[:gid] inside */
   user?: string;
+  /** host name inside (docker --hostname; unshare --uts); default: docker's container id, or the host's name */
+  hostname?: string;
   /** default: KILN_CHROOT_ENGINE, else docker when an engine answers or can be started, else unshare */
   engine?: ChrootEngine;
   /** labels on the container (docker); kiln=1 always, kiln.part=part when part is given */
@@ -177,6 +179,7 @@ const UNSHARE_SCRIPT = `set -eu
 tree=$1 scratch=$2 mode=$3 net=$4 user=$5 n=$6
 shift 6
 mount --make-rprivate /
+if [ -n "\${KILN_HOSTNAME:-}" ]; then printf '%s' "$KILN_HOSTNAME" > /proc/sys/kernel/hostname; fi
 case $mode in
   direct) root=$tree ;;
   overlay)
@@ -252,13 +255,13 @@ async function runUnshare(o: RunInChrootOptions, ref: ChrootRef, runOpts: RunOpt
   checkEnv(env);
   const mounts = ordered(o.mounts ?? []);
   const argv = [
-    'unshare', '--mount', '--pid', '--fork', '--kill-child', ...(o.network ? [] : ['--net']), '--',
+    'unshare', '--mount', '--pid', '--fork', '--kill-child', ...(o.network ? [] : ['--net']), ...(o.hostname ? ['--uts'] : []), '--',
     'sh', '-c', UNSHARE_SCRIPT, 'kiln-chroot', tree, scratch, mode, o.network ? '1' : '0', o.user ?? '', String(mounts.length),
     ...mounts.flatMap((m) => [m.host, m.guest, m.readonly ? '1' : '0']),
     '/usr/bin/env', '-i', `--chdir=${o.workdir ?? '/'}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...o.argv,
   ];
   try {
-    return await run(argv, { ...runOpts, cleanEnv: true, env: { PATH: process.env.PATH ?? DEFAULT_PATH } });
+    return await run(argv, { ...runOpts, cleanEnv: true, env: { PATH: process.env.PATH ?? DEFAULT_PATH, ...(o.hostname ? { KILN_HOSTNAME: o.hostname } : {}) } });
   } finally {
     // the namespace (and every mount in it) is gone once unshare has exited
     await rmrf(scratch);
@@ -282,6 +285,7 @@ export async function runInChroot(o: RunInChrootOptions): Promise<RunResult> {
       env: o.env,
       cwd: o.workdir,
       user: o.user,
+      hostname: o.hostname,
       network: o.network ?? false,
       labels: { ...(o.part ? { [PART_LABEL]: o.part } : {}), ...o.labels },
     },

@@ -19,13 +19,14 @@
  * All ids derive from a seed (the rootfs content hash and the options): same inputs, same ids.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, closeSync, writeSync, writeFileSync, utimesSync, ftruncateSync, chmodSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, closeSync, writeSync, writeFileSync, utimesSync, ftruncateSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from './errors.js';
 import { run, type RunOptions } from './exec.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { moduleIndex, resolveModules, type Kernel } from '../vm/kernel.js';
 import { walk } from './fsutil.js';
+import { hashFile } from '../engine/hash.js';
 
 export type PartitionTable = 'msdos' | 'gpt';
 
@@ -85,16 +86,6 @@ export function seededUuid(seed: string, what: string): string {
   h[8] = (h[8]! & 0x3f) | 0x80;
   const x = h.subarray(0, 16).toString('hex');
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
-}
-
-function sha256File(path: string): Promise<string> {
-  return new Promise((res, rej) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('error', rej)
-      .on('end', () => res(h.digest('hex')));
-  });
 }
 
 /** Newest /boot/vmlinuz-KVER in an extracted rootfs whose /lib/modules/KVER exists. */
@@ -240,7 +231,7 @@ export async function buildDiskImage(o: DiskImageOptions): Promise<DiskImage> {
   if (o.size < minSize) throw new KilnError(`disk-image: size ${o.size} is too small (at least ${minSize} bytes for ${bootSize / MiB} MiB boot + 16 MiB root)`);
   if (o.size % MiB) throw new KilnError('disk-image: the size must be a multiple of 1 MiB');
 
-  const seed = o.seed ?? createHash('sha256').update(JSON.stringify({ rootfs: await sha256File(o.rootfs), size: o.size, table, bootSize, hostname: o.hostname, append: o.append })).digest('hex');
+  const seed = o.seed ?? createHash('sha256').update(JSON.stringify({ rootfs: await hashFile(o.rootfs), size: o.size, table, bootSize, hostname: o.hostname, append: o.append })).digest('hex');
   const rootUuid = seededUuid(seed, 'root-fs');
   const hashSeed = seededUuid(seed, 'root-hash');
   const diskId = seededUuid(seed, 'disk');

@@ -146,6 +146,8 @@ export interface ContainerRun {
   keep?: boolean;
   /** container name (default: a unique kiln-PID-... name) */
   name?: string;
+  /** host name inside (default: docker's, the container id) */
+  hostname?: string;
 }
 
 let seq = 0;
@@ -173,6 +175,7 @@ export function dockerRunArgs(c: ContainerRun, name: string, interactive = false
   for (const [k, v] of Object.entries(c.env ?? {})) args.push('--env', `${k}=${v}`);
   if (c.cwd) args.push('--workdir', c.cwd);
   if (c.user) args.push('--user', c.user);
+  if (c.hostname) args.push('--hostname', c.hostname);
   args.push('--', c.image, ...c.argv);
   return args;
 }
