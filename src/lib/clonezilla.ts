@@ -278,7 +278,7 @@ export async function saveDisk(o: SaveDiskOptions): Promise<ImageManifest> {
   // parted listings
   for (const [unit, suffix] of [['s', ''], ['compact', '.compact']] as const) {
     const p = await o.run(['parted', '-s', o.disk, 'unit', unit, 'print'], { capture: true, env: { LC_ALL: 'C' } });
-    put(`${dev}-pt.parted${suffix}`, p.stdout.split('\n').map((l) => (l.startsWith(`Disk ${o.disk}:`) ? `Disk /dev/${dev}:${l.slice(`Disk ${o.disk}:`.length)}` : l)).join('\n'));
+    put(`${dev}-pt.parted${suffix}`, p.stdout.split('\n').map((l) => l.replace(/^Disk \/.*(: +[0-9.]+[A-Za-z]*)$/, `Disk /dev/${dev}$1`)).join('\n'));
   }
   put(`${dev}-mbr`, readBytes(o.disk, 0, SECTOR));
 
@@ -298,7 +298,7 @@ export async function saveDisk(o: SaveDiskOptions): Promise<ImageManifest> {
       `${dev}-gpt.sgdisk`,
       sp.stdout
         .split('\n')
-        .map((l) => (l.startsWith(`Disk ${o.disk}:`) ? `Disk /dev/${dev}:${l.slice(`Disk ${o.disk}:`.length)}` : l))
+        .map((l) => l.replace(/^Disk \/.*(: \d+ sectors, .*)$/, `Disk /dev/${dev}$1`))
         .map((l) => l.replace(/^Sector size \(logical\): (\d+) bytes$/, 'Sector size (logical/physical): $1/$1 bytes'))
         .join('\n'),
     );

@@ -47,6 +47,8 @@ export const TOOL_PACKAGES: Record<string, string> = {
   'qemu-img': 'qemu-utils',
   xorriso: 'xorriso',
   mksquashfs: 'squashfs-tools',
+  sqfstar: 'squashfs-tools',
+  sha256sum: 'coreutils',
   'mke2fs': 'e2fsprogs',
   sfdisk: 'fdisk',
   syslinux: 'syslinux',
