@@ -313,6 +313,24 @@ describe('the scripts with Ganeti\'s environment on raw image files', () => {
     rmSync(d.host);
   }, 300_000);
 
+  test('create and export on a real block device (a loop device over a file; no partition devices needed)', async () => {
+    const d = disk('blk.img', 1 << 30);
+    const loop = execFileSync('losetup', ['-f', '--show', d.host], { encoding: 'utf8' }).trim();
+    try {
+      const r = await script('create', ganetiEnv(loop, { INSTANCE_NAME: 'blockdev-inst' }));
+      expect(r.status, r.stderr.toString()).toBe(0);
+      const ex = await script('export', ganetiEnv(loop, { EXPORT_DEVICE: loop, EXPORT_INDEX: '0' }));
+      expect(ex.status, ex.stderr.toString()).toBe(0);
+      expect(ex.stdout.length).toBeGreaterThan(50 << 20);
+    } finally {
+      execFileSync('losetup', ['-d', loop]);
+    }
+    expect(JSON.parse(execFileSync('sfdisk', ['-J', d.host], { encoding: 'utf8' })).partitiontable.partitions.map((x: { type: string }) => x.type)).toEqual(['e', '83']);
+    expect(debugfsCat(d.host, '/etc/hostname')).toBe('blockdev-inst\n');
+    expect(execFileSync('mtype', ['-i', `${d.host}@@1048576`, '::syslinux.cfg'], { encoding: 'utf8', env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } })).toContain('root=UUID=');
+    rmSync(d.host);
+  }, 300_000);
+
   test('export | import onto a second disk gives the same files (debugfs rdump of both)', async () => {
     const t0 = Date.now();
     const ex = await script('export', ganetiEnv(d0.inNode, { EXPORT_DEVICE: d0.inNode, EXPORT_INDEX: '0' }));
