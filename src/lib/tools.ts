@@ -76,6 +76,12 @@ export const TOOL_PACKAGES: Record<string, string> = {
   unshare: 'util-linux',
   chroot: 'coreutils',
   mount: 'mount',
+  busybox: 'busybox-static',
+  dumpe2fs: 'e2fsprogs',
+  mtype: 'mtools',
+  dump: 'dump',
+  restore: 'dump',
+  losetup: 'mount',
   git: 'git',
   curl: 'curl',
 };
