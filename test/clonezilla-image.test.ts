@@ -314,4 +314,29 @@ describe('clonezilla-image: ocs-sr restoredisk in a QEMU guest', () => {
       expect(want['p2 ext4']!.get('var/lib/zone.db')).toMatchObject({ type: 'f', mode: 0o600 });
     }
   }, 2_400_000);
+
+  test.runIf(process.env.KILN_SLOW_TESTS === '1')('a target disk smaller than the source: ocs-sr refuses, the target is left untouched', async () => {
+    const p = project({ 'buildout.cfg': cfg('restore-guest msdos') + `\n[restore-guest]\nrecipe = kiln:chroot\nvariant = minbase\npackages = ${RESTORE_GUEST_PACKAGES.join(' ')}\n\n[msdos]\nrecipe = kiln:clonezilla-image\ndisk = ${msdosDisk}\n` });
+    expect((await kilnP(p.dir, ['build', '-c', 'buildout.cfg'], { KILN_CACHE_DIR: CACHE })).code).toBe(0);
+    const target = blankDisk(join(tmp, 'small-target.img'), 32 * MiB);
+    const res = restoreInGuest({
+      rootfsTar: realpathSync(join(p.dir, 'out/parts/restore-guest/rootfs.tar')),
+      kernel: await debianKernel({ cacheDir: CACHE }),
+      imageRoot: realpathSync(join(p.dir, 'out/parts/msdos/image')),
+      name: 'msdos',
+      target,
+      cacheDir: CACHE,
+      work: join(tmp, 'small-guest'),
+      serialLog: join(tmp, 'small-restore.log'),
+      ocsOptions: OCS_RESTORE_FAST,
+      timeoutMs: 900_000,
+    });
+    await expect(res).rejects.toThrow(/failure status/);
+    const log = readFileSync(join(tmp, 'small-restore.log'), 'utf8');
+    expect(log).toMatch(/KILN-RESTORE-DONE rc=[1-9]/);
+    expect(log).toMatch(/too small|smaller|not big enough/i);
+    // nothing was written: the sparse file is still all zeros
+    expect(readFileSync(target).every((b) => b === 0)).toBe(true);
+    expect(pgrep('kiln-clonezilla-restore')).toBe('');
+  }, 1_200_000);
 });
