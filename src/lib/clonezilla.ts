@@ -23,7 +23,7 @@
  * in the text files come from SOURCE_DATE_EPOCH.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from './errors.js';
 import type { RunOptions, RunResult } from './exec.js';
@@ -226,7 +226,9 @@ const SUM_FILE: Record<Checksum, string> = { md5sum: 'MD5SUMS', sha1sum: 'SHA1SU
 const byteSort = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Write a Clonezilla image directory of `o.disk` into `o.dir`. */
-export async function saveDisk(o: SaveDiskOptions): Promise<ImageManifest> {
+export async function saveDisk(opts: SaveDiskOptions): Promise<ImageManifest> {
+  // the real path: sfdisk, parted and sgdisk print it in their listings, which are rewritten to /dev/DEV
+  const o = { ...opts, disk: realpathSync(opts.disk) };
   const dev = o.device ?? 'sda';
   const comp = o.compression ?? 'gzip';
   const split = o.splitMB ?? 4096;
@@ -278,7 +280,7 @@ export async function saveDisk(o: SaveDiskOptions): Promise<ImageManifest> {
   // parted listings
   for (const [unit, suffix] of [['s', ''], ['compact', '.compact']] as const) {
     const p = await o.run(['parted', '-s', o.disk, 'unit', unit, 'print'], { capture: true, env: { LC_ALL: 'C' } });
-    put(`${dev}-pt.parted${suffix}`, p.stdout.split('\n').map((l) => (l.startsWith(`Disk ${o.disk}:`) ? `Disk /dev/${dev}:${l.slice(`Disk ${o.disk}:`.length)}` : l)).join('\n'));
+    put(`${dev}-pt.parted${suffix}`, p.stdout.split('\n').map((l) => l.replace(/^Disk \/.*(: +[0-9.]+[A-Za-z]*)$/, `Disk /dev/${dev}$1`)).join('\n'));
   }
   put(`${dev}-mbr`, readBytes(o.disk, 0, SECTOR));
 
@@ -298,7 +300,7 @@ export async function saveDisk(o: SaveDiskOptions): Promise<ImageManifest> {
       `${dev}-gpt.sgdisk`,
       sp.stdout
         .split('\n')
-        .map((l) => (l.startsWith(`Disk ${o.disk}:`) ? `Disk /dev/${dev}:${l.slice(`Disk ${o.disk}:`.length)}` : l))
+        .map((l) => l.replace(/^Disk \/.*(: \d+ sectors, .*)$/, `Disk /dev/${dev}$1`))
         .map((l) => l.replace(/^Sector size \(logical\): (\d+) bytes$/, 'Sector size (logical/physical): $1/$1 bytes'))
         .join('\n'),
     );

@@ -113,9 +113,10 @@ export function rootfsKernel(root: string): Kernel | undefined {
   };
 }
 
-function initScript(rootUuid: string): string {
+/** The /init of the boot initrd: root= from the kernel command line (default: `root`, e.g. UUID=...). */
+export function initScript(root: string): string {
   return `# kiln disk-image initrd: find the root file system, mount it, switch_root
-root="UUID=${rootUuid}"
+root="${root}"
 init=/sbin/init
 for x in $(cat /proc/cmdline); do
   case "$x" in
@@ -300,7 +301,7 @@ export async function buildDiskImage(o: DiskImageOptions): Promise<DiskImage> {
     }
     const boot = join(o.work, 'boot');
     mkdirSync(boot, { recursive: true });
-    buildInitrd(join(boot, 'initrd.gz'), { init: initScript(rootUuid), execInit: true, kernel, modules: mods, sourceDateEpoch: o.sourceDateEpoch });
+    buildInitrd(join(boot, 'initrd.gz'), { init: initScript(`UUID=${rootUuid}`), execInit: true, kernel, modules: mods, sourceDateEpoch: o.sourceDateEpoch });
     append = `root=UUID=${rootUuid} ro console=tty0 console=ttyS0,115200${o.append ? ' ' + o.append : ''}`;
     writeFileSync(join(boot, 'syslinux.cfg'), `SERIAL 0 115200\nPROMPT 0\nTIMEOUT 0\nDEFAULT linux\n\nLABEL linux\n  LINUX /vmlinuz\n  INITRD /initrd.gz\n  APPEND ${append}\n`);
     writeFileSync(join(boot, 'kernel-version'), `${kernel.version}\n`);

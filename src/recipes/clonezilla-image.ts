@@ -14,7 +14,7 @@
  * Output: image/NAME/ (the Clonezilla image) and kiln-image.json (see docs/clonezilla.md).
  * After writing, the image is checked like ocs-chkimg does (checksums, partclone.chkimg).
  */
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { saveDisk, verifyImage, type Checksum, type Compression } from '../lib/clonezilla.js';
 import type { PartOptions, Recipe } from '../recipe.js';
@@ -53,7 +53,7 @@ export const recipe: Recipe = {
   version: '1',
   description: "Clonezilla image directory (ocs-sr savedisk format: partclone images, partition tables, Info files, checksums) from a raw disk image",
   options: {
-    disk: { description: 'raw disk image file, e.g. ${disk:location}/disk.img', required: true },
+    disk: { description: 'disk image file (raw, or qcow2: converted first), e.g. ${disk:location}/disk.img', required: true },
     name: { description: 'image name (the directory image/NAME/); default the part name' },
     compression: { description: 'gzip (pigz -n), zstd or none', default: 'gzip' },
     'split-size': { description: 'volume size in MB (split -b NMB: .aa, .ab ...); 0: no split', default: '4096' },
@@ -85,12 +85,22 @@ export const recipe: Recipe = {
     const disk = o.path('disk')!;
     if (!existsSync(disk)) throw o.error('disk', `${disk} does not exist`);
     if (!statSync(disk).isFile()) throw o.error('disk', `${disk} is not a regular file (a raw disk image is needed)`);
+    let raw = disk;
+    const magic = Buffer.alloc(4);
+    const fd = openSync(disk, 'r');
+    readSync(fd, magic, 0, 4, 0);
+    closeSync(fd);
+    if (magic.toString('latin1') === 'QFI\xfb') {
+      // kiln:disk-image with format = qcow2: read through a raw copy
+      raw = join(ctx.work, 'disk.raw');
+      await ctx.run(['qemu-img', 'convert', '-q', '-f', 'qcow2', '-O', 'raw', disk, raw]);
+    }
     const n = name(o);
     const dir = join(ctx.staging, 'image', n);
     mkdirSync(dir, { recursive: true });
     const t0 = Date.now();
     const m = await saveDisk({
-      disk,
+      disk: raw,
       dir,
       name: n,
       device: device(o),

@@ -1,0 +1,403 @@
+/**
+ * kiln:recovery-iso: a bootable hybrid ISO (BIOS: isolinux; also a USB stick image) that restores
+ * a Clonezilla image onto a machine's disk, unattended — Clonezilla's "recovery-iso-zip", built
+ * offline from kiln parts:
+ *
+ *   [recovery]
+ *   recipe = kiln:recovery-iso
+ *   image = ${server-image:location}        (a kiln:clonezilla-image part: image/NAME/ + kiln-image.json)
+ *   live = ${restore-live:location}          (kiln:chroot with clonezilla partclone drbl ...; or a tarball)
+ *   target = auto                           (vda, sda, nvme0n1 ... or auto)
+ *   confirm = yes                           (ask on the console before writing; no: unattended)
+ *   after = poweroff                        (poweroff | reboot | shell)
+ *
+ * ISO layout:
+ *   isolinux/            isolinux.bin, ldlinux.c32, menu.c32, libutil.c32, isolinux.cfg (menu:
+ *                        the restore entry names the image; a rescue-shell entry), serial console too
+ *   live/vmlinuz         the Debian kernel (cached, src/vm/kernel.ts) or `kernel = ` release
+ *   live/initrd.gz       busybox initrd (src/vm/initrd.ts): CD/USB/disk drivers, squashfs, overlay
+ *   live/filesystem.squashfs   the live system: the chroot tarball as it is (sqfstar), cached
+ *   home/partimag/NAME/  the Clonezilla image
+ *   kiln/recovery.env    IMAGE_NAME, IMAGE_DEVICE, DISK_SIZE, KILN_ID; kiln/SHA256SUMS of the image
+ *
+ * Boot: initrd finds the medium holding kiln/recovery.env with its KILN_ID, mounts the squashfs
+ * under a tmpfs overlay, chroots into it and runs the restore script, which checks EVERYTHING
+ * before the first write (target exists, is not the boot medium, is large enough; every image
+ * file against SHA256SUMS; confirmation), then runs Debian's Clonezilla:
+ *   ocs-sr -b -nogui -e1 auto -e2 -j2 -k0 -scr -iui -ius -irhr -iefi -p true restoredisk NAME DEV
+ * Messages go to the screen and the serial console; kiln_debug_exit=1 (tests) also reports the
+ * status through QEMU's isa-debug-exit port.
+ */
+import { createHash } from 'node:crypto';
+import { copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KilnError } from '../lib/errors.js';
+import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
+import { buildInitrd } from '../vm/initrd.js';
+import { debianKernel } from '../vm/kernel.js';
+
+const MB = 1000 * 1000;
+const CD_BYTES = 700 * 1024 * 1024;
+const DVD_BYTES = 4_700_000_000;
+
+/** initrd modules: CD (ATA, AHCI, SCSI, virtio), USB sticks, NVMe and virtio disks, squashfs, overlay */
+export const LIVE_MODULES = [
+  'isofs', 'sr_mod', 'cdrom', 'ata_piix', 'ahci', 'sd_mod', 'virtio_pci', 'virtio_blk', 'virtio_scsi',
+  'nvme', 'usb_storage', 'uas', 'xhci_pci', 'ehci_pci', 'squashfs', 'loop', 'overlay',
+];
+
+/** ocs-sr restore options: batch, no GUI, partition table from the image, no post-restore fix-ups
+ *  of the restored system (syslinux/grub/udev/initramfs), no power action (the ISO decides). */
+export const OCS_OPTIONS = ['-b', '-nogui', '-e1', 'auto', '-e2', '-j2', '-k0', '-scr', '-iui', '-ius', '-irhr', '-iefi', '-p', 'true'];
+
+interface ImageManifest {
+  name: string;
+  device: string;
+  diskSize: number;
+  table: string;
+  partitions: Array<{ name: string; fs: string; size: number }>;
+  imageBytes?: number;
+}
+
+function word(o: PartOptions, opt: string, allowed: string[]): string {
+  const v = o.get(opt)!.trim();
+  if (!allowed.includes(v)) throw o.error(opt, `expected ${allowed.join(', ')}, got '${v}'`);
+  return v;
+}
+
+function target(o: PartOptions): string {
+  const t = o.get('target')!.trim().replace(/^\/dev\//, '');
+  if (t !== 'auto' && !/^[a-z][a-z0-9]*$/.test(t)) throw o.error('target', `expected a disk name (vda, sda, nvme0n1) or auto, got '${t}'`);
+  return t;
+}
+
+function oneLine(o: PartOptions, opt: string): string {
+  const v = o.get(opt)?.trim() ?? '';
+  if (/[\n\r]/.test(v)) throw o.error(opt, 'must be one line');
+  return v;
+}
+
+function readManifest(o: PartOptions, loc: string): { manifest: ImageManifest; dir: string } {
+  const mf = join(loc, 'kiln-image.json');
+  if (!existsSync(loc)) throw o.error('image', `${loc} does not exist (expected a kiln:clonezilla-image part's location)`);
+  if (!existsSync(mf)) throw o.error('image', `${loc} has no kiln-image.json: not the output of a kiln:clonezilla-image part`);
+  let manifest: ImageManifest;
+  try {
+    manifest = JSON.parse(readFileSync(mf, 'utf8')) as ImageManifest;
+  } catch (e) {
+    throw o.error('image', `${mf}: ${(e as Error).message}`);
+  }
+  if (!manifest.name || !/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(manifest.name)) throw o.error('image', `${mf}: bad image name '${manifest.name}'`);
+  if (!/^[a-z][a-z0-9]*$/.test(manifest.device ?? '')) throw o.error('image', `${mf}: bad device '${manifest.device}'`);
+  if (!Number.isInteger(manifest.diskSize) || manifest.diskSize <= 0) throw o.error('image', `${mf}: bad diskSize`);
+  const dir = join(loc, 'image', manifest.name);
+  if (!existsSync(join(dir, 'disk')) || !existsSync(join(dir, 'parts'))) throw o.error('image', `${dir} is missing or not a Clonezilla disk image (no 'disk'/'parts')`);
+  return { manifest, dir };
+}
+
+function sha256(file: string): Promise<string> {
+  return new Promise((res, rej) => {
+    const h = createHash('sha256');
+    createReadStream(file, { highWaterMark: 1 << 20 })
+      .on('data', (c) => h.update(c))
+      .on('error', rej)
+      .on('end', () => res(h.digest('hex')));
+  });
+}
+
+function filesUnder(dir: string, rel = ''): string[] {
+  const out: string[] = [];
+  for (const n of readdirSync(join(dir, rel)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) {
+    const r = rel ? `${rel}/${n}` : n;
+    const st = lstatSync(join(dir, r));
+    if (st.isDirectory()) out.push(...filesUnder(dir, r));
+    else if (st.isFile()) out.push(r);
+    else throw new KilnError(`${join(dir, r)}: only regular files and directories can go into the image`);
+  }
+  return out;
+}
+
+// ---- the scripts that run on the recovery medium -------------------------------------------------
+
+/** initrd: find the medium, mount the live system, chroot into it, run the restore. PID 1. */
+const INIT = `# kiln recovery medium: /init (after kiln's preamble: busybox, /proc /sys /dev, modules)
+arg() { for a in $(cat /proc/cmdline); do case "$a" in "$1="*) echo "\${a#*=}";; esac; done; }
+say() { echo "$*"; [ -c /dev/tty0 ] && echo "$*" > /dev/tty0 2>/dev/null; true; }
+finish() {
+  sync
+  [ "$(arg kiln_debug_exit)" = 1 ] && kiln-exit "$1"
+  case "$(arg kiln_after)" in
+    reboot) say "kiln: rebooting"; sleep 3; reboot -f ;;
+    shell) say "kiln: a shell (exit powers off)"; setsid cttyhack sh; poweroff -f ;;
+    *) say "kiln: powering off"; sleep 3; poweroff -f ;;
+  esac
+  sleep 30
+}
+fail() { say "KILN-RECOVERY-ERROR: $1"; say "kiln: the target disk was not written."; finish "\${2:-1}"; }
+
+. /kiln/id.env
+say "KILN-RECOVERY-BOOT $KILN_ID"
+mkdir -p /medium /live /rw /newroot
+medium=
+i=0
+while [ -z "$medium" ] && [ $i -lt 30 ]; do
+  for d in /dev/sr* /dev/vd? /dev/sd? /dev/nvme?n? /dev/hd?; do
+    [ -b "$d" ] || continue
+    mount -t iso9660 -o ro "$d" /medium 2>/dev/null || continue
+    if [ -f /medium/kiln/recovery.env ] && grep -qx "KILN_ID=$KILN_ID" /medium/kiln/recovery.env; then medium=$d; break; fi
+    umount /medium
+  done
+  [ -n "$medium" ] || { sleep 1; i=$((i + 1)); }
+done
+[ -n "$medium" ] || fail "the recovery medium (KILN_ID $KILN_ID) was not found" 90
+say "kiln: recovery medium on $medium"
+mount -t squashfs -o loop,ro /medium/live/filesystem.squashfs /live || fail "cannot mount the live system" 91
+mount -t tmpfs -o size=75% tmpfs /rw
+mkdir -p /rw/upper /rw/work
+mount -t overlay overlay -o lowerdir=/live,upperdir=/rw/upper,workdir=/rw/work /newroot || fail "cannot mount the overlay" 92
+mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/run /newroot/tmp /newroot/home/partimag /newroot/kiln /newroot/run/kiln/medium
+mount --bind /proc /newroot/proc
+mount --bind /sys /newroot/sys
+mount --bind /dev /newroot/dev
+mkdir -p /newroot/dev/pts
+mount -t devpts devpts /newroot/dev/pts 2>/dev/null
+[ -e /newroot/dev/fd ] || ln -s /proc/self/fd /newroot/dev/fd
+mount -t tmpfs tmpfs /newroot/tmp
+mount --bind /medium /newroot/run/kiln/medium
+# ocs-sr writes next to the image (a converted copy when the target's name differs from the
+# saved disk's): the read-only image gets a tmpfs layer
+mkdir -p /rw/pi-upper /rw/pi-work
+mount -t overlay overlay -o lowerdir=/medium/home/partimag,upperdir=/rw/pi-upper,workdir=/rw/pi-work /newroot/home/partimag || fail "cannot mount the image directory" 92
+cp /kiln/restore.sh /newroot/kiln/restore.sh
+echo "$medium" > /newroot/kiln/medium
+case "$(arg kiln_action)" in
+  shell) say "kiln: rescue shell in the live system (exit powers off)"; setsid cttyhack chroot /newroot /bin/bash -l; finish 0 ;;
+esac
+chroot /newroot /bin/bash /kiln/restore.sh
+rc=$?
+sync
+[ $rc = 0 ] && say "KILN-RECOVERY-DONE" || say "KILN-RECOVERY-FAILED status $rc"
+finish $rc
+`;
+
+/** in the live system: checks, confirmation, ocs-sr. Nothing is written before every check passed. */
+const RESTORE = `#!/bin/bash
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C TERM=\${TERM:-linux}
+arg() { for a in $(cat /proc/cmdline); do case "$a" in "$1="*) echo "\${a#*=}";; esac; done; }
+say() { echo "$*"; [ -c /dev/tty0 ] && echo "$*" > /dev/tty0 2>/dev/null; true; }
+die() { say "KILN-RECOVERY-ERROR: $1"; say "kiln: the target disk was not written."; exit "\${2:-1}"; }
+. /run/kiln/medium/kiln/recovery.env
+medium=$(basename "$(cat /kiln/medium)")
+medium_disk=$(lsblk -ndo PKNAME "/dev/$medium" 2>/dev/null); medium_disk=\${medium_disk:-$medium}
+
+/lib/systemd/systemd-udevd --daemon >/dev/null 2>&1
+udevadm trigger >/dev/null 2>&1
+udevadm settle --timeout=30 >/dev/null 2>&1
+
+target=$(arg kiln_target); target=\${target:-auto}
+if [ "$target" = auto ]; then
+  # the first fixed disk that is not the recovery medium
+  target=$(lsblk -dnbo NAME,TYPE,RM | awk -v m="$medium_disk" '$2 == "disk" && $3 == 0 && $1 != m && $1 !~ /^(loop|sr|ram|zram)/ { print $1; exit }')
+  [ -n "$target" ] || die "no target disk found (auto: a fixed disk other than the recovery medium $medium_disk)" 10
+fi
+[ -b "/dev/$target" ] || die "target disk /dev/$target does not exist" 11
+[ "$target" != "$medium_disk" ] || die "target /dev/$target is the recovery medium itself" 12
+size=$(blockdev --getsize64 "/dev/$target") || die "cannot read the size of /dev/$target" 13
+[ "$size" -ge "$DISK_SIZE" ] || die "target disk /dev/$target is too small: $size bytes, the image $IMAGE_NAME needs $DISK_SIZE bytes" 14
+say "kiln: checking the image $IMAGE_NAME (SHA-256 of every file)"
+( cd /home/partimag && sha256sum --quiet --strict -c /run/kiln/medium/kiln/SHA256SUMS ) > /tmp/sums.log 2>&1 \\
+  || { cat /tmp/sums.log; die "the image $IMAGE_NAME is corrupt (checksum mismatch, see above)" 15; }
+say "KILN-RECOVERY-CHECKED image $IMAGE_NAME ($DISK_SIZE bytes) -> /dev/$target ($size bytes)"
+if [ "$(arg kiln_confirm)" != no ]; then
+  say ""
+  say "All data on /dev/$target ($size bytes) will be replaced by the image $IMAGE_NAME."
+  say "Type yes and Enter to restore, anything else to stop:"
+  read -r answer < /dev/console || answer=
+  [ "$answer" = yes ] || die "not confirmed" 16
+fi
+say "KILN-RECOVERY-START $IMAGE_NAME -> /dev/$target"
+t0=$(date +%s)
+ocs-sr $OCS_OPTIONS restoredisk "$IMAGE_NAME" "$target" </dev/null
+rc=$?
+sync
+say "kiln: ocs-sr finished with status $rc after $(( $(date +%s) - t0 )) s"
+exit $rc
+`;
+
+function liveTarball(o: PartOptions): string {
+  const v = o.require('live').trim();
+  if (existsSync(v) && statSync(v).isFile()) return v;
+  if (existsSync(v) && statSync(v).isDirectory()) {
+    for (const n of ['rootfs.tar', 'rootfs.tar.zst', 'rootfs.tar.xz', 'rootfs.tar.gz']) if (existsSync(join(v, n))) return join(v, n);
+    throw o.error('live', `${v} holds no rootfs.tar[.zst|.xz|.gz]: not a kiln:chroot location (format = dir is not enough; the live system is made from the tarball)`);
+  }
+  throw o.error('live', `${v} does not exist (expected a kiln:chroot location or a root file system tarball)`);
+}
+
+// ---- build ------------------------------------------------------------------------------------
+
+async function squashfs(ctx: BuildContext, tarball: string): Promise<string> {
+  // cached by the tarball's content: the same chroot gives the same live system without mksquashfs
+  const key = createHash('sha256').update(`recovery-iso squashfs v1\0${await sha256(tarball)}\0${ctx.sourceDateEpoch}`).digest('hex').slice(0, 32);
+  const dir = join(ctx.cacheDir, 'recovery-iso');
+  const out = join(dir, `live-${key}.squashfs`);
+  if (existsSync(out)) {
+    ctx.log(`# live system from the cache: ${out}\n`);
+    return out;
+  }
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}`;
+  rmSync(tmp, { force: true });
+  const sde = String(ctx.sourceDateEpoch);
+  // sqfstar reads the tarball itself: owners, modes and device nodes as the chroot recorded them
+  const cat = tarball.endsWith('.zst') ? ['zstd', '-dc'] : tarball.endsWith('.xz') ? ['xz', '-dc'] : tarball.endsWith('.gz') ? ['gzip', '-dc'] : ['cat'];
+  await ctx.run(['sh', '-c', 'unset SOURCE_DATE_EPOCH; "$@" < "$TARBALL" | sqfstar -quiet -no-progress -comp xz -b 1M -reproducible -mkfs-time "$SDE" -all-time "$SDE" -no-xattrs "$OUT"', 'sh', ...cat], {
+    env: { TARBALL: tarball, SDE: sde, OUT: tmp },
+  });
+  renameSync(tmp, out);
+  ctx.log(`# live system ${out} (${(statSync(out).size / MB).toFixed(1)} MB)\n`);
+  return out;
+}
+
+function isolinuxCfg(o: { title: string; name: string; target: string; confirm: string; after: string; timeout: number; append: string }): string {
+  const base = `initrd=/live/initrd.gz console=tty0 console=ttyS0,115200 panic=30 ${o.append}`.trim();
+  const what = o.target === 'auto' ? 'the first fixed disk' : `/dev/${o.target}`;
+  return `SERIAL 0 115200
+UI menu.c32
+PROMPT 0
+TIMEOUT ${o.timeout * 10}
+MENU TITLE ${o.title}
+DEFAULT restore
+
+LABEL restore
+  MENU LABEL Restore ${o.name} onto ${what}${o.confirm === 'no' ? ' (no questions)' : ' (asks first)'}, then ${o.after}
+  KERNEL /live/vmlinuz
+  APPEND ${base} kiln_target=${o.target} kiln_confirm=${o.confirm} kiln_after=${o.after}
+
+LABEL shell
+  MENU LABEL Rescue shell (restores nothing)
+  KERNEL /live/vmlinuz
+  APPEND ${base} kiln_action=shell kiln_after=poweroff
+`;
+}
+
+export const recipe: Recipe = {
+  kind: 'recovery-iso',
+  version: '1',
+  description: 'bootable hybrid recovery ISO (isolinux, live system from a kiln chroot) restoring a Clonezilla image unattended',
+  options: {
+    image: { description: 'location of a kiln:clonezilla-image part (image/NAME/ and kiln-image.json)', required: true },
+    live: { description: 'live system: a kiln:chroot location (or its rootfs tarball) with clonezilla partclone drbl parted gdisk pigz zstd udev', required: true },
+    kernel: { description: 'Debian kernel release for the live system (default: what linux-image-amd64 depends on; cached)' },
+    target: { description: 'disk to restore onto: vda, sda, nvme0n1 ... or auto (first fixed disk that is not the medium)', default: 'auto' },
+    confirm: { description: 'yes: ask on the console before writing; no: unattended', default: 'yes' },
+    after: { description: 'after the restore: poweroff, reboot or shell', default: 'poweroff' },
+    label: { description: 'ISO volume label (up to 32 characters A-Z 0-9 _)', default: 'KILN_RECOVERY' },
+    'menu-title': { description: 'boot menu title', default: 'kiln recovery' },
+    timeout: { description: 'seconds the boot menu waits before the default entry', default: '10' },
+    'kernel-append': { description: 'extra kernel parameters for both entries (e.g. kiln_debug_exit=1 for QEMU tests)', default: '' },
+  },
+  validate(ctx) {
+    const o = ctx.options;
+    o.require('image');
+    o.require('live');
+    target(o);
+    word(o, 'confirm', ['yes', 'no']);
+    word(o, 'after', ['poweroff', 'reboot', 'shell']);
+    if (!/^[A-Z0-9_]{1,32}$/.test(o.get('label')!.trim())) throw o.error('label', `expected 1-32 characters A-Z 0-9 _, got '${o.get('label')}'`);
+    oneLine(o, 'menu-title');
+    if (!/^\d{1,4}$/.test(o.get('timeout')!.trim())) throw o.error('timeout', `expected whole seconds, got '${o.get('timeout')}'`);
+    const app = oneLine(o, 'kernel-append');
+    if (/[^A-Za-z0-9_.,=:/+-\s]/.test(app)) throw o.error('kernel-append', `unexpected characters in '${app}'`);
+    const k = o.get('kernel')?.trim();
+    if (k && !/^(linux-image-)?[0-9][A-Za-z0-9.+~-]*$/.test(k)) throw o.error('kernel', `not a Debian kernel release: '${k}'`);
+  },
+  inputs(ctx) {
+    // a kiln:chroot part is a dependency (its signature covers it); a plain tarball is an input
+    const v = ctx.options.get('live')!.trim();
+    return existsSync(v) && statSync(v).isFile() ? [v] : [];
+  },
+  tools() {
+    return ['xorriso', 'sqfstar', 'sha256sum'];
+  },
+  async install(ctx) {
+    const o = ctx.options;
+    const { manifest, dir: imageDir } = readManifest(o, o.require('image').trim());
+    const tarball = liveTarball(o);
+    for (const f of ['/usr/lib/ISOLINUX/isolinux.bin', '/usr/lib/ISOLINUX/isohdpfx.bin']) if (!existsSync(f)) throw new KilnError(`${f} is missing: install the Debian package isolinux`);
+    const c32 = '/usr/lib/syslinux/modules/bios';
+    for (const f of ['ldlinux.c32', 'menu.c32', 'libutil.c32']) if (!existsSync(join(c32, f))) throw new KilnError(`${join(c32, f)} is missing: install the Debian package syslinux-common`);
+
+    // 1. the image: checked now (checksums), again on the machine before writing
+    ctx.log(`# image ${manifest.name}: ${imageDir}\n`);
+    const { verifyImage } = await import('../lib/clonezilla.js');
+    try {
+      const checked = await verifyImage(imageDir, (argv, opts) => ctx.run(argv, opts));
+      ctx.log(`# image checked: ${checked.join(', ')}\n`);
+    } catch (e) {
+      throw o.error('image', (e as Error).message);
+    }
+    const files = filesUnder(imageDir);
+    const sums: string[] = [];
+    for (const f of files) sums.push(`${await sha256(join(imageDir, f))}  ${manifest.name}/${f}\n`);
+    const imageBytes = files.reduce((a, f) => a + statSync(join(imageDir, f)).size, 0);
+
+    // 2. live system, kernel, initrd
+    const live = await squashfs(ctx, tarball);
+    const kernel = await debianKernel({ cacheDir: ctx.cacheDir, version: o.get('kernel')?.trim() || undefined, offline: ctx.offline, log: (s) => ctx.log(s), signal: ctx.signal });
+    const id = createHash('sha256').update(sums.join('')).update(await sha256(live)).update(kernel.version).update(String(ctx.sourceDateEpoch)).digest('hex').slice(0, 16);
+    const tree = join(ctx.work, 'iso');
+    const mk = (p: string) => mkdirSync(join(tree, p), { recursive: true });
+    for (const d of ['isolinux', 'live', 'kiln', `home/partimag/${manifest.name}`]) mk(d);
+    buildInitrd(join(tree, 'live', 'initrd.gz'), {
+      init: INIT,
+      execInit: true,
+      modules: LIVE_MODULES,
+      kernel,
+      sourceDateEpoch: ctx.sourceDateEpoch,
+      files: [
+        { to: '/kiln/restore.sh', content: RESTORE, mode: 0o755 },
+        { to: '/kiln/id.env', content: `KILN_ID=${id}\n` },
+      ],
+    });
+    copyFileSync(kernel.vmlinuz, join(tree, 'live', 'vmlinuz'));
+    copyFileSync(live, join(tree, 'live', 'filesystem.squashfs'));
+    for (const f of files) {
+      mkdirSync(join(tree, 'home/partimag', manifest.name, f, '..'), { recursive: true });
+      copyFileSync(join(imageDir, f), join(tree, 'home/partimag', manifest.name, f));
+    }
+    writeFileSync(join(tree, 'kiln', 'SHA256SUMS'), sums.join(''));
+    writeFileSync(
+      join(tree, 'kiln', 'recovery.env'),
+      `KILN_ID=${id}\nIMAGE_NAME=${manifest.name}\nIMAGE_DEVICE=${manifest.device}\nDISK_SIZE=${manifest.diskSize}\nOCS_OPTIONS="${OCS_OPTIONS.join(' ')}"\n`,
+    );
+    copyFileSync('/usr/lib/ISOLINUX/isolinux.bin', join(tree, 'isolinux', 'isolinux.bin'));
+    for (const f of ['ldlinux.c32', 'menu.c32', 'libutil.c32']) copyFileSync(join(c32, f), join(tree, 'isolinux', f));
+    const tgt = target(o);
+    writeFileSync(
+      join(tree, 'isolinux', 'isolinux.cfg'),
+      isolinuxCfg({ title: oneLine(o, 'menu-title'), name: manifest.name, target: tgt, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim(), timeout: Number(o.get('timeout')!.trim()), append: oneLine(o, 'kernel-append') }),
+    );
+
+    // 3. the ISO: clamped dates, root owners, sorted by xorriso; SOURCE_DATE_EPOCH fixes the volume dates and uuid
+    await ctx.run(['find', tree, '-exec', 'touch', '-h', '-d', `@${ctx.sourceDateEpoch}`, '{}', '+']);
+    const iso = join(ctx.staging, 'recovery.iso');
+    await ctx.run(
+      [
+        'xorriso', '-as', 'mkisofs', '-quiet', '-o', iso, '-V', o.get('label')!.trim(), '-iso-level', '3', '-r', '-J', '-joliet-long',
+        '-isohybrid-mbr', '/usr/lib/ISOLINUX/isohdpfx.bin', '-b', 'isolinux/isolinux.bin', '-c', 'isolinux/boot.cat',
+        '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', tree,
+      ],
+      { env: { SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch) } },
+    );
+    const size = statSync(iso).size;
+    const fits = size <= CD_BYTES ? 'fits on a CD (700 MiB)' : size <= DVD_BYTES ? 'needs a DVD (over 700 MiB)' : 'too large for a DVD (over 4.7 GB): USB stick only';
+    if (size > CD_BYTES) ctx.log(`# warning: recovery.iso is ${(size / MB).toFixed(0)} MB: ${fits}\n`);
+    ctx.log(`# recovery.iso: ${size} bytes (${(size / MB).toFixed(1)} MB), ${fits}; image ${manifest.name} ${imageBytes} bytes; kernel ${kernel.version}\n`);
+    writeFileSync(
+      join(ctx.staging, 'recovery.json'),
+      JSON.stringify({ iso: 'recovery.iso', size, sha256: await sha256(iso), fits, image: manifest.name, imageBytes, diskSize: manifest.diskSize, kernel: kernel.version, id, target: tgt, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim() }, null, 2) + '\n',
+    );
+  },
+};
+export default recipe;
