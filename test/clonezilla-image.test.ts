@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { recipe } from '../src/recipes/clonezilla-image.js';
 import { verifyImage, lsblkSize } from '../src/lib/clonezilla.js';
 import { OCS_RESTORE_FAST, RESTORE_GUEST_PACKAGES, restoreInGuest } from '../src/lib/clonezilla-guest.js';
@@ -129,6 +129,9 @@ beforeAll(() => {
   msdosDisk = makeDisk(join(tmp, 'msdos.img'), 'msdos', tree);
   gptDisk = makeDisk(join(tmp, 'gpt.img'), 'gpt', tree);
 });
+
+// disk images, restored targets and extracted trees: a few hundred MiB
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('clonezilla-image recipe', () => {
   test('options are checked', () => {
