@@ -125,6 +125,7 @@ describe('kiln:recovery-iso', () => {
     const f = iso();
     const report = execFileSync('xorriso', ['-indev', f, '-report_el_torito', 'plain'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(report).toMatch(/El Torito boot img\s*:\s*1\s+BIOS/);
+    expect(report).toMatch(/El Torito boot img\s*:\s*2\s+UEFI/);
     const ls = execFileSync('xorriso', ['-indev', f, '-find', '/', '-type', 'f'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
     for (const p of ['/live/vmlinuz', '/live/initrd.gz', '/live/filesystem.squashfs', '/isolinux/isolinux.cfg', '/kiln/recovery.env', '/kiln/SHA256SUMS', '/home/partimag/dns1-image/disk', '/home/partimag/dns1-image/parts']) expect(ls).toContain(`'${p}'`);
     // isohybrid MBR: boot signature at 510
@@ -182,6 +183,21 @@ describe('kiln:recovery-iso', () => {
     expect(r.console).toContain('the target disk was not written');
     expect(r.status).toBe(14);
     expect(sha(small)).toBe(before);
+  }, 900_000);
+
+  test('UEFI: the ISO boots under OVMF through GRUB into the live system; a too-small target is refused, untouched', async () => {
+    const small = blankDisk(join(tmp, 'small-uefi.img'), 32 * MiB);
+    writeFileSync(small, Buffer.alloc(32 * MiB, 0x5a));
+    const before = sha(small);
+    const t0 = Date.now();
+    const log = join(tmp, 'uefi.log');
+    const x = await withVm({ cdrom: iso(), boot: 'cdrom', uefi: true, disks: [{ file: small, format: 'raw' }], memory: 768, cpus: 2, serialLog: log, timeoutMs: 600_000, name: 'riso-uefi' }, async (vm) => vm.exited);
+    const out = readFileSync(log, 'utf8');
+    console.log(`UEFI (OVMF, GRUB) boot to the live system's refusal: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(out, out.slice(-3000)).toMatch(/KILN-RECOVERY-ERROR: target disk \/dev\/vda is too small/);
+    expect(x.debugExit).toBe(14);
+    expect(sha(small)).toBe(before);
+    expect(pgrep('kiln-riso-uefi')).toBe('');
   }, 900_000);
 
   test('a corrupt image on the medium: caught before writing, the disk untouched', async () => {

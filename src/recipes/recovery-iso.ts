@@ -33,6 +33,7 @@ import { copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, readd
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
+import { addEfiBoot, grubMenu } from '../lib/efi-iso.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { debianKernel } from '../vm/kernel.js';
 
@@ -259,6 +260,20 @@ async function squashfs(ctx: BuildContext, tarball: string): Promise<string> {
   return out;
 }
 
+/** the same two entries for GRUB (UEFI) */
+function grubCfg(o: { title: string; name: string; target: string; confirm: string; after: string; timeout: number; append: string }): string {
+  const base = `console=tty0 console=ttyS0,115200 panic=30 ${o.append}`.trim();
+  const what = o.target === 'auto' ? 'the first fixed disk' : `/dev/${o.target}`;
+  return grubMenu({
+    title: o.title,
+    timeout: o.timeout,
+    entries: [
+      { title: `Restore ${o.name} onto ${what}${o.confirm === 'no' ? ' (no questions)' : ' (asks first)'}, then ${o.after}`, kernel: '/live/vmlinuz', initrd: '/live/initrd.gz', append: `${base} kiln_target=${o.target} kiln_confirm=${o.confirm} kiln_after=${o.after}` },
+      { title: 'Rescue shell (restores nothing)', kernel: '/live/vmlinuz', initrd: '/live/initrd.gz', append: `${base} kiln_action=shell kiln_after=poweroff` },
+    ],
+  });
+}
+
 function isolinuxCfg(o: { title: string; name: string; target: string; confirm: string; after: string; timeout: number; append: string }): string {
   const base = `initrd=/live/initrd.gz console=tty0 console=ttyS0,115200 panic=30 ${o.append}`.trim();
   const what = o.target === 'auto' ? 'the first fixed disk' : `/dev/${o.target}`;
@@ -295,6 +310,7 @@ export const recipe: Recipe = {
     label: { description: 'ISO volume label (up to 32 characters A-Z 0-9 _)', default: 'KILN_RECOVERY' },
     'menu-title': { description: 'boot menu title', default: 'kiln recovery' },
     timeout: { description: 'seconds the boot menu waits before the default entry', default: '10' },
+    uefi: { description: 'yes: also a UEFI El Torito entry (GRUB, grub-efi-amd64-bin; src/lib/efi-iso.ts); no: BIOS only', default: 'yes' },
     'kernel-append': { description: 'extra kernel parameters for both entries (e.g. kiln_debug_exit=1 for QEMU tests)', default: '' },
   },
   validate(ctx) {
@@ -304,6 +320,7 @@ export const recipe: Recipe = {
     target(o);
     word(o, 'confirm', ['yes', 'no']);
     word(o, 'after', ['poweroff', 'reboot', 'shell']);
+    word(o, 'uefi', ['yes', 'no']);
     if (!/^[A-Z0-9_]{1,32}$/.test(o.get('label')!.trim())) throw o.error('label', `expected 1-32 characters A-Z 0-9 _, got '${o.get('label')}'`);
     oneLine(o, 'menu-title');
     if (!/^\d{1,4}$/.test(o.get('timeout')!.trim())) throw o.error('timeout', `expected whole seconds, got '${o.get('timeout')}'`);
@@ -374,10 +391,12 @@ export const recipe: Recipe = {
     copyFileSync('/usr/lib/ISOLINUX/isolinux.bin', join(tree, 'isolinux', 'isolinux.bin'));
     for (const f of ['ldlinux.c32', 'menu.c32', 'libutil.c32']) copyFileSync(join(c32, f), join(tree, 'isolinux', f));
     const tgt = target(o);
-    writeFileSync(
-      join(tree, 'isolinux', 'isolinux.cfg'),
-      isolinuxCfg({ title: oneLine(o, 'menu-title'), name: manifest.name, target: tgt, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim(), timeout: Number(o.get('timeout')!.trim()), append: oneLine(o, 'kernel-append') }),
-    );
+    const menu = { title: oneLine(o, 'menu-title'), name: manifest.name, target: tgt, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim(), timeout: Number(o.get('timeout')!.trim()), append: oneLine(o, 'kernel-append') };
+    writeFileSync(join(tree, 'isolinux', 'isolinux.cfg'), isolinuxCfg(menu));
+    const uefi = o.get('uefi')!.trim() === 'yes';
+    const efiArgs = uefi
+      ? (await addEfiBoot({ tree, work: join(ctx.work, 'efi'), grubCfg: grubCfg(menu), findFile: '/kiln/recovery.env', sourceDateEpoch: ctx.sourceDateEpoch, run: (argv, opts) => ctx.run(argv, opts) })).xorrisoArgs
+      : [];
 
     // 3. the ISO: clamped dates, root owners, sorted by xorriso; SOURCE_DATE_EPOCH fixes the volume dates and uuid
     await ctx.run(['find', tree, '-exec', 'touch', '-h', '-d', `@${ctx.sourceDateEpoch}`, '{}', '+']);
@@ -386,7 +405,7 @@ export const recipe: Recipe = {
       [
         'xorriso', '-as', 'mkisofs', '-quiet', '-o', iso, '-V', o.get('label')!.trim(), '-iso-level', '3', '-r', '-J', '-joliet-long',
         '-isohybrid-mbr', '/usr/lib/ISOLINUX/isohdpfx.bin', '-b', 'isolinux/isolinux.bin', '-c', 'isolinux/boot.cat',
-        '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', tree,
+        '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', ...efiArgs, tree,
       ],
       { env: { SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch) } },
     );
@@ -396,7 +415,7 @@ export const recipe: Recipe = {
     ctx.log(`# recovery.iso: ${size} bytes (${(size / MB).toFixed(1)} MB), ${fits}; image ${manifest.name} ${imageBytes} bytes; kernel ${kernel.version}\n`);
     writeFileSync(
       join(ctx.staging, 'recovery.json'),
-      JSON.stringify({ iso: 'recovery.iso', size, sha256: await sha256(iso), fits, image: manifest.name, imageBytes, diskSize: manifest.diskSize, kernel: kernel.version, id, target: tgt, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim() }, null, 2) + '\n',
+      JSON.stringify({ iso: 'recovery.iso', size, sha256: await sha256(iso), fits, image: manifest.name, imageBytes, diskSize: manifest.diskSize, kernel: kernel.version, id, target: tgt, uefi, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim() }, null, 2) + '\n',
     );
   },
 };
