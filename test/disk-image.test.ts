@@ -1,18 +1,19 @@
 // kiln:disk-image: partitioned images built on plain files by byte offset, booted in QEMU with
 // the BIOS (no -kernel) to a marker printed by the rootfs's init scripts.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { debianKernel, moduleClosure, type Kernel } from '../src/vm/kernel.js';
+import { debianKernel, type Kernel } from '../src/vm/kernel.js';
 import { bootVm, runConsoleScript, withVm } from '../src/vm/qemu.js';
 import { buildDiskImage } from '../src/lib/diskimage.js';
 import { recipe } from '../src/recipes/disk-image.js';
 import { recipe as qemuTest } from '../src/recipes/qemu-test.js';
 import { makeContext } from './helpers/context.js';
 import { kilnP, project } from './helpers/kiln.js';
+import { BOOT_HOOK, busyboxRootfs } from './helpers/images.js';
 
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
 const SDE = 1700000000;
@@ -29,52 +30,21 @@ const readLogs = (dir: string) =>
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 const LINE = (re: string) => new RegExp(`${re}[^\\r\\n]*\\r?\\n`);
 
-/** A busybox root file system with the Debian kernel in /boot and a few of its modules. */
-function busyboxRootfs(dir: string, out: string): string {
-  rmSync(dir, { recursive: true, force: true });
-  const put = (p: string, s: string, mode = 0o644) => {
-    mkdirSync(dirname(join(dir, p)), { recursive: true });
-    writeFileSync(join(dir, p), s);
-    chmodSync(join(dir, p), mode);
-  };
-  mkdirSync(join(dir, 'bin'), { recursive: true });
-  copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
-  chmodSync(join(dir, 'bin/busybox'), 0o755);
-  for (const a of execFileSync('/bin/busybox', ['--list-full'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
-    if (a === 'bin/busybox') continue;
-    mkdirSync(dirname(join(dir, a)), { recursive: true });
-    symlinkSync('/bin/busybox', join(dir, a));
-  }
-  for (const d of ['proc', 'sys', 'dev', 'tmp', 'root', 'run']) mkdirSync(join(dir, d), { recursive: true });
-  put('etc/inittab', '::sysinit:/etc/init.d/rcS\nttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100\n');
-  put(
-    'etc/init.d/rcS',
-    '#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -o remount,rw /\nhostname -F /etc/hostname\n' +
-      'echo "KILN-DISK-BOOTED host=$(hostname) root=$(awk \'$2=="/"{print $1,$3}\' /proc/mounts) kernel=$(uname -r)"\n',
-    0o755,
-  );
-  put('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n');
-  put('etc/shadow', 'root:*:19000:0:99999:7:::\n', 0o640);
-  put('etc/group', 'root:x:0:\n');
-  put('etc/hostname', 'unnamed\n');
-  mkdirSync(join(dir, 'boot'), { recursive: true });
-  copyFileSync(kernel.vmlinuz, join(dir, `boot/vmlinuz-${kernel.version}`));
-  for (const m of moduleClosure(kernel, ['virtio_pci', 'virtio_blk', 'ext4', 'crc32c_generic'])) {
-    const t = join(dir, 'lib/modules', kernel.version, m);
-    mkdirSync(dirname(t), { recursive: true });
-    copyFileSync(join(kernel.modulesDir, m), t);
-  }
-  execFileSync('tar', ['--sort=name', `--mtime=@${SDE}`, '--owner=0', '--group=0', '--numeric-owner', '-cf', out, '-C', dir, '.']);
-  return out;
-}
-
 /** partition table of an image file, as sfdisk reads it */
 const sfdiskJson = (img: string) => JSON.parse(execFileSync('sfdisk', ['--json', img], { encoding: 'utf8' })).partitiontable;
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'kiln-disk-image-'));
   kernel = await debianKernel({ cacheDir: CACHE });
-  bbTar = busyboxRootfs(join(tmp, 'bbroot'), join(tmp, 'bbroot.tar'));
+  bbTar = busyboxRootfs(join(tmp, 'bbroot'), join(tmp, 'bbroot.tar'), {
+    kernel,
+    sourceDateEpoch: SDE,
+    inittab: '::sysinit:/etc/init.d/rcS\nttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100\n',
+    rcS:
+      '#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -o remount,rw /\nhostname -F /etc/hostname\n' +
+      'echo "KILN-DISK-BOOTED host=$(hostname) root=$(awk \'$2=="/"{print $1,$3}\' /proc/mounts) kernel=$(uname -r)"\n',
+    files: { 'etc/shadow': 'root:*:19000:0:99999:7:::\n' },
+  });
 }, 900_000);
 
 describe('disk-image recipe', () => {
@@ -181,27 +151,6 @@ describe('disk-image recipe', () => {
 // To keep the boot short the chroot's customize hook masks units a throw-away VM does not need
 // (fsck, module loading, pseudo file system mounts, timers, VT gettys), and the kernel command
 // line has `quiet systemd.show_status=0`.
-const MASKED = [
-  'systemd-fsck-root.service', 'systemd-fsckd.service', 'systemd-modules-load.service', 'kmod-static-nodes.service',
-  'modprobe@configfs.service', 'modprobe@dm_mod.service', 'modprobe@efi_pstore.service', 'modprobe@fuse.service', 'modprobe@loop.service',
-  'systemd-binfmt.service', 'proc-sys-fs-binfmt_misc.automount', 'sys-kernel-debug.mount', 'sys-kernel-tracing.mount', 'sys-kernel-config.mount',
-  'sys-fs-fuse-connections.mount', 'dev-hugepages.mount', 'dev-mqueue.mount', 'systemd-pstore.service', 'systemd-journal-flush.service',
-  'systemd-random-seed.service', 'e2scrub_reap.service', 'getty-static.service', 'getty@tty1.service',
-  'apt-daily.timer', 'apt-daily-upgrade.timer', 'dpkg-db-backup.timer', 'e2scrub_all.timer', 'fstrim.timer', 'systemd-tmpfiles-clean.timer',
-];
-const BOOT_HOOK = [
-  '#!/bin/sh',
-  '# kiln test image: mask units a throw-away VM does not need, add a unit that prints a boot marker',
-  'set -e',
-  'cd "$TARGET/etc/systemd/system"',
-  `for u in ${MASKED.join(' ')}; do ln -sf /dev/null "$u"; done`,
-  "printf '%s\\n' '[Unit]' 'Description=kiln boot marker' '' '[Service]' 'Type=oneshot' 'StandardOutput=tty' 'TTYPath=/dev/ttyS0' \\",
-  "  'ExecStart=/bin/sh -c \"echo KILN-SYSTEMD-BOOTED $(cat /etc/hostname)\"' '' '[Install]' 'WantedBy=multi-user.target' > kiln-marker.service",
-  'mkdir -p multi-user.target.wants',
-  'ln -sf ../kiln-marker.service multi-user.target.wants/kiln-marker.service',
-  '',
-].join('\n');
-
 describe('disk-image: Debian bookworm with systemd, from a kiln:chroot part', () => {
   test('boots to the systemd marker and a login prompt on ttyS0; root logs in', async () => {
     const cfg = [

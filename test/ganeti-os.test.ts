@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { withVm, runningVms } from '../src/vm/qemu.js';
 import { kilnP, project } from './helpers/kiln.js';
+import { BOOT_HOOK } from './helpers/images.js';
 import { makeContext } from './helpers/context.js';
 import { recipe } from '../src/recipes/ganeti-os.js';
 
@@ -36,27 +37,6 @@ const runP = (cmd: string, args: string[]) =>
 // The instance root file system: the same kiln:chroot part as test/disk-image.test.ts (bookworm
 // minbase + systemd-sysv + udev, units a throw-away VM does not need masked), byte for byte the
 // same options and hook, so both tests share one cached chroot.
-const MASKED = [
-  'systemd-fsck-root.service', 'systemd-fsckd.service', 'systemd-modules-load.service', 'kmod-static-nodes.service',
-  'modprobe@configfs.service', 'modprobe@dm_mod.service', 'modprobe@efi_pstore.service', 'modprobe@fuse.service', 'modprobe@loop.service',
-  'systemd-binfmt.service', 'proc-sys-fs-binfmt_misc.automount', 'sys-kernel-debug.mount', 'sys-kernel-tracing.mount', 'sys-kernel-config.mount',
-  'sys-fs-fuse-connections.mount', 'dev-hugepages.mount', 'dev-mqueue.mount', 'systemd-pstore.service', 'systemd-journal-flush.service',
-  'systemd-random-seed.service', 'e2scrub_reap.service', 'getty-static.service', 'getty@tty1.service',
-  'apt-daily.timer', 'apt-daily-upgrade.timer', 'dpkg-db-backup.timer', 'e2scrub_all.timer', 'fstrim.timer', 'systemd-tmpfiles-clean.timer',
-];
-const BOOT_HOOK = [
-  '#!/bin/sh',
-  '# kiln test image: mask units a throw-away VM does not need, add a unit that prints a boot marker',
-  'set -e',
-  'cd "$TARGET/etc/systemd/system"',
-  `for u in ${MASKED.join(' ')}; do ln -sf /dev/null "$u"; done`,
-  "printf '%s\\n' '[Unit]' 'Description=kiln boot marker' '' '[Service]' 'Type=oneshot' 'StandardOutput=tty' 'TTYPath=/dev/ttyS0' \\",
-  "  'ExecStart=/bin/sh -c \"echo KILN-SYSTEMD-BOOTED $(cat /etc/hostname)\"' '' '[Install]' 'WantedBy=multi-user.target' > kiln-marker.service",
-  'mkdir -p multi-user.target.wants',
-  'ln -sf ../kiln-marker.service multi-user.target.wants/kiln-marker.service',
-  '',
-].join('\n');
-
 // a customize hook: records the environment run-parts gave it, and the colour parameter
 const COLOUR_HOOK = [
   '#!/bin/sh',

@@ -5,14 +5,15 @@
 // image (build error with file:line), a target that is too small and a corrupt image (a console
 // message, the target disk untouched).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, writeSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, writeSync, realpathSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { debianKernel, moduleClosure, type Kernel } from '../src/vm/kernel.js';
+import { debianKernel, type Kernel } from '../src/vm/kernel.js';
 import { blankDisk, withVm } from '../src/vm/qemu.js';
 import { kilnP, project } from './helpers/kiln.js';
+import { busyboxRootfs } from './helpers/images.js';
 
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
 const SDE = 1700000000;
@@ -25,45 +26,6 @@ let proj: ReturnType<typeof project>;
 
 const pgrep = (pattern: string) => spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).stdout.trim();
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
-
-/** A busybox root file system with the Debian kernel in /boot: init prints a marker with the hostname. */
-function busyboxRootfs(dir: string, out: string): string {
-  rmSync(dir, { recursive: true, force: true });
-  const put = (p: string, s: string, mode = 0o644) => {
-    mkdirSync(dirname(join(dir, p)), { recursive: true });
-    writeFileSync(join(dir, p), s);
-    chmodSync(join(dir, p), mode);
-  };
-  mkdirSync(join(dir, 'bin'), { recursive: true });
-  copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
-  chmodSync(join(dir, 'bin/busybox'), 0o755);
-  for (const a of execFileSync('/bin/busybox', ['--list-full'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
-    if (a === 'bin/busybox') continue;
-    mkdirSync(dirname(join(dir, a)), { recursive: true });
-    symlinkSync('/bin/busybox', join(dir, a));
-  }
-  for (const d of ['proc', 'sys', 'dev', 'tmp', 'root', 'run']) mkdirSync(join(dir, d), { recursive: true });
-  put('etc/inittab', '::sysinit:/etc/init.d/rcS\n');
-  put(
-    'etc/init.d/rcS',
-    '#!/bin/sh\nmount -t proc proc /proc\nhostname -F /etc/hostname\necho "KILN-ORIGINAL-SYSTEM host=$(hostname) data=$(cat /srv/data.txt)"\n' +
-      'printf "\\\\001" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null\npoweroff -f\n',
-    0o755,
-  );
-  put('srv/data.txt', 'the dns zone\n');
-  put('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n');
-  put('etc/group', 'root:x:0:\n');
-  put('etc/hostname', 'unnamed\n');
-  mkdirSync(join(dir, 'boot'), { recursive: true });
-  copyFileSync(kernel.vmlinuz, join(dir, `boot/vmlinuz-${kernel.version}`));
-  for (const m of moduleClosure(kernel, ['virtio_pci', 'virtio_blk', 'ext4', 'crc32c_generic'])) {
-    const t = join(dir, 'lib/modules', kernel.version, m);
-    mkdirSync(dirname(t), { recursive: true });
-    copyFileSync(join(kernel.modulesDir, m), t);
-  }
-  execFileSync('tar', ['--sort=name', `--mtime=@${SDE}`, '--owner=0', '--group=0', '--numeric-owner', '-cf', out, '-C', dir, '.']);
-  return out;
-}
 
 const cfg = (parts: string, extra = '') => `[buildout]
 parts = ${parts}
@@ -99,7 +61,16 @@ ${extra}`;
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'kiln-recovery-'));
   kernel = await debianKernel({ cacheDir: CACHE });
-  busyboxRootfs(join(tmp, 'bbroot'), join(tmp, 'bbroot.tar'));
+  // a busybox system whose init prints a marker with the hostname and a file's content, then powers off
+  busyboxRootfs(join(tmp, 'bbroot'), join(tmp, 'bbroot.tar'), {
+    kernel,
+    sourceDateEpoch: SDE,
+    inittab: '::sysinit:/etc/init.d/rcS\n',
+    rcS:
+      '#!/bin/sh\nmount -t proc proc /proc\nhostname -F /etc/hostname\necho "KILN-ORIGINAL-SYSTEM host=$(hostname) data=$(cat /srv/data.txt)"\n' +
+      'printf "\\\\001" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null\npoweroff -f\n',
+    files: { 'srv/data.txt': 'the dns zone\n' },
+  });
   proj = project({ 'buildout.cfg': cfg('recovery') });
   const t0 = Date.now();
   const r = await kilnP(proj.dir, ['build'], { KILN_CACHE_DIR: CACHE });

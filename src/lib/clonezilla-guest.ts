@@ -16,14 +16,15 @@
  * In the guest: systemd-udevd + trigger/settle, then
  *   ocs-sr -b -nogui -e1 auto -e2 -r -j2 -k0 -scr -p true restoredisk NAME vda </dev/null
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from './errors.js';
 import { run } from './exec.js';
 import { buildInitrd } from '../vm/initrd.js';
 import type { Kernel } from '../vm/kernel.js';
 import { bootVm, exitError, type VmDisk } from '../vm/qemu.js';
+import { hashFile } from '../engine/hash.js';
 
 /** packages a kiln:chroot needs to be a restore guest (variant minbase) */
 export const RESTORE_GUEST_PACKAGES = ['clonezilla', 'partclone', 'drbl', 'parted', 'gdisk', 'pigz', 'zstd', 'udev', 'kmod', 'e2fsprogs', 'dosfstools', 'bc', 'procps', 'gawk', 'util-linux', 'fdisk'];
@@ -68,16 +69,6 @@ export interface RestoreResult {
   console: string;
 }
 
-function sha256File(path: string): Promise<string> {
-  return new Promise((res, rej) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('error', rej)
-      .on('end', () => res(h.digest('hex')));
-  });
-}
-
 /** du-like size of a directory tree in bytes (apparent sizes). */
 async function treeBytes(dir: string): Promise<number> {
   const r = await run(['du', '-sb', dir], { capture: true });
@@ -87,7 +78,7 @@ async function treeBytes(dir: string): Promise<number> {
 /** The restore guest's root disk (ext4 from the chroot tarball), cached by the tarball's hash. */
 export async function restoreGuestRootDisk(rootfsTar: string, cacheDir: string, log?: (s: string) => void): Promise<string> {
   if (!existsSync(rootfsTar)) throw new KilnError(`restore guest: chroot tarball ${rootfsTar} not found`);
-  const key = (await sha256File(rootfsTar)).slice(0, 32);
+  const key = (await hashFile(rootfsTar)).slice(0, 32);
   const dir = join(cacheDir, 'clonezilla-guest');
   const img = join(dir, `root-${key}.ext4`);
   if (existsSync(img)) return img;

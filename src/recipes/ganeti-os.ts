@@ -21,8 +21,8 @@
  * the same /init as kiln:disk-image) made at build time; `create` puts them on a FAT boot
  * partition with syslinux, all by byte offset (works on image files and block devices).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { KilnError } from '../lib/errors.js';
@@ -35,6 +35,7 @@ import type { PkgFile } from '../pkg/files.js';
 import { rpmFileName, writeRpm, type RpmSpec } from '../pkg/rpm.js';
 import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
 import { RPM_ARCH } from './package.js';
+import { hashFile } from '../engine/hash.js';
 
 /** the fixed script texts */
 export const SCRIPTS_DIR = new URL('../../share/ganeti-os/', import.meta.url).pathname;
@@ -198,16 +199,6 @@ const OPTIONS: Recipe['options'] = {
 };
 const KNOWN_OPTIONS = new Set(Object.keys(OPTIONS));
 
-function sha256File(path: string): Promise<string> {
-  return new Promise((res, rej) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('error', rej)
-      .on('end', () => res(h.digest('hex')));
-  });
-}
-
 /** Space the tree takes in ext4: each file rounded up to 4 KiB, plus an inode's worth per entry. */
 async function unpackedBytes(ctx: BuildContext, tarball: string): Promise<number> {
   const r = await run(['tar', '--numeric-owner', '-tvf', tarball], { signal: ctx.signal, env: { LC_ALL: 'C' } });
@@ -334,7 +325,7 @@ export const recipe: Recipe = {
       const vdir = `${dataDir}/variants/${v.name}`;
       if (v.tarball) {
         if (!existsSync(v.tarball) || !statSync(v.tarball).isFile()) throw o.error(o.has(`variant-${v.name}`) ? `variant-${v.name}` : 'variants', `tarball not found: ${v.tarball}`);
-        const sha = await sha256File(v.tarball);
+        const sha = await hashFile(v.tarball);
         const ext = /\.(tar(\.gz|\.xz|\.zst)?|tgz)$/.exec(v.tarball)![0];
         const rc = o.get('rootfs-compression')!.trim();
         const packed = ext === '.tar' && rc !== 'none' ? `${ext}.${rc === 'xz' ? 'xz' : 'zst'}` : ext;

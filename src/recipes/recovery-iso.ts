@@ -29,13 +29,14 @@
  * status through QEMU's isa-debug-exit port.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
 import { addEfiBoot, grubMenu } from '../lib/efi-iso.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { debianKernel } from '../vm/kernel.js';
+import { hashFile } from '../engine/hash.js';
 
 const MB = 1000 * 1000;
 const CD_BYTES = 700 * 1024 * 1024;
@@ -94,16 +95,6 @@ function readManifest(o: PartOptions, loc: string): { manifest: ImageManifest; d
   const dir = join(loc, 'image', manifest.name);
   if (!existsSync(join(dir, 'disk')) || !existsSync(join(dir, 'parts'))) throw o.error('image', `${dir} is missing or not a Clonezilla disk image (no 'disk'/'parts')`);
   return { manifest, dir };
-}
-
-function sha256(file: string): Promise<string> {
-  return new Promise((res, rej) => {
-    const h = createHash('sha256');
-    createReadStream(file, { highWaterMark: 1 << 20 })
-      .on('data', (c) => h.update(c))
-      .on('error', rej)
-      .on('end', () => res(h.digest('hex')));
-  });
 }
 
 function filesUnder(dir: string, rel = ''): string[] {
@@ -239,7 +230,7 @@ function liveTarball(o: PartOptions): string {
 
 async function squashfs(ctx: BuildContext, tarball: string): Promise<string> {
   // cached by the tarball's content: the same chroot gives the same live system without mksquashfs
-  const key = createHash('sha256').update(`recovery-iso squashfs v1\0${await sha256(tarball)}\0${ctx.sourceDateEpoch}`).digest('hex').slice(0, 32);
+  const key = createHash('sha256').update(`recovery-iso squashfs v1\0${await hashFile(tarball)}\0${ctx.sourceDateEpoch}`).digest('hex').slice(0, 32);
   const dir = join(ctx.cacheDir, 'recovery-iso');
   const out = join(dir, `live-${key}.squashfs`);
   if (existsSync(out)) {
@@ -356,13 +347,13 @@ export const recipe: Recipe = {
     }
     const files = filesUnder(imageDir);
     const sums: string[] = [];
-    for (const f of files) sums.push(`${await sha256(join(imageDir, f))}  ${manifest.name}/${f}\n`);
+    for (const f of files) sums.push(`${await hashFile(join(imageDir, f))}  ${manifest.name}/${f}\n`);
     const imageBytes = files.reduce((a, f) => a + statSync(join(imageDir, f)).size, 0);
 
     // 2. live system, kernel, initrd
     const live = await squashfs(ctx, tarball);
     const kernel = await debianKernel({ cacheDir: ctx.cacheDir, version: o.get('kernel')?.trim() || undefined, offline: ctx.offline, log: (s) => ctx.log(s), signal: ctx.signal });
-    const id = createHash('sha256').update(sums.join('')).update(await sha256(live)).update(kernel.version).update(String(ctx.sourceDateEpoch)).digest('hex').slice(0, 16);
+    const id = createHash('sha256').update(sums.join('')).update(await hashFile(live)).update(kernel.version).update(String(ctx.sourceDateEpoch)).digest('hex').slice(0, 16);
     const tree = join(ctx.work, 'iso');
     const mk = (p: string) => mkdirSync(join(tree, p), { recursive: true });
     for (const d of ['isolinux', 'live', 'kiln', `home/partimag/${manifest.name}`]) mk(d);
@@ -415,7 +406,7 @@ export const recipe: Recipe = {
     ctx.log(`# recovery.iso: ${size} bytes (${(size / MB).toFixed(1)} MB), ${fits}; image ${manifest.name} ${imageBytes} bytes; kernel ${kernel.version}\n`);
     writeFileSync(
       join(ctx.staging, 'recovery.json'),
-      JSON.stringify({ iso: 'recovery.iso', size, sha256: await sha256(iso), fits, image: manifest.name, imageBytes, diskSize: manifest.diskSize, kernel: kernel.version, id, target: tgt, uefi, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim() }, null, 2) + '\n',
+      JSON.stringify({ iso: 'recovery.iso', size, sha256: await hashFile(iso), fits, image: manifest.name, imageBytes, diskSize: manifest.diskSize, kernel: kernel.version, id, target: tgt, uefi, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim() }, null, 2) + '\n',
     );
   },
 };
