@@ -13,7 +13,7 @@ import { recipe } from '../src/recipes/disk-image.js';
 import { recipe as qemuTest } from '../src/recipes/qemu-test.js';
 import { makeContext } from './helpers/context.js';
 import { kilnP, project } from './helpers/kiln.js';
-import { BOOT_HOOK, busyboxRootfs } from './helpers/images.js';
+import { BOOT_HOOK, DEBIAN_BOOT_CHROOT, busyboxRootfs } from './helpers/images.js';
 
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
 const SDE = 1700000000;
@@ -157,12 +157,7 @@ describe('disk-image: Debian bookworm with systemd, from a kiln:chroot part', ()
       '[buildout]',
       'parts = debian image',
       '',
-      '[debian]',
-      'recipe = kiln:chroot',
-      'suite = bookworm',
-      'variant = minbase',
-      'packages = systemd-sysv udev',
-      'customize = boot-hook.sh',
+      ...DEBIAN_BOOT_CHROOT,
       '',
       '[image]',
       'recipe = kiln:disk-image',

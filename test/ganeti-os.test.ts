@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { withVm, runningVms } from '../src/vm/qemu.js';
 import { kilnP, project } from './helpers/kiln.js';
-import { BOOT_HOOK } from './helpers/images.js';
+import { BOOT_HOOK, DEBIAN_BOOT_CHROOT } from './helpers/images.js';
 import { makeContext } from './helpers/context.js';
 import { recipe } from '../src/recipes/ganeti-os.js';
 
@@ -61,12 +61,7 @@ export const CFG = [
   '[buildout]',
   'parts = os ganeti-node',
   '',
-  '[debian]',
-  'recipe = kiln:chroot',
-  'suite = bookworm',
-  'variant = minbase',
-  'packages = systemd-sysv udev',
-  'customize = boot-hook.sh',
+  ...DEBIAN_BOOT_CHROOT,
   '',
   GANETI_NODE,
   '[os]',

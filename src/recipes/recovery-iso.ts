@@ -29,9 +29,10 @@
  * status through QEMU's isa-debug-exit port.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
+import { walk } from '../lib/fsutil.js';
 import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
 import { addEfiBoot, grubMenu } from '../lib/efi-iso.js';
 import { buildInitrd } from '../vm/initrd.js';
@@ -95,18 +96,6 @@ function readManifest(o: PartOptions, loc: string): { manifest: ImageManifest; d
   const dir = join(loc, 'image', manifest.name);
   if (!existsSync(join(dir, 'disk')) || !existsSync(join(dir, 'parts'))) throw o.error('image', `${dir} is missing or not a Clonezilla disk image (no 'disk'/'parts')`);
   return { manifest, dir };
-}
-
-function filesUnder(dir: string, rel = ''): string[] {
-  const out: string[] = [];
-  for (const n of readdirSync(join(dir, rel)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) {
-    const r = rel ? `${rel}/${n}` : n;
-    const st = lstatSync(join(dir, r));
-    if (st.isDirectory()) out.push(...filesUnder(dir, r));
-    else if (st.isFile()) out.push(r);
-    else throw new KilnError(`${join(dir, r)}: only regular files and directories can go into the image`);
-  }
-  return out;
 }
 
 // ---- the scripts that run on the recovery medium -------------------------------------------------
@@ -228,14 +217,15 @@ function liveTarball(o: PartOptions): string {
 
 // ---- build ------------------------------------------------------------------------------------
 
-async function squashfs(ctx: BuildContext, tarball: string): Promise<string> {
+/** The live system's squashfs (cached) and its cache key, which identifies its content. */
+async function squashfs(ctx: BuildContext, tarball: string): Promise<{ path: string; key: string }> {
   // cached by the tarball's content: the same chroot gives the same live system without mksquashfs
   const key = createHash('sha256').update(`recovery-iso squashfs v1\0${await hashFile(tarball)}\0${ctx.sourceDateEpoch}`).digest('hex').slice(0, 32);
   const dir = join(ctx.cacheDir, 'recovery-iso');
   const out = join(dir, `live-${key}.squashfs`);
   if (existsSync(out)) {
     ctx.log(`# live system from the cache: ${out}\n`);
-    return out;
+    return { path: out, key };
   }
   mkdirSync(dir, { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
@@ -248,7 +238,7 @@ async function squashfs(ctx: BuildContext, tarball: string): Promise<string> {
   });
   renameSync(tmp, out);
   ctx.log(`# live system ${out} (${(statSync(out).size / MB).toFixed(1)} MB)\n`);
-  return out;
+  return { path: out, key };
 }
 
 /** the same two entries for GRUB (UEFI) */
@@ -289,7 +279,7 @@ LABEL shell
 
 export const recipe: Recipe = {
   kind: 'recovery-iso',
-  version: '1',
+  version: '2',
   description: 'bootable hybrid recovery ISO (isolinux, live system from a kiln chroot) restoring a Clonezilla image unattended',
   options: {
     image: { description: 'location of a kiln:clonezilla-image part (image/NAME/ and kiln-image.json)', required: true },
@@ -345,7 +335,11 @@ export const recipe: Recipe = {
     } catch (e) {
       throw o.error('image', (e as Error).message);
     }
-    const files = filesUnder(imageDir);
+    const files = walk(imageDir).filter((r) => {
+      const st = lstatSync(join(imageDir, r));
+      if (!st.isFile() && !st.isDirectory()) throw new KilnError(`${join(imageDir, r)}: only regular files and directories can go into the image`);
+      return st.isFile();
+    });
     const sums: string[] = [];
     for (const f of files) sums.push(`${await hashFile(join(imageDir, f))}  ${manifest.name}/${f}\n`);
     const imageBytes = files.reduce((a, f) => a + statSync(join(imageDir, f)).size, 0);
@@ -353,7 +347,7 @@ export const recipe: Recipe = {
     // 2. live system, kernel, initrd
     const live = await squashfs(ctx, tarball);
     const kernel = await debianKernel({ cacheDir: ctx.cacheDir, version: o.get('kernel')?.trim() || undefined, offline: ctx.offline, log: (s) => ctx.log(s), signal: ctx.signal });
-    const id = createHash('sha256').update(sums.join('')).update(await hashFile(live)).update(kernel.version).update(String(ctx.sourceDateEpoch)).digest('hex').slice(0, 16);
+    const id = createHash('sha256').update(sums.join('')).update(live.key).update(kernel.version).update(String(ctx.sourceDateEpoch)).digest('hex').slice(0, 16);
     const tree = join(ctx.work, 'iso');
     const mk = (p: string) => mkdirSync(join(tree, p), { recursive: true });
     for (const d of ['isolinux', 'live', 'kiln', `home/partimag/${manifest.name}`]) mk(d);
@@ -369,7 +363,7 @@ export const recipe: Recipe = {
       ],
     });
     copyFileSync(kernel.vmlinuz, join(tree, 'live', 'vmlinuz'));
-    copyFileSync(live, join(tree, 'live', 'filesystem.squashfs'));
+    copyFileSync(live.path, join(tree, 'live', 'filesystem.squashfs'));
     for (const f of files) {
       mkdirSync(join(tree, 'home/partimag', manifest.name, f, '..'), { recursive: true });
       copyFileSync(join(imageDir, f), join(tree, 'home/partimag', manifest.name, f));

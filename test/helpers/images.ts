@@ -28,6 +28,17 @@ export const BOOT_HOOK = [
   '',
 ].join('\n');
 
+/** the Debian systemd chroot the boot tests share (same options, same cache entry): a config
+ *  section as lines; the project must hold BOOT_HOOK as boot-hook.sh */
+export const DEBIAN_BOOT_CHROOT = [
+  '[debian]',
+  'recipe = kiln:chroot',
+  'suite = bookworm',
+  'variant = minbase',
+  'packages = systemd-sysv udev',
+  'customize = boot-hook.sh',
+];
+
 export interface BusyboxRootfsOptions {
   kernel: Kernel;
   sourceDateEpoch: number;
