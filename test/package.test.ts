@@ -262,6 +262,8 @@ describe('reproducibility and bad inputs', () => {
     ['file outside the root', bad('f.txt => /usr/../../etc/passwd'), 3, /\[p\] files: destination '\/usr\/\.\.\/\.\.\/etc\/passwd' contains '\.\.'/],
     ['missing source', bad('missing.txt => /usr/share/f.txt'), 1, /\[p\] files: source not found: .*missing\.txt/],
     ['duplicate path', bad('f.txt => /usr/share/f.txt\n  f.txt => /usr/share/f.txt'), 1, /\[p\] files: duplicate path in package: \/usr\/share\/f\.txt/],
+    ['unknown format to sign', bad('f.txt => /usr/share/f.txt', 'sign = deb apk'), 3, /\[p\] sign: unknown format 'apk' \(deb, rpm\)/],
+    ['invalid debsigs role', bad('f.txt => /usr/share/f.txt', 'sign = deb\ndeb-signature-role = Origin!'), 3, /\[p\] deb-signature-role: invalid role 'Origin!'/],
   ])('%s: one clear error, no package left in out/', async (_name, text, code, re) => {
     const p = project({ 'buildout.cfg': text, 'f.txt': 'x\n' });
     const r = await kilnP(p.dir, ['build']);

@@ -194,6 +194,21 @@ describe('kiln:recovery-iso', () => {
     expect(sha(target)).toBe(before);
   }, 900_000);
 
+  test.each([
+    ['target', 'target = /dev/sd a', /\[recovery\] target: expected a disk name \(vda, sda, nvme0n1\) or auto/],
+    ['confirm', 'confirm = maybe', /\[recovery\] confirm: expected yes, no, got 'maybe'/],
+    ['after', 'after = halt', /\[recovery\] after: expected poweroff, reboot, shell, got 'halt'/],
+    ['label', 'label = kiln recovery', /\[recovery\] label: expected 1-32 characters A-Z 0-9 _/],
+    ['kernel-append', 'kernel-append = quiet;reboot', /\[recovery\] kernel-append: unexpected characters/],
+  ])('bad option %s: an error naming file:line, nothing built', async (opt, line, re) => {
+    const text = cfg('recovery').replace(new RegExp(`^${opt} = .*$`, 'm'), line);
+    const p = project({ 'buildout.cfg': text.includes(line) ? text : `${text}${line}\n` });
+    const r = await kilnP(p.dir, ['build'], { KILN_CACHE_DIR: CACHE });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`buildout\\.cfg:\\d+: ${re.source}`));
+    expect(existsSync(join(p.dir, 'out/parts'))).toBe(false);
+  }, 120_000);
+
   test('a missing image is a build error naming file:line, part and option', async () => {
     const p = project({ 'buildout.cfg': cfg('recovery').replace('image = ${server-image:location}', 'image = /nonexistent/image') });
     const r = await kilnP(p.dir, ['build'], { KILN_CACHE_DIR: CACHE });
