@@ -84,7 +84,6 @@ function helloSpec(version: string, extra: Partial<DebSpec> = {}, conf: { a?: st
 async function build(spec: DebSpec, dir = tmp('out')): Promise<string> {
   const r = await writeDeb(spec, join(dir, debFileName(spec)));
   expect(statSync(r.path).size).toBe(r.size);
-  expect(sha(readFileSync(r.path))).toBe(r.sha256);
   return r.path;
 }
 

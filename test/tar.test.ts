@@ -127,7 +127,8 @@ describe('TarWriter', () => {
   test('a failing output rejects pending writes instead of hanging', async () => {
     const out = new PassThrough({ highWaterMark: 1024 }); // never read: backpressure
     const tar = new TarWriter(out);
-    const p = tar.add({ name: './x', type: 'file', mode: 0o644, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: 0, size: 1 << 20 }, Buffer.alloc(1 << 20));
+    // more than the writer queues (8 MiB) before it waits for the consumer
+    const p = tar.add({ name: './x', type: 'file', mode: 0o644, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: 0, size: 16 << 20 }, Buffer.alloc(16 << 20));
     setImmediate(() => out.destroy(new Error('compressor died')));
     await expect(p).rejects.toThrow(/compressor died/);
   });

@@ -68,10 +68,11 @@ export class Signer {
   }
 
   /**
-   * A detached signature over the concatenation of `parts` (files and literal buffers), streamed
+   * A detached signature over the concatenation of `parts` (files, byte ranges of files and
+   * literal buffers), streamed
    * through gpg's stdin: no concatenated copy on disk, memory stays flat (debsigs' _gpgorigin).
    */
-  async detachSignParts(parts: Array<string | Buffer>, out: string, armor = false, digest = 'SHA512'): Promise<void> {
+  async detachSignParts(parts: Array<string | Buffer | { file: string; start: number; length: number }>, out: string, armor = false, digest = 'SHA512'): Promise<void> {
     const argv = [...this.args(digest), ...(armor ? ['--armor'] : []), '--detach-sign', '--output', out];
     requireTool('gpg');
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'], signal: this.runOpts.signal });
@@ -84,7 +85,8 @@ export class Signer {
     async function* source() {
       for (const p of parts) {
         if (Buffer.isBuffer(p)) yield p;
-        else for await (const c of createReadStream(p, { highWaterMark: 1 << 20 })) yield c as Buffer;
+        else if (typeof p === 'string') for await (const c of createReadStream(p, { highWaterMark: 1 << 20 })) yield c as Buffer;
+        else if (p.length > 0) for await (const c of createReadStream(p.file, { start: p.start, end: p.start + p.length - 1, highWaterMark: 1 << 20 })) yield c as Buffer;
       }
     }
     const fed = pipeline(Readable.from(source()), child.stdin!).catch((e: Error) => e);

@@ -151,7 +151,10 @@ export function buildManifest(files: PkgFile[], sourceDateEpoch: number): Manife
       }
     }
   }
-  return [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
+  // comparePaths order, with one sort key per entry: '/' becomes NUL (below every byte a name can
+  // hold), so a bytewise comparison of the keys orders by component, parents first
+  const keyed = [...byPath.values()].map((e) => ({ e, k: Buffer.from(e.path.replaceAll('/', '\0')) }));
+  return keyed.sort((a, b) => Buffer.compare(a.k, b.k)).map((x) => x.e);
 }
 
 /** lstat-based check used by recipes when collecting files from a tree. */

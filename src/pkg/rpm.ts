@@ -1,7 +1,7 @@
 /**
  * Native .rpm writer (rpm v4 package format, as rpm 4.18 reads and rpmbuild 4.18 writes it).
  *
- *   writeRpm(spec: RpmSpec, outPath) -> Promise<{ path, size, sha256 }>
+ *   writeRpm(spec: RpmSpec, outPath) -> Promise<{ path, size }>
  *   rpmFileName(spec) -> 'name-version-release.arch.rpm'
  *   parseDep('foo >= 1.0') -> { name, flags, version }
  *
@@ -20,10 +20,16 @@
  * ghost = %ghost (owned, not in the payload), doc = %doc (implied below /usr/share/{doc,man,info},
  * as rpmbuild's __docdir_path does), license = %license.
  *
- * Streaming, flat memory: file contents stream once from disk through the cpio writer (file
- * digests and the uncompressed-payload digest computed on the way) into the compressor and a
- * temporary payload file; the package is then assembled in outPath.tmp-<pid>-... next to outPath
- * and renamed into place. On any error both temporary files are removed: no partial output.
+ * Streaming, flat memory, one write: the lead, signature header and main header have sizes known
+ * before the payload exists (digests are fixed-length hex; the signature header ends with
+ * RESERVEDSPACE, 4 KiB of zeros as rpmbuild leaves for rpmsign, which also absorbs the signature
+ * and 64-bit sizes), so `outPath.tmp-<pid>-...` starts with room for them and the compressor
+ * writes the payload straight after it. File contents are read once (synchronously, in bounded
+ * chunks) through the cpio writer (file digests and the uncompressed-payload digest on the way)
+ * into the compressor, whose output passes through this process for PAYLOADDIGEST. Then the
+ * headers are built, MD5 over header and payload is read back from the page cache, the front is
+ * written and the file renamed into place. On any error the temporary file is removed: no
+ * partial output.
  *
  * Reproducible: BUILDTIME = SOURCE_DATE_EPOCH (spec.sourceDateEpoch, else the environment, else 0),
  * file mtimes clamped to it, entries sorted; same spec, same bytes (xz/zstd output does not depend
@@ -34,15 +40,14 @@
  * LONGSIGSIZE / LONGARCHIVESIZE tags as rpmbuild does. No hard links, no file capabilities.
  *
  * Differences from an rpmbuild -bb of the same tree (see test/rpm.test.ts, which compares them):
- * no RESERVEDSPACE signature tag (rpmbuild leaves 4 KiB for in-place signing; kiln signs while
- * writing), no OPTFLAGS (nothing is compiled), coarse FILECLASS strings (ELF class and 'directory'
+ * no OPTFLAGS (nothing is compiled), coarse FILECLASS strings (ELF class and 'directory'
  * instead of libmagic's descriptions; FILECOLORS are the ELF colours rpm uses for multilib),
  * changelog times kept to the second (rpmbuild parses a date and keeps noon of that day),
  * PLATFORM 'ARCH-pc-linux'. The cpio payload itself is byte-identical to rpmbuild's.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { tmpSibling } from '../lib/fsutil.js';
@@ -114,7 +119,6 @@ export interface RpmSpec {
 export interface RpmResult {
   path: string;
   size: number;
-  sha256: string;
 }
 
 export function rpmFileName(spec: Pick<RpmSpec, 'name' | 'version' | 'release' | 'arch'>): string {
@@ -124,7 +128,7 @@ export function rpmFileName(spec: Pick<RpmSpec, 'name' | 'version' | 'release' |
 // ---- tags ---------------------------------------------------------------------------------
 
 /** Signature header tags. */
-const SIG = { HEADERSIGNATURES: 62, DSA: 267, RSA: 268, SHA1: 269, LONGSIZE: 270, LONGARCHIVESIZE: 271, SHA256: 273, SIZE: 1000, MD5: 1004, PAYLOADSIZE: 1007 } as const;
+const SIG = { HEADERSIGNATURES: 62, DSA: 267, RSA: 268, SHA1: 269, LONGSIZE: 270, LONGARCHIVESIZE: 271, SHA256: 273, SIZE: 1000, MD5: 1004, PAYLOADSIZE: 1007, RESERVEDSPACE: 1008 } as const;
 
 /** Main header tags (rpmtag.h). */
 const TAG = {
@@ -323,26 +327,182 @@ function sigPubkeyAlgo(sig: Buffer): number {
 }
 
 /** A detached binary OpenPGP signature (SHA-256) of the header blob. */
-async function signHeader(header: Buffer, key: { keyFile: string; passphraseFile?: string }, sde: number, tmpBase: string): Promise<Buffer> {
-  const hdrFile = `${tmpBase}.hdr`;
-  const sigFile = `${tmpBase}.hdr.sig`;
-  const signer = await Signer.open(key, sde);
-  try {
-    writeFileSync(hdrFile, header);
-    await signer.detachSign(hdrFile, sigFile, false, 'SHA256');
-    return readFileSync(sigFile);
-  } finally {
-    await signer.close();
-    rmSync(hdrFile, { force: true });
-    rmSync(sigFile, { force: true });
-  }
+
+/** Room left in the signature header (RPMSIGTAG_RESERVEDSPACE, zeros), as rpmbuild leaves it. */
+const RESERVED_SPACE = 4096;
+
+/** The signature header (padded to 8 bytes) with `reserved` bytes of RESERVEDSPACE. */
+function signatureHeader(tags: Map<number, Value>, reserved: number): Buffer {
+  const all = new Map(tags);
+  if (reserved > 0) all.set(SIG.RESERVEDSPACE, bin(Buffer.alloc(reserved)));
+  const h = buildHeader(all, SIG.HEADERSIGNATURES);
+  const pad = (8 - (h.length % 8)) % 8;
+  return pad ? Buffer.concat([h, Buffer.alloc(pad)]) : h;
 }
 
-async function hashFile(path: string, algo: string, prefix?: Buffer): Promise<string> {
+/** The unsigned signature tags with placeholder values of their final sizes (32-bit sizes). */
+function placeholderSignature(): Map<number, Value> {
+  return new Map<number, Value>([
+    [SIG.SHA1, str('0'.repeat(40))],
+    [SIG.SHA256, str('0'.repeat(64))],
+    [SIG.SIZE, int32([0])],
+    [SIG.MD5, bin(Buffer.alloc(16))],
+    [SIG.PAYLOADSIZE, int32([0])],
+  ]);
+}
+
+/** hex digest of `prefix` followed by `length` bytes of an open file from `start` */
+function digestRange(fd: number, start: number, length: number, algo: string, prefix?: Buffer): string {
   const h = createHash(algo);
   if (prefix) h.update(prefix);
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  const buf = Buffer.allocUnsafe(Math.min(length, 1 << 20) || 1);
+  for (let off = 0; off < length; ) {
+    const n = readSync(fd, buf, 0, Math.min(buf.length, length - off), start + off);
+    if (n === 0) throw new KilnError(`short read at ${start + off}`);
+    h.update(buf.subarray(0, n));
+    off += n;
+  }
   return h.digest('hex');
+}
+
+function writeAll(fd: number, b: Buffer, position?: number): void {
+  for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off, position === undefined ? null : position + off);
+}
+
+/**
+ * The main header. Its size does not depend on the digests (fixed-length hex) nor on the ELF
+ * colours (one int32 per file), so it can be sized with placeholders before the payload exists.
+ */
+function mainHeader(spec: RpmSpec, files: ManifestEntry[], sde: number, comp: string, level: number, digests: Map<string, string>, colors: Map<string, number>, payloadDigest: string, cpioDigestHex: string): Buffer {
+  // ---- main header
+  const tags = new Map<number, Value>();
+  const evr = `${spec.epoch !== undefined ? `${spec.epoch}:` : ''}${spec.version}-${spec.release}`;
+  tags.set(TAG.HEADERI18NTABLE, strArr(['C']));
+  tags.set(TAG.NAME, str(spec.name));
+  tags.set(TAG.VERSION, str(spec.version));
+  tags.set(TAG.RELEASE, str(spec.release));
+  if (spec.epoch !== undefined) tags.set(TAG.EPOCH, int32([spec.epoch]));
+  tags.set(TAG.SUMMARY, i18n(spec.summary.trim()));
+  tags.set(TAG.DESCRIPTION, i18n((spec.description || spec.summary).replace(/\s+$/, '')));
+  tags.set(TAG.BUILDTIME, int32([sde]));
+  tags.set(TAG.BUILDHOST, str(spec.buildHost ?? 'kiln'));
+  // installed size: regular files and symlink targets (directories count 0, as in rpmbuild 4.18)
+  const installed = files.reduce((n, e) => n + (e.ghost ? 0 : e.type === 'file' ? e.size : e.type === 'symlink' ? Buffer.byteLength(e.target!) : 0), 0);
+  if (installed > 0xffffffff) tags.set(TAG.LONGSIZE, int64([installed]));
+  else tags.set(TAG.SIZE, int32([installed]));
+  if (spec.vendor) tags.set(TAG.VENDOR, str(spec.vendor));
+  tags.set(TAG.LICENSE, str(spec.license));
+  if (spec.packager) tags.set(TAG.PACKAGER, str(spec.packager));
+  tags.set(TAG.GROUP, i18n(spec.group ?? 'Unspecified'));
+  if (spec.url) tags.set(TAG.URL, str(spec.url));
+  tags.set(TAG.OS, str('linux'));
+  tags.set(TAG.ARCH, str(spec.arch));
+  tags.set(TAG.SOURCERPM, str(spec.sourceRpm ?? `${spec.name}-${spec.version}-${spec.release}.src.rpm`));
+  tags.set(TAG.RPMVERSION, str('4.18.0'));
+  tags.set(TAG.PAYLOADFORMAT, str('cpio'));
+  tags.set(TAG.PAYLOADCOMPRESSOR, str(comp));
+  tags.set(TAG.PAYLOADFLAGS, str(String(level)));
+  tags.set(TAG.PLATFORM, str(`${spec.arch}-pc-linux`));
+  tags.set(TAG.FILEDIGESTALGO, int32([PGPHASHALGO_SHA256]));
+  tags.set(TAG.ENCODING, str('utf-8'));
+  tags.set(TAG.PAYLOADDIGEST, strArr([payloadDigest]));
+  tags.set(TAG.PAYLOADDIGESTALGO, int32([PGPHASHALGO_SHA256]));
+  tags.set(TAG.PAYLOADDIGESTALT, strArr([cpioDigestHex]));
+
+  // scriptlets: body, interpreter, and the interpreter as a requirement (rpmbuild's
+  // Requires(pre): /bin/sh etc.); <lua> needs rpm's built-in Lua instead
+  const requires: Dep[] = (spec.requires ?? []).map(parseDep);
+  const rpmlib = (n: string, v: string) => requires.push({ name: `rpmlib(${n})`, flags: SENSE.RPMLIB | SENSE.LESS | SENSE.EQUAL, version: v });
+  const scripts = spec.scripts ?? {};
+  const scriptTags: Array<[keyof NonNullable<RpmSpec['scripts']>, number, number, number]> = [
+    ['pre', TAG.PREIN, TAG.PREINPROG, SENSE.SCRIPT_PRE],
+    ['post', TAG.POSTIN, TAG.POSTINPROG, SENSE.SCRIPT_POST],
+    ['preun', TAG.PREUN, TAG.PREUNPROG, SENSE.SCRIPT_PREUN],
+    ['postun', TAG.POSTUN, TAG.POSTUNPROG, SENSE.SCRIPT_POSTUN],
+    ['pretrans', TAG.PRETRANS, TAG.PRETRANSPROG, SENSE.PRETRANS],
+    ['posttrans', TAG.POSTTRANS, TAG.POSTTRANSPROG, SENSE.POSTTRANS],
+  ];
+  let lua = false;
+  let interpArgs = false;
+  for (const [k, bodyTag, progTag, sense] of scriptTags) {
+    const s = scripts[k];
+    if (!s) continue;
+    const { prog, body } = scriptlet(s);
+    tags.set(bodyTag, str(body));
+    // a lone interpreter is a STRING, with arguments a STRING_ARRAY (as rpmbuild writes them)
+    tags.set(progTag, prog.length === 1 ? str(prog[0]!) : strArr(prog));
+    if (prog.length > 1) interpArgs = true;
+    if (prog[0] === '<lua>') lua = true;
+    else requires.push({ name: prog[0]!, flags: SENSE.INTERP | sense, version: '' });
+  }
+  rpmlib('CompressedFileNames', '3.0.4-1');
+  rpmlib('FileDigests', '4.6.0-1');
+  rpmlib('PayloadFilesHavePrefix', '4.0-1');
+  if (comp === 'xz') rpmlib('PayloadIsXz', '5.2-1');
+  if (comp === 'zstd') rpmlib('PayloadIsZstd', '5.4.18-1');
+  if (lua) rpmlib('BuiltinLuaScripts', '4.2.2-1');
+  if (interpArgs) rpmlib('ScriptletInterpreterArgs', '4.0.3-1');
+  const depLists = ['requires', 'conflicts', 'recommends', 'suggests', 'supplements', 'enhances'] as const;
+  if (depLists.some((k) => (spec[k] ?? []).some((d) => d.trim().startsWith('(')))) rpmlib('RichDependencies', '4.12.0-1');
+  const provides = [...(spec.provides ?? []).map(parseDep), { name: spec.name, flags: SENSE.EQUAL, version: evr }];
+  depTags(tags, uniqDeps(requires), TAG.REQUIRENAME, TAG.REQUIREVERSION, TAG.REQUIREFLAGS);
+  depTags(tags, uniqDeps(provides), TAG.PROVIDENAME, TAG.PROVIDEVERSION, TAG.PROVIDEFLAGS);
+  depTags(tags, uniqDeps((spec.conflicts ?? []).map(parseDep)), TAG.CONFLICTNAME, TAG.CONFLICTVERSION, TAG.CONFLICTFLAGS);
+  depTags(tags, uniqDeps((spec.obsoletes ?? []).map(parseDep)), TAG.OBSOLETENAME, TAG.OBSOLETEVERSION, TAG.OBSOLETEFLAGS);
+  depTags(tags, uniqDeps((spec.recommends ?? []).map(parseDep)), TAG.RECOMMENDNAME, TAG.RECOMMENDVERSION, TAG.RECOMMENDFLAGS);
+  depTags(tags, uniqDeps((spec.suggests ?? []).map(parseDep)), TAG.SUGGESTNAME, TAG.SUGGESTVERSION, TAG.SUGGESTFLAGS);
+  depTags(tags, uniqDeps((spec.supplements ?? []).map(parseDep)), TAG.SUPPLEMENTNAME, TAG.SUPPLEMENTVERSION, TAG.SUPPLEMENTFLAGS);
+  depTags(tags, uniqDeps((spec.enhances ?? []).map(parseDep)), TAG.ENHANCENAME, TAG.ENHANCEVERSION, TAG.ENHANCEFLAGS);
+
+  // changelog, newest first as rpm keeps it (stable for equal times)
+  const cl = (spec.changelog ?? []).map((c, i) => ({ c, i })).sort((a, b) => b.c.time - a.c.time || a.i - b.i).map((x) => x.c);
+  if (cl.length) {
+    tags.set(TAG.CHANGELOGTIME, int32(cl.map((c) => c.time)));
+    tags.set(TAG.CHANGELOGNAME, strArr(cl.map((c) => c.author.trim())));
+    tags.set(TAG.CHANGELOGTEXT, strArr(cl.map((c) => c.text.replace(/\s+$/, ''))));
+  }
+
+  // files
+  if (files.length) {
+    const dirs: string[] = [];
+    const dirIndex = new Map<string, number>();
+    const dirIndexes: number[] = [];
+    const basenames: string[] = [];
+    for (const e of files) {
+      const cut = e.path.lastIndexOf('/');
+      const d = e.path.slice(0, cut + 1);
+      if (!dirIndex.has(d)) {
+        dirIndex.set(d, dirs.length);
+        dirs.push(d);
+      }
+      dirIndexes.push(dirIndex.get(d)!);
+      basenames.push(e.path.slice(cut + 1));
+    }
+    // files in the documentation trees are %doc, as rpmbuild marks them
+    const isDoc = (e: ManifestEntry) => e.doc || (e.type !== 'dir' && /^\/usr\/share\/(doc|man|info)\//.test(e.path) && !e.license);
+    const classes = ['', 'directory', 'ELF 32-bit', 'ELF 64-bit'];
+    tags.set(TAG.FILESIZES, int32(files.map((e) => (e.ghost || e.type === 'dir' ? 0 : e.type === 'file' ? e.size : Buffer.byteLength(e.target!)))));
+    tags.set(TAG.FILEMODES, int16(files.map((e) => e.mode)));
+    tags.set(TAG.FILERDEVS, int16(files.map(() => 0)));
+    tags.set(TAG.FILEMTIMES, int32(files.map((e) => e.mtime)));
+    tags.set(TAG.FILEDIGESTS, strArr(files.map((e) => digests.get(e.path) ?? '')));
+    tags.set(TAG.FILELINKTOS, strArr(files.map((e) => (e.type === 'symlink' ? e.target! : ''))));
+    tags.set(TAG.FILEFLAGS, int32(files.map((e) => (e.conffile ? FILE.CONFIG : 0) | (e.noreplace ? FILE.NOREPLACE : 0) | (e.ghost ? FILE.GHOST : 0) | (isDoc(e) ? FILE.DOC : 0) | (e.license ? FILE.LICENSE : 0))));
+    tags.set(TAG.FILEUSERNAME, strArr(files.map((e) => e.user)));
+    tags.set(TAG.FILEGROUPNAME, strArr(files.map((e) => e.group)));
+    // rpm -V checks everything, but a %ghost's digest, size, link target and mtime (as rpmbuild)
+    tags.set(TAG.FILEVERIFYFLAGS, int32(files.map((e) => (e.ghost ? ~(VERIFY.DIGEST | VERIFY.FILESIZE | VERIFY.LINKTO | VERIFY.MTIME) : 0xffffffff))));
+    tags.set(TAG.FILEDEVICES, int32(files.map(() => 1)));
+    tags.set(TAG.FILEINODES, int32(files.map((_, i) => i + 1)));
+    tags.set(TAG.FILELANGS, strArr(files.map(() => '')));
+    tags.set(TAG.FILECOLORS, int32(files.map((e) => colors.get(e.path) ?? 0)));
+    tags.set(TAG.FILECLASS, int32(files.map((e) => (e.type === 'dir' ? 1 : colors.has(e.path) ? 1 + colors.get(e.path)! : 0))));
+    tags.set(TAG.CLASSDICT, strArr(classes));
+    tags.set(TAG.DIRINDEXES, int32(dirIndexes));
+    tags.set(TAG.BASENAMES, strArr(basenames));
+    tags.set(TAG.DIRNAMES, strArr(dirs));
+  }
+  return buildHeader(tags, TAG.HEADERIMMUTABLE);
 }
 
 // ---- the writer ---------------------------------------------------------------------------------
@@ -369,14 +529,26 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
   const comp = spec.compression ?? 'xz';
   const level = comp === 'gzip' ? 9 : comp === 'xz' ? 6 : 19;
   const tmpBase = tmpSibling(outPath);
-  const payloadFile = `${tmpBase}.payload`;
   const outTmp = `${tmpBase}.rpm`;
+  let fd: number | undefined;
   try {
-    // ---- payload: cpio -> compressor -> payloadFile; file digests and the cpio digest on the way
+    // ---- layout: lead, signature header and main header have sizes known before the payload
+    // (digests are fixed-length hex, the signature header's RESERVEDSPACE absorbs the rest), so
+    // the compressor writes the payload straight into the package after room for them
     const digests = new Map<string, string>();
     const colors = new Map<string, number>();
+    const headerOf = (d: Map<string, string>, payloadDigest: string, cpioDigestHex: string) => mainHeader(spec, files, sde, comp, level, d, colors, payloadDigest, cpioDigestHex);
+    const DUMMY = '0'.repeat(64);
+    const headerSize = headerOf(new Map(files.filter((e) => e.type === 'file' && !e.ghost).map((e) => [e.path, DUMMY])), DUMMY, DUMMY).length;
+    const sigHeaderSize = signatureHeader(placeholderSignature(), RESERVED_SPACE).length;
+    const payloadStart = 96 + sigHeaderSize + headerSize;
+    fd = openSync(outTmp, 'wx+', 0o644);
+    writeAll(fd, Buffer.alloc(payloadStart)); // filled in at the end
+
+    // ---- payload: cpio -> compressor -> the package; file digests and the cpio digest on the way
     const cpioDigest = createHash('sha256');
-    const cc = compressToFile(comp, payloadFile, level);
+    const payloadSha = createHash('sha256');
+    const cc = compressToFile(comp, { fd }, { level, onOutput: (b) => payloadSha.update(b) });
     const cpio = new CpioWriter(cc.input, (b) => cpioDigest.update(b));
     const writing = (async () => {
       let ino = 0;
@@ -401,163 +573,47 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
     try {
       await Promise.all([writing, cc.done]);
     } catch (e) {
-      cc.input.destroy(); // the compressor sees end of input and exits
+      cc.abort(); // the compressor stops
       await Promise.allSettled([writing, cc.done]);
       throw e instanceof KilnError ? new KilnError(`${spec.name}: ${e.message}`) : e;
     }
     const archiveSize = cpio.bytesWritten;
-    const payloadBytes = statSync(payloadFile).size;
-    const payloadDigest = await hashFile(payloadFile, 'sha256');
+    const payloadBytes = fstatSync(fd).size - payloadStart;
+    const payloadDigest = cc.tapped ? payloadSha.digest('hex') : digestRange(fd, payloadStart, payloadBytes, 'sha256');
 
-    // ---- main header
-    const tags = new Map<number, Value>();
-    const evr = `${spec.epoch !== undefined ? `${spec.epoch}:` : ''}${spec.version}-${spec.release}`;
-    tags.set(TAG.HEADERI18NTABLE, strArr(['C']));
-    tags.set(TAG.NAME, str(spec.name));
-    tags.set(TAG.VERSION, str(spec.version));
-    tags.set(TAG.RELEASE, str(spec.release));
-    if (spec.epoch !== undefined) tags.set(TAG.EPOCH, int32([spec.epoch]));
-    tags.set(TAG.SUMMARY, i18n(spec.summary.trim()));
-    tags.set(TAG.DESCRIPTION, i18n((spec.description || spec.summary).replace(/\s+$/, '')));
-    tags.set(TAG.BUILDTIME, int32([sde]));
-    tags.set(TAG.BUILDHOST, str(spec.buildHost ?? 'kiln'));
-    // installed size: regular files and symlink targets (directories count 0, as in rpmbuild 4.18)
-    const installed = files.reduce((n, e) => n + (e.ghost ? 0 : e.type === 'file' ? e.size : e.type === 'symlink' ? Buffer.byteLength(e.target!) : 0), 0);
-    if (installed > 0xffffffff) tags.set(TAG.LONGSIZE, int64([installed]));
-    else tags.set(TAG.SIZE, int32([installed]));
-    if (spec.vendor) tags.set(TAG.VENDOR, str(spec.vendor));
-    tags.set(TAG.LICENSE, str(spec.license));
-    if (spec.packager) tags.set(TAG.PACKAGER, str(spec.packager));
-    tags.set(TAG.GROUP, i18n(spec.group ?? 'Unspecified'));
-    if (spec.url) tags.set(TAG.URL, str(spec.url));
-    tags.set(TAG.OS, str('linux'));
-    tags.set(TAG.ARCH, str(spec.arch));
-    tags.set(TAG.SOURCERPM, str(spec.sourceRpm ?? `${spec.name}-${spec.version}-${spec.release}.src.rpm`));
-    tags.set(TAG.RPMVERSION, str('4.18.0'));
-    tags.set(TAG.PAYLOADFORMAT, str('cpio'));
-    tags.set(TAG.PAYLOADCOMPRESSOR, str(comp));
-    tags.set(TAG.PAYLOADFLAGS, str(String(level)));
-    tags.set(TAG.PLATFORM, str(`${spec.arch}-pc-linux`));
-    tags.set(TAG.FILEDIGESTALGO, int32([PGPHASHALGO_SHA256]));
-    tags.set(TAG.ENCODING, str('utf-8'));
-    tags.set(TAG.PAYLOADDIGEST, strArr([payloadDigest]));
-    tags.set(TAG.PAYLOADDIGESTALGO, int32([PGPHASHALGO_SHA256]));
-    tags.set(TAG.PAYLOADDIGESTALT, strArr([cpioDigest.digest('hex')]));
-
-    // scriptlets: body, interpreter, and the interpreter as a requirement (rpmbuild's
-    // Requires(pre): /bin/sh etc.); <lua> needs rpm's built-in Lua instead
-    const requires: Dep[] = (spec.requires ?? []).map(parseDep);
-    const rpmlib = (n: string, v: string) => requires.push({ name: `rpmlib(${n})`, flags: SENSE.RPMLIB | SENSE.LESS | SENSE.EQUAL, version: v });
-    const scripts = spec.scripts ?? {};
-    const scriptTags: Array<[keyof NonNullable<RpmSpec['scripts']>, number, number, number]> = [
-      ['pre', TAG.PREIN, TAG.PREINPROG, SENSE.SCRIPT_PRE],
-      ['post', TAG.POSTIN, TAG.POSTINPROG, SENSE.SCRIPT_POST],
-      ['preun', TAG.PREUN, TAG.PREUNPROG, SENSE.SCRIPT_PREUN],
-      ['postun', TAG.POSTUN, TAG.POSTUNPROG, SENSE.SCRIPT_POSTUN],
-      ['pretrans', TAG.PRETRANS, TAG.PRETRANSPROG, SENSE.PRETRANS],
-      ['posttrans', TAG.POSTTRANS, TAG.POSTTRANSPROG, SENSE.POSTTRANS],
-    ];
-    let lua = false;
-    let interpArgs = false;
-    for (const [k, bodyTag, progTag, sense] of scriptTags) {
-      const s = scripts[k];
-      if (!s) continue;
-      const { prog, body } = scriptlet(s);
-      tags.set(bodyTag, str(body));
-      // a lone interpreter is a STRING, with arguments a STRING_ARRAY (as rpmbuild writes them)
-      tags.set(progTag, prog.length === 1 ? str(prog[0]!) : strArr(prog));
-      if (prog.length > 1) interpArgs = true;
-      if (prog[0] === '<lua>') lua = true;
-      else requires.push({ name: prog[0]!, flags: SENSE.INTERP | sense, version: '' });
-    }
-    rpmlib('CompressedFileNames', '3.0.4-1');
-    rpmlib('FileDigests', '4.6.0-1');
-    rpmlib('PayloadFilesHavePrefix', '4.0-1');
-    if (comp === 'xz') rpmlib('PayloadIsXz', '5.2-1');
-    if (comp === 'zstd') rpmlib('PayloadIsZstd', '5.4.18-1');
-    if (lua) rpmlib('BuiltinLuaScripts', '4.2.2-1');
-    if (interpArgs) rpmlib('ScriptletInterpreterArgs', '4.0.3-1');
-    const depLists = ['requires', 'conflicts', 'recommends', 'suggests', 'supplements', 'enhances'] as const;
-    if (depLists.some((k) => (spec[k] ?? []).some((d) => d.trim().startsWith('(')))) rpmlib('RichDependencies', '4.12.0-1');
-    const provides = [...(spec.provides ?? []).map(parseDep), { name: spec.name, flags: SENSE.EQUAL, version: evr }];
-    depTags(tags, uniqDeps(requires), TAG.REQUIRENAME, TAG.REQUIREVERSION, TAG.REQUIREFLAGS);
-    depTags(tags, uniqDeps(provides), TAG.PROVIDENAME, TAG.PROVIDEVERSION, TAG.PROVIDEFLAGS);
-    depTags(tags, uniqDeps((spec.conflicts ?? []).map(parseDep)), TAG.CONFLICTNAME, TAG.CONFLICTVERSION, TAG.CONFLICTFLAGS);
-    depTags(tags, uniqDeps((spec.obsoletes ?? []).map(parseDep)), TAG.OBSOLETENAME, TAG.OBSOLETEVERSION, TAG.OBSOLETEFLAGS);
-    depTags(tags, uniqDeps((spec.recommends ?? []).map(parseDep)), TAG.RECOMMENDNAME, TAG.RECOMMENDVERSION, TAG.RECOMMENDFLAGS);
-    depTags(tags, uniqDeps((spec.suggests ?? []).map(parseDep)), TAG.SUGGESTNAME, TAG.SUGGESTVERSION, TAG.SUGGESTFLAGS);
-    depTags(tags, uniqDeps((spec.supplements ?? []).map(parseDep)), TAG.SUPPLEMENTNAME, TAG.SUPPLEMENTVERSION, TAG.SUPPLEMENTFLAGS);
-    depTags(tags, uniqDeps((spec.enhances ?? []).map(parseDep)), TAG.ENHANCENAME, TAG.ENHANCEVERSION, TAG.ENHANCEFLAGS);
-
-    // changelog, newest first as rpm keeps it (stable for equal times)
-    const cl = (spec.changelog ?? []).map((c, i) => ({ c, i })).sort((a, b) => b.c.time - a.c.time || a.i - b.i).map((x) => x.c);
-    if (cl.length) {
-      tags.set(TAG.CHANGELOGTIME, int32(cl.map((c) => c.time)));
-      tags.set(TAG.CHANGELOGNAME, strArr(cl.map((c) => c.author.trim())));
-      tags.set(TAG.CHANGELOGTEXT, strArr(cl.map((c) => c.text.replace(/\s+$/, ''))));
-    }
-
-    // files
-    if (files.length) {
-      const dirs: string[] = [];
-      const dirIndex = new Map<string, number>();
-      const dirIndexes: number[] = [];
-      const basenames: string[] = [];
-      for (const e of files) {
-        const cut = e.path.lastIndexOf('/');
-        const d = e.path.slice(0, cut + 1);
-        if (!dirIndex.has(d)) {
-          dirIndex.set(d, dirs.length);
-          dirs.push(d);
-        }
-        dirIndexes.push(dirIndex.get(d)!);
-        basenames.push(e.path.slice(cut + 1));
-      }
-      // files in the documentation trees are %doc, as rpmbuild marks them
-      const isDoc = (e: ManifestEntry) => e.doc || (e.type !== 'dir' && /^\/usr\/share\/(doc|man|info)\//.test(e.path) && !e.license);
-      const classes = ['', 'directory', 'ELF 32-bit', 'ELF 64-bit'];
-      tags.set(TAG.FILESIZES, int32(files.map((e) => (e.ghost || e.type === 'dir' ? 0 : e.type === 'file' ? e.size : Buffer.byteLength(e.target!)))));
-      tags.set(TAG.FILEMODES, int16(files.map((e) => e.mode)));
-      tags.set(TAG.FILERDEVS, int16(files.map(() => 0)));
-      tags.set(TAG.FILEMTIMES, int32(files.map((e) => e.mtime)));
-      tags.set(TAG.FILEDIGESTS, strArr(files.map((e) => digests.get(e.path) ?? '')));
-      tags.set(TAG.FILELINKTOS, strArr(files.map((e) => (e.type === 'symlink' ? e.target! : ''))));
-      tags.set(TAG.FILEFLAGS, int32(files.map((e) => (e.conffile ? FILE.CONFIG : 0) | (e.noreplace ? FILE.NOREPLACE : 0) | (e.ghost ? FILE.GHOST : 0) | (isDoc(e) ? FILE.DOC : 0) | (e.license ? FILE.LICENSE : 0))));
-      tags.set(TAG.FILEUSERNAME, strArr(files.map((e) => e.user)));
-      tags.set(TAG.FILEGROUPNAME, strArr(files.map((e) => e.group)));
-      // rpm -V checks everything, but a %ghost's digest, size, link target and mtime (as rpmbuild)
-      tags.set(TAG.FILEVERIFYFLAGS, int32(files.map((e) => (e.ghost ? ~(VERIFY.DIGEST | VERIFY.FILESIZE | VERIFY.LINKTO | VERIFY.MTIME) : 0xffffffff))));
-      tags.set(TAG.FILEDEVICES, int32(files.map(() => 1)));
-      tags.set(TAG.FILEINODES, int32(files.map((_, i) => i + 1)));
-      tags.set(TAG.FILELANGS, strArr(files.map(() => '')));
-      tags.set(TAG.FILECOLORS, int32(files.map((e) => colors.get(e.path) ?? 0)));
-      tags.set(TAG.FILECLASS, int32(files.map((e) => (e.type === 'dir' ? 1 : colors.has(e.path) ? 1 + colors.get(e.path)! : 0))));
-      tags.set(TAG.CLASSDICT, strArr(classes));
-      tags.set(TAG.DIRINDEXES, int32(dirIndexes));
-      tags.set(TAG.BASENAMES, strArr(basenames));
-      tags.set(TAG.DIRNAMES, strArr(dirs));
-    }
-    const header = buildHeader(tags, TAG.HEADERIMMUTABLE);
+    const header = headerOf(digests, payloadDigest, cpioDigest.digest('hex'));
+    if (header.length !== headerSize) throw new KilnError(`${spec.name}: internal error: header size ${header.length}, ${headerSize} reserved`);
 
     // ---- signature header
     const sig = new Map<number, Value>();
     if (spec.signingKey) {
-      const s = await signHeader(header, spec.signingKey, sde, tmpBase);
+      const signer = await Signer.open(spec.signingKey, sde);
+      let s: Buffer;
+      try {
+        await signer.detachSignParts([header], `${tmpBase}.hdr.sig`, false, 'SHA256');
+        s = readFileSync(`${tmpBase}.hdr.sig`);
+      } finally {
+        await signer.close();
+        rmSync(`${tmpBase}.hdr.sig`, { force: true });
+      }
       const algo = sigPubkeyAlgo(s);
       sig.set(algo >= 1 && algo <= 3 ? SIG.RSA : SIG.DSA, bin(s));
     }
     sig.set(SIG.SHA1, str(createHash('sha1').update(header).digest('hex')));
     sig.set(SIG.SHA256, str(createHash('sha256').update(header).digest('hex')));
-    const sigSize = header.length + payloadBytes;
-    if (sigSize > 0xffffffff) sig.set(SIG.LONGSIZE, int64([sigSize]));
-    else sig.set(SIG.SIZE, int32([sigSize]));
+    const signedSize = header.length + payloadBytes;
+    if (signedSize > 0xffffffff) sig.set(SIG.LONGSIZE, int64([signedSize]));
+    else sig.set(SIG.SIZE, int32([signedSize]));
     // MD5 over header and payload: rpm 4.18 still checks it, older rpms rely on it
-    sig.set(SIG.MD5, bin(Buffer.from(await hashFile(payloadFile, 'md5', header), 'hex')));
+    sig.set(SIG.MD5, bin(Buffer.from(digestRange(fd, payloadStart, payloadBytes, 'md5', header), 'hex')));
     if (archiveSize > 0xffffffff) sig.set(SIG.LONGARCHIVESIZE, int64([archiveSize]));
     else sig.set(SIG.PAYLOADSIZE, int32([archiveSize]));
-    let sigHeader = buildHeader(sig, SIG.HEADERSIGNATURES);
-    const sigPad = (8 - (sigHeader.length % 8)) % 8;
-    if (sigPad) sigHeader = Buffer.concat([sigHeader, Buffer.alloc(sigPad)]);
+    // what the signature and the 64-bit sizes take is taken from the reserved space (as rpmsign
+    // does when it signs in place), so the header keeps the size the payload was placed after
+    const grow = buildHeader(sig, SIG.HEADERSIGNATURES).length - buildHeader(placeholderSignature(), SIG.HEADERSIGNATURES).length;
+    if (grow > RESERVED_SPACE) throw new KilnError(`${spec.name}: the signature (${grow} bytes) does not fit the ${RESERVED_SPACE} bytes reserved for it`);
+    const sigHeader = signatureHeader(sig, RESERVED_SPACE - grow);
+    if (sigHeader.length !== sigHeaderSize) throw new KilnError(`${spec.name}: internal error: signature header size ${sigHeader.length}, ${sigHeaderSize} reserved`);
 
     // ---- lead (obsolete, but still read for its magic)
     const lead = Buffer.alloc(96);
@@ -570,28 +626,17 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
     lead.writeUInt16BE(1, 76); // Linux
     lead.writeUInt16BE(5, 78); // header-style signature
 
-    // ---- assemble: one more pass over the payload, hashing what is written
-    const sha = createHash('sha256');
-    let size = 0;
-    const out = await open(outTmp, 'wx', 0o644);
-    try {
-      const put = async (b: Buffer) => {
-        for (let off = 0; off < b.length; ) off += (await out.write(b, off, b.length - off)).bytesWritten;
-        sha.update(b);
-        size += b.length;
-      };
-      await put(lead);
-      await put(sigHeader);
-      await put(header);
-      for await (const c of createReadStream(payloadFile, { highWaterMark: 1 << 20 })) await put(c as Buffer);
-      if ((await out.stat()).size !== size) throw new KilnError(`${outTmp}: short write`);
-    } finally {
-      await out.close();
-    }
+    // ---- the front of the package
+    writeAll(fd, Buffer.concat([lead, sigHeader, header]), 0);
+    const size = payloadStart + payloadBytes;
+    if (fstatSync(fd).size !== size) throw new KilnError(`${outTmp}: short write`);
+    closeSync(fd);
+    fd = undefined;
     await rename(outTmp, outPath);
-    return { path: outPath, size, sha256: sha.digest('hex') };
+    return { path: outPath, size };
   } finally {
-    for (const f of [payloadFile, outTmp]) rmSync(f, { force: true });
+    if (fd !== undefined) closeSync(fd);
+    rmSync(outTmp, { force: true });
   }
 }
 

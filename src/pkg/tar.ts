@@ -5,13 +5,14 @@
  * root/root 0/0, mtime 0) with the header field holding the first 100 bytes, sizes/ids too large for
  * octal in GNU base-256, the archive ended by two zero blocks and padded to a 10 KiB record.
  *
- * Contents stream from disk with backpressure (memory stays flat whatever the payload); small writes
- * are coalesced into 256 KiB chunks; a hook sees every content chunk (md5sums on the way). If the
- * output fails (compressor died), pending and later writes reject instead of waiting forever.
+ * Contents are read from disk in bounded chunks and written with backpressure through ByteWriter
+ * (coalesced small writes, deep queue; memory stays flat whatever the payload); a hook sees every
+ * content chunk (md5sums on the way). If the output fails (compressor died), pending and later
+ * writes reject instead of waiting forever.
  */
-import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { KilnError } from '../lib/errors.js';
+import { ByteWriter, readSource } from './bytewriter.js';
 
 export interface TarHeader {
   /** name as stored, e.g. `./usr/bin/x` or `./usr/` */
@@ -31,7 +32,6 @@ export interface TarHeader {
 
 export const BLOCK = 512;
 export const RECORD = 20 * BLOCK;
-const COALESCE = 256 * 1024;
 
 function numeric(buf: Buffer, off: number, len: number, value: number, what: string): void {
   if (!Number.isInteger(value) || value < 0) throw new KilnError(`tar: invalid ${what} ${value}`);
@@ -88,64 +88,19 @@ function header(h: RawHeader): Buffer {
 }
 
 export class TarWriter {
-  private written = 0;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private failure: Error | undefined;
+  private readonly w: ByteWriter;
 
-  constructor(private readonly out: Writable) {
-    const fail = (e?: Error) => {
-      this.failure ??= e ?? new KilnError('tar output closed early');
-    };
-    out.on('error', fail);
-    out.on('close', () => {
-      if (!out.writableFinished) fail();
-    });
+  constructor(out: Writable) {
+    this.w = new ByteWriter(out, 'tar');
   }
 
   /** uncompressed bytes produced so far */
   get bytesWritten(): number {
-    return this.written;
+    return this.w.bytesWritten;
   }
 
-  private async flush(): Promise<void> {
-    if (!this.pendingBytes) return;
-    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.push(buf);
-  }
-
-  private push(buf: Buffer): Promise<void> | void {
-    if (this.failure) throw this.failure;
-    if (this.out.write(buf)) return;
-    return new Promise<void>((res, rej) => {
-      const done = (e?: Error) => {
-        this.out.off('drain', onDrain);
-        this.out.off('error', onError);
-        this.out.off('close', onClose);
-        if (e) rej(e);
-        else res();
-      };
-      const onDrain = () => done();
-      const onError = (e: Error) => done(e);
-      const onClose = () => done(this.failure ?? new KilnError('tar output closed early'));
-      this.out.on('drain', onDrain);
-      this.out.on('error', onError);
-      this.out.on('close', onClose);
-    });
-  }
-
-  private async write(buf: Buffer): Promise<void> {
-    this.written += buf.length;
-    if (buf.length >= COALESCE) {
-      await this.flush();
-      await this.push(buf);
-      return;
-    }
-    this.pending.push(buf);
-    this.pendingBytes += buf.length;
-    if (this.pendingBytes >= COALESCE) await this.flush();
+  private write(buf: Buffer): Promise<void> | void {
+    return this.w.write(buf);
   }
 
   private async pad(size: number): Promise<void> {
@@ -164,9 +119,10 @@ export class TarWriter {
 
   /**
    * Add an entry. For files, `body` is the content (Buffer) or a host path streamed from disk
-   * (it must still have `h.size` bytes); `onChunk` sees the content as it passes.
+   * (it must still have `h.size` bytes; `sourceName` names it in errors); `onChunk` sees the
+   * content as it passes.
    */
-  async add(h: TarHeader, body?: Buffer | string, onChunk?: (b: Buffer) => void): Promise<void> {
+  async add(h: TarHeader, body?: Buffer | string, onChunk?: (b: Buffer) => void, sourceName?: string): Promise<void> {
     const typeflag = h.type === 'dir' ? '5' : h.type === 'symlink' ? '2' : '0';
     const size = h.type === 'file' ? h.size : 0;
     // GNU tar's order: the long link target (K) first, then the long name (L)
@@ -182,47 +138,24 @@ export class TarWriter {
     }
     await this.write(header({ name, typeflag, mode: h.mode, uid: h.uid, gid: h.gid, uname: h.uname, gname: h.gname, mtime: h.mtime, size, linkname }));
     if (h.type !== 'file') return;
-    let n = 0;
     if (Buffer.isBuffer(body)) {
-      n = body.length;
-      if (n === size) {
-        onChunk?.(body);
-        await this.write(body);
-      }
+      if (body.length !== size) throw new KilnError(`${h.name} changed size while being archived (expected ${size} bytes, got ${body.length})`);
+      onChunk?.(body);
+      await this.write(body);
     } else if (typeof body === 'string') {
-      const rs = createReadStream(body, { highWaterMark: 1 << 20 });
-      try {
-        for await (const chunk of rs) {
-          const c = chunk as Buffer;
-          n += c.length;
-          if (n > size) break;
-          onChunk?.(c);
-          await this.write(c);
-        }
-      } catch (e) {
-        throw new KilnError(`reading ${body}: ${(e as Error).message}`);
-      } finally {
-        rs.destroy();
+      for (const c of readSource(body, size, sourceName ?? body)) {
+        onChunk?.(c);
+        await this.write(c);
       }
-    }
-    if (n !== size) throw new KilnError(`${typeof body === 'string' ? body : h.name} changed size while being archived (expected ${size} bytes, got ${n})`);
+    } else if (size) throw new KilnError(`${h.name}: no content for a file of ${size} bytes`);
     await this.pad(size);
   }
 
   /** End-of-archive blocks, padded to a full record; ends the output stream. */
   async finish(): Promise<void> {
     await this.write(Buffer.alloc(2 * BLOCK));
-    const n = (RECORD - (this.written % RECORD)) % RECORD;
+    const n = (RECORD - (this.bytesWritten % RECORD)) % RECORD;
     if (n) await this.write(Buffer.alloc(n));
-    await this.flush();
-    if (this.failure) throw this.failure;
-    await new Promise<void>((res, rej) => {
-      const onError = (e: Error) => rej(e);
-      this.out.once('error', onError);
-      this.out.end(() => {
-        this.out.off('error', onError);
-        res();
-      });
-    });
+    await this.w.end();
   }
 }

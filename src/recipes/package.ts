@@ -362,14 +362,14 @@ export const recipe: Recipe = {
         spec.signatureRole = o.get('deb-signature-role')!.trim();
       }
       const r = await writeDeb(spec, join(ctx.staging, debFileName(spec))).catch((e) => Promise.reject(wrap(e)));
-      ctx.log(`# wrote ${r.path} (${r.size} bytes, sha256 ${r.sha256})\n`);
+      ctx.log(`# wrote ${r.path} (${r.size} bytes)\n`);
     }
     if (formats.includes('rpm')) {
       const { rpmSpecFromOptions } = await import('./package-rpm.js');
       const { writeRpm, rpmFileName } = await import('../pkg/rpm.js');
       const spec = rpmSpecFromOptions(ctx, files, sde);
       const r = await writeRpm(spec, join(ctx.staging, rpmFileName(spec))).catch((e) => Promise.reject(wrap(e)));
-      ctx.log(`# wrote ${r.path} (${r.size} bytes, sha256 ${r.sha256})\n`);
+      ctx.log(`# wrote ${r.path} (${r.size} bytes)\n`);
     }
   },
 };
