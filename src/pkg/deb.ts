@@ -360,7 +360,7 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
     const md5 = new Map<string, string>();
     for (const e of hashed) if (e.content) md5.set(e.path, createHash('md5').update(e.content).digest('hex'));
     // md5sums in path order (bytewise), as dh_md5sums writes them
-    const md5Order = [...hashed].sort((x, y) => Buffer.compare(Buffer.from(x.path), Buffer.from(y.path)));
+    const md5Order = hashed.map((e) => ({ e, k: Buffer.from(e.path) })).sort((x, y) => Buffer.compare(x.k, y.k)).map((x) => x.e);
     const installedSize = debInstalledSize(entries);
     const controlTar = async (sums: (e: ManifestEntry) => string): Promise<Buffer> => {
       const md5s = md5Order.map((e) => `${sums(e)}  ${e.path.slice(1)}\n`).join('');
