@@ -16,7 +16,7 @@
  * would allocate a 1 MiB buffer even for a 64-byte file, which for 10,000 files is 10 GB of
  * garbage.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { KilnError } from '../lib/errors.js';
 
@@ -148,4 +148,9 @@ export function* readSource(path: string, size: number, what = path): Generator<
   } finally {
     closeSync(fd);
   }
+}
+
+/** write(2) until all of `b` is written, at `position` or (without one) the current offset */
+export function writeAll(fd: number, b: Buffer, position?: number): void {
+  for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off, position === undefined ? null : position + off);
 }

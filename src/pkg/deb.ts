@@ -53,12 +53,13 @@
  * file, an unknown/invalid maintainer script (must start with `#!`), invalid triggers.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { KilnError } from '../lib/errors.js';
 import { tmpSibling } from '../lib/fsutil.js';
 import { Signer, type SigningKey } from '../lib/gpg.js';
 import { AR_MAGIC, arHeader } from './ar.js';
+import { writeAll } from './bytewriter.js';
 import { compressToFile, EXT, isCompression, type Compression, type Compressor } from './compress.js';
 import { formatParagraph, parseRelations } from './deb822.js';
 import { buildManifest, type ManifestEntry, type PkgFile } from './files.js';
@@ -325,10 +326,6 @@ function dataHeader(e: ManifestEntry): TarHeader {
   return { name: '.' + e.path + (e.type === 'dir' ? '/' : ''), type: e.type, mode: e.perm, uid: e.uid, gid: e.gid, uname, gname, mtime: e.mtime, size: e.size, linkname: e.target };
 }
 
-/** write(2) until all of `b` is written, at `position` or the current offset */
-function writeAll(fd: number, b: Buffer, position?: number): void {
-  for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off, position === undefined ? null : position + off);
-}
 
 
 export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResult> {

@@ -46,12 +46,13 @@
  * PLATFORM 'ARCH-pc-linux'. The cpio payload itself is byte-identical to rpmbuild's.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { tmpSibling } from '../lib/fsutil.js';
 import { Signer } from '../lib/gpg.js';
+import { writeAll } from './bytewriter.js';
 import { compressToFile, type Compression } from './compress.js';
 import { CpioWriter } from './cpio.js';
 import { buildManifest, type ManifestEntry, type PkgFile } from './files.js';
@@ -365,9 +366,6 @@ function digestRange(fd: number, start: number, length: number, algo: string, pr
   return h.digest('hex');
 }
 
-function writeAll(fd: number, b: Buffer, position?: number): void {
-  for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off, position === undefined ? null : position + off);
-}
 
 /**
  * The main header. Its size does not depend on the digests (fixed-length hex) nor on the ELF
@@ -611,7 +609,7 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
     // what the signature and the 64-bit sizes take is taken from the reserved space (as rpmsign
     // does when it signs in place), so the header keeps the size the payload was placed after
     const grow = buildHeader(sig, SIG.HEADERSIGNATURES).length - buildHeader(placeholderSignature(), SIG.HEADERSIGNATURES).length;
-    if (grow > RESERVED_SPACE) throw new KilnError(`${spec.name}: the signature (${grow} bytes) does not fit the ${RESERVED_SPACE} bytes reserved for it`);
+    if (grow >= RESERVED_SPACE) throw new KilnError(`${spec.name}: the signature (${grow} bytes) does not fit the ${RESERVED_SPACE} bytes reserved for it`);
     const sigHeader = signatureHeader(sig, RESERVED_SPACE - grow);
     if (sigHeader.length !== sigHeaderSize) throw new KilnError(`${spec.name}: internal error: signature header size ${sigHeader.length}, ${sigHeaderSize} reserved`);
 
