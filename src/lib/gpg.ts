@@ -64,7 +64,7 @@ export class Signer {
 
   /** Write a detached signature of `file` to `out` (armored unless binary). */
   async detachSign(file: string, out: string, armor = true, digest = 'SHA512'): Promise<void> {
-    await run([...this.args(digest), ...(armor ? ['--armor'] : []), '--detach-sign', '--output', out, file], this.runOpts);
+    await this.detachSignParts([file], out, armor, digest);
   }
 
   /**
