@@ -66,6 +66,26 @@ describe('bad inputs', () => {
     expect(r.stderr).toMatch(/buildout\.cfg:7: \[a\] sha265: unknown option 'sha265' for recipe kiln:download \(did you mean 'sha256'\?\)/);
   });
 
+  test('near misses: a typo of a declared option even under a catch-all pattern; an explicit pattern that does not take the declared name is meant', () => {
+    // kiln:command takes free-form options (a catch-all pattern), but 'commnad' is a typo of 'command'
+    const t = project({ 'buildout.cfg': `[buildout]\nparts = a\n\n[a]\nrecipe = kiln:command\ncommnad = true\n` });
+    const rt = kiln(t.dir, ['plan']);
+    expect(rt.code).toBe(3);
+    expect(rt.stderr).toMatch(/buildout\.cfg:6: \[a\] commnad: unknown option 'commnad' for recipe kiln:command \(did you mean 'command'\?\)/);
+    // kiln:container-test declares 'tests' and 'expect-exit'; test-os and expect-exit-a are within
+    // edit distance 2 of them but match its test-NAME / expect-exit-NAME patterns, which do not
+    // take the declared names: accepted
+    const ok = project({ 'buildout.cfg': `[buildout]\nparts = c\n\n[c]\nrecipe = kiln:container-test\nimage = debian:bookworm\ntest-os = true\ntest-a = false\nexpect-exit-a = 1\n` });
+    const ro = kiln(ok.dir, ['plan']);
+    expect(ro.stderr).not.toMatch(/unknown option/);
+    expect(ro.code).toBe(0);
+    // ...while a near miss outside the patterns is still a typo
+    const bad = project({ 'buildout.cfg': `[buildout]\nparts = c\n\n[c]\nrecipe = kiln:container-test\nimage = debian:bookworm\ntets = true\n` });
+    const rb = kiln(bad.dir, ['plan']);
+    expect(rb.code).toBe(3);
+    expect(rb.stderr).toMatch(/buildout\.cfg:7: \[c\] tets: unknown option 'tets' for recipe kiln:container-test \(did you mean 'test(s)?'\?\)/);
+  });
+
   test('missing required option', () => {
     const p = project({ 'buildout.cfg': `[buildout]\nparts = a\n\n[a]\nrecipe = kiln:download\n` });
     const r = kiln(p.dir, ['build']);

@@ -112,22 +112,16 @@ function didYouMean(name: string, candidates: string[]): string {
   return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean '${best}'?)` : '';
 }
 
-/** True when `name` is within edit distance 2 of one of `candidates` (and not equal to it). */
-const nearMissMemo = new Map<string, boolean>();
-function isNearMiss(name: string, candidates: Set<string>): boolean {
+/** The candidates within edit distance 2 of `name` (1 for names of up to 4 characters), not equal to it. */
+const nearMissMemo = new Map<string, string[]>();
+function nearMisses(name: string, candidates: Set<string>): string[] {
   const key = `${name}\0${[...candidates].join(',')}`;
-  const hit = nearMissMemo.get(key);
-  if (hit !== undefined) return hit;
-  const r = nearMissUncached(name, candidates);
-  nearMissMemo.set(key, r);
-  return r;
-}
-function nearMissUncached(name: string, candidates: Set<string>): boolean {
-  for (const c of candidates) {
-    if (Math.abs(c.length - name.length) > 2 || c === name) continue;
-    if (editDistance(name, c) <= (name.length <= 4 ? 1 : 2)) return true;
+  let hit = nearMissMemo.get(key);
+  if (hit === undefined) {
+    hit = [...candidates].filter((c) => Math.abs(c.length - name.length) <= 2 && c !== name && editDistance(name, c) <= (name.length <= 4 ? 1 : 2));
+    nearMissMemo.set(key, hit);
   }
-  return false;
+  return hit;
 }
 
 function editDistance(a: string, b: string): number {
@@ -343,9 +337,13 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     const allowed = new Set([...ENGINE_OPTIONS, ...Object.keys(recipe.options)]);
     for (const opt of config.optionNames(name)) {
       if (allowed.has(opt)) continue;
-      // a near miss of a declared option is a typo even where the recipe takes free-form options
-      const typo = isNearMiss(opt, allowed);
-      if (!typo && recipe.optionPatterns?.some((re) => re.test(opt))) continue;
+      // a near miss of a declared option is a typo, even where a pattern of the recipe takes it,
+      // when that pattern would take the declared name as well (a catch-all such as
+      // kiln:command's): 'commnad' is a typo of 'command'. A pattern that does not take the
+      // declared name is explicit: container-test's test-os next to 'tests' is meant.
+      const near = nearMisses(opt, allowed);
+      if (recipe.optionPatterns?.some((re) => re.test(opt) && !near.some((n) => re.test(n)))) continue;
+      const typo = near.length > 0;
       if (!typo && referenced.has(`${name}\0${opt}`)) continue; // a variable other options use, as in buildout profiles
       throw new ConfigError(
         `unknown option '${opt}' for recipe ${spec}${didYouMean(opt, [...allowed])}; it takes: ${Object.keys(recipe.options).sort().join(', ')}`,

@@ -196,11 +196,14 @@ export const recipe: Recipe = {
     environment: { description: 'KEY=VALUE lines set in the container' },
     network: { description: 'network in the container', default: 'false' },
     timeout: { description: 'seconds per command', default: '300' },
+    test: { description: 'a shell command run in the container' },
+    'expect-output': { description: "a regular expression the test's output must match" },
+    'expect-exit': { description: "the test's exit code (default 0)" },
+    tests: { description: 'shell commands, one per line, each expected to exit 0' },
   },
-  // test, tests, expect-output and expect-exit are matched by patterns rather than declared:
-  // the engine reads any option within edit distance 2 of a declared name as a typo, and
-  // test-os / test-ok / expect-exit-a would then be "did you mean 'tests'?" errors
-  optionPatterns: [/^tests?$/, /^test-[A-Za-z0-9_.-]+$/, /^expect-(exit-)?[A-Za-z0-9_.-]+$/],
+  // test-NAME, expect-NAME and expect-exit-NAME (the engine takes test-os next to 'tests': the
+  // pattern does not match the declared name, so it is not a typo of it)
+  optionPatterns: [/^test-[A-Za-z0-9_.-]+$/, /^expect-(?!(exit|output)$)(exit-)?[A-Za-z0-9_.-]+$/],
   validate(ctx) {
     const o = ctx.options;
     if (!testSpecs(o).length) throw o.error('image', 'no tests: add test, tests or test-NAME options');
