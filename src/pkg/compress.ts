@@ -23,13 +23,14 @@
  * Memory stays bounded: the caller writes with backpressure; xz/zstd buffer at most a few blocks.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Readable, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { constants, crc32, deflateRaw, type ZlibOptions } from 'node:zlib';
 import { KilnError } from '../lib/errors.js';
 import { requireTool } from '../lib/tools.js';
+import { writeAll } from './bytewriter.js';
 
 export type Compression = 'gzip' | 'xz' | 'zstd' | 'none';
 
@@ -46,8 +47,8 @@ export interface CompressOptions {
   /** worker threads for xz/zstd; default: all cores (xz at least 2, see above) */
   threads?: number;
   /**
-   * sees every output byte in order, when the compression runs in this process (gzip, none);
-   * `Compressor.tapped` says whether it was used (xz/zstd write straight into the file)
+   * sees every output byte in order (xz/zstd output then passes through this process instead of
+   * going straight into the file)
    */
   onOutput?: (b: Buffer) => void;
 }
@@ -59,8 +60,6 @@ export interface Compressor {
   done: Promise<void>;
   /** stop now (after an error elsewhere): the input is destroyed, the child killed, `done` rejects */
   abort(): void;
-  /** whether `onOutput` saw the output */
-  tapped: boolean;
 }
 
 /** An open file descriptor: output is written at its current offset, and it is left open. */
@@ -82,27 +81,19 @@ export function compressToFile(kind: Compression, dest: string | FdTarget, opts?
   if (!isCompression(kind)) throw new KilnError(`unknown compression '${String(kind)}' (${COMPRESSIONS.join(', ')})`);
   const level = o.level ?? DEFAULT_LEVEL[kind];
   const name = typeof dest === 'string' ? dest : `file descriptor ${dest.fd}`;
-  const fileStream = () => fileWriter(dest);
-  // the output as it passes (a stage between the compressor and the file)
   const see = o.onOutput;
-  const tapping = async function* (src: AsyncIterable<Buffer>) {
-    for await (const c of src) {
-      see!(c);
-      yield c;
-    }
-  };
   if (kind === 'none') {
     const out = fileWriter(dest, see);
     const done = finished(out).catch((e: Error) => Promise.reject(out.writableFinished ? e : new KilnError(`writing ${name} was aborted${e?.message ? `: ${e.message}` : ''}`)));
     done.catch(() => {});
-    return { input: out, done, abort: () => out.destroy(), tapped: !!see };
+    return { input: out, done, abort: () => out.destroy() };
   }
   if (kind === 'gzip') {
     if (!Number.isInteger(level) || level < 1 || level > 9) throw new KilnError(`invalid gzip level ${level} (1-9)`);
     const gz = new ParallelGzip(level, o.threads ?? availableParallelism());
-    const done = see ? pipeline(gz, tapping, fileStream()) : pipeline(gz, fileStream());
+    const done = pipeline(gz, fileWriter(dest, see));
     done.catch(() => {});
-    return { input: gz.input, done, abort: () => gz.destroy(new KilnError('compression aborted')), tapped: !!o.onOutput };
+    return { input: gz.input, done, abort: () => gz.destroy(new KilnError('compression aborted')) };
   }
   const tool = kind;
   requireTool(tool);
@@ -121,7 +112,7 @@ export function compressToFile(kind: Compression, dest: string | FdTarget, opts?
   } finally {
     if (typeof dest === 'string' && fd !== undefined) closeSync(fd); // the child has its own copy
   }
-  const copied = see ? pipeline(child.stdout!, tapping, fileStream()) : Promise.resolve();
+  const copied = see ? pipeline(child.stdout!, fileWriter(dest, see)) : Promise.resolve();
   copied.catch(() => {});
   let err = '';
   let aborted = false;
@@ -143,7 +134,6 @@ export function compressToFile(kind: Compression, dest: string | FdTarget, opts?
   return {
     input: child.stdin!,
     done,
-    tapped: !!see,
     abort: () => {
       aborted = true;
       child.stdin!.destroy();
@@ -167,15 +157,15 @@ function fileWriter(dest: string | FdTarget, see?: (b: Buffer) => void): Writabl
     if (own && open) closeSync(fd);
     open = false;
   };
-  const writeAll = (c: Buffer) => {
+  const put = (c: Buffer) => {
     see?.(c);
-    for (let off = 0; off < c.length; ) off += writeSync(fd, c, off, c.length - off);
+    writeAll(fd, c);
   };
   return new Writable({
     highWaterMark: 1 << 20,
     write(c: Buffer, _e, cb) {
       try {
-        writeAll(c);
+        put(c);
         cb();
       } catch (e) {
         cb(e as Error);
@@ -183,7 +173,7 @@ function fileWriter(dest: string | FdTarget, see?: (b: Buffer) => void): Writabl
     },
     writev(cs, cb) {
       try {
-        for (const { chunk } of cs) writeAll(chunk as Buffer);
+        for (const { chunk } of cs) put(chunk as Buffer);
         cb();
       } catch (e) {
         cb(e as Error);

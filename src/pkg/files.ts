@@ -66,15 +66,6 @@ export function normalizePath(p: string): string {
   return '/' + parts.join('/');
 }
 
-/** Depth-first order with bytewise-sorted names (what tar --sort=name produces). */
-export function comparePaths(a: string, b: string): number {
-  const x = a.split('/');
-  const y = b.split('/');
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return Buffer.compare(Buffer.from(x[i]!), Buffer.from(y[i]!));
-  }
-  return x.length - y.length;
-}
 
 export function buildManifest(files: PkgFile[], sourceDateEpoch: number): ManifestEntry[] {
   const byPath = new Map<string, ManifestEntry>();
@@ -151,8 +142,9 @@ export function buildManifest(files: PkgFile[], sourceDateEpoch: number): Manife
       }
     }
   }
-  // comparePaths order, with one sort key per entry: '/' becomes NUL (below every byte a name can
-  // hold), so a bytewise comparison of the keys orders by component, parents first
+  // depth-first, names sorted bytewise in each directory (what tar --sort=name produces): one sort
+  // key per entry, '/' becoming NUL (below every byte a name can hold), so a bytewise comparison
+  // of the keys orders by component, parents first
   const keyed = [...byPath.values()].map((e) => ({ e, k: Buffer.from(e.path.replaceAll('/', '\0')) }));
   return keyed.sort((a, b) => Buffer.compare(a.k, b.k)).map((x) => x.e);
 }

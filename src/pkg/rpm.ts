@@ -577,7 +577,7 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
     }
     const archiveSize = cpio.bytesWritten;
     const payloadBytes = fstatSync(fd).size - payloadStart;
-    const payloadDigest = cc.tapped ? payloadSha.digest('hex') : digestRange(fd, payloadStart, payloadBytes, 'sha256');
+    const payloadDigest = payloadSha.digest('hex');
 
     const header = headerOf(digests, payloadDigest, cpioDigest.digest('hex'));
     if (header.length !== headerSize) throw new KilnError(`${spec.name}: internal error: header size ${header.length}, ${headerSize} reserved`);
