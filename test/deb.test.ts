@@ -11,7 +11,7 @@
 // - reproducible across directories, times, source mtimes and thread counts;
 // - bad inputs: clear error, no file at outPath, no temporary file left.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,6 +179,43 @@ describe('same bytes as dpkg-deb --build --root-owner-group', () => {
       }
     });
   }
+});
+
+describe('md5sums: over 16 MiB they are computed on worker threads; control.tar and data.tar compressed alike or not', () => {
+  const bigTree = () => {
+    const d = tmp('big');
+    const files: PkgFile[] = [];
+    for (let i = 0; i < 20; i++) {
+      writeFileSync(join(d, `blob${i}`), randomBytes(1 << 20));
+      files.push({ path: `/usr/share/kiln-big/blob${i}`, type: 'file', source: join(d, `blob${i}`) });
+    }
+    files.push({ path: '/usr/share/kiln-big/small', type: 'file', content: 'small\n' }, { path: '/etc/kiln-big.conf', type: 'file', content: 'conf\n' });
+    return files;
+  };
+  const base = (files: PkgFile[], extra: Partial<DebSpec>): DebSpec => ({ name: 'kiln-big', version: '1.0', architecture: 'all', maintainer: 'Kiln Tests <tests@example.org>', description: 'big\nbig payload', files, sourceDateEpoch: SDE, ...extra });
+
+  test('md5sum -c accepts the md5sums of the extracted package (conffiles left out), for gzip/gzip, gzip data + plain control, plain data + gzip control', async () => {
+    const files = bigTree();
+    for (const [compression, controlCompression] of [['gzip', 'gzip'], ['gzip', 'none'], ['none', 'gzip']] as const) {
+      const what = `${compression}/${controlCompression}`;
+      const p = await build(base(files, { compression, controlCompression }));
+      expect(sh('ar', ['t', p]), what).toBe(`debian-binary\ncontrol.tar${controlCompression === 'gzip' ? '.gz' : ''}\ndata.tar${compression === 'gzip' ? '.gz' : ''}\n`);
+      const root = tmp('x');
+      sh('dpkg-deb', ['-x', p, root]);
+      const ctrl = tmp('c');
+      sh('dpkg-deb', ['-e', p, ctrl]);
+      const sums = readFileSync(join(ctrl, 'md5sums'), 'utf8');
+      expect(sums.split('\n').filter(Boolean).length, what).toBe(21); // 20 blobs + small; not the conffile
+      expect(sh('md5sum', ['-c', join(ctrl, 'md5sums')], { cwd: root }), what).toMatch(/^(\S+: OK\n){21}$/);
+    }
+  });
+
+  test('a file that changes size while the worker threads sum it: a clear error, nothing left', async () => {
+    const dir = tmp('bad');
+    const files = [...bigTree(), { path: '/usr/share/kiln-big/proc', type: 'file' as const, source: '/proc/self/status' }];
+    await expect(writeDeb(base(files, { compression: 'gzip' }), join(dir, 'kiln-big_1.0_all.deb'))).rejects.toThrow(/^kiln-big: \/proc\/self\/status \(\/usr\/share\/kiln-big\/proc\) changed size while being archived/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
 });
 
 describe('lintian', () => {
