@@ -15,6 +15,7 @@ import { run } from './lib/exec.js';
 import { rmrf } from './lib/fsutil.js';
 import { TOOL_PACKAGES, which } from './lib/tools.js';
 import { probeKvm } from './vm/qemu.js';
+import { RemoteCache, remoteSettings, type RemoteCliOptions } from './remote/cache.js';
 
 const HELP = `kiln — release-engineering builds from buildout-style recipes
 
@@ -40,6 +41,9 @@ options:
       --no-wait       fail (exit 5) instead of waiting when another build holds out/
       --format F      graph format: dot (default), mermaid, svg (needs Graphviz)
       --history       show: also how each value was assembled (extends, +=, -=, macros)
+      --remote-cache URL        shared cache (Bazel HTTP protocol: URL/cas/, URL/ac/); also [buildout] remote-cache
+      --remote-cache-mode M     read (default) or readwrite (upload what this machine builds)
+      --remote-cache-sign-key F sign uploaded action results with this OpenPGP secret key (docs/farm.md)
   section:option=value  override an option (like buildout), highest priority
 
 exit codes: 0 ok, 1 build failed, 2 usage, 3 config error, 4 missing host tool, 5 locked, 130 interrupted`;
@@ -66,6 +70,9 @@ export async function main(argv: string[]): Promise<number> {
         'no-wait': { type: 'boolean' },
         format: { type: 'string' },
         history: { type: 'boolean' },
+        'remote-cache': { type: 'string' },
+        'remote-cache-mode': { type: 'string' },
+        'remote-cache-sign-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -108,11 +115,16 @@ export async function main(argv: string[]): Promise<number> {
       overrides,
       offline: o.offline,
     });
+    const remoteCli: RemoteCliOptions = { url: o['remote-cache'], mode: o['remote-cache-mode'], signKey: o['remote-cache-sign-key'] };
+    if (remoteCli.mode !== undefined && remoteCli.mode !== 'read' && remoteCli.mode !== 'readwrite') {
+      console.error(`kiln: --remote-cache-mode takes read or readwrite, got '${remoteCli.mode}'`);
+      return ExitCode.USAGE;
+    }
     switch (cmd) {
       case 'build':
-        return await cmdBuild(popts(), names, jobs, !!o['keep-going'], !!o.json, !o['no-wait']);
+        return await cmdBuild(popts(), names, jobs, !!o['keep-going'], !!o.json, !o['no-wait'], remoteCli);
       case 'plan':
-        return await cmdPlan(popts(), names, !!o.json);
+        return await cmdPlan(popts(), names, !!o.json, remoteCli);
       case 'graph':
         return await cmdGraph(popts(), o.format ?? 'dot');
       case 'show':
@@ -141,8 +153,16 @@ function makeReporter(json: boolean): Reporter {
   return new PlainReporter();
 }
 
-async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, keepGoing: boolean, json: boolean, wait: boolean): Promise<number> {
+const warn = (m: string) => process.stderr.write(`kiln: warning: ${m}\n`);
+
+function openRemote(project: Awaited<ReturnType<typeof loadProject>>['project'], cli: RemoteCliOptions): RemoteCache | undefined {
+  const s = remoteSettings(project, cli);
+  return s ? new RemoteCache(project, s, warn) : undefined;
+}
+
+async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, keepGoing: boolean, json: boolean, wait: boolean, remoteCli: RemoteCliOptions): Promise<number> {
   const { project, statCacheUsed } = await loadProject(popts, readStatCache(popts));
+  const remote = openRemote(project, remoteCli);
   const ac = new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -161,9 +181,12 @@ async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, 
       reporter: makeReporter(json),
       wait,
       signal: ac.signal,
+      remote,
     });
+    if (remote) process.stderr.write(`kiln: ${remote.summary()}\n`);
     return res.exitCode;
   } finally {
+    await remote?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
@@ -179,16 +202,24 @@ function readStatCache(popts: ProjectOptions): Record<string, { k: string; h: st
   }
 }
 
-async function cmdPlan(popts: ProjectOptions, targets: string[], json: boolean): Promise<number> {
+async function cmdPlan(popts: ProjectOptions, targets: string[], json: boolean, remoteCli: RemoteCliOptions): Promise<number> {
   const { project } = await loadProject(popts, readStatCache(popts));
   const entries = plan(project, targets.length ? targets : undefined);
+  const remote = openRemote(project, remoteCli);
+  if (remote) {
+    try {
+      await remote.annotate(entries);
+    } finally {
+      await remote.close();
+    }
+  }
   if (json) {
     console.log(JSON.stringify(entries, null, 1));
     return 0;
   }
   const mark = { 'up-to-date': '  ', restore: '<>', build: '* ' } as const;
   for (const e of entries) {
-    console.log(`${mark[e.status]} ${e.part} (${e.kind}) ${e.status}`);
+    console.log(`${mark[e.status]} ${e.part} (${e.kind}) ${e.status}${e.remote ? ' (remote)' : ''}`);
     for (const r of e.reasons) console.log(`     ${r}`);
   }
   const n = entries.filter((e) => e.status === 'build').length;

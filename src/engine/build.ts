@@ -13,6 +13,7 @@ import { cleanRoomRunner } from './cleanroom.js';
 import type { Reporter } from './events.js';
 import type { Part, Project, SignatureParts } from './project.js';
 import { Lock, Store, type PartState, type State } from './store.js';
+import type { RemoteCache } from '../remote/cache.js';
 
 export type PlanStatus = 'up-to-date' | 'restore' | 'build';
 
@@ -22,6 +23,8 @@ export interface PlanEntry {
   status: PlanStatus;
   /** human reasons, e.g. "option 'url' changed" */
   reasons: string[];
+  /** restore from the remote cache (src/remote), with the reasons to build if that fails */
+  remote?: { buildReasons: string[] };
 }
 
 const short = (v: string | undefined) => {
@@ -86,6 +89,8 @@ export interface BuildOptions {
   /** wait for another build holding the lock (default) or fail */
   wait: boolean;
   signal?: AbortSignal;
+  /** remote cache (--remote-cache): tried after the local store and shared parts, before building */
+  remote?: RemoteCache;
 }
 
 export interface BuildResult {
@@ -107,6 +112,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
     const state = store.loadState();
     const names = project.closure(opts.targets);
     const planned = plan(project, opts.targets);
+    if (opts.remote) await opts.remote.annotate(planned);
     const status = new Map(planned.map((e) => [e.part, e]));
     const toBuild = planned.filter((e) => e.status === 'build').length;
     // fail before building anything when a host tool a part needs is missing
@@ -163,6 +169,17 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
         res.cached.push(part.name);
         opts.reporter.event({ type: 'part-cached', part: part.name, kind: part.recipe.kind, relinked: false });
         return;
+      }
+      if (entry.remote && opts.remote) {
+        if (await opts.remote.restore(part, store)) {
+          collectTestResults(project, part, store.storePath(part));
+          record(part, 0);
+          saveState();
+          res.cached.push(part.name);
+          opts.reporter.event({ type: 'part-cached', part: part.name, kind: part.recipe.kind, relinked: true, remote: true });
+          return;
+        }
+        Object.assign(entry, { status: 'build', reasons: entry.remote.buildReasons, remote: undefined });
       }
       if (entry.status === 'restore') {
         if (!part.shared) store.link(part);
@@ -224,6 +241,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
         record(part, seconds);
         saveState();
         log(`# kiln: done in ${seconds.toFixed(2)}s\n`);
+        if (opts.remote) await opts.remote.upload(part, store.storePath(part), logFile);
         res.built.push(part.name);
         opts.reporter.event({ type: 'part-done', part: part.name, kind: part.recipe.kind, seconds });
       } catch (e) {

@@ -2,7 +2,7 @@
 export type BuildEvent =
   | { type: 'start'; parts: number; toBuild: number; jobs: number }
   | { type: 'part-start'; part: string; kind: string; reason: string }
-  | { type: 'part-cached'; part: string; kind: string; relinked: boolean }
+  | { type: 'part-cached'; part: string; kind: string; relinked: boolean; remote?: boolean }
   | { type: 'part-done'; part: string; kind: string; seconds: number }
   | { type: 'part-failed'; part: string; kind: string; seconds: number; error: string; log: string }
   | { type: 'part-skipped'; part: string; because: string }
@@ -37,7 +37,7 @@ export class PlainReporter implements Reporter {
         w(`building ${e.part} (${e.kind}): ${e.reason}`);
         break;
       case 'part-cached':
-        if (this.verbose || e.relinked) w(`cached   ${e.part}${e.relinked ? ' (restored from store)' : ''}`);
+        if (this.verbose || e.relinked) w(`cached   ${e.part}${e.relinked ? (e.remote ? ' (restored from the remote cache)' : ' (restored from store)') : ''}`);
         break;
       case 'part-done':
         w(`built    ${e.part} in ${dur(e.seconds)}`);
