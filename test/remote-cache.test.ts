@@ -292,7 +292,7 @@ describe('signed action results (remote-cache-trust)', () => {
 describe('remote cache auth', () => {
   let ng: Nginx;
   beforeAll(async () => {
-    ng = await startNginx({ bearer: 's3cr3t-t0ken' });
+    ng = await startNginx({ authorization: 'Bearer s3cr3t-t0ken' });
   });
   afterAll(async () => {
     await ng?.stop();
@@ -316,5 +316,69 @@ describe('remote cache auth', () => {
     const wrong = await kilnP(project({ 'buildout.cfg': CFG }).dir, ['build', '--json', '--remote-cache', ng.url], { KILN_REMOTE_CACHE_TOKEN: 'nope' });
     expect(wrong.stderr).toMatch(/401/);
     expect(wrong.stderr + wrong.stdout).not.toMatch(/nope|s3cr3t/);
+  });
+});
+
+describe('remote cache: basic auth from netrc, HTTPS with a CA file, a failing server', () => {
+  test('basic auth from $NETRC (and from the environment)', async () => {
+    const ng = await startNginx({ authorization: `Basic ${Buffer.from('ci:pa55').toString('base64')}` });
+    try {
+      const ci = project({ 'buildout.cfg': CFG });
+      const netrc = join(ci.dir, 'netrc');
+      writeFileSync(netrc, `machine example.invalid login x password y\nmachine 127.0.0.1\n  login ci\n  password pa55\n`);
+      const r = await kilnP(ci.dir, ['build', '--json', '--remote-cache', ng.url, '--remote-cache-mode', 'readwrite'], { NETRC: netrc });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/2 uploaded/);
+      const m = project({ 'buildout.cfg': CFG });
+      const r2 = await kilnP(m.dir, ['build', '--json', '--remote-cache', ng.url], { KILN_REMOTE_CACHE_USER: 'ci', KILN_REMOTE_CACHE_PASSWORD: 'pa55' });
+      expect(built(r2)).toEqual([]);
+      expect(snapshot(m.dir)).toEqual(snapshot(ci.dir));
+      const bad = project({ 'buildout.cfg': CFG });
+      const r3 = await kilnP(bad.dir, ['build', '--json', '--remote-cache', ng.url], { KILN_REMOTE_CACHE_USER: 'ci', KILN_REMOTE_CACHE_PASSWORD: 'wrong' });
+      expect(r3.code).toBe(0);
+      expect(r3.stderr).toMatch(/401/);
+      expect(built(r3)).toEqual(['a', 'b']);
+    } finally {
+      await ng.stop();
+    }
+  });
+
+  test('HTTPS: a self-signed server is refused without remote-cache-ca-file and used with it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-tls-'));
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const ng = await startNginx({ tls: { cert, key } });
+    try {
+      expect(ng.url).toMatch(/^https:/);
+      const withCa = CFG.replace('parts = b', `parts = b\nremote-cache-ca-file = ${cert}`);
+      const ci = project({ 'buildout.cfg': withCa });
+      const r = await kilnP(ci.dir, ['build', '--json', '--remote-cache', ng.url, '--remote-cache-mode', 'readwrite']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/2 uploaded/);
+      const m = project({ 'buildout.cfg': withCa });
+      const r2 = await kilnP(m.dir, ['build', '--json', '--remote-cache', ng.url]);
+      expect(built(r2)).toEqual([]);
+      const n = project({ 'buildout.cfg': CFG });
+      const r3 = await kilnP(n.dir, ['build', '--json', '--remote-cache', ng.url]);
+      expect(r3.code).toBe(0);
+      expect(r3.stderr).toMatch(/unavailable.*(self[- ]signed|certificate)/i);
+      expect(built(r3)).toEqual(['a', 'b']);
+    } finally {
+      await ng.stop();
+    }
+  });
+
+  test('a server answering 503: a warning and a local build', async () => {
+    const ng = await startNginx({ status: 503 });
+    try {
+      const m = project({ 'buildout.cfg': CFG });
+      const r = await kilnP(m.dir, ['build', '--json', '--remote-cache', ng.url, '--remote-cache-mode', 'readwrite']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/unavailable \(HEAD .*HTTP 503\)/);
+      expect(built(r)).toEqual(['a', 'b']);
+    } finally {
+      await ng.stop();
+    }
   });
 });

@@ -46,12 +46,25 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-export async function startNginx(opts: { bearer?: string } = {}): Promise<Nginx> {
+export interface NginxOptions {
+  /** the exact Authorization header required (401 otherwise) */
+  authorization?: string;
+  /** serve HTTPS with this certificate and key (PEM files) */
+  tls?: { cert: string; key: string };
+  /** answer every request with this status (a broken cache) */
+  status?: number;
+}
+
+export async function startNginx(opts: NginxOptions = {}): Promise<Nginx> {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-nginx-'));
   const data = join(dir, 'data');
   mkdirSync(data);
   const port = await freePort();
-  const auth = opts.bearer ? `if ($http_authorization != "Bearer ${opts.bearer}") { return 401; }` : '';
+  const auth = [
+    opts.authorization ? `if ($http_authorization != "${opts.authorization}") { return 401; }` : '',
+    opts.status ? `return ${opts.status};` : '',
+  ].join('\n      ');
+  const tls = opts.tls ? ` ssl;\n    ssl_certificate ${opts.tls.cert};\n    ssl_certificate_key ${opts.tls.key};` : ';';
   const conf = join(dir, 'nginx.conf');
   writeFileSync(
     conf,
@@ -67,7 +80,7 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port}${tls}
     client_max_body_size 0;
     location / {
       ${auth}
@@ -82,7 +95,7 @@ http {
   );
   let child: ChildProcess | undefined;
   const n: Nginx = {
-    url: `http://127.0.0.1:${port}/`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}/`,
     port,
     data,
     dir,
