@@ -13,7 +13,7 @@
  * unsigned, signed by an untrusted key, malformed, or whose bytes do not match their digests is
  * not used: the part is built locally (and, in readwrite mode, the bad blobs are uploaded again).
  */
-import { closeSync, copyFileSync, chmodSync, mkdirSync, mkdtempSync, openSync, readSync, readFileSync, renameSync, symlinkSync, writeFileSync, writeSync, rmSync } from 'node:fs';
+import { closeSync, copyFileSync, chmodSync, fchmodSync, mkdirSync, mkdtempSync, openSync, readSync, readFileSync, renameSync, symlinkSync, writeFileSync, writeSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { PlanEntry } from '../engine/build.js';
@@ -41,6 +41,8 @@ export interface RemoteSettings {
   caFile?: string;
   timeoutMs: number;
   headTimeoutMs: number;
+  /** files up to this many bytes travel in packs (0: every file is its own blob) */
+  packThreshold: number;
 }
 
 export interface RemoteCliOptions {
@@ -87,6 +89,12 @@ export function remoteSettings(project: Project, cli: RemoteCliOptions): RemoteS
     if (!/^\d+(\.\d+)?$/.test(v)) throw new ConfigError(`${name} must be a number of seconds, got '${v}'`, where(name));
     return Math.round(Number(v) * 1000);
   };
+  const bytes = (name: string, dflt: number) => {
+    const v = opt(name);
+    if (v === undefined) return dflt;
+    if (!/^\d+$/.test(v) || Number(v) > PACK_MAX) throw new ConfigError(`${name} must be a number of bytes up to ${PACK_MAX}, got '${v}'`, where(name));
+    return Number(v);
+  };
   return {
     url,
     mode,
@@ -97,6 +105,7 @@ export function remoteSettings(project: Project, cli: RemoteCliOptions): RemoteS
     caFile: file(opt('remote-cache-ca-file')),
     timeoutMs: num('remote-cache-timeout', 30_000),
     headTimeoutMs: num('remote-cache-plan-timeout', 5_000),
+    packThreshold: bytes('remote-cache-pack-threshold', PACK_THRESHOLD),
   };
 }
 
@@ -246,7 +255,13 @@ export class RemoteCache {
             const buf = Buffer.alloc(e.size!);
             if (e.size! > 0 && readSync(fd, buf, 0, e.size!, e.offset!) !== e.size) throw new Error(`pack ${i} is short`);
             if (createHash('sha256').update(buf).digest('hex') !== e.sha256) throw new DigestMismatch(`${e.path} in pack cas/${p.sha256.slice(0, 12)} does not match its digest: not used`, p.sha256);
-            writeFileSync(join(dest, e.path), buf, { mode: 0o600, flag: 'wx' });
+            const out = openSync(join(dest, e.path), 'wx', 0o600);
+            try {
+              writeSync(out, buf);
+              fchmodSync(out, e.mode);
+            } finally {
+              closeSync(out);
+            }
           }
         } finally {
           closeSync(fd);
@@ -261,7 +276,7 @@ export class RemoteCache {
       }
       if (e.type === 'symlink') symlinkSync(e.target!, join(dest, e.path));
     }
-    for (const e of r.tree) if (e.type === 'file') chmodSync(join(dest, e.path), e.mode);
+    for (const e of r.tree) if (e.type === 'file' && e.pack === undefined) chmodSync(join(dest, e.path), e.mode);
     for (const e of [...r.tree].reverse()) if (e.type === 'dir') chmodSync(join(dest, e.path), e.mode);
   }
 
@@ -288,7 +303,7 @@ export class RemoteCache {
       };
       for (const e of tree) {
         if (e.type !== 'file' || e.size === 0) continue;
-        if (e.size! > PACK_THRESHOLD) {
+        if (e.size! > this.settings.packThreshold) {
           blobs.set(e.sha256!, { size: e.size!, file: join(dir, e.path) });
           continue;
         }
