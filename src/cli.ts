@@ -15,7 +15,9 @@ import { run } from './lib/exec.js';
 import { rmrf } from './lib/fsutil.js';
 import { TOOL_PACKAGES, which } from './lib/tools.js';
 import { probeKvm } from './vm/qemu.js';
-import { RemoteCache, remoteSettings, type RemoteCliOptions } from './remote/cache.js';
+// the remote cache and the farm (BullMQ, ioredis) load only when used: a plain build stays fast
+import type { RemoteCache, RemoteCliOptions } from './remote/cache.js';
+import type { DownloadMode } from './farm/coordinator.js';
 
 const HELP = `kiln — release-engineering builds from buildout-style recipes
 
@@ -27,6 +29,7 @@ commands:
   graph             print the part graph (--format dot|mermaid|svg)
   show PART         resolved options of a section, each with the file:line it came from
   clean [part...]   remove outputs (all of out/, or the named parts' links and state)
+  worker            build parts for a farm: kiln worker --farm redis://HOST:PORT --remote-cache URL [--capabilities docker,qemu,root,kvm] [-j N]
   doctor            check host tools (with the Debian package for each missing one) and the Docker engine
   help              this text
 
@@ -44,6 +47,10 @@ options:
       --remote-cache URL        shared cache (Bazel HTTP protocol: URL/cas/, URL/ac/); also [buildout] remote-cache
       --remote-cache-mode M     read (default) or readwrite (upload what this machine builds)
       --remote-cache-sign-key F sign uploaded action results with this OpenPGP secret key (docs/farm.md)
+      --farm redis://HOST:PORT  build: hand parts to farm workers (needs --remote-cache); worker: the farm to serve
+      --download M              with --farm: which outputs come back into out/: targets (default), all, none
+      --capabilities LIST       worker: docker,qemu,root,kvm (parts needing one go only to workers that have it)
+      --work DIR                worker: working directory (default: ./kiln-worker)
   section:option=value  override an option (like buildout), highest priority
 
 exit codes: 0 ok, 1 build failed, 2 usage, 3 config error, 4 missing host tool, 5 locked, 130 interrupted`;
@@ -73,6 +80,10 @@ export async function main(argv: string[]): Promise<number> {
         'remote-cache': { type: 'string' },
         'remote-cache-mode': { type: 'string' },
         'remote-cache-sign-key': { type: 'string' },
+        farm: { type: 'string' },
+        download: { type: 'string' },
+        capabilities: { type: 'string' },
+        work: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -120,9 +131,17 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`kiln: --remote-cache-mode takes read or readwrite, got '${remoteCli.mode}'`);
       return ExitCode.USAGE;
     }
+    const download = (o.download ?? 'targets') as DownloadMode;
+    if (!['all', 'targets', 'none'].includes(download)) {
+      console.error(`kiln: --download takes all, targets or none, got '${o.download}'`);
+      return ExitCode.USAGE;
+    }
+    const farm = o.farm !== undefined ? { url: o.farm, download } : undefined;
     switch (cmd) {
       case 'build':
-        return await cmdBuild(popts(), names, jobs, !!o['keep-going'], !!o.json, !o['no-wait'], remoteCli);
+        return await cmdBuild(popts(), names, jobs, !!o['keep-going'], !!o.json, !o['no-wait'], remoteCli, farm);
+      case 'worker':
+        return await cmdWorker(o.farm, o['remote-cache'], o.capabilities, o.jobs ? jobs : 1, o.work, o.cache, o['remote-cache-sign-key']);
       case 'plan':
         return await cmdPlan(popts(), names, !!o.json, remoteCli);
       case 'graph':
@@ -155,14 +174,29 @@ function makeReporter(json: boolean): Reporter {
 
 const warn = (m: string) => process.stderr.write(`kiln: warning: ${m}\n`);
 
-function openRemote(project: Awaited<ReturnType<typeof loadProject>>['project'], cli: RemoteCliOptions): RemoteCache | undefined {
+async function openRemote(project: Awaited<ReturnType<typeof loadProject>>['project'], cli: RemoteCliOptions): Promise<RemoteCache | undefined> {
+  if (!cli.url && !project.config.getOptional('buildout', 'remote-cache')?.trim()) return undefined;
+  const { RemoteCache, remoteSettings } = await import('./remote/cache.js');
   const s = remoteSettings(project, cli);
   return s ? new RemoteCache(project, s, warn) : undefined;
 }
 
-async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, keepGoing: boolean, json: boolean, wait: boolean, remoteCli: RemoteCliOptions): Promise<number> {
+async function cmdBuild(
+  popts: ProjectOptions,
+  targets: string[],
+  jobs: number,
+  keepGoing: boolean,
+  json: boolean,
+  wait: boolean,
+  remoteCli: RemoteCliOptions,
+  farmOpt?: { url: string; download: DownloadMode },
+): Promise<number> {
   const { project, statCacheUsed } = await loadProject(popts, readStatCache(popts));
-  const remote = openRemote(project, remoteCli);
+  // the farm's coordinator uploads the project snapshot and parts only it has: readwrite
+  const remote = await openRemote(project, farmOpt ? { ...remoteCli, mode: 'readwrite' } : remoteCli);
+  if (farmOpt && !remote) throw new KilnError('--farm needs a remote cache (--remote-cache URL or [buildout] remote-cache): outputs travel through it', ExitCode.USAGE);
+  const farmMod = farmOpt ? { ...(await import('./farm/coordinator.js')), ...(await import('./farm/common.js')) } : undefined;
+  const farm = farmOpt && farmMod ? new farmMod.FarmCoordinator(project, remote!, farmMod.parseRedisUrl(farmOpt.url), { overrides: popts.overrides ?? [], download: farmOpt.download, targets: targets.length ? targets : undefined }) : undefined;
   const ac = new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -182,13 +216,44 @@ async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, 
       wait,
       signal: ac.signal,
       remote,
+      farm,
     });
     if (remote) process.stderr.write(`kiln: ${remote.summary()}\n`);
     return res.exitCode;
   } finally {
+    await farm?.close();
     await remote?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+async function cmdWorker(farm: string | undefined, remoteCache: string | undefined, caps: string | undefined, jobs: number, work: string | undefined, cache: string | undefined, signKey: string | undefined): Promise<number> {
+  if (!farm || !remoteCache) {
+    console.error('kiln: worker needs --farm redis://HOST:PORT and --remote-cache URL');
+    return ExitCode.USAGE;
+  }
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const { runWorker } = await import('./farm/worker.js');
+  const { parseRedisUrl } = await import('./farm/common.js');
+  try {
+    return await runWorker({
+      redis: parseRedisUrl(farm),
+      remoteCache,
+      capabilities: (caps ?? '').split(',').map((c) => c.trim()).filter(Boolean),
+      jobs,
+      workDir: resolve(work ?? 'kiln-worker'),
+      cacheDir: cache ? resolve(cache) : undefined,
+      signKey: signKey ? resolve(signKey) : undefined,
+      log: (l) => process.stderr.write(`kiln worker: ${l}\n`),
+      signal: ac.signal,
+    });
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
   }
 }
 
@@ -205,7 +270,7 @@ function readStatCache(popts: ProjectOptions): Record<string, { k: string; h: st
 async function cmdPlan(popts: ProjectOptions, targets: string[], json: boolean, remoteCli: RemoteCliOptions): Promise<number> {
   const { project } = await loadProject(popts, readStatCache(popts));
   const entries = plan(project, targets.length ? targets : undefined);
-  const remote = openRemote(project, remoteCli);
+  const remote = await openRemote(project, remoteCli);
   if (remote) {
     try {
       await remote.annotate(entries);

@@ -14,6 +14,7 @@ import type { Reporter } from './events.js';
 import type { Part, Project, SignatureParts } from './project.js';
 import { Lock, Store, type PartState, type State } from './store.js';
 import type { RemoteCache } from '../remote/cache.js';
+import type { FarmCoordinator } from '../farm/coordinator.js';
 
 export type PlanStatus = 'up-to-date' | 'restore' | 'build';
 
@@ -91,6 +92,8 @@ export interface BuildOptions {
   signal?: AbortSignal;
   /** remote cache (--remote-cache): tried after the local store and shared parts, before building */
   remote?: RemoteCache;
+  /** build farm (--farm): parts to build become jobs for workers (src/farm) */
+  farm?: FarmCoordinator;
 }
 
 export interface BuildResult {
@@ -113,11 +116,12 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
     const names = project.closure(opts.targets);
     const planned = plan(project, opts.targets);
     if (opts.remote) await opts.remote.annotate(planned);
+    if (opts.farm) await opts.farm.prepare(planned);
     const status = new Map(planned.map((e) => [e.part, e]));
     const toBuild = planned.filter((e) => e.status === 'build').length;
     // fail before building anything when a host tool a part needs is missing
     for (const e of planned) {
-      if (e.status !== 'build') continue;
+      if (e.status !== 'build' || opts.farm) continue; // farm workers check their own tools
       const part = project.parts.get(e.part)!;
       const planCtx = { part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir };
       // a clean-room part runs its tools in the chroot: the host needs docker only
@@ -168,6 +172,28 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
         }
         res.cached.push(part.name);
         opts.reporter.event({ type: 'part-cached', part: part.name, kind: part.recipe.kind, relinked: false });
+        return;
+      }
+      if (opts.farm && (entry.status === 'build' || entry.remote)) {
+        const started = Date.now();
+        if (entry.status === 'build') opts.reporter.event({ type: 'part-start', part: part.name, kind: part.recipe.kind, reason: entry.reasons.join('; ') });
+        try {
+          const r = await opts.farm.handle(part, entry, store);
+          if (opts.farm.isDownloaded(part.name)) collectTestResults(project, part, store.storePath(part));
+          const seconds = (Date.now() - started) / 1000;
+          record(part, seconds);
+          saveState();
+          (r.built ? res.built : res.cached).push(part.name);
+          if (r.built) opts.reporter.event({ type: 'part-done', part: part.name, kind: part.recipe.kind, seconds, worker: r.worker });
+          else opts.reporter.event({ type: 'part-cached', part: part.name, kind: part.recipe.kind, relinked: opts.farm.isDownloaded(part.name), remote: true });
+        } catch (e) {
+          const err = e instanceof Error ? e : new Error(String(e));
+          res.failed.push({ part: part.name, error: err });
+          failed.add(part.name);
+          const log = join(project.logsDir, `${part.name}.log`);
+          opts.reporter.event({ type: 'part-failed', part: part.name, kind: part.recipe.kind, seconds: (Date.now() - started) / 1000, error: err.message, log });
+          if (!opts.keepGoing) stopping = true;
+        }
         return;
       }
       if (entry.remote && opts.remote) {

@@ -3,7 +3,7 @@ export type BuildEvent =
   | { type: 'start'; parts: number; toBuild: number; jobs: number }
   | { type: 'part-start'; part: string; kind: string; reason: string }
   | { type: 'part-cached'; part: string; kind: string; relinked: boolean; remote?: boolean }
-  | { type: 'part-done'; part: string; kind: string; seconds: number }
+  | { type: 'part-done'; part: string; kind: string; seconds: number; worker?: string }
   | { type: 'part-failed'; part: string; kind: string; seconds: number; error: string; log: string }
   | { type: 'part-skipped'; part: string; because: string }
   | { type: 'uninstall'; part: string; location: string }
@@ -40,7 +40,7 @@ export class PlainReporter implements Reporter {
         if (this.verbose || e.relinked) w(`cached   ${e.part}${e.relinked ? (e.remote ? ' (restored from the remote cache)' : ' (restored from store)') : ''}`);
         break;
       case 'part-done':
-        w(`built    ${e.part} in ${dur(e.seconds)}`);
+        w(`built    ${e.part} in ${dur(e.seconds)}${e.worker ? ` on ${e.worker}` : ''}`);
         break;
       case 'part-failed':
         w(`FAILED   ${e.part} (${e.kind}) after ${dur(e.seconds)}\n${e.error.replace(/^/gm, '  ')}\n  log: ${e.log}`);
