@@ -91,7 +91,13 @@ function startWorker(redis: string, cache: string, extra: string[] = [], env: Re
     proc.on('exit', (code) => reject(new Error(`worker exited ${code}: ${w.log}`)));
   });
 }
-const stopWorker = (w: W) => new Promise<void>((r) => (w.proc.exitCode !== null || w.proc.signalCode ? r() : (w.proc.on('exit', () => r()), w.proc.kill('SIGTERM'))));
+const stopWorker = (w: W) =>
+  new Promise<void>((r) => {
+    if (w.proc.exitCode !== null || w.proc.signalCode) return r();
+    const t = setTimeout(() => w.proc.kill('SIGKILL'), 10_000);
+    w.proc.on('exit', () => (clearTimeout(t), r()));
+    w.proc.kill('SIGTERM');
+  });
 
 describe('build farm: BullMQ on redis-server, nginx as the remote cache', () => {
   let redis: Awaited<ReturnType<typeof startRedis>>;
@@ -191,4 +197,29 @@ describe('build farm: BullMQ on redis-server, nginx as the remote cache', () => 
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--farm needs a remote cache/);
   });
+});
+
+describe('build farm: Redis stopped mid-build', () => {
+  test('a clear error, exit 1, nothing half-built in out/', async () => {
+    const redis = await startRedis();
+    const ng = await startNginx();
+    const w = await startWorker(redis.url, ng.url);
+    try {
+      const p = project({ 'buildout.cfg': CFG.replace('slow = 0', 'slow = 15').replace('seq 1 30', 'seq 1 29') });
+      const coord = kilnP(p.dir, ['build', '--json', '--farm', redis.url, '--remote-cache', ng.url]);
+      for (let i = 0; i < 600 && !/job \S+: b \(from/.test(w.log); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(w.log).toMatch(/job \S+: b \(from/);
+      await redis.stop();
+      const r = await coord;
+      expect(r.code).toBe(1);
+      const errors = r.events.filter((e) => e.type === 'part-failed').map((e) => `${e.part}: ${e.error}`);
+      expect(errors.join('\n')).toMatch(/b: lost the farm's Redis at redis:\/\/127\.0\.0\.1:\d+/);
+      expect(existsSync(join(p.dir, 'out/parts/c'))).toBe(false);
+      expect(parts(r, 'part-done')).not.toContain('c');
+    } finally {
+      await stopWorker(w);
+      await ng.stop();
+      await redis.stop();
+    }
+  }, 120_000);
 });

@@ -33,6 +33,11 @@ export class FarmCoordinator {
   private projectBlob: Promise<{ sha256: string; size: number }> | undefined;
   private wanted: Set<string>;
   private id = `${hostname()}:${process.pid}`;
+  /** rejects when Redis stops answering during the build */
+  private lost: Promise<never>;
+  private loseRedis!: (e: Error) => void;
+  private watchdog: NodeJS.Timeout | undefined;
+  private watch: Redis | undefined;
 
   constructor(
     private project: Project,
@@ -40,12 +45,40 @@ export class FarmCoordinator {
     private redis: RedisTarget,
     private opts: { overrides: FarmJobData['overrides']; download: DownloadMode; targets?: string[] },
   ) {
+    this.lost = new Promise<never>((_, reject) => (this.loseRedis = reject));
+    this.lost.catch(() => undefined);
     this.wanted = new Set(opts.download === 'all' ? project.closure(opts.targets) : opts.download === 'targets' ? (opts.targets ?? project.selected) : []);
+  }
+
+  /** Ping Redis every 2 s during the build; a missed answer fails every part waiting on the farm. */
+  private startWatchdog(): void {
+    const c = new Redis({ ...connection(this.redis), maxRetriesPerRequest: 1, retryStrategy: () => null, enableOfflineQueue: false });
+    c.on('error', () => undefined);
+    this.watch = c;
+    let failures = 0;
+    this.watchdog = setInterval(() => {
+      const t = setTimeout(() => fail('no answer in 2 s'), 2_000);
+      const fail = (why: string) => {
+        clearTimeout(t);
+        if (++failures < 2) return;
+        clearInterval(this.watchdog);
+        this.loseRedis(new KilnError(`lost the farm's Redis at ${this.redis.display} (${why}): parts handed to the farm cannot finish`));
+      };
+      c.ping().then(
+        () => {
+          clearTimeout(t);
+          failures = 0;
+        },
+        (e: Error) => fail(e.message),
+      );
+    }, 2_000);
+    this.watchdog.unref();
   }
 
   /** Before the build: Redis answers, and for every part to build a live worker has its capabilities. */
   async prepare(planned: PlanEntry[]): Promise<void> {
     await pingRedis(this.redis);
+    this.startWatchdog();
     const r = new Redis({ ...connection(this.redis), maxRetriesPerRequest: 1 });
     let workers: Array<{ id: string; caps: string[] }> = [];
     try {
@@ -103,7 +136,9 @@ export class FarmCoordinator {
     if (!q) {
       // one pair per queue, also when parts ask for it concurrently
       const pair = { queue: new Queue(name, { connection: connection(this.redis) }), events: new QueueEvents(name, { connection: connection(this.redis) }) };
-      q = pair.events.waitUntilReady().then(() => pair);
+      pair.queue.on('error', () => undefined);
+      pair.events.on('error', () => undefined);
+      q = Promise.race([pair.events.waitUntilReady().then(() => pair), this.lost]);
       this.queues.set(name, q);
     }
     return q;
@@ -136,10 +171,10 @@ export class FarmCoordinator {
       coordinator: this.id,
     };
     const { queue, events } = await this.queueFor(this.caps.get(part.name) ?? []);
-    const job = await queue.add('build', data, { attempts: 1, removeOnComplete: 1000, removeOnFail: 1000 });
+    const job = await Promise.race([queue.add('build', data, { attempts: 1, removeOnComplete: 1000, removeOnFail: 1000 }), this.lost]);
     let result: FarmJobResult;
     try {
-      result = (await job.waitUntilFinished(events)) as FarmJobResult;
+      result = (await Promise.race([job.waitUntilFinished(events), this.lost])) as FarmJobResult;
     } catch (e) {
       const msg = (e as Error).message;
       writeFileSync(join(this.project.logsDir, `${part.name}.log`), `# kiln: ${part.name} failed on a farm worker (job ${job.id})\n${msg}\n`);
@@ -156,10 +191,17 @@ export class FarmCoordinator {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.watchdog);
+    this.watch?.disconnect();
+    const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 3_000).unref())]);
     for (const q of this.queues.values()) {
-      const { queue, events } = await q.catch(() => ({ queue: undefined, events: undefined }));
-      await events?.close().catch(() => undefined);
-      await queue?.close().catch(() => undefined);
+      const pair = await bounded(q) as { queue: Queue; events: QueueEvents } | undefined;
+      if (!pair) continue;
+      await bounded(pair.events.close());
+      await bounded(pair.queue.close());
+      // a Redis that is gone: stop the clients' reconnection loops, or the process never exits
+      await bounded(pair.events.disconnect());
+      await bounded(pair.queue.disconnect());
     }
   }
 }

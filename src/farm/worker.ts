@@ -136,7 +136,9 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
   o.log(`worker ${id} on ${o.redis.display}, capabilities: ${o.capabilities.join(',') || 'none'}, -j${o.jobs}, queues: ${subsets(o.capabilities).map(queueName).join(' ')}`);
   await new Promise<void>((r) => o.signal.addEventListener('abort', () => r(), { once: true }));
   clearInterval(timer);
-  await Promise.all(workers.map((w) => w.close().catch(() => undefined)));
+  const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 5_000).unref())]);
+  await Promise.all(workers.map((w) => bounded(w.close())));
+  await Promise.all(workers.map((w) => bounded(w.disconnect())));
   await reg.hdel(WORKERS_KEY, id).catch(() => undefined);
   reg.disconnect();
   http.close();
