@@ -37,6 +37,8 @@ export interface PartOptions {
   origin(name: string): Origin | undefined;
   /** a ConfigError pointing at this option */
   error(name: string, detail: string): Error;
+  /** a ConfigError pointing at the line of option `name` that reads `line` (the option's line when not found) */
+  errorAt?(name: string, line: string, detail: string): Error;
   all(): Record<string, string>;
 }
 

@@ -8,6 +8,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
 import { ConfigError, formatOrigin, type Origin } from '../lib/errors.js';
+import { containedPath, partNameProblem } from '../lib/paths.js';
 import { Options } from '../options.js';
 import type { PlanContext, Recipe } from '../recipe.js';
 import { hashPath, sha256, type StatCache } from './hash.js';
@@ -253,7 +254,9 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     const shared = truthy(config.raw(name, 'shared'));
     if (shared) sharedParts.add(name);
     if (config.raw(name, 'location') === undefined) {
-      config.setDefault(name, 'location', shared ? SHARED_PLACEHOLDER(name) : join(p.partsDir, name), engineOrigin('part'));
+      // a bad name is reported below with its section's file:line; never a path outside parts/
+      const loc = partNameProblem(name) ? join(p.partsDir, '.invalid') : containedPath(p.partsDir, name, 'part name', undefined, { single: true });
+      config.setDefault(name, 'location', shared ? SHARED_PLACEHOLDER(name) : loc, engineOrigin('part'));
     }
   }
   // Load recipes (from the raw `recipe` value when it has no substitution), then their option defaults.
@@ -332,6 +335,8 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
 
   // Validate options, then compute signatures in order.
   for (const name of p.order) {
+    const nameProblem = partNameProblem(name);
+    if (nameProblem) throw new ConfigError(nameProblem, { origin: config.sectionOrigin(name), section: name });
     const { recipe, spec } = recipes.get(name)!;
     const shared = sharedParts.has(name);
     const allowed = new Set([...ENGINE_OPTIONS, ...Object.keys(recipe.options)]);

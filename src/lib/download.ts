@@ -35,9 +35,43 @@ export function isUrl(s: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
 }
 
+/** decodeURIComponent that leaves a malformed escape (a literal '%' in a name) as it is. */
+export function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s.replace(/%[0-9a-fA-F]{2}/g, (m) => {
+      try {
+        return decodeURIComponent(m);
+      } catch {
+        return m;
+      }
+    });
+  }
+}
+
+/**
+ * The file name a download gets by default: the last component of the URL path. An http(s)
+ * URL's path is percent-decoded (`hello%20world.txt` -> `hello world.txt`); a local path is used
+ * as it is on disk (`foo_1%3a2.deb` stays `foo_1%3a2.deb`, as in a Debian pool), and a file://
+ * URL names the file fileURLToPath finds. The result is NOT checked: callers put it through
+ * containedPath() (a decoded `..%2F` is a `../`).
+ */
 export function urlBasename(u: string): string {
-  const path = isUrl(u) ? new URL(u).pathname : u;
-  return decodeURIComponent(basename(path.replace(/\/+$/, ''))) || 'download';
+  let name: string;
+  if (u.startsWith('file://')) {
+    let p: string;
+    try {
+      p = fileURLToPath(u);
+    } catch {
+      p = safeDecode(new URL(u).pathname);
+    }
+    name = basename(p.replace(/\/+$/, ''));
+  } else if (isUrl(u)) {
+    const path = new URL(u).pathname.replace(/\/+$/, '');
+    name = safeDecode(path.slice(path.lastIndexOf('/') + 1));
+  } else name = basename(u.replace(/\/+$/, ''));
+  return name || 'download';
 }
 
 async function hashStream(path: string): Promise<Record<Algo, string>> {
@@ -106,7 +140,29 @@ export async function fetchVerified(source: string, want: Checksums, opts: Downl
       throw new KilnError(`download of ${source} failed: ${cause?.message ?? (e as Error).message}`);
     }
     if (!res.ok || !res.body) throw new KilnError(`download of ${source} failed: HTTP ${res.status} ${res.statusText}`);
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp));
+    const expected = Number(res.headers.get('content-length') ?? NaN);
+    let received = 0;
+    try {
+      await pipeline(
+        Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+        async function* (src) {
+          for await (const b of src) {
+            received += (b as Buffer).length;
+            yield b as Buffer;
+          }
+        },
+        createWriteStream(tmp),
+      );
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      const cause = (e as { cause?: Error }).cause;
+      const why = cause?.message ?? (e as Error).message;
+      const of = Number.isFinite(expected) ? ` of ${expected}` : '';
+      throw new KilnError(`download of ${source} failed after ${received}${of} bytes: the connection ended early (${why})`);
+    }
+    if (Number.isFinite(expected) && received !== expected) {
+      throw new KilnError(`download of ${source} is truncated: got ${received} of ${expected} bytes (Content-Length)`);
+    }
     const got = await hashStream(tmp);
     verify(source, got, want, opts);
     const dest = bySha(got.sha256);

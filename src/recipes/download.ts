@@ -5,12 +5,28 @@
 import { copyFile, chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchVerified, isUrl, urlBasename } from '../lib/download.js';
+import { containedPath } from '../lib/paths.js';
 import type { BuildContext, PlanContext, Recipe } from '../recipe.js';
 import { extractArchive } from './cmmi.js';
 
 function source(ctx: PlanContext | BuildContext): string {
   const url = ctx.options.require('url').trim();
   return isUrl(url) ? url : ctx.options.path('url')!;
+}
+
+/** The file's path in `dir`: `filename`, or the URL's last component, kept inside `dir`. */
+function target(ctx: PlanContext | BuildContext, dir: string): string {
+  const o = ctx.options;
+  const given = o.get('filename')?.trim();
+  if (given) return containedPath(dir, given, 'file name', (d) => o.error('filename', d), { single: true });
+  const src = source(ctx);
+  let name: string;
+  try {
+    name = urlBasename(src);
+  } catch (e) {
+    throw o.error('url', `cannot take a file name from ${src}: ${(e as Error).message}; set 'filename'`);
+  }
+  return containedPath(dir, name, `file name taken from the URL (after decoding)`, (d) => o.error('url', `${d}; set 'filename' to name the file`), { single: true });
 }
 
 export const recipe: Recipe = {
@@ -37,6 +53,7 @@ export const recipe: Recipe = {
     const m = o.get('mode')?.trim();
     if (m && !/^0?[0-7]{3,4}$/.test(m)) throw o.error('mode', `expected an octal mode like 0755, got '${m}'`);
     o.bool('extract', false);
+    if (!o.bool('extract', false)) target(ctx, '/staging');
   },
   inputs(ctx) {
     // a local file without checksum: its content is the input
@@ -55,9 +72,8 @@ export const recipe: Recipe = {
       await extractArchive(ctx, file, ctx.staging, o.bool('strip-top-level-dir', true));
       return;
     }
-    const name = o.get('filename')?.trim() || urlBasename(src);
     await mkdir(ctx.staging, { recursive: true });
-    const dest = join(ctx.staging, name);
+    const dest = target(ctx, ctx.staging);
     await copyFile(file, dest);
     const mode = o.get('mode')?.trim();
     await chmod(dest, mode ? parseInt(mode, 8) : 0o644);
