@@ -13,6 +13,7 @@ import { Lock, Store } from './engine/store.js';
 import { ExitCode, KilnError, formatOrigin } from './lib/errors.js';
 import { run } from './lib/exec.js';
 import { rmrf } from './lib/fsutil.js';
+import { reapGnupgHomes, setGnupgRoot } from './lib/gpg.js';
 import { TOOL_PACKAGES, which } from './lib/tools.js';
 import { probeKvm } from './vm/qemu.js';
 
@@ -143,16 +144,25 @@ function makeReporter(json: boolean): Reporter {
 
 async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, keepGoing: boolean, json: boolean, wait: boolean): Promise<number> {
   const { project, statCacheUsed } = await loadProject(popts, readStatCache(popts));
+  // temporary GnuPG homes (signing, kiln:gpg-key) go under out/.kiln/tmp; those a killed run
+  // left behind are removed (their agents stopped) now
+  setGnupgRoot(join(project.kilnDir, 'tmp'));
+  reapGnupgHomes();
   const ac = new AbortController();
   let interrupts = 0;
+  let hangup = false;
+  // SIGHUP (terminal closed, ssh session gone) is handled as SIGTERM: running parts are stopped,
+  // the lock released; the exit code is 129 (128 + SIGHUP) instead of 130
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
-    if (interrupts > 1) process.exit(ExitCode.INTERRUPTED);
+    if (sig === 'SIGHUP') hangup = true;
+    if (interrupts > 1) process.exit(hangup ? ExitCode.HANGUP : ExitCode.INTERRUPTED);
     process.stderr.write(`\nkiln: ${sig}: stopping running parts (again to quit at once)\n`);
     ac.abort();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   try {
     const res = await build(project, statCacheUsed, {
       targets: targets.length ? targets : undefined,
@@ -162,10 +172,14 @@ async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, 
       wait,
       signal: ac.signal,
     });
-    return res.exitCode;
+    return hangup && res.exitCode === ExitCode.INTERRUPTED ? ExitCode.HANGUP : res.exitCode;
+  } catch (e) {
+    if (hangup && e instanceof KilnError && e.exitCode === ExitCode.INTERRUPTED) e.exitCode = ExitCode.HANGUP;
+    throw e;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
   }
 }
 

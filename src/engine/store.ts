@@ -166,6 +166,8 @@ export class Store {
 
 /** One build per out/ directory at a time. A lock left by a dead process is taken over. */
 export class Lock {
+  /** how long an empty lock file counts as being written (not stale) */
+  static EMPTY_GRACE_MS = 5000;
   private held = false;
   constructor(private path: string) {}
 
@@ -181,12 +183,17 @@ export class Lock {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
     let pid = NaN;
+    let text = '';
     try {
-      pid = parseInt(readFileSync(this.path, 'utf8'), 10);
+      text = readFileSync(this.path, 'utf8');
+      pid = parseInt(text, 10);
     } catch {
       return -1; // being written right now
     }
     if (Number.isFinite(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) return pid;
+    // empty: another kiln created it and is about to write its pid (open, then write); stale
+    // only once it has stayed empty for a while
+    if (text.trim() === '' && Date.now() - (lstatOrNull(this.path)?.mtimeMs ?? 0) < Lock.EMPTY_GRACE_MS) return -1;
     // stale: take over by renaming it away (only one contender wins the rename)
     try {
       const stale = tmpSibling(this.path);

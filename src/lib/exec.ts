@@ -45,16 +45,26 @@ export interface RunResult {
 
 const TAIL_LINES = 30;
 
-// The watchdog: reads '+PGID' / '-PGID' lines; at end of input kills the groups still listed.
+// The watchdog: reads '+PGID' / '-PGID' lines (process groups) and 'HPATH' lines (temporary
+// GnuPG homes); at end of input kills the groups still listed, then stops the agents of the homes
+// that still exist and removes them.
 const WATCHDOG_SCRIPT = `trap '' INT TERM HUP
 pgs=' '
+homes=''
 while IFS= read -r l; do
   case "$l" in
     +*) pgs="$pgs\${l#+} " ;;
     -*) g="\${l#-}"; case "$pgs" in *" $g "*) pgs="\${pgs%%" $g "*} \${pgs#*" $g "}" ;; esac ;;
+    H*) homes="$homes\${l#H}
+" ;;
   esac
 done
 for g in $pgs; do kill -KILL -$g 2>/dev/null; done
+printf '%s' "$homes" | while IFS= read -r h; do
+  [ -n "$h" ] && [ -d "$h" ] || continue
+  gpgconf --homedir "$h" --kill all >/dev/null 2>&1
+  rm -rf -- "$h"
+done
 exit 0`;
 
 let watchdog: ChildProcess | undefined;
@@ -75,6 +85,14 @@ function watchdogWrite(line: string): void {
     }
   }
   watchdog.stdin!.write(line);
+}
+
+/**
+ * Have the watchdog stop the gpg-agent of `home` and remove it if kiln dies before it does so
+ * itself (a temporary GnuPG home holding a secret key).
+ */
+export function guardDirectory(home: string): void {
+  if (!/[\n\r]/.test(home)) watchdogWrite(`H${home}\n`);
 }
 
 /** The pid of the watchdog process (for tests), spawning it when needed. */
