@@ -14,6 +14,8 @@ export type Where = (detail: string) => Error;
 export interface ContainOptions {
   /** the name must be one path component (a file name): no '/' at all */
   single?: boolean;
+  /** how the message names the base directory (default: its path) */
+  inside?: string;
 }
 
 /** Why `name` is not a safe relative name, or undefined when it is. */
@@ -22,9 +24,9 @@ export function unsafeNameReason(name: string, opts: ContainOptions = {}): strin
   if (name.includes('\0')) return 'contains a NUL byte';
   if (/[\n\r]/.test(name)) return 'contains a line break';
   if (isAbsolute(name)) return 'is an absolute path';
-  if (opts.single && name.includes('/')) return "contains '/'";
   const comps = name.split('/');
   if (comps.includes('..')) return "contains '..'";
+  if (opts.single && name.includes('/')) return "contains '/'";
   if (opts.single && name === '.') return "is '.'";
   return undefined;
 }
@@ -35,7 +37,7 @@ export function unsafeNameReason(name: string, opts: ContainOptions = {}): strin
  */
 export function containedPath(base: string, name: string, what: string, where?: Where, opts: ContainOptions = {}): string {
   const fail = (why: string): Error => {
-    const detail = `${what} '${printable(name)}' ${why}: it must stay inside ${base}`;
+    const detail = `${what} '${printable(name)}' ${why}: it must stay inside ${opts.inside ?? base}`;
     return where ? where(detail) : new KilnError(detail);
   };
   const why = unsafeNameReason(name, opts);

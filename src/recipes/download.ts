@@ -16,9 +16,10 @@ function source(ctx: PlanContext | BuildContext): string {
 
 /** The file's path in `dir`: `filename`, or the URL's last component, kept inside `dir`. */
 function target(ctx: PlanContext | BuildContext, dir: string): string {
+  const opts = { single: true, inside: "the part's directory" };
   const o = ctx.options;
   const given = o.get('filename')?.trim();
-  if (given) return containedPath(dir, given, 'file name', (d) => o.error('filename', d), { single: true });
+  if (given) return containedPath(dir, given, 'file name', (d) => o.error('filename', d), opts);
   const src = source(ctx);
   let name: string;
   try {
@@ -26,7 +27,7 @@ function target(ctx: PlanContext | BuildContext, dir: string): string {
   } catch (e) {
     throw o.error('url', `cannot take a file name from ${src}: ${(e as Error).message}; set 'filename'`);
   }
-  return containedPath(dir, name, `file name taken from the URL (after decoding)`, (d) => o.error('url', `${d}; set 'filename' to name the file`), { single: true });
+  return containedPath(dir, name, `file name taken from the URL (after decoding)`, (d) => o.error('url', `${d}; set 'filename' to name the file`), opts);
 }
 
 export const recipe: Recipe = {
@@ -38,7 +39,7 @@ export const recipe: Recipe = {
     sha256: { description: 'expected SHA-256 of the file' },
     sha512: { description: 'expected SHA-512 of the file' },
     md5sum: { description: 'expected MD5 of the file (SlapOS compatible)' },
-    filename: { description: 'name of the file in the part (default: the last URL component)' },
+    filename: { description: "name of the file in the part (default: the last URL component, percent-decoded for http(s); a local file's own name)" },
     destination: { description: 'SlapOS compatible alias of the output directory (ignored: the output is the location)' },
     extract: { description: 'unpack the archive into the part instead of copying it', default: 'false' },
     'strip-top-level-dir': { description: 'when unpacking, drop a single top-level directory', default: 'true' },
