@@ -1,7 +1,7 @@
 // A store you can trust (issue 11), the safety half: no path escapes, no orphans, no stray
 // secrets, bad package values caught at load time, and the smaller cases (env-name collisions,
 // E2BIG, truncated downloads, '%' in names, empty lock files, SIGHUP).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -52,6 +52,25 @@ function agentsOf(home: string): number[] {
     }
   }
   return out;
+}
+/** argv of every running gpg process. */
+function gpgProcesses(): string[][] {
+  const out: string[][] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (/(^|\/)gpg$/.test(args[0] ?? '') || (args[0]?.endsWith('setpriv') && args.some((a) => /(^|\/)gpg$/.test(a)))) out.push(args);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+/** Open `fifo` for writing `times` times (each time: an empty passphrase for one reader). */
+function kilnFeeder(fifo: string, times: number): Promise<void> {
+  const c = spawn('sh', ['-c', `i=0; while [ $i -lt ${times} ]; do : > "$1"; i=$((i+1)); done`, 'sh', fifo], { stdio: 'ignore' });
+  return new Promise((r) => c.once('exit', () => r()));
 }
 const exitOf = (c: ReturnType<typeof kilnAsync>) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
 
@@ -316,6 +335,44 @@ describe('finding 6: no orphans, no stray secrets', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(p.dir, 'out/parts/key/secret.asc'), 'utf8')).toMatch(/BEGIN PGP PRIVATE KEY BLOCK/);
     expect(homes()).toEqual([]);
+    expect(readdirSync(tmp)).toEqual([]);
+  }, 180_000);
+
+  test('kill -9 during package signing (gpg blocked on its passphrase FIFO, key imported): no secret key or agent left', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'kiln-tmpdir-'));
+    const p = project({ 'f.txt': 'f\n' });
+    const key = await generateTestKey(p.dir);
+    const fifo = join(p.dir, 'pass.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const cfg = `[buildout]\nparts = p\n[p]\nrecipe = kiln:package\nname = sign-test\nversion = 1.0-1\nsummary = s\nmaintainer = M <m@example.invalid>\nformats = deb\nsign = deb\nsigning-key = ${key}\nsigning-key-passphrase-file = pass.fifo\nfiles = f.txt => /usr/share/sign-test/f.txt\n`;
+    p.write({ 'buildout.cfg': cfg });
+    // two readers get an (empty) passphrase: kiln hashing its inputs, then gpg --import; the
+    // signing gpg then waits on the FIFO with the secret key imported: kiln is killed right there
+    const feeder = kilnFeeder(fifo, 2);
+    const kilnTmp = join(p.dir, 'out/.kiln/tmp');
+    const child = kilnAsync(p.dir, ['build'], { TMPDIR: tmp });
+    let home = '';
+    await until('gpg --detach-sign waiting for its passphrase', () => {
+      // (other gpg processes on this machine are not ours: only those with a home in this out/)
+      const signing = gpgProcesses().find((a) => a.includes('--detach-sign') && (a[a.indexOf('--homedir') + 1] ?? '').startsWith(kilnTmp + '/'));
+      if (!signing) return false;
+      home = signing[signing.indexOf('--homedir') + 1]!;
+      return true;
+    });
+    expect(home.startsWith(kilnTmp + '/gpg-'), home).toBe(true);
+    expect(readdirSync(join(home, 'private-keys-v1.d')).length).toBeGreaterThan(0);
+    child.kill('SIGKILL');
+    await exitOf(child);
+    await feeder;
+    await until('the home to be removed', () => !existsSync(home), 30_000);
+    await until('no gpg or agent of it', () => agentsOf(home).length === 0 && !gpgProcesses().some((a) => a.includes(home)), 30_000);
+    expect(readdirSync(tmp)).toEqual([]);
+    // the next build (a plain passphrase file now) signs and leaves no home behind
+    execFileSync('rm', [fifo]);
+    writeFileSync(fifo, '');
+    const r = await kilnP(p.dir, ['build'], { TMPDIR: tmp });
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(kilnTmp) ? readdirSync(kilnTmp).filter((n) => n.startsWith('gpg-')) : []).toEqual([]);
     expect(readdirSync(tmp)).toEqual([]);
   }, 180_000);
 
