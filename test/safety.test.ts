@@ -163,6 +163,20 @@ describe('finding 3: no name from a config or a URL leaves its directory', () =>
     expect(readFileSync(join(p.dir, 'out/parts/pool', pool), 'utf8')).toBe('deb bytes\n');
   });
 
+  test("file:// URLs: %25 and %3a are decoded (the URL's file), a malformed escape is a clear error (was: URI malformed)", async () => {
+    const p = project({ '100%.txt': 'percent\n', 'a:b.txt': 'colon\n' });
+    p.write({ 'buildout.cfg': `[buildout]\nparts = a b\n[a]\nrecipe = kiln:download\nurl = file://${p.dir}/100%25.txt\n[b]\nrecipe = kiln:download\nurl = file://${p.dir}/a%3ab.txt\n` });
+    const r = await kilnP(p.dir, ['build']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(join(p.dir, 'out/parts/a'))).toEqual(['100%.txt']);
+    expect(readdirSync(join(p.dir, 'out/parts/b'))).toEqual(['a:b.txt']);
+    const cfg = `[buildout]\nparts = c\n[c]\nrecipe = kiln:download\nurl = file://${p.dir}/100%.txt\n`;
+    p.write({ 'buildout.cfg': cfg });
+    const bad = await kilnP(p.dir, ['build']);
+    expect(bad.code, bad.stderr).toBe(3);
+    expect(bad.stderr).toContain(`buildout.cfg:${lineOf(cfg, 'url =')}: [c] url: not a usable file:// URL: file://${p.dir}/100%.txt (URI malformed; a '%' in a file name is written %25`);
+  });
+
   test('a part named ../../../escaped-part is a load-time error at its section line; no link or log outside out/', async () => {
     const name = `../../../escaped-part-${Date.now()}`;
     const cfg = `[buildout]\nparts = ${name}\n\n[${name}]\nrecipe = kiln:command\ncommand = echo hi > "$OUT/f"\n`;

@@ -102,7 +102,15 @@ function verify(source: string, got: Record<Algo, string>, want: Checksums, opts
  * file in the cache (or the local file itself). Throws on checksum mismatch, leaving nothing cached.
  */
 export async function fetchVerified(source: string, want: Checksums, opts: DownloadOptions): Promise<string> {
-  const local = source.startsWith('file://') ? fileURLToPath(source) : !isUrl(source) ? source : undefined;
+  let local: string | undefined;
+  if (source.startsWith('file://')) {
+    try {
+      local = fileURLToPath(source);
+    } catch (e) {
+      const detail = `not a usable file:// URL: ${source} (${(e as Error).message}; a '%' in a file name is written %25 in a URL, or give the plain path)`;
+      throw opts.error ? opts.error('url', detail) : new KilnError(detail);
+    }
+  } else if (!isUrl(source)) local = source;
   if (local !== undefined) {
     if (!existsSync(local) || !statSync(local).isFile()) {
       const detail = `file not found: ${local}`;

@@ -4,6 +4,7 @@
  */
 import { copyFile, chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { fetchVerified, isUrl, urlBasename } from '../lib/download.js';
 import { containedPath } from '../lib/paths.js';
 import type { BuildContext, PlanContext, Recipe } from '../recipe.js';
@@ -54,6 +55,14 @@ export const recipe: Recipe = {
     const m = o.get('mode')?.trim();
     if (m && !/^0?[0-7]{3,4}$/.test(m)) throw o.error('mode', `expected an octal mode like 0755, got '${m}'`);
     o.bool('extract', false);
+    const url = o.require('url').trim();
+    if (url.startsWith('file://')) {
+      try {
+        fileURLToPath(url);
+      } catch (e) {
+        throw o.error('url', `not a usable file:// URL: ${url} (${(e as Error).message}; a '%' in a file name is written %25 in a URL, or give the plain path)`);
+      }
+    }
     if (!o.bool('extract', false)) target(ctx, '/staging');
   },
   inputs(ctx) {
