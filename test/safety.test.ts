@@ -228,6 +228,7 @@ describe('kiln:package values are checked at load time (exit 3, file:line), not 
     ['maintainer without an address', pkg('').replace('maintainer = M <m@example.invalid>', 'maintainer = just a name'), 'maintainer', /\[p\] maintainer: expected 'Full Name <email@address>'/],
     ['script and script file both given', pkg('postinstall = true\npostinstall-file = post.sh\n'), 'postinstall-file', /\[p\] postinstall-file: give 'postinstall' \(the script itself\) or 'postinstall-file'/],
     ['script file missing', pkg('postinstall-file = missing.sh\n'), 'postinstall-file', /\[p\] postinstall-file: script file not found: .*missing\.sh/],
+    ['script file without #!', pkg('postinstall-file = f.txt\n'), 'postinstall-file', /\[p\] postinstall-file: .*f\.txt must start with an interpreter line/],
   ])('%s', async (_n, cfg, needle, re) => {
     const p = project({ 'buildout.cfg': cfg, 'f.txt': 'f\n', 'post.sh': '#!/bin/sh\necho from-file\n' });
     const r = await kilnP(p.dir, ['plan']);

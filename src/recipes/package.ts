@@ -313,6 +313,7 @@ function validateFields(o: PartOptions, formats: string[]): void {
     const file = o.get(`${s}-file`)?.trim();
     if (inline && file) throw o.error(`${s}-file`, `give '${s}' (the script itself) or '${s}-file' (a file holding it), not both`);
     if (file && hostFile(o.resolvePath(`${s}-file`, file)) !== 'file') throw o.error(`${s}-file`, `script file not found: ${o.resolvePath(`${s}-file`, file)}`);
+    if (file && !/^#!\s*\/\S/.test(readFileSync(o.resolvePath(`${s}-file`, file), 'utf8').slice(0, 256))) throw o.error(`${s}-file`, `${o.resolvePath(`${s}-file`, file)} must start with an interpreter line such as '#!/bin/sh'`);
     if (inline?.includes('\0')) throw o.error(s, 'contains a NUL byte');
   }
 }
