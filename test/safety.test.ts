@@ -449,11 +449,22 @@ describe('locking', () => {
     const lock = join(p.dir, 'out/.kiln/lock');
     mkdirSync(join(p.dir, 'out/.kiln'), { recursive: true });
     writeFileSync(lock, '');
-    const child = kilnP(p.dir, ['build', '--no-wait']);
-    await sleep(1500);
+    // a leftover GnuPG home of a dead kiln: the new kiln removes it right before it takes the lock,
+    // which tells this test that kiln has reached the lock
+    const marker = join(p.dir, 'out/.kiln/tmp/gpg-4194303-AbC123');
+    mkdirSync(marker, { recursive: true });
+    const proc = kilnAsync(p.dir, ['build', '--no-wait']);
+    let stderr = '';
+    proc.stderr!.on('data', (b) => (stderr += b));
+    const exited = exitOf(proc);
+    await until('kiln to reach the lock', () => !existsSync(marker));
+    await sleep(1000);
+    // still waiting for the pid, not taken over
+    expect(proc.exitCode, stderr).toBe(null);
+    expect(existsSync(join(p.dir, 'out/parts/c'))).toBe(false);
     // the other kiln (here: this test process, which is alive) finishes writing its pid
     writeFileSync(lock, `${process.pid}\n`);
-    const r = await child;
+    const r = { code: await exited, stderr };
     expect(r.code, r.stderr).toBe(5);
     expect(r.stderr).toContain(`another kiln build (pid ${process.pid})`);
     expect(existsSync(join(p.dir, 'out/parts/c'))).toBe(false);
