@@ -10,7 +10,7 @@ parts = final
 recipe = kiln:command
 version = ${version}
 command =
-  for i in $(seq 1 20); do echo "$KILN_OPT_VERSION $i" > "$OUT/f$i"; sleep 0.05; done
+  for i in $(seq 1 20); do echo "$KILN_OPT_VERSION $i" > "$OUT/f$i"; sleep 0.15; done
   echo "$KILN_OPT_VERSION" > "$OUT/complete"
 [final]
 recipe = kiln:command
@@ -59,7 +59,7 @@ describe('interruption', () => {
     await new Promise((r) => child.once('exit', r));
     checkConsistent(p.dir, seen);
     expect(readFileSync(join(p.dir, 'out/parts/slow/complete'), 'utf8')).toBe('v1\n');
-    // let the orphaned shell finish (it writes only into its own staging dir)
+    // the part's shell dies with kiln (no orphan); had it survived, it would write only into its own staging dir
     await new Promise((r) => setTimeout(r, 1200));
     checkConsistent(p.dir, seen);
     expect(readFileSync(join(p.dir, 'out/parts/slow/complete'), 'utf8')).toBe('v1\n');
