@@ -86,6 +86,10 @@ function validate(ctx: PlanContext): void {
   if (!PKG_RE.test(pkgName(o))) throw o.error('package-name', `not a valid package name: '${pkgName(o)}'`);
   if (!VERSION_RE.test(o.get('version')!.trim())) throw o.error('version', `not a valid version: '${o.get('version')!.trim()}' (digits first; letters, digits, . + ~)`);
   if (!/^[0-9][A-Za-z0-9.+~]*$/.test(o.get('release')!.trim())) throw o.error('release', `not a valid release: '${o.get('release')!.trim()}'`);
+  for (const k of ['signing-key', 'signing-key-passphrase-file']) {
+    const f = o.path(k);
+    if (f && (!existsSync(f) || !statSync(f).isFile())) throw o.error(k, `file not found: ${f}`);
+  }
   for (const k of ['maintainer', 'summary', 'license', 'url']) {
     if (/\n/.test(o.get(k)?.trim() ?? '')) throw o.error(k, 'must be one line');
   }
@@ -196,6 +200,8 @@ const OPTIONS: Recipe['options'] = {
   suggests: { description: 'Debian Suggests' },
   'rpm-requires': { description: 'rpm Requires of the provider, one per line (default: derived from nothing; util-linux for losetup etc. must be named)' },
   formats: { description: 'deb rpm', default: 'deb rpm' },
+  'signing-key': { description: 'OpenPGP secret key file: the .rpm gets a header signature (as kiln:package)' },
+  'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
   compression: { description: 'payload compression of the packages: xz, gzip, zstd', default: 'xz' },
 };
 
@@ -208,10 +214,11 @@ export const recipe: Recipe = {
   validate,
   inputs(ctx) {
     const o = ctx.options;
-    return [...[...scriptFiles(o).values()].map((s) => s.file), ...o.paths('extra-files')];
+    const keys = [o.path('signing-key'), o.path('signing-key-passphrase-file')].filter((x): x is string => !!x);
+    return [...[...scriptFiles(o).values()].map((s) => s.file), ...o.paths('extra-files'), ...keys];
   },
-  tools() {
-    return [];
+  tools(ctx) {
+    return ctx.options.get('signing-key')?.trim() && ctx.options.list('formats').includes('rpm') ? ['gpg', 'gpgconf'] : [];
   },
   async install(ctx: BuildContext) {
     const o = ctx.options;
@@ -290,6 +297,7 @@ export const recipe: Recipe = {
         files: files.map((f) => ({ ...f })),
         sourceDateEpoch: sde,
         compression: compression === 'none' ? 'gzip' : compression,
+        signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
       };
       await writeRpm(spec, join(ctx.staging, rpmFileName(spec)));
       out.push(rpmFileName(spec));
