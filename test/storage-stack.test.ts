@@ -99,6 +99,10 @@ describe('the packages', () => {
       'python3-shoal_0.3.1-1_amd64.deb',
       'shoal-0.3.1-1.x86_64.rpm',
       'shoal_0.3.1-1_amd64.deb',
+      'shoal-blkinfo-0.3.1-1.x86_64.rpm',
+      'shoal-blkinfo_0.3.1-1_amd64.deb',
+      'shoal-file-0.3.1-1.x86_64.rpm',
+      'shoal-file_0.3.1-1_amd64.deb',
       'shoal-ganeti-0.3.1-1.noarch.rpm',
       'shoal-ganeti_0.3.1_all.deb',
       `kmod-shoal-${KVER.replace(/-/g, '_')}-0.3.1-1.x86_64.rpm`,
@@ -156,8 +160,9 @@ describe('the install guide', () => {
       echo "== tool"; shoal put guide answer 42; shoal get guide answer; shoal-inspect guide 2>/dev/null
       echo "== python"; python3 -c 'import shoal, shoal.admin; print(shoal.get("guide", "answer"), shoal.version(), shoal.admin.volume_dir())'
       echo "== provider"; ls /usr/share/ganeti/extstorage/shoal | tr '\\n' ' '; echo
+      echo "== optional"; apt-get install -y -q shoal-file > /tmp/install-file.log; shoal-file save guide /tmp/guide.saved; shoal drop guide; shoal-file load guide /tmp/guide.saved; shoal get guide answer
       shoal drop guide
-      apt-get purge -y -q shoal shoal-ganeti python3-shoal shoal-tools libshoal0 > /tmp/purge.log
+      apt-get purge -y -q shoal shoal-ganeti python3-shoal shoal-tools libshoal0 shoal-file > /tmp/purge.log
       dpkg-query -W -f '\${Package}\\n' | sort > /tmp/pkgs-purged
       echo "== left"; comm -13 /tmp/pkgs-before /tmp/pkgs-purged; snapshot > /tmp/files-after; diff /tmp/files-before /tmp/files-after || true
       echo "== end"`;
@@ -167,6 +172,7 @@ describe('the install guide', () => {
     expect(section('installed').split('\n').filter(Boolean)).toEqual(['libshoal0', 'python3-shoal', 'shoal', 'shoal-ganeti', 'shoal-tools']);
     expect(section('tool')).toBe('42\nanswer\t42\n');
     expect(section('python')).toBe('42 0.3.1 /var/lib/shoal/volumes\n');
+    expect(section('optional')).toBe('42\n');
     expect(section('provider')).toBe('attach common.sh create detach grow parameters.list remove setinfo verify \n');
     expect(section('left')).toBe('');
   }, 600_000);
