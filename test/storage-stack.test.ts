@@ -168,12 +168,19 @@ describe('the install guide', () => {
       echo "== end"`;
     const r = await run('docker', ['run', '--rm', '--network', 'none', '--label', 'kiln=1', '--mount', `type=bind,source=${realpathSync(repo)},target=${repo},readonly`, image, 'sh', '-ec', script]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    const section = (name: string) => r.stdout.split(`== ${name}\n`)[1]!.split('\n== ')[0]!;
-    expect(section('installed').split('\n').filter(Boolean)).toEqual(['libshoal0', 'python3-shoal', 'shoal', 'shoal-ganeti', 'shoal-tools']);
-    expect(section('tool')).toBe('42\nanswer\t42\n');
-    expect(section('python')).toBe('42 0.3.1 /var/lib/shoal/volumes\n');
-    expect(section('optional')).toBe('42\n');
-    expect(section('provider')).toBe('attach common.sh create detach grow parameters.list remove setinfo verify \n');
+    // the lines the script printed under '== NAME', up to the next '== ' line
+    const lines = r.stdout.split('\n');
+    const section = (name: string) => {
+      const from = lines.indexOf(`== ${name}`) + 1;
+      expect(from, `no section ${name} in:\n${r.stdout}`).toBeGreaterThan(0);
+      const to = lines.findIndex((l, i) => i >= from && l.startsWith('== '));
+      return lines.slice(from, to).join('\n');
+    };
+    expect(section('installed').split('\n')).toEqual(['libshoal0', 'python3-shoal', 'shoal', 'shoal-ganeti', 'shoal-tools']);
+    expect(section('tool')).toBe('42\nanswer\t42');
+    expect(section('python')).toBe('42 0.3.1 /var/lib/shoal/volumes');
+    expect(section('optional')).toBe('42');
+    expect(section('provider')).toBe('attach common.sh create detach grow parameters.list remove setinfo verify ');
     expect(section('left')).toBe('');
   }, 600_000);
 
