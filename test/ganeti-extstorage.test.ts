@@ -4,21 +4,18 @@
 // parameters, and ExtStorageDevice drives it through create -> attach (a loop block device of the
 // right size) -> grow -> setinfo -> detach -> remove. Bad inputs stop at load time (exit 3,
 // file:line, nothing built); lintian and rpmlint have no error; two builds give the same bytes.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { kiln, kilnP, project } from './helpers/kiln.js';
+import { inChrootTree, runAsync } from './helpers/proc.js';
 
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
 const PROVIDER = join(import.meta.dirname, '..', 'recipes', 'storage-stack', 'ganeti');
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
-const runP = (cmd: string, args: string[]) =>
-  new Promise<{ status: number | null; stdout: string }>((res) => {
-    execFile(cmd, args, { maxBuffer: 1 << 26 }, (e, stdout) => res({ status: e ? ((e as { code?: number }).code ?? 1) : 0, stdout: String(stdout) }));
-  });
 
 // The Ganeti node: byte for byte the section of test/ganeti-os.test.ts, so both share one cached chroot.
 const GANETI_NODE = [
@@ -101,19 +98,7 @@ const out = (part: string) => join(p.dir, 'out/parts', part);
 const pkgs = (ext: string) => readdirSync(out('shoal-ganeti')).filter((f) => f.endsWith(ext)).map((f) => join(out('shoal-ganeti'), f));
 const ES = '/usr/share/ganeti/extstorage/shoal';
 
-/** Run argv inside the node tree (private mount namespace with /dev and /proc). */
-function inNode(argv: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const script = 'R=$1; shift; mount --rbind /dev "$R/dev" && mount -t proc proc "$R/proc" && exec chroot "$R" "$@"';
-  return new Promise((res, rej) => {
-    const c = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', node, ...argv], { env: { PATH: '/sbin:/bin:/usr/sbin:/usr/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (b: Buffer) => (stdout += b));
-    c.stderr.on('data', (b: Buffer) => (stderr += b));
-    c.on('error', rej);
-    c.on('close', (status) => res({ status, stdout, stderr }));
-  });
-}
+const inNode = (argv: string[]) => inChrootTree(node, argv);
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'kiln-extstorage-'));
@@ -156,7 +141,7 @@ describe('packages', () => {
     expect(conffiles).toBe('/etc/default/shoal-ganeti\n');
     const st = await inNode(['dpkg-query', '-W', '-f', '${Status}', 'shoal-ganeti']);
     expect(st.stdout).toBe('install ok installed');
-    const lint = await runP('lintian', ['--tag-display-limit', '0', deb]);
+    const lint = await runAsync('lintian', ['--tag-display-limit', '0', deb]);
     console.log(`lintian: ${lint.stdout.trim() || 'clean'}`);
     expect(lint.stdout).not.toMatch(/^E: /m);
   });
@@ -171,9 +156,9 @@ describe('packages', () => {
     expect(q(['-c'])).toBe('/etc/default/shoal-ganeti\n');
     const req = q(['--requires']);
     for (const r of ['util-linux', 'coreutils', '/bin/sh']) expect(req).toMatch(new RegExp(`^${r.replace(/\//g, '\\/')}$`, 'm'));
-    const k = await runP('rpm', ['-Kv', '--dbpath', join(tmp, 'rpmdb'), '--nosignature', rpm]);
+    const k = await runAsync('rpm', ['-Kv', '--dbpath', join(tmp, 'rpmdb'), '--nosignature', rpm]);
     expect(k.status, k.stdout).toBe(0);
-    const lint = await runP('rpmlint', [rpm]);
+    const lint = await runAsync('rpmlint', [rpm]);
     console.log(`rpmlint: ${lint.stdout.split('\n').filter((l) => / [EW]: /.test(l)).join('; ') || 'clean'}`);
     expect(lint.stdout.split('\n').filter((l) => / E: /.test(l) && !/ E: no-signature/.test(l))).toEqual([]);
   });

@@ -6,7 +6,7 @@
 // Python module work; purge leaves no file behind), and with dnf --installroot from the rpm
 // repository (install, rpm -V, remove). The binary module package's module loads in the booted
 // Debian kernel under QEMU. lintian/rpmlint without errors; two builds give identical bytes.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,21 +14,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { writeRpm } from '../src/pkg/rpm.js';
 import { kilnP } from './helpers/kiln.js';
+import { runAsync } from './helpers/proc.js';
 
 const CACHE = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? '/root', '.cache', 'kiln');
 const PROFILE = join(import.meta.dirname, '..', 'recipes', 'storage-stack', 'buildout.cfg');
 const KVER = '6.1.0-56-amd64';
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
-const run = (cmd: string, args: string[], env: Record<string, string> = {}) =>
-  new Promise<{ status: number | null; stdout: string; stderr: string }>((res, rej) => {
-    const c = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (b: Buffer) => (stdout += b));
-    c.stderr.on('data', (b: Buffer) => (stderr += b));
-    c.on('error', rej);
-    c.on('close', (status) => res({ status, stdout, stderr }));
-  });
+const run = runAsync;
 
 let tmp: string;
 let a: string; // first build (with the QEMU load part)
