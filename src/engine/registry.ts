@@ -23,7 +23,7 @@ const BUILTIN: Record<string, Loader> = {
 };
 
 /** Optional kinds contributed by other modules: registered if their module exists in dist/src. */
-const OPTIONAL_KINDS = ['apt-repo', 'rpm-repo', 'package', 'gpg-key', 'chroot', 'container-test', 'qemu-test', 'disk-image', 'deb', 'rpm', 'dpkg-buildpackage', 'rpmbuild', 'dkms', 'ganeti-os', 'clonezilla-image', 'recovery-iso'];
+const OPTIONAL_KINDS = ['apt-repo', 'rpm-repo', 'package', 'gpg-key', 'chroot', 'container-test', 'qemu-test', 'disk-image', 'deb', 'rpm', 'dpkg-buildpackage', 'rpmbuild', 'dkms', 'ganeti-os', 'ganeti-extstorage', 'clonezilla-image', 'recovery-iso'];
 
 const ALIASES: Record<string, string> = {
   'slapos.recipe.cmmi': 'cmmi',

@@ -81,7 +81,10 @@ export const recipe: Recipe = {
     if (o.get('argv')?.trim()) await ctx.run(o.lines('argv'), { cwd, env });
     else await ctx.run(['bash', '-euo', 'pipefail', '-c', o.require('command')], { cwd, env });
     const missing = o.lines('outputs').filter((p) => !existsSync(join(ctx.staging, p)));
-    if (missing.length) throw new KilnError(`[${ctx.part}] declared outputs missing after the command: ${missing.join(', ')} (write them under $OUT)`);
+    if (missing.length) {
+      const spaced = missing.some((m) => /\s/.test(m)) ? ' (outputs takes one path per line)' : '';
+      throw new KilnError(`[${ctx.part}] declared outputs missing after the command: ${missing.map((m) => `'${m}'`).join(', ')} (write them under $OUT)${spaced}`);
+    }
   },
 };
 export default recipe;

@@ -23,7 +23,7 @@ import { KilnError } from '../lib/errors.js';
 import { checkContainedName, printable } from '../lib/paths.js';
 import { parseRelations } from '../pkg/deb822.js';
 import { parseDep } from '../pkg/rpm.js';
-import { debFileName, writeDeb, type DebSpec } from '../pkg/deb.js';
+import { debFileName, shlibsError, writeDeb, type DebSpec } from '../pkg/deb.js';
 import type { Compression } from '../pkg/compress.js';
 import { normalizePath, type PkgFile } from '../pkg/files.js';
 import { validateDebPackageName, validateDebVersion, validateRpmName, validateRpmVersion } from '../pkg/version.js';
@@ -367,6 +367,7 @@ function debSpec(ctx: BuildContext | PlanContext, files: PkgFile[], sde: number)
     files: [...files, ...extra],
     scripts,
     triggers: o.get('deb-triggers')?.trim() || undefined,
+    shlibs: o.lines('deb-shlibs').join('\n') || undefined,
     compression: o.get('compression')!.trim() as Compression,
     sourceDateEpoch: sde,
   };
@@ -418,6 +419,7 @@ export const recipe: Recipe = {
     compression: { description: 'payload compression: xz, gzip, zstd (none: deb only)', default: 'xz' },
     changelog: { description: 'rpm changelog text (default: one generated entry)' },
     'deb-triggers': { description: 'dpkg triggers file content' },
+    'deb-shlibs': { description: "DEBIAN/shlibs lines of a shared-library package: 'LIBRARY SOVERSION DEPENDENCY' (e.g. 'libfoo 1 libfoo1 (>= 1.2)'), deb-shlibs(5)" },
     'rpm-pretrans': { description: 'rpm %pretrans scriptlet' },
     'rpm-posttrans': { description: 'rpm %posttrans scriptlet' },
   },
@@ -447,6 +449,10 @@ export const recipe: Recipe = {
       const { version, release } = rpmVersionRelease(o);
       const v = validateRpmVersion(version) ?? validateRpmVersion(release, 'release');
       if (v) throw o.error('version', v);
+    }
+    if (o.get('deb-shlibs')?.trim()) {
+      const e = shlibsError(o.lines('deb-shlibs').join('\n'));
+      if (e) throw o.error('deb-shlibs', e);
     }
     const comp = o.get('compression')!.trim();
     if (!['xz', 'gzip', 'zstd', 'none'].includes(comp)) throw o.error('compression', `unknown compression '${comp}' (xz, gzip, zstd, none)`);
