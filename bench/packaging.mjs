@@ -29,7 +29,8 @@ import { join, relative } from 'node:path';
 import { loadavg, paired, timeRun } from './lib/paired.mjs';
 
 const SDE = 1704067200;
-const dist = join(import.meta.dirname, '..', 'dist');
+// --one runs the writers of this dist/ (or of KILN_BENCH_DIST: --baseline=DIST compares two builds)
+const dist = process.env.KILN_BENCH_DIST || join(import.meta.dirname, '..', 'dist');
 
 // ---- one packaging run (the process that is timed) ---------------------------------------------
 if (process.argv[2] === '--one') {
@@ -60,6 +61,7 @@ const opt = (n, d) => process.argv.find((a) => a.startsWith(`--${n}=`))?.slice(n
 const FILES = Number(opt('files', '10000'));
 const TOTAL = Number(opt('size', '200')) * 1024 * 1024;
 const ONLY = opt('only', '').split(',').filter(Boolean);
+const BASELINE = opt('baseline', ''); // another compiled dist/ (e.g. of the previous commit): a side 'kiln baseline'
 
 let s = 0x9e3779b9;
 /** xorshift32: deterministic, fast */
@@ -177,6 +179,11 @@ for (const c of selected) {
     } },
     ...c.refs.map((ref) => ({ name: ref.name, run: () => timeRun(ref.cmd, { prepare: ref.prepare && (() => execFileSync('bash', ['-c', ref.prepare])) }) })),
   ];
+  if (BASELINE) {
+    const base = { name: `kiln baseline (${BASELINE})`, cmd: `KILN_BENCH_DIST=${q(BASELINE)} ${c.kiln.replace(q(c.kilnOut), q(c.kilnOut + '.baseline'))}`, out: c.kilnOut + '.baseline' };
+    c.refs.push(base);
+    sides.push({ name: base.name, run: () => timeRun(base.cmd) });
+  }
   // the reference outputs are overwritten by the next reference: check them as they come
   const checks = [];
   sides.slice(1).forEach((s, i) => {

@@ -3,7 +3,8 @@
 // - the same tree built by `dpkg-deb --build --root-owner-group` with SOURCE_DATE_EPOCH gives the same
 //   uncompressed data.tar and control.tar bytes, for xz/gzip/zstd/none; for xz and none the whole
 //   .deb is byte-identical (gzip differs only in the deflate stream: Node bundles Chromium's zlib and
-//   kiln deflates 1 MiB blocks in parallel; zstd: the zstd CLI frames differently from libzstd);
+//   kiln deflates 1 MiB blocks in parallel; zstd: kiln runs libzstd in-process (zstd-napi) in
+//   multi-threaded mode, framed differently from dpkg-deb's libzstd call);
 // - Installed-Size equals dpkg-gencontrol's on the same tree;
 // - lintian reports no error-level tag for a realistic package (and malformed-deb-archive for zstd);
 // - dpkg --root install / upgrade (conffiles: user-modified kept, unmodified replaced) / triggers /
@@ -332,6 +333,49 @@ describe('reproducible', () => {
       expect(outs[2]!.equals(outs[0]!), kind).toBe(true);
       expect(bin(kind, ['-dc', first]).equals(big), kind).toBe(true);
     }
+  });
+});
+
+describe('zstd in-process (libzstd through zstd-napi)', () => {
+  // 20 MiB of mixed text and pseudo-random bytes: several libzstd jobs in multi-threaded mode
+  const mixed = (): Buffer => {
+    let s = 7;
+    const b = Buffer.alloc(20 << 20);
+    for (let i = 0; i < b.length; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      b[i] = (i >> 16) % 3 === 0 ? s >>> 24 : 97 + ((i * 7) % 26);
+    }
+    return b;
+  };
+
+  test('the same bytes whatever the threads and the write sizes; zstd -t and zstd -d read them', async () => {
+    const big = mixed();
+    const outs: Buffer[] = [];
+    for (const [threads, chunk] of [[1, 65536], [2, 1_000_003], [4, 777_777]] as const) {
+      const f = join(tmp('z'), 'x.zst');
+      const c = compressToFile('zstd', f, { threads, level: 3 });
+      for (let i = 0; i < big.length; i += chunk) if (!c.input.write(big.subarray(i, i + chunk))) await new Promise((r) => c.input.once('drain', r));
+      c.input.end();
+      await c.done;
+      outs.push(readFileSync(f));
+      expect(spawnSync('zstd', ['-tq', f]).status).toBe(0);
+      expect(bin('zstd', ['-dc', f]).equals(big)).toBe(true);
+    }
+    expect(outs[1]!.equals(outs[0]!)).toBe(true);
+    expect(outs[2]!.equals(outs[0]!)).toBe(true);
+  });
+
+  test('a zstd .deb needs no zstd binary on PATH, and dpkg-deb extracts it', () => {
+    const dir = tmp('zpath');
+    const out = join(dir, 'p.deb');
+    const script = `
+      const { writeDeb } = await import(${JSON.stringify(join(import.meta.dirname, '..', 'dist', 'pkg', 'deb.js'))});
+      await writeDeb({ name: 'kiln-z', version: '1.0', architecture: 'all', maintainer: 'Kiln Tests <tests@example.org>', description: 'z\\n z', compression: 'zstd', sourceDateEpoch: ${SDE},
+        files: [{ path: '/usr/share/kiln-z/a', type: 'file', content: 'hello\\n'.repeat(1000) }] }, ${JSON.stringify(out)});`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, PATH: join(dir, 'empty') }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(bin('dpkg-deb', ['--fsys-tarfile', out]).length).toBeGreaterThan(6000);
+    expect(bin('ar', ['t', out]).toString()).toBe('debian-binary\ncontrol.tar.zst\ndata.tar.zst\n');
   });
 });
 
