@@ -12,14 +12,11 @@
  *   whole input. Block boundaries do not depend on the thread count, so the bytes are reproducible;
  *   the size is within a few bytes per MiB of a serial `gzip -9`. (Node bundles Chromium's zlib, so
  *   the bytes differ from dpkg-deb's system zlib anyway.)
- * - xz: the system binary, argv array (no shell), writing straight into the destination file
+ * - xz, zstd: the system binaries, argv arrays (no shell), writing straight into the destination file
  *   descriptor (no copy through node), or through this process when `onOutput` wants to see the
- *   compressed bytes (rpm's PAYLOADDIGEST without reading the payload back). xz always runs in
- *   multi-threaded mode with >= 2 threads: the output is then independent of the number of
- *   threads/cores (block size = 3 × dictionary), so builds are reproducible across machines.
- * - zstd: in-process libzstd (zstd-napi), multi-threaded mode with >= 1 worker (output independent
- *   of the number of workers). It replaced the zstd CLI through a pipe, which bound the .deb
- *   archive pass: 200 MiB / 10,000 files, zstd -3, see docs/benchmarks-packaging.md.
+ *   compressed bytes (rpm's PAYLOADDIGEST without reading the payload back). xz always runs in multi-threaded mode with >= 2 threads: the
+ *   output is then independent of the number of threads/cores (block size = 3 × dictionary), so
+ *   builds are reproducible across machines. zstd output does not depend on -T either.
  * - none: a plain file.
  * Files are written with synchronous write(2)s (into the page cache: cheaper than a thread-pool
  * round trip per chunk).
@@ -28,8 +25,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { createRequire } from 'node:module';
-import { Readable, Writable, type Transform } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { constants, crc32, deflateRaw, type ZlibOptions } from 'node:zlib';
 import { KilnError } from '../lib/errors.js';
@@ -99,13 +95,6 @@ export function compressToFile(kind: Compression, dest: string | FdTarget, opts?
     done.catch(() => {});
     return { input: gz.input, done, abort: () => gz.destroy(new KilnError('compression aborted')) };
   }
-  if (kind === 'zstd') {
-    if (!Number.isInteger(level) || level < 1 || level > 19) throw new KilnError(`invalid zstd level ${level}`);
-    const zs = zstdStream(level, o.threads ?? availableParallelism());
-    const done = pipeline(zs, fileWriter(dest, see)).catch((e: Error) => Promise.reject(new KilnError(`zstd: ${e.message}`)));
-    done.catch(() => {});
-    return { input: zs, done, abort: () => zs.destroy(new KilnError('compression aborted')) };
-  }
   const tool = kind;
   requireTool(tool);
   const max = kind === 'xz' ? 9 : 19;
@@ -151,24 +140,6 @@ export function compressToFile(kind: Compression, dest: string | FdTarget, opts?
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
   };
-}
-
-interface ZstdNapi {
-  CompressStream: new (p: { compressionLevel: number; nbWorkers: number; checksumFlag: boolean }) => Transform;
-}
-let zstdNapi: ZstdNapi | undefined;
-
-/**
- * In-process zstd (libzstd through zstd-napi, loaded on first use): a Transform of the input into
- * one zstd frame with a checksum, compressed on libzstd's own worker threads while this thread
- * writes the tar. Always in multi-threaded mode (at least 1 worker): libzstd's output then does
- * not depend on the number of workers, so it is the same on every machine (test/deb.test.ts).
- * The bytes differ from the zstd CLI's at the same level (another libzstd version and framing);
- * what matters is that they are reproducible and that dpkg-deb and rpm read them.
- */
-function zstdStream(level: number, threads: number): Transform {
-  zstdNapi ??= createRequire(import.meta.url)('zstd-napi') as ZstdNapi;
-  return new zstdNapi.CompressStream({ compressionLevel: level, nbWorkers: Math.max(1, threads), checksumFlag: true });
 }
 
 /**
