@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import { CommandError, KilnError } from './errors.js';
-import { requireTool, which } from './tools.js';
+import { requireTool } from './tools.js';
 
 export interface RunOptions {
   cwd?: string;
@@ -48,11 +48,6 @@ function tailOf(s: string, n = TAIL_LINES): string {
 export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   if (argv.length === 0) throw new Error('run: empty argv');
   const cmd = argv[0]!;
-  const env = opts.cleanEnv ? { ...opts.env } : { ...process.env, ...opts.env };
-  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-  // the executable's path, found once on the child's PATH (cached in lib/tools.ts), so that the
-  // child does not search PATH with a failed execve per directory on every spawn
-  let file = cmd;
   if (cmd.includes('/')) {
     // a path (./configure): must exist and be executable, relative to the command's cwd
     const abs = resolve(opts.cwd ?? process.cwd(), cmd);
@@ -61,14 +56,11 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     } catch {
       return Promise.reject(new KilnError(`${opts.part ? `[${opts.part}] ` : ''}cannot run ${cmd}: ${abs} does not exist or is not executable`));
     }
-  } else {
-    requireTool(cmd, opts.part);
-    const found = env.PATH !== undefined ? which(cmd, env.PATH) : null;
-    if (found?.startsWith('/')) file = found; // a relative PATH entry is left to the child's cwd
-  }
+  } else requireTool(cmd, opts.part);
+  const env = opts.cleanEnv ? { ...opts.env } : { ...process.env, ...opts.env };
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   return new Promise((resolve, reject) => {
-    const child = spawn(file, argv.slice(1), {
-      argv0: cmd,
+    const child = spawn(argv[0]!, argv.slice(1), {
       cwd: opts.cwd,
       env: env as NodeJS.ProcessEnv,
       stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
