@@ -10,7 +10,7 @@
 //   no-op   everything built:               kiln build     | buildout -N -o
 //   plan    kiln plan (no reference)
 // Usage: npm run build && node bench/engine-scale.mjs [--sizes=500,2000,5000] [--pairs=5]
-//          [--zcb-max=500] [--keep]
+//          [--zcb-max=500] [--no-first] [--keep]
 // zc.buildout runs only for sizes <= --zcb-max (it writes .installed.cfg after every part).
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,7 @@ const SIZES = opt('sizes', '500,2000,5000').split(',').map(Number);
 const PAIRS = Number(opt('pairs', '5'));
 const ZCB_MAX = Number(opt('zcb-max', '500'));
 const keep = process.argv.includes('--keep');
+const FIRST = !process.argv.includes('--no-first'); // --no-first: no-op and plan only
 const kiln = join(import.meta.dirname, '..', 'bin', 'kiln.js');
 const root = mkdtempSync(join(tmpdir(), 'kiln-bench-scale-'));
 const log = (s) => process.stderr.write(s + '\n');
@@ -98,54 +99,56 @@ for (const n of SIZES) {
   const cleanup = (d) => () => rmSync(d, { recursive: true, force: true });
 
   // ---- first build ----
-  log(`# ${n} parts: first build (${PAIRS} pairs${withZcb ? ', with zc.buildout' : ''})`);
-  const sides = [
-    {
-      name: 'kiln build -j2',
-      run: () => {
-        const d = fresh('kiln', 'kiln.cfg');
-        const r = timeRun(kilnArgv('build', '-j', '2'), { cwd: d, env: envFor(d) });
-        if (!keep) cleanup(d)();
-        return r;
+  if (FIRST) {
+    log(`# ${n} parts: first build (${PAIRS} pairs${withZcb ? ', with zc.buildout' : ''})`);
+    const sides = [
+      {
+        name: 'kiln build -j2',
+        run: () => {
+          const d = fresh('kiln', 'kiln.cfg');
+          const r = timeRun(kilnArgv('build', '-j', '2'), { cwd: d, env: envFor(d) });
+          if (!keep) cleanup(d)();
+          return r;
+        },
       },
-    },
-  ];
-  if (withZcb)
+    ];
+    if (withZcb)
+      sides.push({
+        name: 'zc.buildout -N -o',
+        run: () => {
+          const d = fresh('zcb', 'zcb.cfg');
+          const r = timeRun(zcbArgv, { cwd: d, env: envFor(d) });
+          if (!keep) cleanup(d)();
+          return r;
+        },
+      });
     sides.push({
-      name: 'zc.buildout -N -o',
+      name: 'the commands alone, spawned by Node (-P2)',
       run: () => {
-        const d = fresh('zcb', 'zcb.cfg');
-        const r = timeRun(zcbArgv, { cwd: d, env: envFor(d) });
-        if (!keep) cleanup(d)();
+        const d = join(base, 'cmds', `r${run++}`);
+        const r = timeRun([process.execPath, join(import.meta.dirname, 'lib', 'spawn-n.mjs'), String(n), d]);
+        cleanup(d)();
         return r;
       },
     });
-  sides.push({
-    name: 'the commands alone, spawned by Node (-P2)',
-    run: () => {
-      const d = join(base, 'cmds', `r${run++}`);
-      const r = timeRun([process.execPath, join(import.meta.dirname, 'lib', 'spawn-n.mjs'), String(n), d]);
-      cleanup(d)();
-      return r;
-    },
-  });
-  sides.push({
-    name: 'the commands alone (xargs -P2)',
-    run: () => {
-      const d = join(base, 'cmds', `r${run++}`);
-      for (let i = 0; i < n; i++) mkdirSync(join(d, `p${i}`), { recursive: true });
-      const r = timeRun(`cd '${d}' && for i in $(seq 0 ${n - 1}); do printf '%s\\0' "p$i"; done | xargs -0 -P2 -I{} /bin/sh -c 'echo "{} x" > "{}/out.txt"'`);
-      cleanup(d)();
-      return r;
-    },
-  });
-  const first = paired(PAIRS, sides, log);
-  const cmds = first.at(-2); // spawned by Node: what any Node program pays per process
-  for (const s of first)
-    rows.push([n, 'first build', s.name, fmt(s.wall), fmt(s.cpu), s === first[0] ? '' : `${s.ratioWall.toFixed(2)} / ${s.ratioCpu.toFixed(2)}`]);
-  const perPart = ((first[0].wall - cmds.wall) / n) * 1000;
-  const perPartCpu = ((first[0].cpu - cmds.cpu) / n) * 1000;
-  rows.push([n, 'first build', `kiln overhead per part: (kiln − commands spawned by Node) / ${n}`, `${perPart.toFixed(2)} ms`, `${perPartCpu.toFixed(2)} ms`, '']);
+    sides.push({
+      name: 'the commands alone (xargs -P2)',
+      run: () => {
+        const d = join(base, 'cmds', `r${run++}`);
+        for (let i = 0; i < n; i++) mkdirSync(join(d, `p${i}`), { recursive: true });
+        const r = timeRun(`cd '${d}' && for i in $(seq 0 ${n - 1}); do printf '%s\\0' "p$i"; done | xargs -0 -P2 -I{} /bin/sh -c 'echo "{} x" > "{}/out.txt"'`);
+        cleanup(d)();
+        return r;
+      },
+    });
+    const first = paired(PAIRS, sides, log);
+    const cmds = first.at(-2); // spawned by Node: what any Node program pays per process
+    for (const s of first)
+      rows.push([n, 'first build', s.name, fmt(s.wall), fmt(s.cpu), s === first[0] ? '' : `${s.ratioWall.toFixed(2)} / ${s.ratioCpu.toFixed(2)}`]);
+    const perPart = ((first[0].wall - cmds.wall) / n) * 1000;
+    const perPartCpu = ((first[0].cpu - cmds.cpu) / n) * 1000;
+    rows.push([n, 'first build', `kiln overhead per part: (kiln − commands spawned by Node) / ${n}`, `${perPart.toFixed(2)} ms`, `${perPartCpu.toFixed(2)} ms`, '']);
+  }
 
   // ---- no-op and plan: one built directory per side ----
   log(`# ${n} parts: no-op and plan`);
