@@ -1,8 +1,9 @@
 // kill -9 in the middle of a build, concurrent builds on one out/ directory.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { kilnAsync, kilnP, parts, project } from './helpers/kiln.js';
+import { kilnAsync, kilnP, parts, project, type KilnResult } from './helpers/kiln.js';
 
 const cfg = (version: string) => `[buildout]
 parts = final
@@ -81,18 +82,35 @@ describe('interruption', () => {
 
 describe('locking', () => {
   test('a second build on the same out/ waits for the first, then finds everything built', async () => {
-    const p = project({ 'buildout.cfg': cfg('v1') });
+    // the first build's slow part holds until the test opens a gate (no race with the start-up
+    // of the other kiln processes on a loaded host); the gate is not part of the signature
+    const gate = join(tmpdir(), `kiln-gate-${process.pid}-${Date.now()}`);
+    const p = project({ 'buildout.cfg': cfg('v1').replace('command =\n', `command =\n  while [ ! -e '${gate}' ]; do sleep 0.05; done\n`) });
     const first = kilnAsync(p.dir, ['build']);
-    const logFile = join(p.dir, 'out/logs/slow.log');
-    while (!existsSync(logFile)) await new Promise((r) => setTimeout(r, 10));
-    const noWait = await kilnP(p.dir, ['build', '--no-wait']);
-    expect(noWait.code).toBe(5);
-    expect(noWait.stderr).toMatch(/another kiln build \(pid \d+\)/);
-    const second = await kilnP(p.dir, ['build', '--json']);
-    const code = await new Promise((r) => (first.exitCode !== null ? r(first.exitCode) : first.once('exit', r)));
-    expect(code).toBe(0);
-    expect(second.code).toBe(0);
-    expect(second.events.some((e) => e.type === 'waiting-for-lock')).toBe(true);
-    expect(parts(second, 'part-start')).toEqual([]);
+    try {
+      const logFile = join(p.dir, 'out/logs/slow.log');
+      while (!existsSync(logFile)) await new Promise((r) => setTimeout(r, 10));
+      const noWait = await kilnP(p.dir, ['build', '--no-wait']);
+      expect(noWait.code).toBe(5);
+      expect(noWait.stderr).toMatch(/another kiln build \(pid \d+\)/);
+      // the second build: open the gate once it has reported that it waits for the lock
+      const c = kilnAsync(p.dir, ['build', '--json']);
+      let stdout = '';
+      const second = await new Promise<KilnResult>((resolve) => {
+        c.stdout!.on('data', (b) => {
+          stdout += b;
+          if (stdout.includes('"type":"waiting-for-lock"')) writeFileSync(gate, '');
+        });
+        c.on('close', (code) => resolve({ code, stdout, stderr: '', events: stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) }));
+      });
+      const code = await new Promise((r) => (first.exitCode !== null ? r(first.exitCode) : first.once('exit', r)));
+      expect(code).toBe(0);
+      expect(second.code).toBe(0);
+      expect(second.events.some((e) => e.type === 'waiting-for-lock')).toBe(true);
+      expect(parts(second, 'part-start')).toEqual([]);
+    } finally {
+      writeFileSync(gate, '');
+      rmSync(gate, { force: true });
+    }
   });
 });

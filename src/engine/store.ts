@@ -99,15 +99,24 @@ export class Store {
     const base = join(this.tmpDir, `${part.name}-${part.signature.slice(0, 12)}-${process.pid}-${Date.now().toString(36)}`);
     const staging = join(base, 'staging');
     const work = join(base, 'work');
-    mkdirSync(staging, { recursive: true });
-    mkdirSync(work, { recursive: true });
+    mkdirSync(base, { recursive: true }); // one mkdir when tmp/ exists
+    mkdirSync(staging);
+    mkdirSync(work);
     return { staging, work };
+  }
+
+  /** mkdir -p, once per directory and Store (the store and parts directories, per committed part). */
+  private made = new Set<string>();
+  private ensureDir(dir: string): void {
+    if (this.made.has(dir)) return;
+    mkdirSync(dir, { recursive: true });
+    this.made.add(dir);
   }
 
   /** Move a finished staging dir into the store (atomic), then point the location at it. */
   async commit(part: Part, staging: string): Promise<void> {
     const dest = this.storePath(part);
-    mkdirSync(dirname(dest), { recursive: true });
+    this.ensureDir(dirname(dest));
     try {
       await rename(staging, dest);
     } catch (e) {
@@ -129,7 +138,16 @@ export class Store {
         `[${part.name}] refusing to replace ${part.location}: it is not a kiln output link (move it away, or set another location)`,
       );
     }
-    mkdirSync(dirname(part.location), { recursive: true });
+    this.ensureDir(dirname(part.location));
+    if (!st) {
+      // no link yet: creating the symlink is atomic by itself (one directory entry, no rename)
+      try {
+        symlinkSync(target, part.location);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // appeared meanwhile: swap it
+      }
+    }
     const tmp = tmpSibling(part.location);
     symlinkSync(target, tmp);
     try {
