@@ -271,6 +271,7 @@ export const recipe: Recipe = {
         complete: (d) => existsSync(join(d, tar)) && existsSync(join(d, 'manifest')),
         build: (tmp) => build(ctx, tmp, tool),
         log: ctx.log,
+        manifest: true, // hashed on every hit: a damaged tarball is quarantined, never linked
       });
       from = entry.dir;
       ctx.log(entry.hit ? `# chroot cache hit: ${entry.dir} (${tool} not run)\n` : `# chroot built by ${tool}, cached in ${entry.dir}\n`);
