@@ -245,12 +245,18 @@ export class Store {
 
   /** Remove what killed runs left in the trash (call with the lock held). */
   async emptyTrash(): Promise<void> {
-    await emptyTrash(this.trashDir);
+    try {
+      await emptyTrash(this.trashDir);
+    } catch (e) {
+      // e.g. a process of a killed run still writing there: retried at the next start
+      process.stderr.write(`kiln: warning: could not empty ${this.trashDir}: ${(e as Error).message}\n`);
+    }
   }
 
-  /** Clear leftovers of interrupted builds (call with the lock held). */
+  /** Clear leftovers of interrupted builds (call with the lock held): renamed away, then removed. */
   async cleanTmp(): Promise<void> {
-    await rmrf(this.tmpDir);
+    if (existsSync(this.tmpDir) && readdirSync(this.tmpDir).length === 0) return;
+    await removeTree(this.tmpDir, this.trashDir).catch((e: Error) => process.stderr.write(`kiln: warning: could not remove ${this.tmpDir}: ${e.message}\n`));
     mkdirSync(this.tmpDir, { recursive: true });
   }
 }
