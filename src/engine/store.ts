@@ -245,11 +245,14 @@ export class Store {
 
   /** Remove what killed runs left in the trash (call with the lock held). */
   async emptyTrash(): Promise<void> {
-    try {
-      await emptyTrash(this.trashDir);
-    } catch (e) {
-      // e.g. a process of a killed run still writing there: retried at the next start
-      process.stderr.write(`kiln: warning: could not empty ${this.trashDir}: ${(e as Error).message}\n`);
+    // the shared directory's trash too (only ever holds what is being deleted)
+    for (const dir of [this.trashDir, join(this.project.sharedDir, '.trash')]) {
+      try {
+        await emptyTrash(dir);
+      } catch (e) {
+        // e.g. a process of a killed run still writing there: retried at the next start
+        process.stderr.write(`kiln: warning: could not empty ${dir}: ${(e as Error).message}\n`);
+      }
     }
   }
 
