@@ -3,13 +3,14 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build, plan } from './engine/build.js';
 import { JsonReporter, PlainReporter, TtyReporter, type Reporter } from './engine/events.js';
 import { toDot, toMermaid } from './engine/graph.js';
 import { loadProject, type ProjectOptions } from './engine/project.js';
-import { Lock, Store } from './engine/store.js';
+import { MANIFEST, emptyTrash, quarantine, readManifest, removeTree } from './engine/manifest.js';
+import { Lock, Store, checkEntry } from './engine/store.js';
 import { ExitCode, KilnError, formatOrigin } from './lib/errors.js';
 import { run } from './lib/exec.js';
 import { rmrf } from './lib/fsutil.js';
@@ -27,6 +28,7 @@ commands:
   graph             print the part graph (--format dot|mermaid|svg)
   show PART         resolved options of a section, each with the file:line it came from
   clean [part...]   remove outputs (all of out/, or the named parts' links and state)
+  verify [part...]  hash every store entry (or the named parts') against its manifest; quarantine what differs
   doctor            check host tools (with the Debian package for each missing one) and the Docker engine
   help              this text
 
@@ -43,7 +45,7 @@ options:
       --history       show: also how each value was assembled (extends, +=, -=, macros)
   section:option=value  override an option (like buildout), highest priority
 
-exit codes: 0 ok, 1 build failed, 2 usage, 3 config error, 4 missing host tool, 5 locked, 130 interrupted`;
+exit codes: 0 ok, 1 build failed (verify: an entry differed and was quarantined), 2 usage, 3 config error, 4 missing host tool, 5 locked, 130 interrupted`;
 
 function defaultConfig(): string {
   for (const f of ['buildout.cfg', 'kiln.cfg']) if (existsSync(f)) return f;
@@ -120,6 +122,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdShow(popts(), names, !!o.history, !!o.json);
       case 'clean':
         return await cmdClean(popts(), names);
+      case 'verify':
+        return await cmdVerify(popts(), names, !!o.json);
       case 'doctor':
         return await cmdDoctor(o.config ?? (existsSync('buildout.cfg') ? 'buildout.cfg' : undefined), o, overrides, !!o.json);
       default:
@@ -195,7 +199,7 @@ function readStatCache(popts: ProjectOptions): Record<string, { k: string; h: st
 
 async function cmdPlan(popts: ProjectOptions, targets: string[], json: boolean): Promise<number> {
   const { project } = await loadProject(popts, readStatCache(popts));
-  const entries = plan(project, targets.length ? targets : undefined);
+  const entries = await plan(project, targets.length ? targets : undefined);
   if (json) {
     console.log(JSON.stringify(entries, null, 1));
     return 0;
@@ -268,13 +272,15 @@ async function cmdShow(popts: ProjectOptions, names: string[], history: boolean,
 async function cmdClean(popts: ProjectOptions, names: string[]): Promise<number> {
   const outDir = resolve(popts.outDir ?? 'out');
   const lock = new Lock(join(outDir, '.kiln', 'lock'));
+  const trash = join(outDir, '.kiln', 'trash');
   if (names.length === 0) {
     await lock.acquire(true);
     try {
-      for (const sub of ['parts', 'logs', 'test-results']) await rmrf(join(outDir, sub));
-      await rmrf(join(outDir, '.kiln', 'store'));
-      await rmrf(join(outDir, '.kiln', 'tmp'));
-      await rmrf(join(outDir, '.kiln', 'state.json'));
+      // each path is renamed into the trash, then deleted: a kill leaves it whole or gone
+      await emptyTrash(trash);
+      for (const sub of ['parts', 'logs', 'test-results']) await removeTree(join(outDir, sub), trash);
+      for (const sub of ['state.json', 'store', 'tmp', 'quarantine']) await removeTree(join(outDir, '.kiln', sub), trash);
+      await emptyTrash(trash);
     } finally {
       lock.release();
     }
@@ -297,6 +303,62 @@ async function cmdClean(popts: ProjectOptions, names: string[]): Promise<number>
     lock.release();
   }
   return 0;
+}
+
+/**
+ * Hash every store entry (or the named parts' current entries, shared ones included) against its
+ * manifest. Each differing file is reported; a damaged or incomplete entry is quarantined (the
+ * next build rebuilds it). Exit 0 when everything matched, 1 when something was quarantined.
+ */
+async function cmdVerify(popts: ProjectOptions, names: string[], json: boolean): Promise<number> {
+  const { project } = await loadProject(popts, readStatCache(popts));
+  const store = new Store(project);
+  const lock = new Lock(join(project.kilnDir, 'lock'));
+  await lock.acquire(true);
+  try {
+    await store.emptyTrash();
+    const state = store.loadState();
+    const bySig = new Map<string, string>();
+    for (const [n, ps] of Object.entries(state.parts)) for (const s of ps.kept) bySig.set(s, n);
+    for (const part of project.parts.values()) bySig.set(part.signature, part.name);
+    const targets: Array<{ label: string; entry: string; quarantineDir: string }> = [];
+    for (const n of names) if (!project.parts.has(n)) throw new KilnError(`unknown part '${n}'`, ExitCode.CONFIG);
+    const selected = names.length ? names.map((n) => project.parts.get(n)!) : [...project.parts.values()].filter((p) => p.shared);
+    for (const part of selected) {
+      if (store.entryExists(part)) targets.push({ label: `${part.name} (${part.signature.slice(0, 16)})`, entry: store.entryPath(part), quarantineDir: store.quarantineFor(part) });
+    }
+    if (!names.length) {
+      for (const sig of store.entries()) targets.push({ label: `${bySig.get(sig) ?? 'unknown part'} (${sig.slice(0, 16)})`, entry: join(project.storeDir, sig), quarantineDir: store.quarantineDir });
+    }
+    const t0 = Date.now();
+    let bad = 0;
+    let files = 0;
+    let bytes = 0;
+    for (const t of targets) {
+      const diffs = await checkEntry(t.entry, 'full', true);
+      const m = readManifest(join(t.entry, MANIFEST));
+      files += m?.files ?? 0;
+      bytes += m?.bytes ?? 0;
+      if (diffs.length === 0) {
+        if (json) console.log(JSON.stringify({ type: 'verified', entry: t.entry, label: t.label }));
+        continue;
+      }
+      bad++;
+      const q = quarantine(t.entry, t.quarantineDir, basename(t.entry).length > 40 ? basename(t.entry) : `${basename(dirname(t.entry))}-${basename(t.entry)}`, diffs);
+      if (json) console.log(JSON.stringify({ type: 'damaged', entry: t.entry, label: t.label, differences: diffs, quarantined: q }));
+      for (const d of diffs) console.error(`kiln: verify: ${t.label}: ${d.path}: ${d.problem}`);
+      console.error(`kiln: verify: ${t.label}: quarantined in ${q}; the next build rebuilds it`);
+    }
+    const secs = ((Date.now() - t0) / 1000).toFixed(2);
+    console.error(
+      bad
+        ? `kiln: verify: ${bad} of ${targets.length} entries differed from their manifests and were quarantined (${secs}s)`
+        : `kiln: verify: ${targets.length} entries, ${files} files, ${(bytes / 1048576).toFixed(1)} MiB match their manifests (${secs}s)`,
+    );
+    return bad ? ExitCode.BUILD_FAILED : 0;
+  } finally {
+    lock.release();
+  }
 }
 
 async function cmdDoctor(config: string | undefined, o: Record<string, unknown>, overrides: NonNullable<ProjectOptions['overrides']>, json: boolean): Promise<number> {

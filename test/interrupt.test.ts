@@ -50,7 +50,7 @@ describe('interruption', () => {
       checkConsistent(p.dir, seen);
       const tmp = join(p.dir, 'out/.kiln/tmp');
       const staged = existsSync(tmp)
-        ? readdirSync(tmp).flatMap((d) => (existsSync(join(tmp, d, 'staging')) ? readdirSync(join(tmp, d, 'staging')) : []))
+        ? readdirSync(tmp).flatMap((d) => (existsSync(join(tmp, d, 'entry/out')) ? readdirSync(join(tmp, d, 'entry/out')) : []))
         : [];
       if (existsSync(logFile) && staged.length >= 8) break;
       if (Date.now() > deadline) throw new Error('build did not start');

@@ -253,6 +253,10 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
   for (const name of candidates) {
     const shared = truthy(config.raw(name, 'shared'));
     if (shared) sharedParts.add(name);
+    if (shared && config.raw(name, 'location') !== undefined) {
+      // the shared store owns the entry (ENTRY/manifest.json + ENTRY/out): its path is kiln's
+      throw new ConfigError(`a shared part's location is chosen by kiln (under the shared directory): remove it`, { origin: config.origin(name, 'location'), section: name, option: 'location' });
+    }
     if (config.raw(name, 'location') === undefined) {
       // a bad name is reported below with its section's file:line; never a path outside parts/
       const loc = partNameProblem(name) ? join(p.partsDir, '.invalid') : containedPath(p.partsDir, name, 'part name', undefined, { single: true });
@@ -399,7 +403,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     const signature = sha256(JSON.stringify(sigParts));
     let location = resolve(values.location!);
     if (shared && values.location === SHARED_PLACEHOLDER(name)) {
-      location = join(p.sharedDir, name, signature.slice(0, 32));
+      location = join(p.sharedDir, name, signature.slice(0, 32), 'out');
       values.location = location;
     }
     p.parts.set(name, { name, recipeSpec: spec, recipe, options, deps: deps.get(name)!, location, shared, signature, sigParts });

@@ -3,6 +3,7 @@
  *
  *   CACHE/sha256/HEX    content by SHA-256 (a download with a known sha256 never touches the network again)
  *   CACHE/url/HEX       SHA-256 of the URL -> a file holding the content's sha256 (downloads without one)
+ *   CACHE/.quarantine/  cached files whose bytes no longer hash to their name (every hand-out hashes)
  *
  * Local paths and file:// URLs are read in place (and still verified).
  */
@@ -14,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from './errors.js';
 import { tmpSibling, writeFileAtomic } from './fsutil.js';
+import { quarantine } from '../engine/manifest.js';
 
 export type Algo = 'sha256' | 'sha512' | 'md5';
 export interface Checksums {
@@ -120,16 +122,31 @@ export async function fetchVerified(source: string, want: Checksums, opts: Downl
     return local;
   }
   const bySha = (h: string) => join(opts.cacheDir, 'sha256', h);
-  if (want.sha256 && existsSync(bySha(want.sha256.trim().toLowerCase()))) {
-    const p = bySha(want.sha256.trim().toLowerCase());
-    return p;
+  // a cached file is handed out only after its bytes hash to its name; a damaged one is quarantined
+  const cached = async (h: string): Promise<{ path: string; got: Record<Algo, string> } | undefined> => {
+    if (!/^[0-9a-f]{64}$/.test(h)) return undefined;
+    const p = bySha(h);
+    if (!existsSync(p)) return undefined;
+    const got = await hashStream(p);
+    if (got.sha256 === h) return { path: p, got };
+    const q = quarantine(p, join(opts.cacheDir, '.quarantine'), `sha256-${h}`, [{ path: p, problem: `content differs (sha256 ${got.sha256})` }]);
+    opts.log?.(`# download cache: ${p} does not hash to its name (got sha256 ${got.sha256}): quarantined in ${q}\n`);
+    process.stderr.write(`kiln: warning: download cache entry ${p} was damaged (sha256 ${got.sha256}); quarantined in ${q}, fetching ${source} again\n`);
+    return undefined;
+  };
+  if (want.sha256) {
+    const hit = await cached(want.sha256.trim().toLowerCase());
+    if (hit) {
+      verify(source, hit.got, want, opts);
+      return hit.path;
+    }
   }
   const urlKey = join(opts.cacheDir, 'url', createHash('sha256').update(source).digest('hex'));
   if (existsSync(urlKey)) {
-    const h = readFileSync(urlKey, 'utf8').trim();
-    if (existsSync(bySha(h))) {
-      verify(source, await hashStream(bySha(h)), want, opts);
-      return bySha(h);
+    const hit = await cached(readFileSync(urlKey, 'utf8').trim());
+    if (hit) {
+      verify(source, hit.got, want, opts);
+      return hit.path;
     }
   }
   if (opts.offline) {
