@@ -6,7 +6,8 @@ import { readFile, stat } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Origin } from '../lib/errors.js';
-import { type Data, Key, SectionData, updateData } from './data.js';
+import type { Conditions } from './conditions.js';
+import { type Data, Key, SectionData, updateData, updateSection } from './data.js';
 import { ConfigLanguageError } from './errors.js';
 import { parseConfig, type ParsedFile } from './parser.js';
 import { pyJoin, pySplit } from './pyutil.js';
@@ -48,7 +49,9 @@ export const ZC_BUILDOUT_VERSION_PINS: ReadonlyArray<[string, string]> = [
 ];
 
 interface OpenCtx {
-  globals: () => Record<string, unknown>;
+  conditions: Conditions;
+  /** each file's result (it and what it extends, merged), by location: a file is read, parsed and merged once per load */
+  opened: Map<string, Data>;
   /** raw `offline` / `install-from-cache` values: command line, root file, defaults */
   offline: () => boolean;
   texts: Map<string, Promise<string>>;
@@ -159,9 +162,15 @@ async function openConfig(
     });
   }
   const root = seen.length === 0;
+  // A file's result depends only on its location (zc.buildout opens it again for every
+  // extends that names it: diamonds make that exponential). Loops through it were found
+  // the first time, since that opening went through everything it extends.
+  const memo = ctx.opened.get(loc);
+  if (memo && !root) return memo;
   seen.push({ loc, via });
 
-  const parsed = parseConfig(text, loc, ctx.globals);
+  const outcomes = await ctx.conditions.evaluateFile(text, loc);
+  const parsed = parseConfig(text, loc, (h) => outcomes.get(h.line) ?? true);
   const bsect = parsed.get('buildout');
   const ext = bsect?.options.get('extends');
   if (ext) bsect!.options.delete('extends');
@@ -179,13 +188,27 @@ async function openConfig(
     const extOrigin: Origin = { file: loc, line: ext.line };
     const files = pySplit(ext.value);
     if (files.length) {
-      const eresult = await openConfig(ctx, newBase, files[0], seen, extOrigin, onRoot);
-      for (const f of files.slice(1)) updateData(eresult, await openConfig(ctx, newBase, f, seen, extOrigin, onRoot));
-      result = updateData(eresult, result);
+      let eresult = await openConfig(ctx, newBase, files[0], seen, extOrigin, onRoot);
+      for (const f of files.slice(1)) eresult = mergeData(eresult, await openConfig(ctx, newBase, f, seen, extOrigin, onRoot));
+      result = mergeData(eresult, result);
     }
   }
   seen.pop();
+  ctx.opened.set(loc, result);
   return result;
+}
+
+/**
+ * zc.buildout's `_update(d1, d2)` without modifying either: results of opened files are
+ * shared (memoised), so a section is copied before it is changed.
+ */
+function mergeData(base: Data, over: Data): Data {
+  const out: Data = new Map(base);
+  for (const [name, sect] of over) {
+    const s1 = out.get(name);
+    out.set(name, s1 ? updateSection(s1.clone(), sect) : sect);
+  }
+  return out;
 }
 
 export interface Loaded {
@@ -204,7 +227,7 @@ export async function loadData(
   opts: {
     buildoutDefaults?: Record<string, string>;
     overrides?: Array<{ section: string; option: string; value: string }>;
-    globals: () => Record<string, unknown>;
+    conditions: Conditions;
   },
 ): Promise<Loaded> {
   const compat = opts.buildoutDefaults === undefined;
@@ -243,7 +266,8 @@ export async function loadData(
   const dl = (name: string): string | undefined =>
     cl.get('buildout')?.keys.get(name)?.value ?? rootBuildout.get(name) ?? defaults.keys.get(name)?.value;
   const ctx: OpenCtx = {
-    globals: opts.globals,
+    conditions: opts.conditions,
+    opened: new Map(),
     offline: () => dl('offline') === 'true' || dl('install-from-cache') === 'true',
     texts: new Map(),
   };

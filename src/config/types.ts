@@ -19,8 +19,18 @@ export interface LoadOptions {
   buildoutDefaults?: Record<string, string>;
   /** command-line overrides `section:option=value`, highest priority */
   overrides?: Array<{ section: string; option: string; value: string }>;
-  /** variables for conditional section headers ([section:linux] etc.); host values when omitted */
+  /**
+   * variables for conditional section headers ([section:linux] etc.); host values when omitted.
+   * Used by the native evaluator; their plain values (bool, number, string) also reach Python.
+   */
   conditionGlobals?: Record<string, unknown>;
+  /**
+   * Python for the headers kiln does not evaluate natively: a path ($KILN_PYTHON or
+   * /usr/bin/python3 when omitted), or null for none (such headers are then errors).
+   */
+  python?: string | null;
+  /** where messages go (the conditions Python evaluated); stderr when omitted */
+  log?: (message: string) => void;
 }
 
 export interface Config {
