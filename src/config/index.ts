@@ -31,7 +31,12 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
   );
   let loaded;
   try {
-    loaded = await loadData(file, { buildoutDefaults: opts.buildoutDefaults, overrides: opts.overrides, conditions });
+    loaded = await loadData(file, {
+      buildoutDefaults: opts.buildoutDefaults,
+      withZcBuildoutDefaults: opts.withZcBuildoutDefaults,
+      overrides: opts.overrides,
+      conditions,
+    });
   } finally {
     conditions.close();
   }

@@ -109,11 +109,26 @@ async function readLocation(ctx: OpenCtx, loc: string, via: Origin | undefined):
   return p;
 }
 
-function annotate(parsed: ParsedFile, file: string): Data {
+const PROFILE_BASE = '${:_profile_base_location_}';
+
+/**
+ * SlapOS's buildout (slapos.buildout) replaces `${:_profile_base_location_}` in every value of a
+ * file by the file's directory (or URL prefix) when it reads the file, so a value copied by a
+ * macro or an extending file keeps pointing next to the file that wrote it. `$$` escapes it.
+ */
+function profileBase(value: string, base: string): string {
+  if (!value.includes(PROFILE_BASE)) return value;
+  return value
+    .split('$$')
+    .map((piece) => piece.split(PROFILE_BASE).join(base))
+    .join('$$');
+}
+
+function annotate(parsed: ParsedFile, file: string, base: string): Data {
   const d: Data = new Map();
   for (const [name, sect] of parsed) {
     const keys = new Map<string, Key>();
-    for (const [opt, o] of sect.options) keys.set(opt, Key.set(o.value, { file, line: o.line }, 'file'));
+    for (const [opt, o] of sect.options) keys.set(opt, Key.set(profileBase(o.value, base), { file, line: o.line }, 'file'));
     d.set(name, new SectionData(keys, { file, line: sect.line }));
   }
   return d;
@@ -182,7 +197,7 @@ async function openConfig(
     });
   }
   if (root && bsect) onRoot(new Map([...bsect.options].map(([k, v]) => [k, v.value])));
-  let result = annotate(parsed, loc);
+  let result = annotate(parsed, loc, newBase);
 
   if (ext && ext.value) {
     const extOrigin: Origin = { file: loc, line: ext.line };
@@ -226,13 +241,18 @@ export async function loadData(
   file: string,
   opts: {
     buildoutDefaults?: Record<string, string>;
+    /** zc.buildout's own [buildout] defaults (and [versions] pins) under buildoutDefaults */
+    withZcBuildoutDefaults?: boolean;
     overrides?: Array<{ section: string; option: string; value: string }>;
     conditions: Conditions;
   },
 ): Promise<Loaded> {
   const compat = opts.buildoutDefaults === undefined;
+  const zcDefaults = compat || !!opts.withZcBuildoutDefaults;
   const defaults = new SectionData();
-  const defaultEntries = compat ? ZC_BUILDOUT_DEFAULTS : Object.entries(opts.buildoutDefaults!);
+  const defaultEntries = compat
+    ? ZC_BUILDOUT_DEFAULTS
+    : [...(zcDefaults ? ZC_BUILDOUT_DEFAULTS : []), ...Object.entries(opts.buildoutDefaults!)];
   for (const [k, v] of defaultEntries) defaults.keys.set(k, Key.set(v, DEFAULT_ORIGIN, 'default', 'default'));
   const data: Data = new Map([['buildout', defaults]]);
 
@@ -277,7 +297,7 @@ export async function loadData(
   updateData(data, cl);
   const bsect = data.get('buildout')!;
 
-  if (compat) {
+  if (zcDefaults) {
     if (!bsect.keys.has('versions')) {
       bsect.keys.set('versions', Key.set('versions', DEFAULT_ORIGIN, 'default', 'default'));
       if (!data.has('versions')) data.set('versions', new SectionData(new Map(), DEFAULT_ORIGIN));

@@ -17,6 +17,11 @@ export interface OptionHistoryEntry {
 export interface LoadOptions {
   /** Defaults for the [buildout] section (lowest priority). zc.buildout's own defaults when omitted. */
   buildoutDefaults?: Record<string, string>;
+  /**
+   * With buildoutDefaults: zc.buildout's own defaults (executable, eggs-directory, python, ...,
+   * `versions` and its pins) too, under buildoutDefaults (which win where both set an option).
+   */
+  withZcBuildoutDefaults?: boolean;
   /** command-line overrides `section:option=value`, highest priority */
   overrides?: Array<{ section: string; option: string; value: string }>;
   /**

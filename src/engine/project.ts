@@ -11,7 +11,8 @@ import { ConfigError, formatOrigin, type Origin } from '../lib/errors.js';
 import { Options } from '../options.js';
 import type { PlanContext, Recipe } from '../recipe.js';
 import { hashPath, sha256, type StatCache } from './hash.js';
-import { resolveRecipe } from './registry.js';
+import { resolveRecipe, UnknownRecipeError, unknownRecipe } from './registry.js';
+import { urlBasename } from '../lib/download.js';
 
 export const DEFAULT_SOURCE_DATE_EPOCH = 1704067200; // 2024-01-01T00:00:00Z
 
@@ -40,6 +41,8 @@ export interface Part {
   signature: string;
   /** what went into the signature (for `kiln plan` explanations) */
   sigParts: SignatureParts;
+  /** the recipe is not implemented by kiln: the part is planned and shown, not built */
+  unknownRecipe?: boolean;
 }
 
 export interface SignatureParts {
@@ -157,6 +160,21 @@ export class Project {
   parts = new Map<string, Part>();
   /** topological order of `parts` (dependencies first, buildout's order otherwise) */
   order: string[] = [];
+  /** recipes kiln does not implement, with the parts (of `parts`) using each, in order */
+  unknownRecipes = new Map<string, string[]>();
+
+  /** The recipes kiln does not implement among `names`' parts, grouped by recipe. */
+  unknownIn(names: string[]): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const n of names) {
+      const part = this.parts.get(n);
+      if (!part?.unknownRecipe) continue;
+      let l = out.get(part.recipeSpec);
+      if (!l) out.set(part.recipeSpec, (l = []));
+      l.push(n);
+    }
+    return out;
+  }
 
   /** Parts needed to build `targets` (default: the selection), dependencies first. */
   closure(targets?: string[]): string[] {
@@ -181,18 +199,50 @@ export interface LoadProjectResult {
   statCacheUsed: StatCache;
 }
 
+function loadProjectConfig(opts: ProjectOptions, configFile: string, cacheDir: string) {
+  const outDir = resolve(opts.outDir ?? 'out');
+  const overrides = [...(opts.overrides ?? [])];
+  if (opts.offline) overrides.push({ section: 'buildout', option: 'offline', value: 'true' });
+  return loadConfig(configFile, {
+    buildoutDefaults: kilnBuildoutDefaults(configFile, outDir, cacheDir),
+    withZcBuildoutDefaults: true,
+    overrides,
+  });
+}
+
+/** Every section with a recipe gets the location its recipe would set (shared parts: a placeholder until signed). */
+function setLocations(config: Config, partsDir: string, sharedParts: Set<string>, origin: Origin): void {
+  for (const name of config.sectionNames()) {
+    if (name === 'buildout' || config.raw(name, 'recipe') === undefined) continue;
+    const shared = truthy(config.raw(name, 'shared'));
+    if (shared) sharedParts.add(name);
+    if (config.raw(name, 'location') === undefined) config.setDefault(name, 'location', shared ? SHARED_PLACEHOLDER(name) : join(partsDir, name), origin);
+  }
+}
+
+/**
+ * The config with the project's defaults and parts' locations, without loading recipes or
+ * checking parts: for `kiln show` of one section when the project as a whole does not load.
+ */
+export async function loadSectionConfig(opts: ProjectOptions): Promise<Config> {
+  const configFile = resolve(opts.configFile);
+  const config = await loadProjectConfig(opts, configFile, resolve(opts.cacheDir ?? defaultCacheDir()));
+  let partsDir = join(resolve(opts.outDir ?? 'out'), 'parts');
+  try {
+    partsDir = resolve(config.get('buildout', 'parts-directory'));
+  } catch {
+    /* kiln's default */
+  }
+  setLocations(config, partsDir, new Set(), { file: '<kiln default for part>', line: 0 });
+  return config;
+}
+
 export async function loadProject(opts: ProjectOptions, statCache: StatCache = {}): Promise<LoadProjectResult> {
   const p = new Project();
   const statCacheUsed: StatCache = {};
   p.configFile = resolve(opts.configFile);
   p.cacheDir = resolve(opts.cacheDir ?? defaultCacheDir());
-  const outDir = resolve(opts.outDir ?? 'out');
-  const overrides = [...(opts.overrides ?? [])];
-  if (opts.offline) overrides.push({ section: 'buildout', option: 'offline', value: 'true' });
-  const config = await loadConfig(p.configFile, {
-    buildoutDefaults: kilnBuildoutDefaults(p.configFile, outDir, p.cacheDir),
-    overrides,
-  });
+  const config = await loadProjectConfig(opts, p.configFile, p.cacheDir);
   p.config = config;
   p.projectDir = config.get('buildout', 'directory');
   p.outDir = resolve(config.get('buildout', 'out-directory'));
@@ -249,39 +299,50 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
   // section and the sections it references (buildout semantics), so nothing is resolved before this.
   const sharedParts = new Set<string>();
   const engineOrigin = (kind: string): Origin => ({ file: `<kiln default for ${kind}>`, line: 0 });
-  for (const name of candidates) {
-    const shared = truthy(config.raw(name, 'shared'));
-    if (shared) sharedParts.add(name);
-    if (config.raw(name, 'location') === undefined) {
-      config.setDefault(name, 'location', shared ? SHARED_PLACEHOLDER(name) : join(p.partsDir, name), engineOrigin('part'));
-    }
-  }
+  // Every section with a recipe gets its location, as zc.buildout's recipes set it when the
+  // section is first used (a reference to ${x:location} from a section that is not a part works).
+  setLocations(config, p.partsDir, sharedParts, engineOrigin('part'));
   // Load recipes (from the raw `recipe` value when it has no substitution), then their option defaults.
   const recipes = new Map<string, { recipe: Recipe; spec: string }>();
   const recipeSpec = (name: string) => {
     const raw = config.raw(name, 'recipe')!;
     return (raw.includes('${') ? config.get(name, 'recipe') : raw).trim();
   };
+  // A recipe kiln does not implement (a buildout egg) is no error until such a part is built.
+  const unknown = new Set<string>();
+  const load = async (name: string, spec: string): Promise<Recipe> => {
+    try {
+      return await resolveRecipe(spec, config.origin(name, 'recipe'), name, p.cacheDir);
+    } catch (e) {
+      if (!(e instanceof UnknownRecipeError)) throw e;
+      unknown.add(name);
+      return unknownRecipe(spec);
+    }
+  };
   const rawFirst = candidates.filter((n) => !config.raw(n, 'recipe')!.includes('${'));
   await Promise.all(
     rawFirst.map(async (name) => {
       const spec = recipeSpec(name);
-      recipes.set(name, { recipe: await resolveRecipe(spec, config.origin(name, 'recipe'), name, p.cacheDir), spec });
+      recipes.set(name, { recipe: await load(name, spec), spec });
     }),
   );
+  const lateDefaults: Array<() => void> = [];
   const applyRecipeDefaults = (name: string) => {
     const { recipe } = recipes.get(name)!;
     for (const [opt, spec] of Object.entries(recipe.options)) {
       if (spec.default !== undefined && config.raw(name, opt) === undefined) config.setDefault(name, opt, spec.default, engineOrigin(recipe.kind));
     }
+    const init = INIT_OPTIONS[recipe.kind];
+    if (init) lateDefaults.push(() => init(config, name, engineOrigin(recipe.kind)));
   };
   for (const name of rawFirst) applyRecipeDefaults(name);
   for (const name of candidates) {
     if (recipes.has(name)) continue;
     const spec = recipeSpec(name);
-    recipes.set(name, { recipe: await resolveRecipe(spec, config.origin(name, 'recipe'), name, p.cacheDir), spec });
+    recipes.set(name, { recipe: await load(name, spec), spec });
     applyRecipeDefaults(name);
   }
+  for (const f of lateDefaults) f();
 
   // Exact dependency edges: references of each part, followed through plain sections.
   const deps = new Map<string, Map<string, Origin>>();
@@ -319,7 +380,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       needed.push(n);
       if (!recipes.has(n)) {
         const spec = recipeSpec(n);
-        recipes.set(n, { recipe: await resolveRecipe(spec, config.origin(n, 'recipe'), n, p.cacheDir), spec });
+        recipes.set(n, { recipe: await load(n, spec), spec });
       }
       const d = partRefs(n);
       deps.set(n, d);
@@ -334,8 +395,14 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
   for (const name of p.order) {
     const { recipe, spec } = recipes.get(name)!;
     const shared = sharedParts.has(name);
-    const allowed = new Set([...ENGINE_OPTIONS, ...Object.keys(recipe.options)]);
-    for (const opt of config.optionNames(name)) {
+    const isUnknown = unknown.has(name);
+    if (isUnknown) {
+      let l = p.unknownRecipes.get(spec);
+      if (!l) p.unknownRecipes.set(spec, (l = []));
+      l.push(name);
+    }
+    const allowed = new Set([...ENGINE_OPTIONS, ...(INIT_OPTION_NAMES[recipe.kind] ?? []), ...Object.keys(recipe.options)]);
+    for (const opt of isUnknown ? [] : config.optionNames(name)) {
       if (allowed.has(opt)) continue;
       // a near miss of a declared option is a typo, even where a pattern of the recipe takes it,
       // when that pattern would take the declared name as well (a catch-all such as
@@ -371,10 +438,10 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       }
     }
     const planCtx: PlanContext = { part: name, options, projectDir: p.projectDir, cacheDir: p.cacheDir };
-    recipe.validate?.(planCtx);
+    if (!isUnknown) recipe.validate?.(planCtx);
     const depLocations = [...deps.get(name)!.keys()].map((d) => p.parts.get(d)!.location);
     const inputs: Record<string, string> = {};
-    for (const inp of (await recipe.inputs?.(planCtx)) ?? []) {
+    for (const inp of (isUnknown ? [] : await recipe.inputs?.(planCtx)) ?? []) {
       const abs = resolve(p.projectDir, inp);
       if (abs === p.outDir || abs.startsWith(p.outDir + sep) || depLocations.some((l) => abs === l || abs.startsWith(l + sep))) continue;
       inputs[abs] = await hashPath(abs, statCache, statCacheUsed);
@@ -397,10 +464,38 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       location = join(p.sharedDir, name, signature.slice(0, 32));
       values.location = location;
     }
-    p.parts.set(name, { name, recipeSpec: spec, recipe, options, deps: deps.get(name)!, location, shared, signature, sigParts });
+    p.parts.set(name, { name, recipeSpec: spec, recipe, options, deps: deps.get(name)!, location, shared, signature, sigParts, unknownRecipe: isUnknown || undefined });
   }
   return { project: p, statCacheUsed };
 }
+
+/**
+ * Options the SlapOS recipes kiln maps set when they are initialised, beyond `location` and the
+ * declared defaults: slapos.recipe.build:download's `target` (the downloaded file).
+ */
+const INIT_OPTION_NAMES: Record<string, string[]> = { download: ['target'] };
+const INIT_OPTIONS: Record<string, (config: Config, name: string, origin: Origin) => void> = {
+  download: (config, name, origin) => {
+    if (config.raw(name, 'target') !== undefined || truthy(config.raw(name, 'extract'))) return;
+    if (config.raw(name, 'filename') !== undefined) {
+      config.setDefault(name, 'target', '${:location}/${:filename}', origin);
+      return;
+    }
+    const url = config.raw(name, 'url');
+    if (url === undefined) return;
+    const last = url.trim().replace(/\/+$/, '').split('/').pop() ?? '';
+    if (!last.includes('${') && !url.includes('${')) {
+      config.setDefault(name, 'target', `\${:location}/${urlBasename(url.trim())}`, origin);
+      return;
+    }
+    try {
+      const v = config.getOptional(name, 'url');
+      if (v !== undefined) config.setDefault(name, 'target', `\${:location}/${urlBasename(v.trim())}`, origin);
+    } catch {
+      /* the url does not resolve: the part's own error says so where it is used */
+    }
+  },
+};
 
 function topoOrder(roots: string[], deps: Map<string, Map<string, Origin>>, config: Config): string[] {
   const order: string[] = [];

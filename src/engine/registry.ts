@@ -61,6 +61,27 @@ function pickRecipe(mod: Record<string, unknown>, exportName: string | undefined
   return undefined;
 }
 
+/**
+ * A recipe kiln does not implement (a buildout egg such as zc.recipe.egg or
+ * slapos.recipe.template, with no npm package of that name): its parts can be planned,
+ * graphed and shown, not built.
+ */
+export class UnknownRecipeError extends ConfigError {}
+
+/** The recipe of a part whose recipe kiln does not implement: takes any option, cannot build. */
+export function unknownRecipe(spec: string): Recipe {
+  return {
+    kind: 'unknown',
+    version: '0',
+    description: `${spec} (not implemented by kiln)`,
+    options: {},
+    optionPatterns: [/^/],
+    async install() {
+      throw new ConfigError(`recipe ${spec} is not implemented by kiln`);
+    },
+  };
+}
+
 const cache = new Map<string, Promise<Recipe>>();
 
 /** Compile a project-local TypeScript recipe with the TypeScript compiler (cached by content). */
@@ -133,7 +154,10 @@ async function doResolve(spec: string, origin: Origin | undefined, part: string,
     try {
       resolved = createRequire(join(baseDir, 'package.json')).resolve(modSpec);
     } catch {
-      throw err(`unknown recipe '${spec}': not a built-in kind and no npm package '${modSpec}' is installed (built-in kinds: ${builtinKinds().map((k) => 'kiln:' + k).join(', ')})`);
+      throw new UnknownRecipeError(
+        `unknown recipe '${spec}': not a built-in kind and no npm package '${modSpec}' is installed (built-in kinds: ${builtinKinds().map((k) => 'kiln:' + k).join(', ')})`,
+        { origin, section: part, option: 'recipe' },
+      );
     }
     mod = await import(pathToFileURL(resolved).href);
   }
