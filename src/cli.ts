@@ -148,15 +148,30 @@ function unknownRecipesText(unknown: Map<string, string[]>): string {
   return `${n} recipe${n === 1 ? '' : 's'} not implemented by kiln (these parts are planned and shown, not built):\n${lines.join('\n')}`;
 }
 
+function unsupportedText(parts: Project['parts'] extends Map<string, infer P> ? P[] : never): string {
+  return `${parts.length} part${parts.length === 1 ? '' : 's'} of SlapOS recipes kiln maps use options kiln does not support (planned and shown, not built):\n${parts
+    .map((p) => `  ${p.name}: ${p.unsupported!.message}`)
+    .join('\n')}`;
+}
+
 function noteUnknownRecipes(project: Project): void {
   if (project.unknownRecipes.size) console.error(`kiln: ${unknownRecipesText(project.unknownRecipes)}`);
+  const unsupported = project.unsupportedIn(project.order);
+  if (unsupported.length) console.error(`kiln: ${unsupportedText(unsupported)}`);
 }
 
 async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, keepGoing: boolean, json: boolean, wait: boolean): Promise<number> {
   const { project, statCacheUsed } = await loadProject(popts, readStatCache(popts));
   // before anything is built: a part to build whose recipe kiln does not implement is a config error
-  const unknown = project.unknownIn(project.closure(targets.length ? targets : undefined));
-  if (unknown.size) throw new KilnError(`cannot build: ${unknownRecipesText(unknown)}`, ExitCode.CONFIG);
+  const closure = project.closure(targets.length ? targets : undefined);
+  const unknown = project.unknownIn(closure);
+  const unsupported = project.unsupportedIn(closure);
+  if (unknown.size || unsupported.length) {
+    // one part with an unsupported option: its own error, as before (file:line, part, option)
+    if (!unknown.size && unsupported.length === 1) throw unsupported[0]!.unsupported!;
+    const why = [unknown.size ? unknownRecipesText(unknown) : '', unsupported.length ? unsupportedText(unsupported) : ''].filter(Boolean);
+    throw new KilnError(`cannot build: ${why.join('\n')}`, ExitCode.CONFIG);
+  }
   const ac = new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {

@@ -57,6 +57,11 @@ export class Key {
     this.value = other.value;
     const lastOp = other.history[other.history.length - 1]?.op;
     if (lastOp !== '+=' && lastOp !== '-=') this.bSource = other.bSource;
+    if (other.history === this.history) return;
+    if (this.history.length + other.history.length < 16) {
+      for (const h of other.history) if (!this.history.includes(h)) this.pushHistory(h);
+      return;
+    }
     const mine = new Set(this.history);
     for (const h of other.history) if (!mine.has(h)) this.pushHistory(h);
   }

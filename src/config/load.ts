@@ -2,6 +2,7 @@
  * Reading files and `[buildout] extends`, like zc.buildout 2.13.2's `_open` and the
  * first half of `Buildout.__init__` (defaults, command-line overrides, directories).
  */
+import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -77,7 +78,9 @@ async function readLocation(ctx: OpenCtx, loc: string, via: Origin | undefined):
       if (!isUrl(loc)) {
         let bytes: Uint8Array;
         try {
-          bytes = await readFile(loc);
+          // synchronous: files are read one after the other anyway (extends order), and
+          // hundreds of small reads through the thread pool cost more than they overlap
+          bytes = readFileSync(loc);
         } catch (e) {
           throw ioError(`cannot read ${loc}: ${(e as Error).message}`, via);
         }
@@ -203,9 +206,10 @@ async function openConfig(
     const extOrigin: Origin = { file: loc, line: ext.line };
     const files = pySplit(ext.value);
     if (files.length) {
-      let eresult = await openConfig(ctx, newBase, files[0], seen, extOrigin, onRoot);
-      for (const f of files.slice(1)) eresult = mergeData(eresult, await openConfig(ctx, newBase, f, seen, extOrigin, onRoot));
-      result = mergeData(eresult, result);
+      const m = new Merge(await openConfig(ctx, newBase, files[0], seen, extOrigin, onRoot));
+      for (const f of files.slice(1)) m.merge(await openConfig(ctx, newBase, f, seen, extOrigin, onRoot));
+      m.merge(result);
+      result = m.data;
     }
   }
   seen.pop();
@@ -213,17 +217,44 @@ async function openConfig(
   return result;
 }
 
-/**
- * zc.buildout's `_update(d1, d2)` without modifying either: results of opened files are
- * shared (memoised), so a section is copied before it is changed.
- */
-function mergeData(base: Data, over: Data): Data {
-  const out: Data = new Map(base);
-  for (const [name, sect] of over) {
-    const s1 = out.get(name);
-    out.set(name, s1 ? updateSection(s1.clone(), sect) : sect);
+function hasOps(s: SectionData): boolean {
+  for (const k of s.keys.keys()) {
+    const c = k.charCodeAt(k.length - 1);
+    if (c === 43 || c === 45) return true;
   }
-  return out;
+  return false;
+}
+
+/**
+ * zc.buildout's `_update(d1, d2)`, repeated over a file's extends then the file itself, without
+ * modifying the inputs: results of opened files are shared (memoised), so the base map is
+ * copied once and a shared section is copied before it is first changed.
+ */
+class Merge {
+  data: Data;
+  private owned = new Set<SectionData>();
+  constructor(base: Data) {
+    this.data = new Map(base);
+  }
+  merge(over: Data): void {
+    for (const [name, sect] of over) {
+      const s1 = this.data.get(name);
+      if (!s1) {
+        this.data.set(name, sect);
+        continue;
+      }
+      // the same (memoised) section merged over itself changes nothing, unless it holds
+      // `name +` / `name -` keys, which would apply again
+      if (s1 === sect && !hasOps(sect)) continue;
+      let target = s1;
+      if (!this.owned.has(s1)) {
+        target = s1.clone();
+        this.owned.add(target);
+        this.data.set(name, target);
+      }
+      updateSection(target, sect);
+    }
+  }
 }
 
 export interface Loaded {

@@ -11,7 +11,7 @@ import { ConfigError, formatOrigin, type Origin } from '../lib/errors.js';
 import { Options } from '../options.js';
 import type { PlanContext, Recipe } from '../recipe.js';
 import { hashPath, sha256, type StatCache } from './hash.js';
-import { resolveRecipe, UnknownRecipeError, unknownRecipe } from './registry.js';
+import { isMappedRecipe, resolveRecipe, UnknownRecipeError, unknownRecipe } from './registry.js';
 import { urlBasename } from '../lib/download.js';
 
 export const DEFAULT_SOURCE_DATE_EPOCH = 1704067200; // 2024-01-01T00:00:00Z
@@ -43,6 +43,11 @@ export interface Part {
   sigParts: SignatureParts;
   /** the recipe is not implemented by kiln: the part is planned and shown, not built */
   unknownRecipe?: boolean;
+  /**
+   * A part of a SlapOS recipe kiln maps (slapos.recipe.cmmi, ...) whose options kiln's kind does
+   * not take (Python hooks, ...): the error, raised when the part is to be built.
+   */
+  unsupported?: ConfigError;
 }
 
 export interface SignatureParts {
@@ -162,6 +167,11 @@ export class Project {
   order: string[] = [];
   /** recipes kiln does not implement, with the parts (of `parts`) using each, in order */
   unknownRecipes = new Map<string, string[]>();
+
+  /** Parts among `names` whose options kiln's mapped recipes do not take, with the error. */
+  unsupportedIn(names: string[]): Part[] {
+    return names.map((n) => this.parts.get(n)!).filter((part) => part?.unsupported);
+  }
 
   /** The recipes kiln does not implement among `names`' parts, grouped by recipe. */
   unknownIn(names: string[]): Map<string, string[]> {
@@ -401,6 +411,20 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       if (!l) p.unknownRecipes.set(spec, (l = []));
       l.push(name);
     }
+    // Imported profiles (SlapOS recipe names kiln maps) may use options kiln's kind does not
+    // take: such a part is planned and shown, and only building it is an error.
+    const lenient = isMappedRecipe(spec);
+    let unsupported: ConfigError | undefined;
+    const check = (f: () => void) => {
+      if (!lenient) return f();
+      if (unsupported) return;
+      try {
+        f();
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        unsupported = e;
+      }
+    };
     const allowed = new Set([...ENGINE_OPTIONS, ...(INIT_OPTION_NAMES[recipe.kind] ?? []), ...Object.keys(recipe.options)]);
     for (const opt of isUnknown ? [] : config.optionNames(name)) {
       if (allowed.has(opt)) continue;
@@ -412,10 +436,12 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       if (recipe.optionPatterns?.some((re) => re.test(opt) && !near.some((n) => re.test(n)))) continue;
       const typo = near.length > 0;
       if (!typo && referenced.has(`${name}\0${opt}`)) continue; // a variable other options use, as in buildout profiles
-      throw new ConfigError(
-        `unknown option '${opt}' for recipe ${spec}${didYouMean(opt, [...allowed])}; it takes: ${Object.keys(recipe.options).sort().join(', ')}`,
-        { origin: config.origin(name, opt), section: name, option: opt },
-      );
+      check(() => {
+        throw new ConfigError(
+          `unknown option '${opt}' for recipe ${spec}${didYouMean(opt, [...allowed])}; it takes: ${Object.keys(recipe.options).sort().join(', ')}`,
+          { origin: config.origin(name, opt), section: name, option: opt },
+        );
+      });
     }
     const values = config.section(name);
     // buildout keeps `$$` in resolved values; recipes get the `$` it stands for (so `$${VAR}`
@@ -430,18 +456,29 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     const options = new Options(name, values, (o) => config.origin(name, o), config.sectionOrigin(name), p.projectDir);
     for (const [opt, ospec] of Object.entries(recipe.options)) {
       if (ospec.required && (values[opt] === undefined || values[opt]!.trim() === '')) {
-        throw new ConfigError(`missing required option '${opt}' for recipe ${spec} (${ospec.description})`, {
-          origin: config.sectionOrigin(name),
-          section: name,
-          option: opt,
+        check(() => {
+          throw new ConfigError(`missing required option '${opt}' for recipe ${spec} (${ospec.description})`, {
+            origin: config.sectionOrigin(name),
+            section: name,
+            option: opt,
+          });
         });
       }
     }
     const planCtx: PlanContext = { part: name, options, projectDir: p.projectDir, cacheDir: p.cacheDir };
-    if (!isUnknown) recipe.validate?.(planCtx);
+    if (!isUnknown && !unsupported) check(() => recipe.validate?.(planCtx));
     const depLocations = [...deps.get(name)!.keys()].map((d) => p.parts.get(d)!.location);
     const inputs: Record<string, string> = {};
-    for (const inp of (isUnknown ? [] : await recipe.inputs?.(planCtx)) ?? []) {
+    let declared: string[] = [];
+    if (!isUnknown && !unsupported) {
+      try {
+        declared = (await recipe.inputs?.(planCtx)) ?? [];
+      } catch (e) {
+        if (!lenient || !(e instanceof ConfigError)) throw e;
+        unsupported = e;
+      }
+    }
+    for (const inp of declared) {
       const abs = resolve(p.projectDir, inp);
       if (abs === p.outDir || abs.startsWith(p.outDir + sep) || depLocations.some((l) => abs === l || abs.startsWith(l + sep))) continue;
       inputs[abs] = await hashPath(abs, statCache, statCacheUsed);
@@ -464,7 +501,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       location = join(p.sharedDir, name, signature.slice(0, 32));
       values.location = location;
     }
-    p.parts.set(name, { name, recipeSpec: spec, recipe, options, deps: deps.get(name)!, location, shared, signature, sigParts, unknownRecipe: isUnknown || undefined });
+    p.parts.set(name, { name, recipeSpec: spec, recipe, options, deps: deps.get(name)!, location, shared, signature, sigParts, unknownRecipe: isUnknown || undefined, unsupported });
   }
   return { project: p, statCacheUsed };
 }

@@ -34,6 +34,11 @@ const ALIASES: Record<string, string> = {
   'plone.recipe.command': 'command',
 };
 
+/** A SlapOS / buildout recipe name kiln maps to one of its kinds (slapos.recipe.cmmi, ...). */
+export function isMappedRecipe(spec: string): boolean {
+  return Object.prototype.hasOwnProperty.call(ALIASES, spec.trim());
+}
+
 const here = dirname(new URL(import.meta.url).pathname);
 
 function builtinLoader(kind: string): Loader | undefined {
