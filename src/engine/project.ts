@@ -228,7 +228,14 @@ function setLocations(config: Config, partsDir: string, sharedParts: Set<string>
     if (shared) sharedParts.add(name);
     if (config.raw(name, 'location') === undefined) config.setDefault(name, 'location', shared ? SHARED_PLACEHOLDER(name) : join(partsDir, name), origin);
   }
+  // what the download recipe sets when it is initialised (`target`), for every section using it
+  for (const name of config.sectionNames()) {
+    const spec = config.raw(name, 'recipe')?.trim();
+    if (spec && DOWNLOAD_SPECS.has(spec)) INIT_OPTIONS.download!(config, name, { file: '<kiln default for download>', line: 0 });
+  }
 }
+
+const DOWNLOAD_SPECS = new Set(['slapos.recipe.build:download', 'hexagonit.recipe.download', 'kiln:download']);
 
 /**
  * The config with the project's defaults and parts' locations, without loading recipes or

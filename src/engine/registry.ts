@@ -54,8 +54,9 @@ function builtinLoader(kind: string): Loader | undefined {
   return undefined;
 }
 
+let kinds: string[] | undefined;
 export function builtinKinds(): string[] {
-  return [...Object.keys(BUILTIN), ...OPTIONAL_KINDS.filter((k) => builtinLoader(k))].sort();
+  return (kinds ??= [...Object.keys(BUILTIN), ...OPTIONAL_KINDS.filter((k) => builtinLoader(k))].sort());
 }
 
 function pickRecipe(mod: Record<string, unknown>, exportName: string | undefined): Recipe | undefined {
@@ -117,9 +118,17 @@ export function resolveRecipe(spec: string, origin: Origin | undefined, part: st
   if (!p) {
     p = doResolve(spec, origin, part, baseDir, cacheDir);
     cache.set(key, p);
-    p.catch(() => cache.delete(key));
+    // an unknown recipe stays unknown (hundreds of parts may use one); other failures are retried
+    p.catch((e) => {
+      if (!(e instanceof UnknownRecipeError)) cache.delete(key);
+    });
   }
-  return p;
+  return p.catch((e) => {
+    // the error names the part asking
+    if (e instanceof UnknownRecipeError && (e.section !== part || e.origin !== origin))
+      throw new UnknownRecipeError(e.detail, { origin, section: part, option: 'recipe' });
+    throw e;
+  });
 }
 
 async function doResolve(spec: string, origin: Origin | undefined, part: string, baseDir: string, cacheDir: string): Promise<Recipe> {
