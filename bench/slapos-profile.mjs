@@ -1,4 +1,4 @@
-// A SlapOS-style profile of ~720 sections in 251 files, and `kiln plan` against zc.buildout on it.
+// A SlapOS-style profile of ~730 sections in 251 files, and `kiln plan` against zc.buildout on it.
 //
 //   node bench/slapos-profile.mjs [--runs N] [--no-buildout] [--keep DIR]
 //
@@ -11,7 +11,7 @@
 // (the last three are not implemented by kiln). Paired runs: kiln plan (whole CLI process), then
 // zc.buildout resolving every section with the test recipe (scripts/buildout-oracle.py --recipes);
 // medians printed.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -86,6 +86,7 @@ never = true
     w(`component/${c}/${c}.patch`, '');
     if (i % 3 === 0) lines.push(`[${c}-python]`, 'recipe = zc.recipe.egg', `eggs = ${c}-py`, `extra-paths = \${${c}:location}/lib/python`, '');
     if (i % 5 === 0) lines.push(`[${c}-template]`, '<= macro-template', `library = \${${c}:location}/lib`, '');
+    if (i % 2 === 1) lines.push(`[${c}-dev]`, `<= ${c}`, 'configure-options +=', '  --enable-debug', '');
     if (i % 7 === 0) lines.push(`[${c}:python2]`, 'configure-options += --with-python2', '');
     if (i % 11 === 0) lines.push(`[${c}:sys.version_info >= (3, 8) and 'linux' in sys.platform]`, `configure-options -= --disable-static`, '');
     w(`component/${c}/buildout.cfg`, lines.join('\n'));
@@ -160,7 +161,6 @@ async function main() {
     console.log(`run ${r + 1}: kiln plan ${(tk[r] / 1000).toFixed(2)} s${withBuildout ? `, zc.buildout ${(tb[r] / 1000).toFixed(2)} s` : ''}`);
   }
   console.log(`median of ${runs}: kiln plan ${(median(tk) / 1000).toFixed(2)} s${withBuildout ? `, zc.buildout ${(median(tb) / 1000).toFixed(2)} s` : ''}`);
-  void execFileSync;
   if (!keep) rmSync(dir, { recursive: true, force: true });
 }
 

@@ -103,6 +103,14 @@ export class SectionData {
 
 export type Data = Map<string, SectionData>;
 
+function hasOpKeys(s: SectionData): boolean {
+  for (const k of s.keys.keys()) {
+    const c = k.charCodeAt(k.length - 1);
+    if (c === 43 || c === 45) return true;
+  }
+  return false;
+}
+
 function sortKey(k: string): [string, string] {
   return [k.replace(/[ +]+$/, ''), k.slice(-1)];
 }
@@ -113,6 +121,16 @@ function sortKey(k: string): [string, string] {
  * else to an implicit empty value. s2 is not modified.
  */
 export function updateSection(s1: SectionData, s2in: SectionData): SectionData {
+  if (!hasOpKeys(s2in)) {
+    // nothing in s2 changes: override s1's keys with (copies of) s2's
+    for (const [key, v2] of s2in.keys) {
+      const v1 = s1.keys.get(key);
+      if (v1) v1.override(v2);
+      else s1.keys.set(key, v2.clone());
+    }
+    if (!s1.origin) s1.origin = s2in.origin;
+    return s1;
+  }
   const s2 = s2in.clone();
   // only the `name +` / `name -` keys do something in the loop: sort just those
   const items: Array<[[string, string], string, Key]> = [];
