@@ -122,6 +122,15 @@ never = true
   return join(dir, 'software/sw0/software.cfg');
 }
 
+/** Run under /usr/bin/time: wall seconds (measured here) and CPU seconds (user + sys of the process). */
+function timed(cmd, args) {
+  const t = performance.now();
+  const r = spawnSync('/usr/bin/time', ['-f', 'KILN-CPU %U %S', cmd, ...args], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const wall = (performance.now() - t) / 1000;
+  const m = /KILN-CPU ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
+  return { r, wall, cpu: m ? Number(m[1]) + Number(m[2]) : NaN };
+}
+
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -143,24 +152,27 @@ async function main() {
   const summary = first.stdout.trim().split('\n').pop();
   console.log(`profile: ${cfg}\nkiln plan: ${summary}\n${first.stderr.split('\n').filter((l) => /not implemented|^\s+\S+: /.test(l)).slice(0, 6).join('\n')}`);
   const tk = [];
+  const ck = [];
   const tb = [];
+  const cb = [];
+  const fmt = (w, c) => `${w.toFixed(2)} s (cpu ${c.toFixed(2)} s)`;
   for (let r = 0; r < runs; r++) {
-    let t = performance.now();
-    const k = spawnSync(process.execPath, kiln, { encoding: 'utf8' });
-    if (k.status !== 0) throw new Error(k.stderr);
-    tk.push(performance.now() - t);
+    const k = timed(process.execPath, kiln);
+    if (k.r.status !== 0) throw new Error(k.r.stderr);
+    tk.push(k.wall);
+    ck.push(k.cpu);
     if (withBuildout) {
-      t = performance.now();
-      const b = spawnSync('/usr/bin/python3', oracle, { encoding: 'utf8', maxBuffer: 256 << 20 });
-      tb.push(performance.now() - t);
+      const b = timed('/usr/bin/python3', oracle);
+      tb.push(b.wall);
+      cb.push(b.cpu);
       if (r === 0) {
-        const res = JSON.parse(b.stdout.trim());
+        const res = JSON.parse(b.r.stdout.trim());
         console.log(`zc.buildout: ${res.error ? `error ${res.error.message}` : `${res.sections.length} sections resolved`}`);
       }
     }
-    console.log(`run ${r + 1}: kiln plan ${(tk[r] / 1000).toFixed(2)} s${withBuildout ? `, zc.buildout ${(tb[r] / 1000).toFixed(2)} s` : ''}`);
+    console.log(`run ${r + 1}: kiln plan ${fmt(tk[r], ck[r])}${withBuildout ? `, zc.buildout ${fmt(tb[r], cb[r])}` : ''}`);
   }
-  console.log(`median of ${runs}: kiln plan ${(median(tk) / 1000).toFixed(2)} s${withBuildout ? `, zc.buildout ${(median(tb) / 1000).toFixed(2)} s` : ''}`);
+  console.log(`median of ${runs}: kiln plan ${fmt(median(tk), median(ck))}${withBuildout ? `, zc.buildout ${fmt(median(tb), median(cb))}` : ''}`);
   if (!keep) rmSync(dir, { recursive: true, force: true });
 }
 

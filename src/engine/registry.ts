@@ -89,6 +89,21 @@ export function unknownRecipe(spec: string): Recipe {
 }
 
 const cache = new Map<string, Promise<Recipe>>();
+const npmResolved = new Map<string, string | null>();
+const chains = new Map<string, string>();
+
+/** The node_modules directories Node's resolution looks at from `dir` upwards. */
+function nodeModulesChain(dir: string): string {
+  let c = chains.get(dir);
+  if (c === undefined) {
+    const parent = dirname(dir);
+    const here = existsSync(join(dir, 'node_modules')) ? join(dir, 'node_modules') : '';
+    const up = parent === dir ? '' : nodeModulesChain(parent);
+    c = here ? `${here}|${up}` : up;
+    chains.set(dir, c);
+  }
+  return c;
+}
 
 /** Compile a project-local TypeScript recipe with the TypeScript compiler (cached by content). */
 async function loadTs(file: string, cacheDir: string): Promise<Record<string, unknown>> {
@@ -166,7 +181,20 @@ async function doResolve(spec: string, origin: Origin | undefined, part: string,
     }
     let resolved: string;
     try {
-      resolved = createRequire(join(baseDir, 'package.json')).resolve(modSpec);
+      // the same package name from many directories (a profile's components): Node's
+      // resolution only depends on the node_modules directories above baseDir
+      const key = `${nodeModulesChain(baseDir)}\0${modSpec}`;
+      let r = npmResolved.get(key);
+      if (r === undefined) {
+        try {
+          r = createRequire(join(baseDir, 'package.json')).resolve(modSpec);
+        } catch {
+          r = null;
+        }
+        npmResolved.set(key, r);
+      }
+      if (r === null) throw new Error('not found');
+      resolved = r;
     } catch {
       throw new UnknownRecipeError(
         `unknown recipe '${spec}': not a built-in kind and no npm package '${modSpec}' is installed (built-in kinds: ${builtinKinds().map((k) => 'kiln:' + k).join(', ')})`,
