@@ -111,8 +111,15 @@ function hasOpKeys(s: SectionData): boolean {
   return false;
 }
 
+/** Python's `k.rstrip(' +')` */
+function rstripSpacePlus(k: string): string {
+  let e = k.length;
+  while (e > 0 && (k.charCodeAt(e - 1) === 32 || k.charCodeAt(e - 1) === 43)) e--;
+  return k.slice(0, e);
+}
+
 function sortKey(k: string): [string, string] {
-  return [k.replace(/[ +]+$/, ''), k.slice(-1)];
+  return [rstripSpacePlus(k), k.slice(-1)];
 }
 
 /**
@@ -141,7 +148,7 @@ export function updateSection(s1: SectionData, s2in: SectionData): SectionData {
   if (items.length > 1) items.sort(([ka], [kb]) => pyCmp(ka[0], kb[0]) || pyCmp(ka[1], kb[1]));
   for (const [, k, v] of items) {
     if (k.endsWith('+')) {
-      const key = k.replace(/[ +]+$/, '');
+      const key = rstripSpacePlus(k);
       const sk = s2.keys.get(key) ?? s1.keys.get(key) ?? new Key('', []);
       sk.add(v.value, v);
       s2.keys.set(key, sk);

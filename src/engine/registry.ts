@@ -138,12 +138,8 @@ export function resolveRecipe(spec: string, origin: Origin | undefined, part: st
       if (!(e instanceof UnknownRecipeError)) cache.delete(key);
     });
   }
-  return p.catch((e) => {
-    // the error names the part asking
-    if (e instanceof UnknownRecipeError && (e.section !== part || e.origin !== origin))
-      throw new UnknownRecipeError(e.detail, { origin, section: part, option: 'recipe' });
-    throw e;
-  });
+  // (an UnknownRecipeError names the first part that asked: loadProject only needs its kind)
+  return p;
 }
 
 async function doResolve(spec: string, origin: Origin | undefined, part: string, baseDir: string, cacheDir: string): Promise<Recipe> {
