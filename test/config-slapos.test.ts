@@ -287,6 +287,19 @@ describe('kiln plan, graph, show and build on a 250-file SlapOS-style profile', 
     expect(existsSync(path.join(dir, 'out', 'parts'))).toBe(false);
   });
 
+  it('a section with an empty recipe is no part, and a buildout entry point kiln does not implement is an unknown recipe', () => {
+    const d = mkdtempSync(path.join(tmp, 'empty-'));
+    writeFileSync(
+      path.join(d, 'buildout.cfg'),
+      '[buildout]\nparts = a vm\n[base]\nrecipe =\nlocation = ${buildout:parts-directory}/base\n[a]\nrecipe = plone.recipe.command\ncommand = true\nbase = ${base:location}\n[vm]\nrecipe = slapos.recipe.build:vm.install-ubuntu\n',
+    );
+    const plan = kiln(d, ['plan']);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/a \(command\)/);
+    expect(plan.stdout).not.toMatch(/base \(/);
+    expect(plan.stderr).toMatch(/^ {2}slapos\.recipe\.build:vm\.install-ubuntu: vm$/m);
+  });
+
   it('show works on a section when another section of the profile is broken', () => {
     const d = mkdtempSync(path.join(tmp, 'show-'));
     cpSync(CORPUS, d, { recursive: true });

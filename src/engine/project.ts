@@ -223,7 +223,7 @@ function loadProjectConfig(opts: ProjectOptions, configFile: string, cacheDir: s
 /** Every section with a recipe gets the location its recipe would set (shared parts: a placeholder until signed). */
 function setLocations(config: Config, partsDir: string, sharedParts: Set<string>, origin: Origin): void {
   for (const name of config.sectionNames()) {
-    if (name === 'buildout' || config.raw(name, 'recipe') === undefined) continue;
+    if (name === 'buildout' || !hasRecipe(config, name)) continue;
     const shared = truthy(config.raw(name, 'shared'));
     if (shared) sharedParts.add(name);
     if (config.raw(name, 'location') === undefined) config.setDefault(name, 'location', shared ? SHARED_PLACEHOLDER(name) : join(partsDir, name), origin);
@@ -233,6 +233,12 @@ function setLocations(config: Config, partsDir: string, sharedParts: Set<string>
     const spec = config.raw(name, 'recipe')?.trim();
     if (spec && DOWNLOAD_SPECS.has(spec)) INIT_OPTIONS.download!(config, name, { file: '<kiln default for download>', line: 0 });
   }
+}
+
+/** A section is a part when its `recipe` is set and not empty (zc.buildout: `if self.get('recipe')`). */
+function hasRecipe(config: Config, name: string): boolean {
+  const r = config.raw(name, 'recipe');
+  return r !== undefined && r.trim() !== '';
 }
 
 const DOWNLOAD_SPECS = new Set(['slapos.recipe.build:download', 'hexagonit.recipe.download', 'kiln:download']);
@@ -289,7 +295,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
         option: 'parts',
       });
     }
-    if (config.raw(s, 'recipe') === undefined) {
+    if (!hasRecipe(config, s)) {
       throw new ConfigError(`section [${s}] is listed in [buildout] parts but has no 'recipe' option`, {
         origin: config.sectionOrigin(s) ?? partsOrigin,
         section: s,
@@ -307,7 +313,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       const s = stack.pop()!;
       if (seen.has(s)) continue;
       seen.add(s);
-      if (config.has(s) && config.raw(s, 'recipe') !== undefined) candidates.push(s);
+      if (config.has(s) && hasRecipe(config, s)) candidates.push(s);
       for (const t of bySection.get(s) ?? []) if (config.has(t) && !seen.has(t)) stack.push(t);
     }
   }
@@ -370,7 +376,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     const follow = (refs: Map<string, Origin>, via: Origin | undefined) => {
       for (const [sec, o] of refs) {
         if (sec === name || sec === 'buildout') continue;
-        if (recipes.has(sec) || config.raw(sec, 'recipe') !== undefined) {
+        if (recipes.has(sec) || hasRecipe(config, sec)) {
           if (!out.has(sec)) out.set(sec, via ?? o);
         } else if (!seenPlain.has(sec)) {
           seenPlain.add(sec);

@@ -172,6 +172,14 @@ async function doResolve(spec: string, origin: Origin | undefined, part: string,
       throw err(`cannot load recipe module ${file}: ${(e as Error).message}`);
     }
   } else {
+    if (modSpec === spec && /^[A-Za-z_][\w.-]*:[\w.-]+$/.test(spec)) {
+      // a buildout entry point such as slapos.recipe.build:vm.install-ubuntu (not a JS export name)
+      throw new UnknownRecipeError(`unknown recipe '${spec}': not a built-in kind nor an npm package (a buildout recipe kiln does not implement)`, {
+        origin,
+        section: part,
+        option: 'recipe',
+      });
+    }
     if (!/^(@[\w.-]+\/)?[\w.-]+(\/[\w./-]+)?$/.test(modSpec)) {
       throw err(`unknown recipe '${spec}' (use kiln:KIND, a ./local/module.ts or an npm package; built-in kinds: ${builtinKinds().join(', ')})`);
     }
