@@ -8,10 +8,10 @@ import { parseArgs } from 'node:util';
 import { build, plan } from './engine/build.js';
 import { JsonReporter, PlainReporter, TtyReporter, type Reporter } from './engine/events.js';
 import { toDot, toMermaid } from './engine/graph.js';
-import { loadProject, type ProjectOptions } from './engine/project.js';
+import { loadProject, loadSectionConfig, type Project, type ProjectOptions } from './engine/project.js';
 import { MANIFEST, emptyTrash, quarantine, readManifest, removeTree } from './engine/manifest.js';
 import { Lock, Store, checkEntry } from './engine/store.js';
-import { ExitCode, KilnError, formatOrigin } from './lib/errors.js';
+import { ConfigError, ExitCode, KilnError, formatOrigin } from './lib/errors.js';
 import { run } from './lib/exec.js';
 import { rmrf } from './lib/fsutil.js';
 import { reapGnupgHomes, setGnupgRoot } from './lib/gpg.js';
@@ -146,8 +146,37 @@ function makeReporter(json: boolean): Reporter {
   return new PlainReporter();
 }
 
+/** The recipes kiln does not implement, grouped with the parts using them (one line each). */
+function unknownRecipesText(unknown: Map<string, string[]>): string {
+  const n = unknown.size;
+  const lines = [...unknown].map(([spec, parts]) => `  ${spec}: ${parts.join(', ')}`);
+  return `${n} recipe${n === 1 ? '' : 's'} not implemented by kiln (these parts are planned and shown, not built):\n${lines.join('\n')}`;
+}
+
+function unsupportedText(parts: Project['parts'] extends Map<string, infer P> ? P[] : never): string {
+  return `${parts.length} part${parts.length === 1 ? '' : 's'} of SlapOS recipes kiln maps use options kiln does not support (planned and shown, not built):\n${parts
+    .map((p) => `  ${p.name}: ${p.unsupported!.message}`)
+    .join('\n')}`;
+}
+
+function noteUnknownRecipes(project: Project): void {
+  if (project.unknownRecipes.size) console.error(`kiln: ${unknownRecipesText(project.unknownRecipes)}`);
+  const unsupported = project.unsupportedIn(project.order);
+  if (unsupported.length) console.error(`kiln: ${unsupportedText(unsupported)}`);
+}
+
 async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, keepGoing: boolean, json: boolean, wait: boolean): Promise<number> {
   const { project, statCacheUsed } = await loadProject(popts, readStatCache(popts));
+  // before anything is built: a part to build whose recipe kiln does not implement is a config error
+  const closure = project.closure(targets.length ? targets : undefined);
+  const unknown = project.unknownIn(closure);
+  const unsupported = project.unsupportedIn(closure);
+  if (unknown.size || unsupported.length) {
+    // one part with an unsupported option: its own error, as before (file:line, part, option)
+    if (!unknown.size && unsupported.length === 1) throw unsupported[0]!.unsupported!;
+    const why = [unknown.size ? unknownRecipesText(unknown) : '', unsupported.length ? unsupportedText(unsupported) : ''].filter(Boolean);
+    throw new KilnError(`cannot build: ${why.join('\n')}`, ExitCode.CONFIG);
+  }
   // temporary GnuPG homes (signing, kiln:gpg-key) go under out/.kiln/tmp; those a killed run
   // left behind are removed (their agents stopped) now
   setGnupgRoot(join(project.kilnDir, 'tmp'));
@@ -200,6 +229,7 @@ function readStatCache(popts: ProjectOptions): Record<string, { k: string; h: st
 async function cmdPlan(popts: ProjectOptions, targets: string[], json: boolean): Promise<number> {
   const { project } = await loadProject(popts, readStatCache(popts));
   const entries = await plan(project, targets.length ? targets : undefined);
+  noteUnknownRecipes(project);
   if (json) {
     console.log(JSON.stringify(entries, null, 1));
     return 0;
@@ -218,6 +248,7 @@ async function cmdPlan(popts: ProjectOptions, targets: string[], json: boolean):
 
 async function cmdGraph(popts: ProjectOptions, format: string): Promise<number> {
   const { project } = await loadProject(popts, readStatCache(popts));
+  noteUnknownRecipes(project);
   if (format === 'dot') process.stdout.write(toDot(project));
   else if (format === 'mermaid') process.stdout.write(toMermaid(project));
   else if (format === 'svg') {
@@ -236,11 +267,23 @@ async function cmdShow(popts: ProjectOptions, names: string[], history: boolean,
     console.error('kiln: show takes one section name');
     return ExitCode.USAGE;
   }
-  const { project } = await loadProject(popts, readStatCache(popts));
-  const cfg = project.config;
   const name = names[0]!;
+  // An error elsewhere in the config does not stop showing this section (zc.buildout only fails
+  // in the sections that use the broken one): without the whole project, the section is
+  // shown from the config alone, with the same defaults.
+  let project: Project | undefined;
+  let cfg;
+  try {
+    project = (await loadProject(popts, readStatCache(popts))).project;
+    cfg = project.config;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    cfg = await loadSectionConfig(popts);
+    if (cfg.has(name)) console.error(`kiln: note: the project does not load as a whole (${e.message}); [${name}] is shown from the config alone`);
+  }
   if (!cfg.has(name)) throw new KilnError(`no section [${name}] (sections: ${cfg.sectionNames().join(', ')})`, ExitCode.CONFIG);
-  const part = project.parts.get(name);
+  if (project) noteUnknownRecipes(project);
+  const part = project?.parts.get(name);
   const values = part ? part.options.all() : cfg.section(name);
   const cwd = process.cwd();
   const where = (f: string) => (f.startsWith('/') ? relative(cwd, f) : f);
