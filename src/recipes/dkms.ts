@@ -10,8 +10,11 @@
  *
  * The source is a directory or tarball with dkms.conf, or a Debian *-dkms .deb (its
  * /usr/src/NAME-VERSION is used); without dkms.conf one is written from the options.
- * The build runs `dkms add` + `dkms build` with kiln's own dkms and source trees (--dkmstree,
- * --sourcetree) in the chroot's container; a compile failure shows make.log's tail.
+ * The build runs `dkms add` + `dkms build` in the chroot's container, in dkms's own fixed paths
+ * (/usr/src, /var/lib/dkms) so the .ko bytes do not depend on kiln's temporary directory; kernels
+ * that BUILD_EXCLUSIVE_* excludes are skipped with a notice; a compile failure shows the compiler's
+ * errors first (make.log and the command in the part's log). The .debs carry copyright and
+ * changelog, the rpm Group and %changelog (lintian/rpmlint clean but for the rpm's no-signature).
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -313,6 +316,8 @@ export const recipe: Recipe = {
       const missing = conf.modules.filter((m) => !kos.some((f) => f.replace(/\.ko(\..*)?$/, '') === m.name));
       if (missing.length) throw new KilnError(`[${ctx.part}] dkms.conf declares ${missing.map((m) => m.name).join(', ')} but dkms built only ${kos.join(', ')} for ${k}`);
       const depmod = `#!/bin/sh\nset -e\nif [ -e /boot/System.map-${k} ]; then\n  depmod -a -F /boot/System.map-${k} ${k} || true\nfi\n`;
+      // as dh_installmodules writes it for mkbmdeb: depmod on configure and the abort-* actions
+      const postinst = `#!/bin/sh\nset -e\nif [ "$1" = configure ] || [ "$1" = abort-upgrade ] || [ "$1" = abort-deconfigure ] || [ "$1" = abort-remove ]; then\n  if [ -e /boot/System.map-${k} ]; then\n    depmod -a -F /boot/System.map-${k} ${k} || true\n  fi\nfi\n`;
       if (formats.includes('bmdeb')) {
         const name = `${conf.name}-modules-${k}`;
         const files: PkgFile[] = [
@@ -331,7 +336,7 @@ export const recipe: Recipe = {
           depends: [`linux-image-${k}`],
           provides: [`${conf.name}-modules`],
           files,
-          scripts: { postinst: depmod, postrm: depmod },
+          scripts: { postinst, postrm: depmod },
           sourceDateEpoch: sde,
         };
         await writeDeb(spec, join(ctx.staging, debFileName(spec)));
