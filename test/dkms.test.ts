@@ -290,3 +290,21 @@ sha256 = 34f45872c4c164e838092ddfb098b800d9fd38c25aaf7a262481d6c8b87dffdf
     expect(createHash('sha256').update(koOurs).digest('hex')).toBe(createHash('sha256').update(ko(theirs)).digest('hex'));
   }, 1_200_000);
 });
+
+describe('kiln:dkms option checks (at load time, before any build)', () => {
+  test('a bad license, copyright or maintainer is a config error (exit 3) naming file:line, part and option', async () => {
+    for (const [opt, value, msg] of [
+      ['license', 'GPL 2 or later!', 'not an SPDX license expression'],
+      ['copyright', ' ', 'one line of copyright holders'],
+      ['maintainer', 'nobody', "expected 'Name <email>'"],
+    ] as const) {
+      const p = project({ 'buildout.cfg': `[buildout]\nparts = m\n\n[m]\nrecipe = kiln:dkms\nsource = ${join(fixtures, 'chain')}\nkernels = ${KVER}\nchroot = /nonexistent\n${opt} = ${value}\n` });
+      const r = await kilnP(p.dir, ['build'], env);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toContain(msg);
+      expect(r.stderr).toMatch(/buildout\.cfg:\d+/);
+      expect(r.stderr).toContain(`[m]`);
+      expect(r.stderr).toContain(opt);
+    }
+  });
+});
