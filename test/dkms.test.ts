@@ -58,6 +58,15 @@ source = ${join(fixtures, 'chain')}
 kernels = ${KVER} ${OTHER_KVER}
 chroot = \${kbuild:location}
 `;
+// a source with only COPYING (the GPL text): the copyright file comes from the options
+const GPL_CFG = `
+[gpl]
+recipe = kiln:dkms
+source = ${join(fixtures, 'gpl')}
+kernels = ${KVER}
+chroot = \${kbuild:location}
+copyright = 2026 kiln test suite <kiln@example.org>
+`;
 const CHAIN_DEB = `kiln-chain-modules-${KVER}_1.0_amd64.deb`;
 const CHAIN_RPM = `kmod-kiln-chain-${KVER.replace(/-/g, '_')}-1.0-1.x86_64.rpm`;
 
@@ -69,7 +78,7 @@ const docker = (img: string, mounts: string[], script: string) =>
   spawnSync('docker', ['run', '--rm', '--network', 'none', '--label', 'kiln=1', ...mounts.flatMap((m) => ['-v', `${m}:${m}:ro`]), img, 'sh', '-ec', script], { encoding: 'utf8', timeout: 300_000 });
 
 beforeAll(async () => {
-  const p = project({ 'buildout.cfg': `[buildout]\nparts = acpi-call chain ktarget\n${DKMS_CFG}${CHAIN_CFG}` });
+  const p = project({ 'buildout.cfg': `[buildout]\nparts = acpi-call chain gpl ktarget\n${DKMS_CFG}${CHAIN_CFG}${GPL_CFG}` });
   dir = p.dir;
   first = await kilnP(p.dir, ['build', '--json'], env);
   if (first.code !== 0) throw new Error(first.stderr + first.stdout);
@@ -201,7 +210,7 @@ describe('kiln:dkms with a three-module source (test/fixtures/dkms/chain) and BU
   });
 
   test('lintian: no error on the binary module and source .debs; rpmlint: no error but no-signature on the kmod .rpm', () => {
-    for (const x of ['acpi-call', 'chain']) {
+    for (const x of ['acpi-call', 'chain', 'gpl']) {
       const debs = readdirSync(part(x)).filter((f) => f.endsWith('.deb')).map((f) => join(part(x), f));
       const l = spawnSync('lintian', ['--no-cfg', ...debs], { encoding: 'utf8', timeout: 300_000 });
       expect(l.status, l.stdout + l.stderr).not.toBeNull();
@@ -223,6 +232,19 @@ describe('kiln:dkms with a three-module source (test/fixtures/dkms/chain) and BU
     }
   });
 
+  test('a source with only COPYING (GPL-2): a DEP-5 copyright from the copyright and license options that refers to common-licenses; changelog.Debian.gz for a Debian revision', () => {
+    const deb = join(part('gpl'), `kiln-gpl-modules-${KVER}_0.3-1_amd64.deb`);
+    const doc = `./usr/share/doc/kiln-gpl-modules-${KVER}`;
+    const text = spawnSync('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -xOf - "$2"', 'sh', deb, `${doc}/copyright`], { encoding: 'utf8' }).stdout;
+    expect(text).toMatch(/^Format: https:\/\/www\.debian\.org\/doc\/packaging-manuals\/copyright-format\/1\.0\/\n/);
+    expect(text).toContain('\nCopyright: 2026 kiln test suite <kiln@example.org>\nLicense: GPL-2.0-only\n');
+    expect(text).toContain('/usr/share/common-licenses/GPL-2.');
+    expect(text).not.toContain('TERMS AND CONDITIONS');
+    const log = spawnSync('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -xOf - "$2" | gzip -dc', 'sh', deb, `${doc}/changelog.Debian.gz`], { encoding: 'utf8' }).stdout;
+    expect(log).toMatch(/^kiln-gpl-dkms-bin \(0\.3-1\) unstable; urgency=medium\n/);
+    expect(log).toMatch(/\n -- Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists\.alioth\.debian\.org>  \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d \+0000\n$/);
+  });
+
   test('every kernel excluded (BUILD_EXCLUSIVE_CONFIG): exit 1 with the reason, no stray tail error, no package', async () => {
     const p = project({ 'buildout.cfg': `[buildout]\nparts = excl\n${DKMS_CFG}\n[excl]\nrecipe = kiln:dkms\nsource = ${join(fixtures, 'excluded')}\nkernels = ${KVER}\nchroot = \${kbuild:location}\n` });
     const r = await kilnP(p.dir, ['build', '--json'], env);
@@ -231,6 +253,10 @@ describe('kiln:dkms with a three-module source (test/fixtures/dkms/chain) and BU
     expect(failed?.error).toContain(`[excl] module kiln-excluded/0.1: every kernel is excluded by dkms.conf's BUILD_EXCLUSIVE, nothing to package:\n  ${KVER}: BUILD_EXCLUSIVE_CONFIG: CONFIG_KILN_TEST_NEVER_SET is not set (y or m) in the .config of kernel ${KVER}`);
     expect(r.events).toContainEqual(expect.objectContaining({ type: 'part-notice', part: 'excl' }));
     expect(r.stdout + r.stderr + readFileSync(join(p.dir, 'out/logs/excl.log'), 'utf8')).not.toContain('tail: cannot open');
+    // without --json: the same notice as a plain line
+    const plain = await kilnP(p.dir, ['build'], env);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toMatch(new RegExp(`^kiln: note {5}excl: kernel ${KVER.replace(/\./g, '\\.')} skipped \\(no package for it\\): BUILD_EXCLUSIVE_CONFIG: CONFIG_KILN_TEST_NEVER_SET is not set`, 'm'));
     expect(spawnSync('ls', [join(p.dir, 'out/parts/excl')]).status).not.toBe(0);
   }, 600_000);
 });
