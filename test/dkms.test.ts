@@ -182,6 +182,7 @@ timeout = 240
     expect(r.stderr).not.toContain('tail: cannot open');
     const partLog = readFileSync(join(p.dir, 'out/logs/broken.log'), 'utf8');
     expect(partLog).toContain('# kiln: dkms make.log for kernel 6.1.0-56-amd64');
+    expect(partLog).toMatch(/^# kiln: command in the chroot: bash -c BUILD .*"kiln-broken" "0\.1" "x86_64" "6\.1\.0-56-amd64"/m);
     expect(partLog).toMatch(/kiln_broken\.c:\d+:\d+: error/);
     expect(spawnSync('ls', [join(p.dir, 'out/parts/broken')]).status).not.toBe(0);
   }, 600_000);

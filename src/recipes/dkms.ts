@@ -19,7 +19,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { KilnError } from '../lib/errors.js';
+import { ExitCode, KilnError } from '../lib/errors.js';
 import { debFileName, writeDeb } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
 import { rpmFileName, writeRpm } from '../pkg/rpm.js';
@@ -269,7 +269,9 @@ export const recipe: Recipe = {
     mkdirSync(out, { recursive: true });
     const argv = ['bash', '-c', BUILD, 'kiln-dkms-build', out, srcDir, conf.name, conf.version, uarch, ...kernels];
     ctx.log(`# kiln: dkms add + build of ${conf.name}/${conf.version} in the clean room (/usr/src, /var/lib/dkms) for ${kernels.join(' ')}\n`);
+    ctx.log(`# kiln: command in the chroot: bash -c BUILD ${argv.slice(3).map((a) => JSON.stringify(a)).join(' ')} (BUILD: the script in kiln's src/recipes/dkms.ts)\n`);
     const r = await ctx.run(argv, { allowFailure: true });
+    if (ctx.signal.aborted) throw new KilnError('interrupted', ExitCode.INTERRUPTED);
     if (r.code !== 0) {
       const failed = existsSync(join(out, 'failed')) ? readFileSync(join(out, 'failed'), 'utf8').trim() : undefined;
       const makeLog = existsSync(join(out, 'make.log')) ? readFileSync(join(out, 'make.log'), 'utf8') : '';
