@@ -66,6 +66,9 @@ export interface BuildContext {
   deps: Record<string, string>;
   /** Append to the part's log (out/logs/PART.log). */
   log(text: string): void;
+  /** Tell the user something about the build that is no failure (a skipped input): a line in the
+   *  part's log and a `part-notice` build event (printed, and in `--json`). */
+  notice?(message: string): void;
   /** Run a command (argv array, no shell), logged to the part's log; failures carry the log tail. */
   run(argv: string[], opts?: RunOptions): Promise<RunResult>;
 }

@@ -288,6 +288,10 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
           previous,
           deps,
           log,
+          notice: (message) => {
+            log(`# kiln: note: ${message}\n`);
+            opts.reporter.event({ type: 'part-notice', part: part.name, message });
+          },
           run: (argv, o = {}) =>
             run(argv, {
               log,
