@@ -15,6 +15,11 @@ import { run } from './lib/exec.js';
 import { rmrf } from './lib/fsutil.js';
 import { TOOL_PACKAGES, which } from './lib/tools.js';
 import { probeKvm } from './vm/qemu.js';
+import { diffCommand } from './evidence/diff.js';
+import { writeEvidence, lastRun } from './evidence/index.js';
+import { buildManifest } from './evidence/manifest.js';
+import { EvidenceRecorder } from './evidence/record.js';
+import { writeReport } from './evidence/report.js';
 
 const HELP = `kiln — release-engineering builds from buildout-style recipes
 
@@ -27,6 +32,8 @@ commands:
   show PART         resolved options of a section, each with the file:line it came from
   clean [part...]   remove outputs (all of out/, or the named parts' links and state)
   doctor            check host tools (with the Debian package for each missing one) and the Docker engine
+  report            write out/report/index.html from the last build (manifest, timings, tests, reasons)
+  diff OLD NEW      artifacts and package versions that changed between two out/manifest.json files
   help              this text
 
 options:
@@ -40,6 +47,9 @@ options:
       --no-wait       fail (exit 5) instead of waiting when another build holds out/
       --format F      graph format: dot (default), mermaid, svg (needs Graphviz)
       --history       show: also how each value was assembled (extends, +=, -=, macros)
+      --report        build: also write the HTML build report (out/report/index.html)
+      --evidence-key F  OpenPGP secret key that signs the provenance envelopes (default: [buildout]
+                      evidence-signing-key, else the kiln:gpg-key part's key; 'none': unsigned)
   section:option=value  override an option (like buildout), highest priority
 
 exit codes: 0 ok, 1 build failed, 2 usage, 3 config error, 4 missing host tool, 5 locked, 130 interrupted`;
@@ -66,6 +76,8 @@ export async function main(argv: string[]): Promise<number> {
         'no-wait': { type: 'boolean' },
         format: { type: 'string' },
         history: { type: 'boolean' },
+        report: { type: 'boolean' },
+        'evidence-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -110,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
     });
     switch (cmd) {
       case 'build':
-        return await cmdBuild(popts(), names, jobs, !!o['keep-going'], !!o.json, !o['no-wait']);
+        return await cmdBuild(popts(), names, jobs, !!o['keep-going'], !!o.json, !o['no-wait'], { report: !!o.report, signingKey: o['evidence-key'] });
       case 'plan':
         return await cmdPlan(popts(), names, !!o.json);
       case 'graph':
@@ -119,6 +131,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdShow(popts(), names, !!o.history, !!o.json);
       case 'clean':
         return await cmdClean(popts(), names);
+      case 'report':
+        return await cmdReport(popts(), names);
+      case 'diff':
+        return diffCommand(names, !!o.json);
       case 'doctor':
         return await cmdDoctor(o.config ?? (existsSync('buildout.cfg') ? 'buildout.cfg' : undefined), o, overrides, !!o.json);
       default:
@@ -141,7 +157,15 @@ function makeReporter(json: boolean): Reporter {
   return new PlainReporter();
 }
 
-async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, keepGoing: boolean, json: boolean, wait: boolean): Promise<number> {
+async function cmdBuild(
+  popts: ProjectOptions,
+  targets: string[],
+  jobs: number,
+  keepGoing: boolean,
+  json: boolean,
+  wait: boolean,
+  evidence: { report: boolean; signingKey?: string } = { report: false },
+): Promise<number> {
   const { project, statCacheUsed } = await loadProject(popts, readStatCache(popts));
   const ac = new AbortController();
   let interrupts = 0;
@@ -154,19 +178,50 @@ async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, 
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    const recorder = new EvidenceRecorder(makeReporter(json));
     const res = await build(project, statCacheUsed, {
       targets: targets.length ? targets : undefined,
       jobs,
       keepGoing,
-      reporter: makeReporter(json),
+      reporter: recorder,
       wait,
       signal: ac.signal,
     });
+    recorder.run.exitCode = res.exitCode;
+    // release evidence (docs/evidence.md): manifest, SBOMs, provenance; the report on request
+    const lock = new Lock(join(project.kilnDir, 'lock'));
+    await lock.acquire(wait);
+    try {
+      const names = project.closure(targets.length ? targets : undefined);
+      const mr = await writeEvidence(project, names, recorder.run, { signingKey: evidence.signingKey });
+      if (evidence.report) process.stderr.write(`kiln: report: ${writeReport(project, recorder.run, (p) => mr.scans.get(p))}\n`);
+    } catch (e) {
+      if (e instanceof KilnError && res.exitCode === ExitCode.OK) throw e;
+      process.stderr.write(`kiln: error: release evidence: ${(e as Error).message}\n`);
+      return res.exitCode === ExitCode.OK ? ExitCode.BUILD_FAILED : res.exitCode;
+    } finally {
+      lock.release();
+    }
     return res.exitCode;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+async function cmdReport(popts: ProjectOptions, targets: string[]): Promise<number> {
+  const { project } = await loadProject(popts, readStatCache(popts));
+  const run = lastRun(project);
+  const lock = new Lock(join(project.kilnDir, 'lock'));
+  await lock.acquire(true);
+  try {
+    const names = project.closure(targets.length ? targets : undefined);
+    const mr = existsSync(join(project.outDir, 'manifest.json')) ? await buildManifest(project, names, run) : await writeEvidence(project, names, run);
+    console.log(writeReport(project, run, (p) => mr.scans.get(p)));
+  } finally {
+    lock.release();
+  }
+  return 0;
 }
 
 // The stat cache lives in the state file; loading it first lets unchanged inputs skip hashing.
