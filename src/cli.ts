@@ -17,7 +17,8 @@ import { TOOL_PACKAGES, which } from './lib/tools.js';
 import { probeKvm } from './vm/qemu.js';
 import { diffCommand } from './evidence/diff.js';
 import { writeEvidence, lastRun } from './evidence/index.js';
-import { buildManifest } from './evidence/manifest.js';
+import { lintArtifacts } from './evidence/lint.js';
+import { buildManifest, type Manifest } from './evidence/manifest.js';
 import { EvidenceRecorder } from './evidence/record.js';
 import { writeReport } from './evidence/report.js';
 
@@ -48,6 +49,7 @@ options:
       --format F      graph format: dot (default), mermaid, svg (needs Graphviz)
       --history       show: also how each value was assembled (extends, +=, -=, macros)
       --report        build: also write the HTML build report (out/report/index.html)
+      --lint          report: run lintian / rpmlint on the .deb / .rpm artifacts, verdicts in the report
       --evidence-key F  OpenPGP secret key that signs the provenance envelopes (default: [buildout]
                       evidence-signing-key, else the kiln:gpg-key part's key; 'none': unsigned)
   section:option=value  override an option (like buildout), highest priority
@@ -77,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
         format: { type: 'string' },
         history: { type: 'boolean' },
         report: { type: 'boolean' },
+        lint: { type: 'boolean' },
         'evidence-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
@@ -122,7 +125,7 @@ export async function main(argv: string[]): Promise<number> {
     });
     switch (cmd) {
       case 'build':
-        return await cmdBuild(popts(), names, jobs, !!o['keep-going'], !!o.json, !o['no-wait'], { report: !!o.report, signingKey: o['evidence-key'] });
+        return await cmdBuild(popts(), names, jobs, !!o['keep-going'], !!o.json, !o['no-wait'], { report: !!o.report, lint: !!o.lint, signingKey: o['evidence-key'] });
       case 'plan':
         return await cmdPlan(popts(), names, !!o.json);
       case 'graph':
@@ -132,7 +135,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'clean':
         return await cmdClean(popts(), names);
       case 'report':
-        return await cmdReport(popts(), names);
+        return await cmdReport(popts(), names, !!o.lint);
       case 'diff':
         return diffCommand(names, !!o.json);
       case 'doctor':
@@ -164,7 +167,7 @@ async function cmdBuild(
   keepGoing: boolean,
   json: boolean,
   wait: boolean,
-  evidence: { report: boolean; signingKey?: string } = { report: false },
+  evidence: { report: boolean; lint?: boolean; signingKey?: string } = { report: false },
 ): Promise<number> {
   const { project, statCacheUsed } = await loadProject(popts, readStatCache(popts));
   const ac = new AbortController();
@@ -194,6 +197,7 @@ async function cmdBuild(
     try {
       const names = project.closure(targets.length ? targets : undefined);
       const mr = await writeEvidence(project, names, recorder.run, { signingKey: evidence.signingKey });
+      if (evidence.report && evidence.lint) await lintArtifacts(project, mr.manifest);
       if (evidence.report) process.stderr.write(`kiln: report: ${writeReport(project, recorder.run, (p) => mr.scans.get(p))}\n`);
     } catch (e) {
       if (e instanceof KilnError && res.exitCode === ExitCode.OK) throw e;
@@ -209,7 +213,7 @@ async function cmdBuild(
   }
 }
 
-async function cmdReport(popts: ProjectOptions, targets: string[]): Promise<number> {
+async function cmdReport(popts: ProjectOptions, targets: string[], lint: boolean): Promise<number> {
   const { project } = await loadProject(popts, readStatCache(popts));
   const run = lastRun(project);
   const lock = new Lock(join(project.kilnDir, 'lock'));
@@ -217,6 +221,7 @@ async function cmdReport(popts: ProjectOptions, targets: string[]): Promise<numb
   try {
     const names = project.closure(targets.length ? targets : undefined);
     const mr = existsSync(join(project.outDir, 'manifest.json')) ? await buildManifest(project, names, run) : await writeEvidence(project, names, run);
+    if (lint) await lintArtifacts(project, JSON.parse(readFileSync(join(project.outDir, 'manifest.json'), 'utf8')) as Manifest);
     console.log(writeReport(project, run, (p) => mr.scans.get(p)));
   } finally {
     lock.release();

@@ -379,7 +379,21 @@ command = true
   const pc = pngColours(png);
   expect(pc.width).toBe(1280);
   expect(pc.colours).toBeGreaterThan(50);
-}, 120_000);
+
+  // kiln report --lint: lintian / rpmlint verdicts of the packages join the artifact table
+  const rep = kiln(p.dir, ['report', '--lint']);
+  expect(rep.code, rep.stderr).toBe(0);
+  expect(rep.stdout.trim()).toBe(html);
+  const lint = readJson(join(out, '.kiln', 'evidence', 'lint.json'));
+  expect(Object.keys(lint)).toEqual(['parts/pkg-a/kiln-a-1.0-1.noarch.rpm', 'parts/pkg-a/kiln-a_1.0-1_all.deb']);
+  expect(lint['parts/pkg-a/kiln-a_1.0-1_all.deb'].tool).toBe('lintian');
+  expect(lint['parts/pkg-a/kiln-a-1.0-1.noarch.rpm'].tool).toBe('rpmlint');
+  const dom2 = chromium(['--dump-dom', `file://${html}`]);
+  expect(dom2).toMatch(/<td[^>]*>lintian: (pass|warnings|errors)<\/td>/);
+  expect(dom2).toMatch(/<td[^>]*>rpmlint: (pass|warnings|errors)<\/td>/);
+  // the failure is still first: the report comes from the last build's record
+  expect(/<section[^>]*>/.exec(dom2)![0]).toBe('<section id="failures">');
+}, 180_000);
 
 test('a chroot tarball: installed packages from its dpkg status, with their dependencies', async () => {
   const { inspectChroot } = await import('../dist/evidence/inspect.js');

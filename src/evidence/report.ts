@@ -139,7 +139,7 @@ export interface ReportInput {
   /** per artifact path: signature state (signed package, provenance) */
   signatures: Map<string, string>;
   /** per artifact path: lint verdict, when lintian/rpmlint ran */
-  lint: Map<string, { tool: string; verdict: string; detail: string }>;
+  lint: Map<string, { tool: string; verdict: string; detail: string; sha256?: string }>;
   /** absolute log paths by part */
   logs: Map<string, string>;
   /** href of a part's log, relative to the report */
@@ -164,7 +164,7 @@ export function renderReport(r: ReportInput): string {
   th{font-weight:600;background:#f7f9fb} td.num{text-align:right;font-variant-numeric:tabular-nums} code,.hash{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
   .cards{display:flex;gap:12px;flex-wrap:wrap} .card{border-radius:8px;padding:8px 14px;min-width:92px;background:#f7f9fb;border:1px solid #e3e8ed}
   .card b{display:block;font-size:22px} .badge{display:inline-block;border-radius:10px;padding:0 8px;color:#fff;font-size:12px}
-  pre{background:#0f1720;color:#dfe7ef;padding:10px;border-radius:6px;overflow:auto;max-height:360px;font-size:12px}
+  pre{background:#0f1720;color:#dfe7ef;padding:10px;border-radius:6px;overflow:auto;max-height:360px;font-size:12px;white-space:pre-wrap;word-break:break-word}
   #failures{border-color:#d9363e;border-width:2px} .bar{height:14px;border-radius:3px;position:absolute;top:3px}
   .lane{position:relative;height:20px;background:#f7f9fb;border-radius:3px} .legend span{margin-right:12px}
   .pass{color:#1f6f43;font-weight:600} .fail{color:#a4262c;font-weight:600}`;
@@ -235,7 +235,8 @@ export function renderReport(r: ReportInput): string {
   // artifacts
   h += `<section id="artifacts-section"><h2>Artifacts</h2><table id="artifacts"><tr><th>artifact</th><th>part</th><th>type</th><th>size</th><th>sha256</th><th>signature</th><th>lint</th></tr>`;
   for (const a of m.artifacts) {
-    const lint = r.lint.get(a.path);
+    const l = r.lint.get(a.path);
+    const lint = l && (!l.sha256 || l.sha256 === a.sha256) ? l : undefined;
     h += `<tr class="artifact" data-type="${a.type}"><td><code>${esc(a.path)}</code></td><td>${esc(a.part)}</td><td>${esc(a.type)}</td><td class="num">${humanBytes(a.size)}</td><td class="hash" title="${a.sha256}">${a.sha256.slice(0, 16)}…</td><td>${esc(r.signatures.get(a.path) ?? '')}</td><td${lint ? ` class="${lint.verdict === 'pass' ? 'pass' : 'fail'}" title="${esc(lint.detail)}"` : ''}>${lint ? esc(`${lint.tool}: ${lint.verdict}`) : ''}</td></tr>`;
   }
   h += `</table></section>`;
@@ -270,10 +271,10 @@ export function signatureStates(project: Project, m: Manifest, scans: (part: str
   return out;
 }
 
-export function readLint(project: Project): Map<string, { tool: string; verdict: string; detail: string }> {
+export function readLint(project: Project): Map<string, { tool: string; verdict: string; detail: string; sha256?: string }> {
   const f = join(project.kilnDir, 'evidence', 'lint.json');
   try {
-    return new Map(Object.entries(JSON.parse(readFileSync(f, 'utf8')) as Record<string, { tool: string; verdict: string; detail: string }>));
+    return new Map(Object.entries(JSON.parse(readFileSync(f, 'utf8')) as Record<string, { tool: string; verdict: string; detail: string; sha256?: string }>));
   } catch {
     return new Map();
   }
