@@ -14,7 +14,7 @@ import type { Project } from '../engine/project.js';
 import { Store } from '../engine/store.js';
 import { hashFile } from '../engine/hash.js';
 import type { RunRecord, PartStatus } from './record.js';
-import { classify, scanPart, type ArtifactType, type PartScan } from './scan.js';
+import { classify, ScanCache, type ArtifactType, type PartScan } from './scan.js';
 
 export const MANIFEST_VERSION = 1;
 
@@ -76,8 +76,12 @@ export function relocator(project: Project): (s: string) => string {
   };
 }
 
+const relocatedMemo = new WeakMap<Project, Map<string, string>>();
+
 /** Part signatures independent of where the project lives (dependencies' relocated signatures included). */
 export function relocatedSignatures(project: Project): Map<string, string> {
+  const memo = relocatedMemo.get(project);
+  if (memo) return memo;
   const rel = relocator(project);
   const out = new Map<string, string>();
   for (const name of project.order) {
@@ -91,6 +95,7 @@ export function relocatedSignatures(project: Project): Map<string, string> {
     for (const d of Object.keys(sp.deps).sort()) deps[d] = out.get(d) ?? sp.deps[d]!;
     out.set(name, createHash('sha256').update(JSON.stringify({ recipe: sp.recipe, version: sp.version, options, inputs, deps, sourceDateEpoch: sp.sourceDateEpoch })).digest('hex'));
   }
+  relocatedMemo.set(project, out);
   return out;
 }
 
@@ -139,7 +144,7 @@ export function partPrefix(project: Project, name: string): string {
 export async function buildManifest(project: Project, names: string[], run: RunRecord | undefined): Promise<ManifestResult> {
   const store = new Store(project);
   const sigs = relocatedSignatures(project);
-  const scanCache = join(project.kilnDir, 'evidence', 'scan');
+  const scanCache = new ScanCache(join(project.kilnDir, 'evidence', 'scans.json'));
   const scans = new Map<string, PartScan>();
   const dirs = new Map<string, string>();
   const parts: ManifestPart[] = [];
@@ -148,16 +153,17 @@ export async function buildManifest(project: Project, names: string[], run: RunR
   const sorted = [...names].sort(cmp);
   for (const name of sorted) {
     const part = project.parts.get(name)!;
-    const upToDate = store.isUpToDate(part);
-    let status: PartStatus = run?.parts[name]?.status ?? (upToDate ? 'cached' : 'not-run');
-    if (status === 'not-run' && upToDate && !run?.parts[name]) status = 'cached';
+    const ran = run?.parts[name]?.status;
+    // a part the build just built, restored or found cached is linked to its current entry
+    const upToDate = ran === 'built' || ran === 'restored' || ran === 'cached' || (ran === undefined && store.isUpToDate(part));
+    const status: PartStatus = ran ?? (upToDate ? 'cached' : 'not-run');
     const deps = [...part.deps.keys()].sort(cmp);
     for (const d of deps) edges.push([name, d]);
     const prefix = partPrefix(project, name);
     let count = 0;
     if ((status === 'built' || status === 'restored' || status === 'cached') && upToDate) {
       const dir = store.storePath(part);
-      const scan = await scanPart(dir, part.recipe.kind, scanCache, part.signature);
+      const scan = await scanCache.scan(dir, part.recipe.kind, part.signature);
       scans.set(name, scan);
       dirs.set(name, dir);
       for (const f of scan.files) {
@@ -190,6 +196,7 @@ export async function buildManifest(project: Project, names: string[], run: RunR
       artifacts: count,
     });
   }
+  scanCache.save();
   const cf = await configFiles(project);
   const manifest: Manifest = {
     manifestVersion: MANIFEST_VERSION,

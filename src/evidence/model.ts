@@ -119,6 +119,7 @@ export function buildInventory(project: Project, mr: ManifestResult, parts?: Set
   for (const p of m.parts) {
     const scan = mr.scans.get(p.name);
     if (!scan) continue;
+    if (!Object.keys(scan.packages).length) continue;
     const prefix = partPrefix(project, p.name);
     const closure = closureOf(project, p.name);
     for (const [file, info] of Object.entries(scan.packages)) {

@@ -51,7 +51,7 @@ export function statements(project: Project, mr: ManifestResult, inv: Inventory,
     const visit = (n: string) => {
       for (const d of project.parts.get(n)!.deps.keys()) if (!closure.has(d)) closure.add(d), visit(d);
     };
-    visit(p.name);
+    if (inv.sources.length || inv.chroots.length) visit(p.name);
     const resolved: Array<Record<string, unknown>> = [];
     for (const s of inv.sources) if (closure.has(s.part)) resolved.push({ name: `source:${s.part}`, uri: s.url, ...(s.sha256 ? { digest: { sha256: s.sha256 } } : {}) });
     for (const c of inv.chroots) if (closure.has(c.part)) resolved.push({ name: `chroot:${c.part}`, uri: c.artifact, digest: { sha256: c.sha256 } });

@@ -1,10 +1,9 @@
 /**
  * The artifact files of one part output, classified, hashed and (for packages and chroots)
  * inspected. Store entries never change once committed (they are named by signature), so a scan
- * is kept in out/.kiln/evidence/scan/KEY.json and a no-op build reads no artifact again.
+ * is kept (ScanCache, out/.kiln/evidence/scans.json) and a no-op build reads no artifact again.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/fsutil.js';
 import { hashFile } from '../engine/hash.js';
@@ -124,28 +123,38 @@ export async function scanDir(dir: string, kind: string): Promise<PartScan> {
 }
 
 /**
- * Scan a part's output. `cacheKey` names an immutable store entry (its signature): the scan is
- * kept under cacheDir and reused; without a key the directory is scanned every time.
+ * Scans of part outputs, kept in one file (out/.kiln/evidence/scans.json) keyed by the store
+ * entry's signature and path: store entries never change, so a kept scan is reused as is. Only the
+ * entries used by the last build are written back.
  */
-export async function scanPart(dir: string, kind: string, cacheDir: string, cacheKey?: string): Promise<PartScan> {
-  const cacheFile = cacheKey ? join(cacheDir, `${createHash('sha256').update(`${cacheKey}\0${realpathOr(dir)}`).digest('hex').slice(0, 40)}.json`) : undefined;
-  if (cacheFile) {
+export class ScanCache {
+  private kept: Record<string, PartScan> = {};
+  private used: Record<string, PartScan> = {};
+  private dirty = false;
+  constructor(private file: string) {
     try {
-      const s = JSON.parse(readFileSync(cacheFile, 'utf8')) as PartScan;
-      if (s.v === SCAN_VERSION) return s;
+      const s = JSON.parse(readFileSync(file, 'utf8')) as { v: number; scans: Record<string, PartScan> };
+      if (s.v === SCAN_VERSION) this.kept = s.scans;
     } catch {
-      /* not scanned yet */
+      /* nothing kept yet */
     }
   }
-  const scan = await scanDir(dir, kind);
-  if (cacheFile) writeFileAtomic(cacheFile, JSON.stringify(scan));
-  return scan;
-}
 
-function realpathOr(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
+  /** Scan a part's output; `key` names an immutable store entry (without one the directory is scanned every time). */
+  async scan(dir: string, kind: string, key?: string): Promise<PartScan> {
+    if (!key) return scanDir(dir, kind);
+    const k = `${key}:${dir}`;
+    let s = this.kept[k];
+    if (!s || s.v !== SCAN_VERSION) {
+      s = await scanDir(dir, kind);
+      this.dirty = true;
+    }
+    this.used[k] = s;
+    return s;
+  }
+
+  save(): void {
+    if (!this.dirty && Object.keys(this.used).length === Object.keys(this.kept).length) return;
+    writeFileAtomic(this.file, JSON.stringify({ v: SCAN_VERSION, scans: this.used }));
   }
 }
