@@ -16,7 +16,7 @@ import { rmrf } from './lib/fsutil.js';
 import { TOOL_PACKAGES, which } from './lib/tools.js';
 import { probeKvm } from './vm/qemu.js';
 import { diffCommand } from './evidence/diff.js';
-import { writeEvidence, lastRun } from './evidence/index.js';
+import { configuredKey, writeEvidence, lastRun } from './evidence/index.js';
 import { lintArtifacts } from './evidence/lint.js';
 import { buildManifest, type Manifest } from './evidence/manifest.js';
 import { EvidenceRecorder } from './evidence/record.js';
@@ -181,6 +181,7 @@ async function cmdBuild(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    configuredKey(project, { signingKey: evidence.signingKey }, true); // a missing key file fails before building
     const recorder = new EvidenceRecorder(makeReporter(json));
     const res = await build(project, statCacheUsed, {
       targets: targets.length ? targets : undefined,
@@ -315,7 +316,7 @@ async function cmdClean(popts: ProjectOptions, names: string[]): Promise<number>
   if (names.length === 0) {
     await lock.acquire(true);
     try {
-      for (const sub of ['parts', 'logs', 'test-results']) await rmrf(join(outDir, sub));
+      for (const sub of ['parts', 'logs', 'test-results', 'manifest.json', 'sbom', 'provenance', 'report', '.kiln/evidence']) await rmrf(join(outDir, sub));
       await rmrf(join(outDir, '.kiln', 'store'));
       await rmrf(join(outDir, '.kiln', 'tmp'));
       await rmrf(join(outDir, '.kiln', 'state.json'));

@@ -207,6 +207,22 @@ describe('release evidence', () => {
   });
 });
 
+test('a missing evidence signing key is a config error naming file:line and option, before anything is built', () => {
+  const p = project({ 'buildout.cfg': `[buildout]\nparts = tool\nevidence-signing-key = keys/missing.asc\n${tool}` });
+  const r = kiln(p.dir, ['build']);
+  expect(r.code).toBe(3);
+  expect(r.stderr).toMatch(/buildout\.cfg:3\b.*\[buildout\] evidence-signing-key: file not found: .*keys\/missing\.asc/);
+  expect(existsSync(join(p.dir, 'out', 'parts', 'tool'))).toBe(false);
+  const r2 = kiln(p.dir, ['build', '--evidence-key', 'nowhere.asc', 'buildout:evidence-signing-key=none']);
+  expect(r2.code).toBe(2);
+  expect(r2.stderr).toContain('--evidence-key: file not found');
+  // 'none': unsigned envelopes
+  const r3 = kiln(p.dir, ['build', 'buildout:evidence-signing-key=none']);
+  expect(r3.code, r3.stderr).toBe(0);
+  expect(readJson(join(p.dir, 'out', 'provenance', 'tool.intoto.json')).signatures).toEqual([]);
+  expect(existsSync(join(p.dir, 'out', 'provenance', 'signing-key.asc'))).toBe(false);
+});
+
 /** Distinct RGBA values of a PNG (8-bit RGB/RGBA, non-interlaced), decoded with node:zlib. */
 function pngColours(file: string): { width: number; height: number; colours: number } {
   const b = readFileSync(file);

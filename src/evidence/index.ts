@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Project } from '../engine/project.js';
-import { ExitCode, KilnError } from '../lib/errors.js';
+import { ConfigError, ExitCode, KilnError } from '../lib/errors.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 import { buildManifest, type ManifestResult } from './manifest.js';
 import { buildInventory } from './model.js';
@@ -26,17 +26,35 @@ export interface EvidenceOptions {
 
 export const json = (v: unknown) => JSON.stringify(v, null, 1) + '\n';
 
+/**
+ * The configured key file (--evidence-key, else [buildout] evidence-signing-key), checked before
+ * anything is built: a missing file is a config error naming the option and where it was set.
+ * A key file inside a part's output (e.g. ${archive-key:location}/secret.asc) may not exist yet.
+ */
+export function configuredKey(project: Project, opts: EvidenceOptions, beforeBuild = false): SigningKeyRef | 'none' | undefined {
+  const cfg = project.config;
+  const file = opts.signingKey ?? cfg.getOptional('buildout', 'evidence-signing-key')?.trim();
+  if (!file) return undefined;
+  if (file === 'none') return 'none';
+  const abs = isAbsolute(file) ? file : resolve(opts.signingKey ? process.cwd() : project.projectDir, file);
+  const inPart = [...project.parts.values()].some((p) => abs.startsWith(p.location + '/'));
+  if (!existsSync(abs) && !(beforeBuild && inPart)) {
+    if (opts.signingKey) throw new KilnError(`--evidence-key: file not found: ${abs}`, ExitCode.USAGE);
+    throw new ConfigError(`file not found: ${abs}`, { origin: cfg.origin('buildout', 'evidence-signing-key'), section: 'buildout', option: 'evidence-signing-key' });
+  }
+  const pass = cfg.getOptional('buildout', 'evidence-signing-key-passphrase-file')?.trim();
+  const passAbs = pass ? resolve(project.projectDir, pass) : undefined;
+  if (passAbs && !existsSync(passAbs)) {
+    throw new ConfigError(`file not found: ${passAbs}`, { origin: cfg.origin('buildout', 'evidence-signing-key-passphrase-file'), section: 'buildout', option: 'evidence-signing-key-passphrase-file' });
+  }
+  return { keyFile: abs, passphraseFile: passAbs };
+}
+
 /** Key for the envelopes: --evidence-key, [buildout] evidence-signing-key, else the (first) kiln:gpg-key part's key. */
 export function signingKey(project: Project, mr: ManifestResult, opts: EvidenceOptions): SigningKeyRef | undefined {
-  const fromCfg = project.config.getOptional('buildout', 'evidence-signing-key')?.trim();
-  const file = opts.signingKey ?? fromCfg;
-  if (file === 'none') return undefined;
-  if (file) {
-    const abs = isAbsolute(file) ? file : resolve(opts.signingKey ? process.cwd() : project.projectDir, file);
-    if (!existsSync(abs)) throw new KilnError(`evidence signing key not found: ${abs}${opts.signingKey ? ' (--evidence-key)' : ' ([buildout] evidence-signing-key)'}`, ExitCode.CONFIG);
-    const pass = project.config.getOptional('buildout', 'evidence-signing-key-passphrase-file')?.trim();
-    return { keyFile: abs, passphraseFile: pass ? resolve(project.projectDir, pass) : undefined };
-  }
+  const k = configuredKey(project, opts);
+  if (k === 'none') return undefined;
+  if (k) return k;
   for (const p of mr.manifest.parts) {
     if (p.kind !== 'gpg-key' || !mr.dirs.has(p.name)) continue;
     const f = join(mr.dirs.get(p.name)!, 'secret.asc');

@@ -91,6 +91,8 @@ export function buildInventory(project: Project, mr: ManifestResult, parts?: Set
     const part = project.parts.get(p.name)!;
     const url = part.options.get('url')?.trim();
     if (!url) continue;
+    // a file another part made (cmmi of a kiln:download output) is not an upstream source
+    if ([project.outDir, ...[...project.parts.values()].map((x) => x.location)].some((d) => url === d || url.startsWith(d + '/'))) continue;
     const scan = mr.scans.get(p.name);
     let sha = part.options.get('sha256')?.trim().toLowerCase();
     if (!sha && part.recipe.kind === 'download' && scan?.files.length === 1) sha = scan.files[0]!.sha256;

@@ -198,9 +198,10 @@ export function renderReport(r: ReportInput): string {
   h += `<section id="graph-section"><h2>Part graph</h2><p class="legend">${(Object.keys(STATUS_COLOURS) as PartStatus[]).map((s) => `<span>${badge(s)}</span>`).join('')}</p>${graphSvg(m, statusOf)}</section>`;
 
   // timeline
+  // parts that did work in this build (cached and restored ones took no time)
   const ran = m.parts
     .map((p) => ({ p, pr: run?.parts[p.name] }))
-    .filter((x) => x.pr && x.pr.startMs !== undefined)
+    .filter((x) => x.pr && x.pr.startMs !== undefined && (x.pr.status === 'built' || x.pr.status === 'failed'))
     .sort((a, b) => a.pr!.startMs! - b.pr!.startMs! || cmp(a.p.name, b.p.name));
   const span = Math.max(1, run ? run.seconds * 1000 : 0, ...ran.map((x) => x.pr!.startMs! + (x.pr!.seconds ?? 0) * 1000));
   h += `<section id="timeline"><h2>Timeline</h2><table><tr><th style="width:220px">part</th><th>start · duration (of ${(span / 1000).toFixed(1)} s)</th><th style="width:90px">time</th></tr>`;
@@ -210,7 +211,10 @@ export function renderReport(r: ReportInput): string {
     const w = Math.max(0.3, (((pr!.seconds ?? 0) * 1000) / span) * 100);
     h += `<tr class="tl"><td>${esc(p.name)}</td><td><div class="lane"><div class="bar" style="left:${left.toFixed(2)}%;width:${Math.min(w, 100 - left).toFixed(2)}%;background:${STATUS_COLOURS[st]}" title="${esc(`${p.name}: ${st}`)}"></div></div></td><td class="num">${(pr!.seconds ?? 0).toFixed(2)} s</td></tr>`;
   }
-  if (!ran.length) h += `<tr><td colspan="3">no timing recorded (run kiln build)</td></tr>`;
+  const idle = m.parts.length - ran.length;
+  if (!run) h += `<tr><td colspan="3">no build recorded (run kiln build)</td></tr>`;
+  else if (!ran.length) h += `<tr><td colspan="3">nothing was built in this run</td></tr>`;
+  if (run && idle) h += `<tr><td colspan="3">${idle} part${idle === 1 ? '' : 's'} cached, restored or skipped (no work)</td></tr>`;
   h += `</table></section>`;
 
   // parts and reasons
@@ -264,7 +268,7 @@ export function signatureStates(project: Project, m: Manifest, scans: (part: str
     const rel = a.path.split('/').slice(2).join('/');
     const pkg = scan?.packages[rel];
     if (pkg) bits.push(pkg.signed ? `${pkg.format} signed` : `${pkg.format} unsigned`);
-    if (/(^|\/)InRelease$|\.asc$|Release\.gpg$|repomd\.xml\.asc$/.test(a.path) && a.type !== 'signing-key') bits.push('is a signature');
+    if (a.mediaType === 'application/pgp-signature') bits.push('is a signature');
     if (prov.has(a.part) && !a.path.startsWith('test-results/')) bits.push(prov.get(a.part)!);
     out.set(a.path, bits.join(', '));
   }

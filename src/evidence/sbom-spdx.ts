@@ -51,7 +51,7 @@ export function spdx(inv: Inventory): Json {
       licenseConcluded: 'NOASSERTION',
       licenseDeclared: 'NOASSERTION',
       copyrightText: 'NOASSERTION',
-      primaryPackagePurpose: 'OPERATING-SYSTEM',
+      primaryPackagePurpose: 'OPERATING_SYSTEM',
     });
     for (const p of c.packages) {
       const pid = spdxId('Deb', p.name, p.ref);

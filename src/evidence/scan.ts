@@ -34,7 +34,7 @@ export interface ScannedFile {
 }
 
 export interface PartScan {
-  v: 1;
+  v: number;
   files: ScannedFile[];
   /** package metadata by file path (deb and rpm artifacts) */
   packages: Record<string, PackageInfo>;
@@ -42,7 +42,7 @@ export interface PartScan {
   chroots: Record<string, InstalledPackage[]>;
 }
 
-const SCAN_VERSION = 1;
+const SCAN_VERSION = 3;
 
 const EXT_MEDIA: Array<[RegExp, string]> = [
   [/\.deb$/, 'application/vnd.debian.binary-package'],
@@ -54,6 +54,7 @@ const EXT_MEDIA: Array<[RegExp, string]> = [
   [/\.tar\.xz$|\.xz$/, 'application/x-xz'],
   [/\.tar\.zst$|\.zst$/, 'application/zstd'],
   [/\.t?gz$/, 'application/gzip'],
+  [/(^|\/)([^/]*key[^/]*\.(asc|gpg)|RPM-GPG-KEY[^/]*)$/i, 'application/pgp-keys'],
   [/\.(asc|gpg|sig)$|(^|\/)(InRelease|Release\.gpg)$/, 'application/pgp-signature'],
   [/\.xml$/, 'application/xml'],
   [/\.json$/, 'application/json'],
@@ -62,7 +63,8 @@ const EXT_MEDIA: Array<[RegExp, string]> = [
 ];
 
 export function classify(kind: string, path: string): { type: ArtifactType; mediaType: string } {
-  const mediaType = EXT_MEDIA.find(([re]) => re.test(path))?.[1] ?? 'application/octet-stream';
+  let mediaType = EXT_MEDIA.find(([re]) => re.test(path))?.[1] ?? 'application/octet-stream';
+  if (kind === 'gpg-key' && mediaType === 'application/pgp-signature') mediaType = 'application/pgp-keys';
   const base = path.split('/').pop()!;
   let type: ArtifactType = 'file';
   if (path.endsWith('.deb')) type = 'deb';
