@@ -1,6 +1,6 @@
 // The example distribution in recipes/ builds (as `npm run example` does), into a temporary out/.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { expect, test } from 'vitest';
@@ -54,4 +54,19 @@ test('recipes/distribution.cfg builds GNU hello from Debian upstream source, run
   // a no-op build: the same SBOMs and provenance; the manifest says the parts were cached
   expect(['manifest.json', 'sbom/kiln.cdx.json', 'sbom/kiln.spdx.json', 'provenance/hello-bin.intoto.json'].map((f, i) => readFileSync(join(out, f)).equals(evidence[i]!))).toEqual([false, true, true, true]);
   expect(new Set(readJson('manifest.json').parts.map((p: { status: string }) => p.status))).toEqual(new Set(['cached']));
-}, 300_000);
+
+  // kiln diff between this build and one with a new version of one package: exactly that package
+  const old = mkdtempSync(join(tmpdir(), 'kiln-example-old-'));
+  cpSync(join(out, 'manifest.json'), join(old, 'manifest.json'));
+  cpSync(join(out, 'sbom'), join(old, 'sbom'), { recursive: true });
+  const bumped = await kilnP(root, ['build', '-c', 'recipes/distribution.cfg', '-o', out, '--json', 'hello-extras:version=2.10-2'], env);
+  expect(bumped.code, bumped.stderr).toBe(0);
+  const diff = await kilnP(root, ['diff', old, out, '--json'], env);
+  expect(diff.code, diff.stderr).toBe(0);
+  const d = JSON.parse(diff.stdout);
+  expect(d.packages).toEqual([
+    { scope: 'built', name: 'kiln-hello-extras', format: 'deb', arch: 'all', old: '2.10-1', new: '2.10-2' },
+    { scope: 'built', name: 'kiln-hello-extras', format: 'rpm', arch: 'noarch', old: '2.10-1', new: '2.10-2' },
+  ]);
+  expect(d.artifacts.filter((a: { part: string }) => a.part === 'hello-extras').map((a: { change: string }) => a.change).sort()).toEqual(['added', 'added', 'removed', 'removed']);
+}, 900_000);

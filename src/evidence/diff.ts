@@ -113,7 +113,7 @@ export function diffCommand(args: string[], json: boolean): number {
   }
   const d = diffManifests(args[0]!, args[1]!);
   if (json) {
-    console.log(JSON.stringify(d, null, 1));
+    console.log(JSON.stringify(d)); // one line: one JSON document per line, as the build events
     return 0;
   }
   console.log(`packages: ${d.packages.length} changed`);
