@@ -26,6 +26,11 @@ export interface EvidenceOptions {
 
 export const json = (v: unknown) => JSON.stringify(v, null, 1) + '\n';
 
+/** A part name as a file name: characters other than [A-Za-z0-9._+-] and a leading dot percent-encoded (no path escapes). */
+export function fileName(part: string): string {
+  return part.replace(/[^A-Za-z0-9._+-]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')).replace(/^\./, '%2E');
+}
+
 /**
  * The configured key file (--evidence-key, else [buildout] evidence-signing-key), checked before
  * anything is built: a missing file is a config error naming the option and where it was set.
@@ -90,19 +95,20 @@ export async function writeEvidence(project: Project, names: string[], run: RunR
     const scan = mr.scans.get(p.name);
     if (!scan || (!Object.keys(scan.packages).length && !Object.keys(scan.chroots).length)) continue;
     const pi = buildInventory(project, mr, new Set([p.name]));
-    writeFileAtomic(join(out, 'sbom', 'parts', `${p.name}.cdx.json`), json(cyclonedx(pi)));
-    writeFileAtomic(join(out, 'sbom', 'parts', `${p.name}.spdx.json`), json(spdx(pi)));
-    keepSbom.add(`${p.name}.cdx.json`).add(`${p.name}.spdx.json`);
+    const f = fileName(p.name);
+    writeFileAtomic(join(out, 'sbom', 'parts', `${f}.cdx.json`), json(cyclonedx(pi)));
+    writeFileAtomic(join(out, 'sbom', 'parts', `${f}.spdx.json`), json(spdx(pi)));
+    keepSbom.add(`${f}.cdx.json`).add(`${f}.spdx.json`);
   }
   prune(join(out, 'sbom', 'parts'), ['.cdx.json', '.spdx.json'], keepSbom);
 
   const provDir = join(out, 'provenance');
   const stmts = statements(project, mr, inv, project.config.getOptional('buildout', 'evidence-builder-id')?.trim() || undefined);
   const key = signingKey(project, mr, opts);
-  const env = await envelopes(stmts, (part) => readJson<Envelope>(join(provDir, `${part}.intoto.json`)), key, project.sourceDateEpoch);
+  const env = await envelopes(stmts, (part) => readJson<Envelope>(join(provDir, `${fileName(part)}.intoto.json`)), key, project.sourceDateEpoch);
   const keepProv = new Set<string>();
   for (const [part, e] of env.envelopes) {
-    const f = `${part}.intoto.json`;
+    const f = `${fileName(part)}.intoto.json`;
     const text = JSON.stringify(e) + '\n';
     const path = join(provDir, f);
     if (!existsSync(path) || readFileSync(path, 'utf8') !== text) writeFileAtomic(path, text);

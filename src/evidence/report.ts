@@ -9,6 +9,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Project } from '../engine/project.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
+import { fileName } from './index.js';
 import type { Manifest } from './manifest.js';
 import type { PartScan } from './scan.js';
 import type { PartStatus, RunRecord } from './record.js';
@@ -253,7 +254,7 @@ export function signatureStates(project: Project, m: Manifest, scans: (part: str
   const out = new Map<string, string>();
   const prov = new Map<string, string>();
   for (const p of m.parts) {
-    const f = join(project.outDir, 'provenance', `${p.name}.intoto.json`);
+    const f = join(project.outDir, 'provenance', `${fileName(p.name)}.intoto.json`);
     if (!existsSync(f)) continue;
     try {
       const e = JSON.parse(readFileSync(f, 'utf8')) as { signatures?: unknown[] };
