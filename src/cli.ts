@@ -17,6 +17,12 @@ import { rmrf } from './lib/fsutil.js';
 import { reapGnupgHomes, setGnupgRoot } from './lib/gpg.js';
 import { TOOL_PACKAGES, which } from './lib/tools.js';
 import { probeKvm } from './vm/qemu.js';
+import { diffCommand } from './evidence/diff.js';
+import { configuredKey, writeEvidence, lastRun } from './evidence/index.js';
+import { lintArtifacts } from './evidence/lint.js';
+import { buildManifest, type Manifest } from './evidence/manifest.js';
+import { EvidenceRecorder } from './evidence/record.js';
+import { writeReport } from './evidence/report.js';
 
 const HELP = `kiln — release-engineering builds from buildout-style recipes
 
@@ -30,6 +36,8 @@ commands:
   clean [part...]   remove outputs (all of out/, or the named parts' links and state)
   verify [part...]  hash every store entry (or the named parts') against its manifest; quarantine what differs
   doctor            check host tools (with the Debian package for each missing one) and the Docker engine
+  report            write out/report/index.html from the last build (manifest, timings, tests, reasons)
+  diff OLD NEW      artifacts and package versions that changed between two out/manifest.json files
   help              this text
 
 options:
@@ -43,6 +51,10 @@ options:
       --no-wait       fail (exit 5) instead of waiting when another build holds out/
       --format F      graph format: dot (default), mermaid, svg (needs Graphviz)
       --history       show: also how each value was assembled (extends, +=, -=, macros)
+      --report        build: also write the HTML build report (out/report/index.html)
+      --lint          report: run lintian / rpmlint on the .deb / .rpm artifacts, verdicts in the report
+      --evidence-key F  OpenPGP secret key that signs the provenance envelopes (default: [buildout]
+                      evidence-signing-key, else the kiln:gpg-key part's key; 'none': unsigned)
   section:option=value  override an option (like buildout), highest priority
 
 exit codes: 0 ok, 1 build failed (verify: an entry differed and was quarantined), 2 usage, 3 config error, 4 missing host tool, 5 locked, 130 interrupted`;
@@ -69,6 +81,9 @@ export async function main(argv: string[]): Promise<number> {
         'no-wait': { type: 'boolean' },
         format: { type: 'string' },
         history: { type: 'boolean' },
+        report: { type: 'boolean' },
+        lint: { type: 'boolean' },
+        'evidence-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -113,7 +128,7 @@ export async function main(argv: string[]): Promise<number> {
     });
     switch (cmd) {
       case 'build':
-        return await cmdBuild(popts(), names, jobs, !!o['keep-going'], !!o.json, !o['no-wait']);
+        return await cmdBuild(popts(), names, jobs, !!o['keep-going'], !!o.json, !o['no-wait'], { report: !!o.report, lint: !!o.lint, signingKey: o['evidence-key'] });
       case 'plan':
         return await cmdPlan(popts(), names, !!o.json);
       case 'graph':
@@ -124,6 +139,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdClean(popts(), names);
       case 'verify':
         return await cmdVerify(popts(), names, !!o.json);
+      case 'report':
+        return await cmdReport(popts(), names, !!o.lint);
+      case 'diff':
+        return diffCommand(names, !!o.json);
       case 'doctor':
         return await cmdDoctor(o.config ?? (existsSync('buildout.cfg') ? 'buildout.cfg' : undefined), o, overrides, !!o.json);
       default:
@@ -165,7 +184,15 @@ function noteUnknownRecipes(project: Project): void {
   if (unsupported.length) console.error(`kiln: ${unsupportedText(unsupported)}`);
 }
 
-async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, keepGoing: boolean, json: boolean, wait: boolean): Promise<number> {
+async function cmdBuild(
+  popts: ProjectOptions,
+  targets: string[],
+  jobs: number,
+  keepGoing: boolean,
+  json: boolean,
+  wait: boolean,
+  evidence: { report: boolean; lint?: boolean; signingKey?: string } = { report: false },
+): Promise<number> {
   const { project, statCacheUsed } = await loadProject(popts, readStatCache(popts));
   // before anything is built: a part to build whose recipe kiln does not implement is a config error
   const closure = project.closure(targets.length ? targets : undefined);
@@ -197,14 +224,32 @@ async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, 
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
   try {
+    configuredKey(project, { signingKey: evidence.signingKey }, true); // a missing key file fails before building
+    const recorder = new EvidenceRecorder(makeReporter(json));
     const res = await build(project, statCacheUsed, {
       targets: targets.length ? targets : undefined,
       jobs,
       keepGoing,
-      reporter: makeReporter(json),
+      reporter: recorder,
       wait,
       signal: ac.signal,
     });
+    recorder.run.exitCode = res.exitCode;
+    // release evidence (docs/evidence.md): manifest, SBOMs, provenance; the report on request
+    const lock = new Lock(join(project.kilnDir, 'lock'));
+    await lock.acquire(wait);
+    try {
+      const names = project.closure(targets.length ? targets : undefined);
+      const mr = await writeEvidence(project, names, recorder.run, { signingKey: evidence.signingKey });
+      if (evidence.report && evidence.lint) await lintArtifacts(project, mr.manifest);
+      if (evidence.report) process.stderr.write(`kiln: report: ${writeReport(project, recorder.run, (p) => mr.scans.get(p))}\n`);
+    } catch (e) {
+      if (e instanceof KilnError && res.exitCode === ExitCode.OK) throw e;
+      process.stderr.write(`kiln: error: release evidence: ${(e as Error).message}\n`);
+      return res.exitCode === ExitCode.OK ? ExitCode.BUILD_FAILED : hangup && res.exitCode === ExitCode.INTERRUPTED ? ExitCode.HANGUP : res.exitCode;
+    } finally {
+      lock.release();
+    }
     return hangup && res.exitCode === ExitCode.INTERRUPTED ? ExitCode.HANGUP : res.exitCode;
   } catch (e) {
     if (hangup && e instanceof KilnError && e.exitCode === ExitCode.INTERRUPTED) e.exitCode = ExitCode.HANGUP;
@@ -214,6 +259,22 @@ async function cmdBuild(popts: ProjectOptions, targets: string[], jobs: number, 
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
   }
+}
+
+async function cmdReport(popts: ProjectOptions, targets: string[], lint: boolean): Promise<number> {
+  const { project } = await loadProject(popts, readStatCache(popts));
+  const run = lastRun(project);
+  const lock = new Lock(join(project.kilnDir, 'lock'));
+  await lock.acquire(true);
+  try {
+    const names = project.closure(targets.length ? targets : undefined);
+    const mr = existsSync(join(project.outDir, 'manifest.json')) ? await buildManifest(project, names, run) : await writeEvidence(project, names, run);
+    if (lint) await lintArtifacts(project, JSON.parse(readFileSync(join(project.outDir, 'manifest.json'), 'utf8')) as Manifest);
+    console.log(writeReport(project, run, (p) => mr.scans.get(p)));
+  } finally {
+    lock.release();
+  }
+  return 0;
 }
 
 // The stat cache lives in the state file; loading it first lets unchanged inputs skip hashing.
@@ -321,8 +382,8 @@ async function cmdClean(popts: ProjectOptions, names: string[]): Promise<number>
     try {
       // each path is renamed into the trash, then deleted: a kill leaves it whole or gone
       await emptyTrash(trash);
-      for (const sub of ['parts', 'logs', 'test-results']) await removeTree(join(outDir, sub), trash);
-      for (const sub of ['state.json', 'store', 'tmp', 'quarantine']) await removeTree(join(outDir, '.kiln', sub), trash);
+      for (const sub of ['parts', 'logs', 'test-results', 'manifest.json', 'sbom', 'provenance', 'report']) await removeTree(join(outDir, sub), trash);
+      for (const sub of ['state.json', 'store', 'tmp', 'quarantine', 'evidence']) await removeTree(join(outDir, '.kiln', sub), trash);
       await emptyTrash(trash);
     } finally {
       lock.release();
