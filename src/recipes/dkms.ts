@@ -241,6 +241,8 @@ export const recipe: Recipe = {
     make: { description: 'MAKE[0] when writing dkms.conf' },
     clean: { description: 'CLEAN when writing dkms.conf' },
     autoinstall: { description: 'AUTOINSTALL when writing dkms.conf', default: 'true' },
+    'signing-key': { description: 'OpenPGP secret key file: the kmod .rpm gets a header signature (as kiln:package)' },
+    'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
   },
   validate(ctx) {
     const o = ctx.options;
@@ -252,12 +254,17 @@ export const recipe: Recipe = {
     if (c !== undefined && (!c.trim() || /[\x00-\x1f\x7f]/.test(c.trim()))) throw o.error('copyright', 'one line of copyright holders, e.g. 2024 Jane Doe <jane@example.org>');
     const m = o.get('maintainer')!.trim();
     if (!/^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/.test(m)) throw o.error('maintainer', `expected 'Name <email>', got '${m}'`);
+    for (const k of ['signing-key', 'signing-key-passphrase-file']) {
+      const f = o.path(k);
+      if (f && (!existsSync(f) || !statSync(f).isFile())) throw o.error(k, `file not found: ${f}`);
+    }
   },
   inputs(ctx) {
     const o = ctx.options;
-    return [o.path('source')!, ...(o.get('copyright-file')?.trim() ? [o.path('copyright-file')!] : [])];
+    const keys = [o.path('signing-key'), o.path('signing-key-passphrase-file')].filter((x): x is string => !!x);
+    return [o.path('source')!, ...(o.get('copyright-file')?.trim() ? [o.path('copyright-file')!] : []), ...keys];
   },
-  tools: () => ['docker', 'xz'],
+  tools: (ctx) => ['docker', 'xz', ...(ctx.options.get('signing-key')?.trim() ? ['gpg', 'gpgconf'] : [])],
   async install(ctx) {
     const o = ctx.options;
     const kernels = o.list('kernels');
@@ -369,6 +376,7 @@ export const recipe: Recipe = {
           scripts: { post: { body: depmod }, postun: { body: depmod } },
           changelog: [{ time: sde, author: `${maintainer} - ${ver}-1`, text: `- ${conf.name} ${conf.version} modules built by kiln (DKMS) for kernel ${k}` }],
           sourceDateEpoch: sde,
+          signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
         };
         await writeRpm(spec, join(ctx.staging, rpmFileName(spec)));
         summary.push(rpmFileName(spec));
