@@ -233,7 +233,8 @@ export const recipe: Recipe = {
     const params = parameters(o);
     const scripts = [...scriptFiles(o)].sort((a, b) => a[0].localeCompare(b[0]));
     const defaults = o.env('defaults');
-    const files: PkgFile[] = [];
+    // the provider directory is the package's own (rpm removes it with the package)
+    const files: PkgFile[] = [{ path: esDir, type: 'dir', mode: 0o755 }];
     for (const [s, { file }] of scripts) files.push({ path: `${esDir}/${s}`, type: 'file', source: file, mode: 0o755 });
     files.push({ path: `${esDir}/parameters.list`, type: 'file', content: params.map((p) => `${p.name} ${p.description}\n`).join(''), mode: 0o644 });
     for (const f of o.paths('extra-files')) files.push({ path: `${esDir}/${basename(f)}`, type: 'file', source: f, mode: 0o644 });
