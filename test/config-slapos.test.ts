@@ -7,7 +7,6 @@
  * Then a table of header expressions against the oracle, the Python fallback (one process per
  * load, logged, missing Python), and the CLI on a 250-file profile (bench/slapos-profile.mjs).
  */
-import { execFile } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -18,30 +17,14 @@ import { ConfigLanguageError, loadConfig } from '../src/config/index.js';
 import { defaultConditionGlobals, evalCondition, ExprError, PyRaise } from '../src/config/expr.js';
 import type { BuildoutConfig } from '../src/config/resolve.js';
 import { loadProject } from '../src/engine/project.js';
+import { runBuildoutOracle, type Sections } from './helpers/buildout-oracle.js';
 import { kiln } from './helpers/kiln.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CORPUS = path.join(ROOT, 'test/fixtures/slapos');
 const PYTHON = '/usr/bin/python3';
-const ORACLE = path.join(ROOT, 'scripts/buildout-oracle.py');
 
-type Sections = Array<[string, Array<[string, string]>]>;
-interface OracleResult {
-  file: string;
-  sections?: Sections;
-  error?: { type: string; kind: string; message: string };
-}
-
-function oracle(args: string[], files: string[]): Promise<Map<string, OracleResult>> {
-  return new Promise((resolve, reject) => {
-    execFile(PYTHON, [ORACLE, ...args, ...files], { encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`oracle failed: ${err.message}\n${stderr}`));
-      const out = new Map<string, OracleResult>();
-      for (const line of stdout.split('\n')) if (line.trim()) out.set((JSON.parse(line) as OracleResult).file, JSON.parse(line) as OracleResult);
-      resolve(out);
-    });
-  });
-}
+const oracle = (args: string[], files: string[]) => runBuildoutOracle([...args, ...files]);
 
 let tmp = '';
 beforeAll(() => {
