@@ -18,7 +18,7 @@ import { reapGnupgHomes, setGnupgRoot } from './lib/gpg.js';
 import { TOOL_PACKAGES, which } from './lib/tools.js';
 import { probeKvm } from './vm/qemu.js';
 import { diffCommand } from './evidence/diff.js';
-import { configuredKey, writeEvidence, lastRun } from './evidence/index.js';
+import { configuredKey, writeEvidence, writeEvidenceIfChanged, lastRun } from './evidence/index.js';
 import { lintArtifacts } from './evidence/lint.js';
 import { buildManifest, type Manifest } from './evidence/manifest.js';
 import { EvidenceRecorder } from './evidence/record.js';
@@ -240,9 +240,11 @@ async function cmdBuild(
     await lock.acquire(wait);
     try {
       const names = project.closure(targets.length ? targets : undefined);
-      const mr = await writeEvidence(project, names, recorder.run, { signingKey: evidence.signingKey });
-      if (evidence.report && evidence.lint) await lintArtifacts(project, mr.manifest);
-      if (evidence.report) process.stderr.write(`kiln: report: ${writeReport(project, recorder.run, (p) => mr.scans.get(p))}\n`);
+      if (evidence.report) {
+        const mr = await writeEvidence(project, names, recorder.run, { signingKey: evidence.signingKey });
+        if (evidence.lint) await lintArtifacts(project, mr.manifest);
+        process.stderr.write(`kiln: report: ${writeReport(project, recorder.run, (p) => mr.scans.get(p))}\n`);
+      } else await writeEvidenceIfChanged(project, names, recorder.run, { signingKey: evidence.signingKey });
     } catch (e) {
       if (e instanceof KilnError && res.exitCode === ExitCode.OK) throw e;
       process.stderr.write(`kiln: error: release evidence: ${(e as Error).message}\n`);

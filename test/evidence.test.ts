@@ -2,7 +2,7 @@
 // real browser, kiln diff. Small configs (kiln:command + kiln:package + a key), a few seconds each.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { inflateSync } from 'node:zlib';
@@ -204,6 +204,28 @@ describe('release evidence', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(B.out, 'provenance', 'pkg-a.intoto.json')).equals(before)).toBe(true);
     expect(readJson(join(B.out, 'manifest.json')).parts.map((p: { status: string }) => p.status)).toEqual(['cached', 'cached', 'cached']);
+  });
+
+  test('unchanged evidence is not rewritten on a no-op build; an edited, removed or added evidence file is restored', () => {
+    const manifest = join(B.out, 'manifest.json');
+    const sbom = join(B.out, 'sbom', 'kiln.cdx.json');
+    const good = { manifest: readFileSync(manifest), sbom: readFileSync(sbom) };
+    const m0 = statSync(manifest).mtimeMs;
+    expect(kiln(B.dir, ['build']).code).toBe(0);
+    expect(statSync(manifest).mtimeMs).toBe(m0); // current: not recomputed
+    writeFileSync(sbom, readFileSync(sbom, 'utf8').replace('kiln-a', 'kiln-x'));
+    writeFileSync(join(B.out, 'provenance', 'extra.intoto.json'), '{}\n');
+    rmSync(manifest);
+    const r = kiln(B.dir, ['build']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(manifest).equals(good.manifest)).toBe(true);
+    expect(readFileSync(sbom).equals(good.sbom)).toBe(true);
+    expect(existsSync(join(B.out, 'provenance', 'extra.intoto.json'))).toBe(false);
+    // a changed signing key changes the provenance even though no part rebuilt
+    const env0 = readFileSync(join(B.out, 'provenance', 'pkg-a.intoto.json'), 'utf8');
+    const r2 = kiln(B.dir, ['build', '--evidence-key', 'none']);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(readFileSync(join(B.out, 'provenance', 'pkg-a.intoto.json'), 'utf8')).not.toBe(env0);
   });
 });
 

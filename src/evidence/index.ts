@@ -7,12 +7,13 @@
  *   out/provenance/signing-key.asc     the public key the envelopes are signed with
  *   out/.kiln/evidence/last-run.json   timings and reasons of the last build (for the report)
  */
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Project } from '../engine/project.js';
 import { ConfigError, ExitCode, KilnError } from '../lib/errors.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
-import { buildManifest, type ManifestResult } from './manifest.js';
+import { buildManifest, configFiles, kilnVersion, type ManifestResult } from './manifest.js';
 import { buildInventory } from './model.js';
 import { envelopes, statements, type Envelope, type SigningKeyRef } from './provenance.js';
 import type { RunRecord } from './record.js';
@@ -80,6 +81,76 @@ function readJson<T>(file: string): T | undefined {
 function prune(dir: string, suffixes: string[], keep: Set<string>): void {
   if (!existsSync(dir)) return;
   for (const f of readdirSync(dir)) if (suffixes.some((s) => f.endsWith(s)) && !keep.has(f)) rmSync(join(dir, f), { force: true });
+}
+
+/** The evidence files under out/ (relative paths), sorted. */
+function evidenceFiles(out: string): string[] {
+  const files = existsSync(join(out, 'manifest.json')) ? ['manifest.json'] : [];
+  for (const d of ['sbom', 'sbom/parts', 'provenance']) {
+    if (!existsSync(join(out, d))) continue;
+    for (const f of readdirSync(join(out, d), { withFileTypes: true })) if (f.isFile()) files.push(`${d}/${f.name}`);
+  }
+  return files.sort();
+}
+
+/** size and mtime of each evidence file: an edited, added or removed file changes it */
+function fileStamps(out: string): Record<string, [number, number]> {
+  const r: Record<string, [number, number]> = {};
+  for (const f of evidenceFiles(out)) {
+    const st = statSync(join(out, f));
+    r[f] = [st.size, st.mtimeMs];
+  }
+  return r;
+}
+
+interface EvidenceStamp {
+  fingerprint: string;
+  files: Record<string, [number, number]>;
+}
+
+/**
+ * Everything the evidence is computed from: kiln's version, SOURCE_DATE_EPOCH, the config files'
+ * digests, each part's signature (the store entry is verified by plan's checks before a part counts
+ * as cached), status, kind and place, the signing key's bytes and the builder id. Undefined when a
+ * part failed (its test results are read from out/test-results/, outside the store).
+ */
+async function fingerprint(project: Project, names: string[], run: RunRecord, opts: EvidenceOptions): Promise<string | undefined> {
+  const h = createHash('sha256');
+  const cfg = project.config;
+  h.update(JSON.stringify([kilnVersion(), project.sourceDateEpoch, project.outDir, project.projectDir, cfg.getOptional('buildout', 'evidence-builder-id') ?? '']));
+  for (const f of await configFiles(project)) h.update(`\0${f.abs}\0${f.sha256}`);
+  for (const name of [...names].sort()) {
+    const part = project.parts.get(name)!;
+    const status = run.parts[name]?.status;
+    if (status !== 'built' && status !== 'restored' && status !== 'cached') return undefined;
+    h.update(JSON.stringify([name, part.signature, status, part.recipe.kind, part.recipeSpec, part.location, part.shared, [...part.deps.keys()].sort()]));
+  }
+  const key = configuredKey(project, opts);
+  if (key && key !== 'none') {
+    h.update(`\0key\0${key.keyFile}\0${createHash('sha256').update(readFileSync(key.keyFile)).digest('hex')}\0${key.passphraseFile ?? ''}`);
+    if (key.passphraseFile) h.update(readFileSync(key.passphraseFile));
+  } else h.update(`\0key\0${key ?? ''}`);
+  return h.digest('hex');
+}
+
+/**
+ * Write the evidence unless it is already current: when the fingerprint of its inputs equals the
+ * one recorded after the last write and every evidence file is still there with the size and mtime
+ * it had then, nothing is recomputed (the no-op build of a large graph stays fast). Only the run
+ * record is written. Returns whether the evidence was (re)written.
+ */
+export async function writeEvidenceIfChanged(project: Project, names: string[], run: RunRecord, opts: EvidenceOptions = {}): Promise<boolean> {
+  const stampFile = join(project.kilnDir, 'evidence', 'stamp.json');
+  const fp = await fingerprint(project, names, run, opts);
+  const old = readJson<EvidenceStamp>(stampFile);
+  if (fp && old?.fingerprint === fp && JSON.stringify(old.files) === JSON.stringify(fileStamps(project.outDir))) {
+    writeFileAtomic(join(project.kilnDir, 'evidence', 'last-run.json'), json(run));
+    return false;
+  }
+  rmSync(stampFile, { force: true });
+  await writeEvidence(project, names, run, opts);
+  if (fp) writeFileAtomic(stampFile, json({ fingerprint: fp, files: fileStamps(project.outDir) } satisfies EvidenceStamp));
+  return true;
 }
 
 export async function writeEvidence(project: Project, names: string[], run: RunRecord | undefined, opts: EvidenceOptions = {}): Promise<ManifestResult> {
