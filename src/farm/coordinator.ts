@@ -149,7 +149,7 @@ export class FarmCoordinator {
     for (const d of part.deps.keys()) {
       if (await this.remote.http.has('ac', this.remote.actionKey(d))) continue;
       const dep = this.project.parts.get(d)!;
-      await this.remote.upload(dep, store.storePath(dep), undefined);
+      await this.remote.upload(dep, store);
       if (!(await this.remote.http.has('ac', this.remote.actionKey(d)))) throw new KilnError(`[${part.name}] dependency '${d}' could not be uploaded to the remote cache for the workers`);
     }
   }

@@ -13,9 +13,9 @@
  * unsigned, signed by an untrusted key, malformed, or whose bytes do not match their digests is
  * not used: the part is built locally (and, in readwrite mode, the bad blobs are uploaded again).
  */
-import { closeSync, copyFileSync, chmodSync, fchmodSync, mkdirSync, mkdtempSync, openSync, readSync, readFileSync, renameSync, symlinkSync, writeFileSync, writeSync, rmSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, chmodSync, fchmodSync, mkdirSync, mkdtempSync, openSync, readSync, readFileSync, renameSync, symlinkSync, writeFileSync, writeSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { PlanEntry } from '../engine/build.js';
 import type { Part, Project } from '../engine/project.js';
 import type { Store } from '../engine/store.js';
@@ -24,7 +24,8 @@ import { rmrf } from '../lib/fsutil.js';
 import { actionKeys, ENVELOPE_FORMAT, RESULT_FORMAT, validateResult, type ActionResult, type Digest, type Envelope, type ResultEntry } from './action.js';
 import { CacheUnavailable, DigestMismatch, HttpCache } from './http.js';
 import { parseTrust, ResultSigner, ResultVerifier } from './trust.js';
-import { outputManifest, UnsupportedEntry } from './tree.js';
+import { manifestTree, sameTree, UnsupportedEntry } from './tree.js';
+import { MANIFEST, describe, readManifest } from '../engine/manifest.js';
 
 /** Files up to this size travel in packs (one blob per PACK_MAX bytes of small files). */
 export const PACK_THRESHOLD = 64 * 1024;
@@ -198,16 +199,23 @@ export class RemoteCache {
         throw new Error(`action result ac/${key.slice(0, 12)} is unreadable: ${(e as Error).message}`);
       }
       validateResult(result, key);
-      const { staging } = store.newStaging(part);
-      base = dirname(staging);
-      await this.materialize(result, staging, join(base, 'blobs'));
+      // assembled like a build: ENTRY/out in the store's staging, then Store.commit (manifest
+      // written inside, rename into the store), refused when the tree differs from the result
+      const st = store.newStaging(part);
+      base = st.base;
+      await this.materialize(result, st.staging, join(base, 'blobs'));
+      let log: string | undefined;
       if (result.log) {
-        mkdirSync(this.project.logsDir, { recursive: true });
-        if (!(await this.http.getBlob(result.log.sha256, result.log.size, join(this.project.logsDir, `${part.name}.log`)))) {
+        log = join(base, 'log');
+        if (!(await this.http.getBlob(result.log.sha256, result.log.size, log))) {
           throw new Error(`blob cas/${result.log.sha256.slice(0, 12)} (log) is missing from the remote cache`);
         }
       }
-      await store.commit(part, staging);
+      await store.commit(part, st, (m) => sameTree(m, result.tree, key));
+      if (log) {
+        mkdirSync(this.project.logsDir, { recursive: true });
+        renameSync(log, join(this.project.logsDir, `${part.name}.log`));
+      }
       this.restored.push(part.name);
       return true;
     } catch (e) {
@@ -280,14 +288,23 @@ export class RemoteCache {
     for (const e of [...r.tree].reverse()) if (e.type === 'dir') chmodSync(join(dest, e.path), e.mode);
   }
 
-  /** Upload a part just built (readwrite mode): blobs the server lacks, then the action result. */
-  async upload(part: Part, dir: string, logFile: string | undefined): Promise<void> {
+  /**
+   * Upload a part's store entry (readwrite mode): blobs the server lacks, then the action result.
+   * The entry is hashed against its manifest first; the tree uploaded is the manifest's, and an
+   * entry that differs from it is not uploaded (`kiln verify` names the file).
+   */
+  async upload(part: Part, store: Store, logFile: string | undefined = join(this.project.logsDir, `${part.name}.log`)): Promise<void> {
     if (this.disabled || this.settings.mode !== 'readwrite') return;
     const key = this.actionKey(part.name);
+    const dir = store.storePath(part);
     mkdirSync(join(this.project.kilnDir, 'tmp'), { recursive: true });
     const tmp = mkdtempSync(join(this.project.kilnDir, 'tmp', `upload-${part.name}-`));
     try {
-      const tree: ResultEntry[] = await outputManifest(dir);
+      const diffs = await store.check(part, 'full');
+      if (diffs.length) throw new Error(`its store entry differs from its manifest (${describe(diffs, 3)})`);
+      const m = readManifest(join(store.entryPath(part), MANIFEST));
+      if (!m) throw new Error('its store entry has no manifest');
+      const tree: ResultEntry[] = manifestTree(m);
       const blobs = new Map<string, { size: number; file: string }>();
       const packs: Digest[] = [];
       let fd = -1;
@@ -323,7 +340,7 @@ export class RemoteCache {
       }
       finish();
       let log: Digest | null = null;
-      if (logFile) {
+      if (logFile && existsSync(logFile)) {
         const logCopy = join(tmp, 'log');
         copyFileSync(logFile, logCopy);
         const buf = readFileSync(logCopy);

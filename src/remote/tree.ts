@@ -1,15 +1,11 @@
 /**
  * The output tree of a store entry, listed by digest: what an action result carries.
  *
- * `outputManifest()` is the one place that produces it. The store's own per-entry manifest
- * (path, type, mode, size, sha256, symlink target, written at commit) has the same shape; when
- * it exists this function can read it instead of walking and hashing the tree again.
+ * It is the store's own per-entry manifest (src/engine/manifest.ts: path, type, mode, size,
+ * sha256, symlink target, written at commit) without its stat data: uploads take the tree from
+ * the verified manifest, and a restored entry's manifest must equal the action result's tree.
  */
-import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
-import { hashFile, sha256 } from '../engine/hash.js';
-
-const SMALL = 1 << 20;
+import type { Manifest } from '../engine/manifest.js';
 
 export interface TreeEntry {
   /** relative path, '/'-separated, no '.', '..' or empty components */
@@ -27,30 +23,38 @@ export interface TreeEntry {
 
 export class UnsupportedEntry extends Error {}
 
-/** Every entry below `dir`, sorted by path (parents before children), files hashed. */
-export async function outputManifest(dir: string): Promise<TreeEntry[]> {
+const TYPES = { f: 'file', d: 'dir', l: 'symlink' } as const;
+
+/** The tree of a manifest: every entry below the root, in the manifest's order (parents first). */
+export function manifestTree(m: Manifest): TreeEntry[] {
   const out: TreeEntry[] = [];
-  const rec = async (rel: string) => {
-    const names = readdirSync(rel ? join(dir, rel) : dir).sort();
-    for (const n of names) {
-      const r = rel ? `${rel}/${n}` : n;
-      const abs = join(dir, r);
-      const st = lstatSync(abs);
-      const mode = st.mode & 0o7777;
-      if (st.isDirectory()) {
-        out.push({ path: r, type: 'dir', mode });
-        await rec(r);
-      } else if (st.isFile()) {
-        // small files in one read (10,000 of them cost 10,000 streams otherwise)
-        const digest = st.size <= SMALL ? sha256(readFileSync(abs)) : await hashFile(abs);
-        out.push({ path: r, type: 'file', mode, size: st.size, sha256: digest });
-      } else if (st.isSymbolicLink()) {
-        out.push({ path: r, type: 'symlink', mode: 0o777, target: readlinkSync(abs) });
-      } else {
-        throw new UnsupportedEntry(`${r}: not a file, directory or symlink (mode ${st.mode.toString(8)})`);
-      }
+  for (const e of m.entries) {
+    if (e.p === '.') continue;
+    if (e.t === 'o') throw new UnsupportedEntry(`${e.p}: not a file, directory or symlink`);
+    const t: TreeEntry = { path: e.p, type: TYPES[e.t], mode: e.t === 'l' ? 0o777 : e.m };
+    if (e.t === 'f') {
+      t.size = e.s;
+      t.sha256 = e.h;
     }
-  };
-  await rec('');
+    if (e.t === 'l') t.target = e.l;
+    out.push(t);
+  }
   return out;
+}
+
+/** Throws unless the manifest of a restored tree is exactly `tree` (paths, types, modes, sizes, digests, targets). */
+export function sameTree(m: Manifest, tree: TreeEntry[], key: string): void {
+  const got = manifestTree(m);
+  const want = new Map(tree.map((t) => [t.path, t]));
+  const bad = (path: string, why: string) => new Error(`restored tree of ac/${key.slice(0, 12)} differs from its action result at ${path}: ${why}`);
+  for (const g of got) {
+    const w = want.get(g.path);
+    if (!w) throw bad(g.path, 'not in the result');
+    want.delete(g.path);
+    if (w.type !== g.type) throw bad(g.path, `${g.type}, expected ${w.type}`);
+    if (g.type !== 'symlink' && w.mode !== g.mode) throw bad(g.path, `mode ${g.mode.toString(8)}, expected ${w.mode.toString(8)}`);
+    if (g.type === 'file' && (w.size !== g.size || w.sha256 !== g.sha256)) throw bad(g.path, 'content differs');
+    if (g.type === 'symlink' && w.target !== g.target) throw bad(g.path, 'link target differs');
+  }
+  for (const p of want.keys()) throw bad(p, 'missing');
 }
