@@ -468,6 +468,8 @@ async function cmdClean(popts: ProjectOptions, names: string[]): Promise<number>
   const outDir = resolve(popts.outDir ?? 'out');
   const lock = new Lock(join(outDir, '.kiln', 'lock'));
   const trash = join(outDir, '.kiln', 'trash');
+  // GnuPG homes killed runs left in out/.kiln/tmp: their agents are stopped, the homes removed
+  reapGnupgHomes(join(outDir, '.kiln', 'tmp'));
   if (names.length === 0) {
     await lock.acquire(true);
     try {

@@ -417,6 +417,17 @@ describe('finding 6: no orphans, no stray secrets', () => {
     const r = await kilnP(dir, ['build']);
     expect(r.code, r.stderr).toBe(0);
     expect(existsSync(home)).toBe(false);
+    // `kiln clean` (whole and per part) stops the agent of a leftover home before removing it
+    for (const args of [['clean'], ['clean', 'c']]) {
+      mkdirSync(kilnTmp, { recursive: true });
+      mkdirSync(home, { mode: 0o700 });
+      execFileSync('gpg-connect-agent', ['--homedir', home, '/bye'], { stdio: 'ignore' });
+      await until('the agent', () => agentsOf(home).length > 0, 20_000);
+      const c = await kilnP(dir, args);
+      expect(c.code, c.stderr).toBe(0);
+      expect(existsSync(home)).toBe(false);
+      await until(`the agent to stop after kiln ${args.join(' ')}`, () => agentsOf(home).length === 0, 20_000);
+    }
   }, 120_000);
 
   test('Signer homes live under the GnuPG root with mode 0700 and are removed with their agent on close', async () => {
