@@ -96,6 +96,12 @@ export interface Recipe {
   inputs?(ctx: PlanContext): string[] | Promise<string[]>;
   /** Host commands needed to build, for doctor and early missing-tool errors. */
   tools?(ctx: PlanContext): string[];
+  /**
+   * True when the output embeds the part's own location (a file:// URL to it, a compiled-in
+   * prefix): such an output is only valid at that path, so the remote cache keys it by the
+   * concrete location and a build farm builds it on the coordinator (docs/farm.md).
+   */
+  locationInOutput?(ctx: PlanContext): boolean;
   /** Build into ctx.staging. */
   install(ctx: BuildContext): Promise<void>;
   /** Cheaper rebuild from ctx.previous when the recipe can (optional); falls back to install. */

@@ -5,7 +5,7 @@
 // a server that goes away and refused credentials all end in a correct local build.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -87,6 +87,18 @@ describe('remote cache on nginx (WebDAV)', () => {
     expect(reference['a/run.sh']).toMatch(/^file 755 /);
     expect(reference['a/link']).toBe('link d/e/small.txt');
     expect(readFileSync(join(m.dir, 'out/logs/a.log'), 'utf8')).toMatch(/# kiln: a \(kiln:command\)/);
+    // committed as store entries with their manifests: out/parts/a -> ../.kiln/store/SIG/out
+    const target = readlinkSync(join(m.dir, 'out/parts/a'));
+    expect(target).toMatch(/^\.\.\/\.kiln\/store\/[0-9a-f]+\/out$/);
+    const entry = join(m.dir, 'out/parts', target, '..');
+    const manifest = JSON.parse(readFileSync(join(entry, 'manifest.json'), 'utf8')) as { entries: Array<{ p: string; h?: string }> };
+    expect(manifest.entries.find((e) => e.p === 'run.sh')!.h).toBe(reference['a/run.sh']!.split(' ')[2]);
+    expect(readdirSync(join(m.dir, 'out/.kiln/tmp'))).toEqual([]);
+    const v = await kilnP(m.dir, ['verify']);
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+    // the release evidence records them as restored
+    const ev = JSON.parse(readFileSync(join(m.dir, 'out/manifest.json'), 'utf8')) as { parts: Array<{ name: string; status: string }> };
+    expect(ev.parts.map((p) => `${p.name} ${p.status}`)).toEqual(['a restored', 'b restored']);
     // a second build is a no-op from the local store
     const r2 = await kilnP(m.dir, ['build', '--json', '--remote-cache', ng.url]);
     expect(built(r2)).toEqual([]);
@@ -165,6 +177,26 @@ describe('remote cache on nginx (WebDAV)', () => {
     expect(r.stderr).toMatch(/unavailable/);
     expect(built(r)).toEqual(['a', 'b']);
     expect(snapshot(m.dir)).toEqual(reference);
+  });
+
+  test('an output that names its own location is only restored at that location', async () => {
+    const cfg = '[buildout]\nparts = where\n\n[where]\nrecipe = kiln:command\ncommand = echo "$LOCATION" > "$OUT/where"\n';
+    const one = project({ 'buildout.cfg': cfg });
+    const r1 = await kilnP(one.dir, ['build', '--json', '--remote-cache', ng.url, '--remote-cache-mode', 'readwrite']);
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(r1.stderr).toMatch(/1 uploaded/);
+    // another machine, another path: built there, naming its own location (not the first one's)
+    const two = project({ 'buildout.cfg': cfg });
+    const r2 = await kilnP(two.dir, ['build', '--json', '--remote-cache', ng.url]);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(built(r2)).toEqual(['where']);
+    expect(readFileSync(join(two.dir, 'out/parts/where/where'), 'utf8')).toBe(`${join(two.dir, 'out/parts/where')}\n`);
+    // the same path (a fresh out/ where the first one was): restored
+    rmSync(join(one.dir, 'out'), { recursive: true });
+    const r3 = await kilnP(one.dir, ['build', '--json', '--remote-cache', ng.url]);
+    expect(r3.code, r3.stderr).toBe(0);
+    expect(remoteRestored(r3)).toEqual(['where']);
+    expect(readFileSync(join(one.dir, 'out/parts/where/where'), 'utf8')).toBe(`${join(one.dir, 'out/parts/where')}\n`);
   });
 
   test('bad settings are config errors naming the option', async () => {

@@ -159,7 +159,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
     const toBuild = planned.filter((e) => e.status === 'build').length;
     // fail before building anything when a host tool a part needs is missing
     for (const e of planned) {
-      if (e.status !== 'build' || opts.farm) continue; // farm workers check their own tools
+      if (e.status !== 'build' || (opts.farm && !opts.farm.isLocal(e.part))) continue; // farm workers check their own tools
       const part = project.parts.get(e.part)!;
       const planCtx = { part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir };
       // a clean-room part runs its tools in the chroot: the host needs docker only
@@ -263,7 +263,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
         }
       }
       // the remote cache and the farm (annotate() made these 'restore' with entry.remote)
-      if (opts.farm && (entry.status === 'build' || entry.remote)) {
+      if (opts.farm && !opts.farm.isLocal(part.name) && (entry.status === 'build' || entry.remote)) {
         if (entry.status === 'build') opts.reporter.event({ type: 'part-start', part: part.name, kind: part.recipe.kind, reason: reasons.join('; ') });
         try {
           const r = await opts.farm.handle(part, entry, store);

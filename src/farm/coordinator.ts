@@ -16,6 +16,7 @@ import { hashFile } from '../engine/hash.js';
 import { ExitCode, KilnError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import { rmrf } from '../lib/fsutil.js';
+import { locationBound } from '../remote/action.js';
 import type { RemoteCache } from '../remote/cache.js';
 import { connection, HEARTBEAT_MS, partCapabilities, pingRedis, queueName, WORKERS_KEY, type FarmJobData, type FarmJobResult, type RedisTarget } from './common.js';
 
@@ -32,6 +33,7 @@ export class FarmCoordinator {
   private caps = new Map<string, string[]>();
   private projectBlob: Promise<{ sha256: string; size: number }> | undefined;
   private wanted: Set<string>;
+  private local = new Set<string>();
   private id = `${hostname()}:${process.pid}`;
   /** rejects when Redis stops answering during the build */
   private lost: Promise<never>;
@@ -48,6 +50,14 @@ export class FarmCoordinator {
     this.lost = new Promise<never>((_, reject) => (this.loseRedis = reject));
     this.lost.catch(() => undefined);
     this.wanted = new Set(opts.download === 'all' ? project.closure(opts.targets) : opts.download === 'targets' ? (opts.targets ?? project.selected) : []);
+    // parts whose output embeds their location (and their dependants) are built here, at this
+    // location, from their dependencies' outputs restored here
+    for (const name of project.order) {
+      const part = project.parts.get(name);
+      if (!part) continue;
+      if (locationBound(project, part) || [...part.deps.keys()].some((d) => this.local.has(d))) this.local.add(name);
+    }
+    for (const name of this.local) for (const d of project.parts.get(name)!.deps.keys()) this.wanted.add(d);
   }
 
   /** Ping Redis every 2 s during the build; a missed answer fails every part waiting on the farm. */
@@ -90,7 +100,7 @@ export class FarmCoordinator {
     } finally {
       r.disconnect();
     }
-    const todo = planned.filter((e) => e.status === 'build');
+    const todo = planned.filter((e) => e.status === 'build' && !this.local.has(e.part));
     if (todo.length && workers.length === 0) throw new KilnError(`no kiln worker is connected to ${this.redis.display} (start one with: kiln worker --farm ${this.redis.display} --remote-cache URL)`);
     for (const e of todo) {
       const part = this.project.parts.get(e.part)!;
@@ -184,6 +194,11 @@ export class FarmCoordinator {
       throw new KilnError(`[${part.name}] built on ${result.worker}, but its outputs could not be restored from the remote cache (see the warning above)`);
     }
     return { built: true, worker: result.worker };
+  }
+
+  /** Built by the coordinator itself: its output embeds its location (Recipe.locationInOutput). */
+  isLocal(part: string): boolean {
+    return this.local.has(part);
   }
 
   isDownloaded(part: string): boolean {

@@ -67,6 +67,8 @@ export const recipe: Recipe = {
   tools(ctx) {
     return ['dpkg-deb', 'xz', ...(ctx.options.get('signing-key') ? ['gpg', 'gpgconf'] : [])];
   },
+  // kiln.sources points at the repository's location (URIs: file://LOCATION, Signed-By)
+  locationInOutput: () => true,
   async install(ctx) {
     const o = ctx.options;
     const files = expandGlobs(o, 'packages', ['.deb', '.udeb']);

@@ -88,6 +88,8 @@ export const recipe: Recipe = {
   tools(ctx) {
     return ['tar', 'bash', ctx.options.get('make-binary')?.trim() || 'make', ...(ctx.options.lines('patches').length ? ['patch'] : [])];
   },
+  // without prefix, ./configure --prefix=LOCATION: the programs know where they live
+  locationInOutput: (ctx) => !ctx.options.get('prefix')?.trim(),
   async install(ctx) {
     const o = ctx.options;
     const src = join(ctx.work, 'src');

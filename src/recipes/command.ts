@@ -66,6 +66,8 @@ export const recipe: Recipe = {
   tools(ctx) {
     return ctx.options.get('argv')?.trim() ? [ctx.options.lines('argv')[0]!] : ['bash'];
   },
+  // the command gets $LOCATION: when it uses it, assume the output may record it
+  locationInOutput: (ctx) => Object.values(ctx.options.all()).some((v) => v.includes('LOCATION')),
   async install(ctx) {
     const o = ctx.options;
     const env: Record<string, string> = {

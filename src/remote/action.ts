@@ -12,7 +12,7 @@
  * and payload is the JSON of ActionResult below.
  */
 import { sha256 } from '../engine/hash.js';
-import type { Project } from '../engine/project.js';
+import type { Part, Project } from '../engine/project.js';
 import type { TreeEntry } from './tree.js';
 
 export const ENVELOPE_FORMAT = 'action-result/1';
@@ -49,7 +49,15 @@ export interface Envelope {
   signature: string | null;
 }
 
-/** Action keys of every part of the project (by part name). */
+/** True when the part's output embeds its own location (Recipe.locationInOutput). */
+export function locationBound(project: Project, part: Part): boolean {
+  return !!part.recipe.locationInOutput?.({ part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir });
+}
+
+/**
+ * Action keys of every part of the project (by part name). A part whose output embeds its own
+ * location keys on that concrete path: it is shared only with machines that keep it there.
+ */
 export function actionKeys(project: Project): Map<string, string> {
   const repl: Array<[string, string]> = [];
   for (const p of project.parts.values()) repl.push([p.location, `@@location:${p.name}@@`]);
@@ -70,7 +78,17 @@ export function actionKeys(project: Project): Map<string, string> {
     for (const k of Object.keys(sp.inputs).sort()) inputs[norm(k)] = sp.inputs[k]!;
     const deps: Record<string, string> = {};
     for (const d of Object.keys(sp.deps).sort()) deps[d] = keys.get(d) ?? `unknown:${sp.deps[d]}`;
-    const doc = { v: 1, recipe: sp.recipe, version: sp.version, shared: part.shared, options, inputs, deps, sourceDateEpoch: sp.sourceDateEpoch };
+    const doc = {
+      v: 1,
+      recipe: sp.recipe,
+      version: sp.version,
+      shared: part.shared,
+      options,
+      inputs,
+      deps,
+      sourceDateEpoch: sp.sourceDateEpoch,
+      ...(locationBound(project, part) ? { location: part.location } : {}),
+    };
     keys.set(name, sha256(`kiln-action/1\n${JSON.stringify(doc)}`));
   }
   return keys;
