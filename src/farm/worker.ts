@@ -7,14 +7,13 @@
  * A worker killed mid-part stops renewing its BullMQ lock: the job stalls and another worker
  * takes it.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ExitCode, KilnError } from '../lib/errors.js';
-import { run } from '../lib/exec.js';
+import { run, spawnGuarded } from '../lib/exec.js';
 import { rmrf } from '../lib/fsutil.js';
 import { HttpCache } from '../remote/http.js';
 import { CAPABILITIES, connection, HEARTBEAT_MS, pingRedis, queueName, subsets, WORKERS_KEY, type FarmJobData, type FarmJobResult, type RedisTarget } from './common.js';
@@ -92,11 +91,12 @@ export async function runWorker(o: WorkerOptions): Promise<number> {
       for (const ov of d.overrides) args.push(`${ov.section}:${ov.option}=${ov.value}`);
       const env = { ...process.env, CI: '1', ...(o.cacheDir ? { KILN_CACHE_DIR: o.cacheDir } : {}) };
       const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((res, rej) => {
-        const c = spawn(process.execPath, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+        // like a part's command: killed with the worker (kill -9 of a worker stops its build too)
+        const c = spawnGuarded(process.execPath, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
         let stdout = '';
         let stderr = '';
-        c.stdout.on('data', (b) => (stdout += b));
-        c.stderr.on('data', (b) => (stderr += b));
+        c.stdout!.on('data', (b) => (stdout += b));
+        c.stderr!.on('data', (b) => (stderr += b));
         c.on('error', rej);
         c.on('close', (code) => res({ code, stdout, stderr }));
       });
