@@ -382,6 +382,18 @@ command = true
   expect(dom2).toMatch(/<td[^>]*>rpmlint: (pass|warnings|errors)<\/td>/);
   // the failure is still first: the report comes from the last build's record
   expect(/<section[^>]*>/.exec(dom2)![0]).toBe('<section id="failures">');
+
+  // why each part rebuilt: change the tool's command, rebuild pkg-a with a report
+  p.write({ 'buildout.cfg': cfg.replace(`printf '#!/bin/sh\\necho hi\\n'`, `printf '#!/bin/sh\\necho hello\\n'`) });
+  const r3 = kiln(p.dir, ['build', '--report', 'pkg-a']);
+  expect(r3.code, r3.stderr).toBe(0);
+  const dom3 = chromium(['--dump-dom', `file://${html}`]);
+  const row = (part: string) => new RegExp(`<tr class="part" data-part="${part}" data-status="([a-z-]+)">(.*?)</tr>`).exec(dom3);
+  expect(row('tool')![1]).toBe('built');
+  expect(row('tool')![2]).toMatch(/option 'command' changed/);
+  expect(row('pkg-a')![1]).toBe('built');
+  expect(row('pkg-a')![2]).toMatch(/tool/); // rebuilt because its dependency changed
+  expect(row('key')![1]).toBe('cached');
 }, 180_000);
 
 test('a chroot tarball: installed packages from its dpkg status, with their dependencies', async () => {

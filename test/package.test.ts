@@ -2,7 +2,7 @@
 // lintian, dpkg (install/upgrade/remove/purge into a root), rpm (-K, --qf, -i/-e --root), rpmlint,
 // dnf from the generated repository; reproducibility; bad inputs.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -242,6 +242,25 @@ describe('.rpm', () => {
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(readFileSync(join(root, 'usr/share/kiln-tool/data.txt'), 'utf8')).toBe('data 1.0\n');
   }, 120_000);
+
+  test('rpm-repo url: the .repo file points at the published copy, and dnf installs from there', async () => {
+    const served = mkdtempSync(join(tmpdir(), 'kiln-served-rpm-'));
+    const extra = `\n[pub]\nrecipe = kiln:rpm-repo\npackages = \${data-pkg:location}/*.rpm\nsigning-key = \${keys:secret}\npackages-signed = true\nurl = file://${served}/\n`;
+    const p = project({ 'buildout.cfg': cfg('1.0', extra).replace('secret = KEY', `secret = ${key}`).replace('parts = tool-pkg data-pkg apt rpmrepo', 'parts = data-pkg pub') });
+    const b = await kilnP(p.dir, ['build', 'pub']);
+    expect(b.code, b.stderr).toBe(0);
+    const repoFile = readFileSync(join(p.dir, 'out/parts/pub/kiln.repo'), 'utf8');
+    expect(repoFile).toContain(`baseurl=file://${served}\n`);
+    expect(repoFile).toContain(`gpgkey=file://${served}/RPM-GPG-KEY-kiln\n`);
+    expect(repoFile).not.toContain(p.dir);
+    cpSync(join(p.dir, 'out/parts/pub'), served, { recursive: true, dereference: true });
+    const repos = mkdtempSync(join(tmpdir(), 'kiln-repos-'));
+    writeFileSync(join(repos, 'kiln.repo'), repoFile);
+    const root = mkdtempSync(join(tmpdir(), 'kiln-dnf-'));
+    const r = spawnSync('dnf', ['-y', `--installroot=${root}`, '--releasever=12', `--setopt=reposdir=${repos}`, `--setopt=cachedir=${join(root, 'cache')}`, '--setopt=install_weak_deps=False', 'install', 'kiln-tool-data'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(readFileSync(join(root, 'usr/share/kiln-tool/data.txt'), 'utf8')).toBe('data 1.0\n');
+  }, 180_000);
 });
 
 describe('reproducibility and bad inputs', () => {

@@ -107,6 +107,33 @@ describe('kiln:apt-repo', () => {
     expect(readFileSync(join(a.dir, 'out/parts/repo/dists/bookworm/Release'), 'utf8')).toMatch(/Acquire-By-Hash: yes/);
   });
 
+  test('url: kiln.sources and kiln.repo are location-independent (the key inline) and apt-get accepts the inline key', () => {
+    const served = mkdtempSync(join(tmpdir(), 'kiln-served-'));
+    const sources: string[] = [];
+    for (const p of [project({}), project({})]) {
+      makeDeb(p.dir, 'alpha', '1.0-1');
+      p.write({
+        'buildout.cfg': `[buildout]\nparts = repo\n[repo]\nrecipe = kiln:apt-repo\npackages = *.deb\nsigning-key = ${key}\nurl = file://${served}\n`,
+      });
+      const r = kiln(p.dir, ['build']);
+      expect(r.code, r.stderr).toBe(0);
+      sources.push(readFileSync(join(p.dir, 'out/parts/repo/kiln.sources'), 'utf8'));
+      cpSync(join(p.dir, 'out/parts/repo'), served, { recursive: true, dereference: true });
+    }
+    expect(sources[0]).toBe(sources[1]);
+    expect(sources[0]).toMatch(new RegExp(`^URIs: file://${served}$`, 'm'));
+    expect(sources[0]).toMatch(/^Signed-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n \.\n/m);
+    const root = aptRoot(sources[0]!);
+    const up = apt(root, ['update']);
+    expect(up.status, up.stdout + up.stderr).toBe(0);
+    expect(apt(root, ['download', 'alpha']).status).toBe(0);
+    // a URL with spaces or quotes would break the client files: a config error at load time
+    const bad = project({ 'buildout.cfg': `[buildout]\nparts = repo\n[repo]\nrecipe = kiln:apt-repo\npackages = *.deb\nurl = http://x/ y\n` });
+    const rb = kiln(bad.dir, ['build']);
+    expect(rb.code).toBe(3);
+    expect(rb.stderr).toMatch(/buildout\.cfg:\d+: \[repo\] url: not an absolute/);
+  });
+
   test('a pattern matching nothing is an error naming the option', () => {
     const p = project({ 'buildout.cfg': `[buildout]\nparts = repo\n[repo]\nrecipe = kiln:apt-repo\npackages = nothing/*.deb\n` });
     const r = kiln(p.dir, ['build']);

@@ -2,7 +2,10 @@
  * The output side of the archive writers (tar for .deb, cpio for .rpm): bytes into a Writable
  * (a compressor's input, a file stream) as fast as the consumer takes them.
  *
- * - Small writes (headers, names, padding, small files) are coalesced into 256 KiB chunks.
+ * - Small writes (headers, names, padding) are copied into 1 MiB blocks, and file contents are
+ *   read straight into them (`writeFile`): one copy of every byte, no buffer per file. With
+ *   `recycle` (the compressors of compress.ts), a block the consumer is done with is reused: no
+ *   garbage for the payload at all.
  * - Deep buffering: the producer only waits when more than 8 MiB are queued in the stream (not at
  *   the stream's own 16 KiB mark), so reading and hashing the next files overlaps the consumer's
  *   work (the compressor process, libuv's write threads) instead of alternating with it.
@@ -11,10 +14,10 @@
  *   reject instead of waiting forever.
  * - An optional tap sees every byte in order (rpm's digest of the uncompressed cpio archive).
  *
- * Package contents are read with `readSource`: synchronous reads from the page cache into buffers
- * sized to the file (one read for small files, 1 MiB chunks for large ones). A stream per file
- * would allocate a 1 MiB buffer even for a 64-byte file, which for 10,000 files is 10 GB of
- * garbage.
+ * Package contents are read with `writeFile`: synchronous reads from the page cache straight into
+ * the output blocks. (A stream per file would allocate a 1 MiB buffer even for a 64-byte file,
+ * which for 10,000 files is 10 GB of garbage; a buffer sized to each file, as kiln did until
+ * 2026-12-03, still cost a second copy of small files and a garbage collector busy with them.)
  */
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
@@ -22,19 +25,40 @@ import { KilnError } from '../lib/errors.js';
 
 const COALESCE = 256 * 1024;
 const MAX_QUEUED = 8 * 1024 * 1024;
-const CHUNK = 1 << 20;
+/** output blocks: small writes and file contents are copied (read) into these */
+const BLOCK = 1 << 20;
+/** blocks kept for reuse (recycle mode): more than the queue can hold */
+const SPARE_BLOCKS = 12;
+const oneByte = Buffer.alloc(1);
+
+export interface ByteWriterOptions {
+  /** sees every byte in order */
+  tap?: (b: Buffer) => void;
+  /**
+   * Reuse an output block once the consumer's write callback ran: only for consumers that are
+   * done with a chunk by then (the compressors of compress.ts: a pipe, a file, parallel gzip,
+   * which copies). A PassThrough that keeps chunks must not get this.
+   */
+  recycle?: boolean;
+}
 
 export class ByteWriter {
   private count = 0;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private block: Buffer | undefined;
+  private used = 0;
+  private readonly spare: Buffer[] = [];
   private failure: Error | undefined;
+  private readonly tap?: (b: Buffer) => void;
+  private readonly recycle: boolean;
 
   constructor(
     private readonly out: Writable,
     private readonly what: string,
-    private readonly tap?: (b: Buffer) => void,
+    opts: ByteWriterOptions | ((b: Buffer) => void) = {},
   ) {
+    const o = typeof opts === 'function' ? { tap: opts } : opts;
+    this.tap = o.tap;
+    this.recycle = !!o.recycle;
     const fail = (e?: Error) => {
       this.failure ??= e ?? new KilnError(`${what} output closed early`);
     };
@@ -54,17 +78,76 @@ export class ByteWriter {
     this.count += buf.length;
     this.tap?.(buf);
     if (buf.length >= COALESCE) {
-      this.flushPending();
+      this.flushBlock();
       return this.push(buf);
     }
-    this.pending.push(buf);
-    this.pendingBytes += buf.length;
-    if (this.pendingBytes >= COALESCE) return this.push(this.takePending());
+    let wait: Promise<void> | void = undefined;
+    for (let off = 0; off < buf.length; ) {
+      const b = this.current();
+      const n = buf.copy(b, this.used, off);
+      this.used += n;
+      off += n;
+      if (this.used === b.length) wait = this.pushBlock();
+    }
+    return wait;
+  }
+
+  /**
+   * Write the content of a host file: `size` bytes (from the manifest), read synchronously
+   * straight into the output blocks (no buffer per file, no second copy). `onChunk` sees the
+   * content as it passes (digests); the chunk is only valid during the call. Throws a clear error
+   * when the file cannot be read or no longer has `size` bytes (changed while being archived).
+   */
+  async writeFile(path: string, size: number, what = path, onChunk?: (b: Buffer) => void): Promise<void> {
+    if (this.failure) throw this.failure;
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (e) {
+      throw new KilnError(`reading ${path}: ${(e as Error).message}`);
+    }
+    const read = (b: Buffer, at: number, len: number, pos: number): number => {
+      try {
+        return readSync(fd, b, at, len, pos);
+      } catch (e) {
+        throw new KilnError(`reading ${path}: ${(e as Error).message}`);
+      }
+    };
+    try {
+      let off = 0;
+      let grewChecked = false;
+      while (off < size) {
+        const b = this.current();
+        const want = Math.min(b.length - this.used, size - off);
+        // the last piece asks for one byte more when the block has room: a file that grew is
+        // caught without a read of its own
+        const last = off + want === size && this.used + want < b.length;
+        let n = 0;
+        while (n < want) {
+          const r = read(b, this.used + n, want - n + (last ? 1 : 0), off + n);
+          if (r === 0) throw new KilnError(`${what} changed size while being archived (expected ${size} bytes, read ${off + n})`);
+          if (n + r > want) throw new KilnError(`${what} changed size while being archived (expected ${size} bytes, it has more)`);
+          n += r;
+        }
+        if (last) grewChecked = true;
+        const chunk = b.subarray(this.used, this.used + want);
+        onChunk?.(chunk);
+        this.tap?.(chunk);
+        this.used += want;
+        this.count += want;
+        off += want;
+        if (this.used === b.length) await this.pushBlock();
+      }
+      // one byte more: a file that grew (or a /proc file that stat calls empty) is refused too
+      if (!grewChecked && read(oneByte, 0, 1, size) > 0) throw new KilnError(`${what} changed size while being archived (expected ${size} bytes, it has more)`);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Flush what is coalesced and end the stream; resolves when the consumer has everything. */
   async end(): Promise<void> {
-    if (this.pendingBytes) await this.push(this.takePending());
+    if (this.used) await this.pushBlock();
     if (this.failure) throw this.failure;
     await new Promise<void>((res, rej) => {
       const onError = (e: Error) => rej(e);
@@ -79,22 +162,39 @@ export class ByteWriter {
     });
   }
 
-  private takePending(): Buffer {
-    const b = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    return b;
+  private current(): Buffer {
+    return (this.block ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(BLOCK));
   }
 
-  private flushPending(): void {
+  /** hand the current block to the stream (the caller waits on the result when it is a promise) */
+  private pushBlock(): Promise<void> | void {
+    const b = this.block!;
+    const used = this.used;
+    this.block = undefined;
+    this.used = 0;
+    return this.push(b.subarray(0, used), b);
+  }
+
+  private flushBlock(): void {
     // written without waiting: the next push waits for the whole queue anyway
-    if (this.pendingBytes) this.out.write(this.takePending());
+    if (!this.used) return;
+    const b = this.block!;
+    const used = this.used;
+    this.block = undefined;
+    this.used = 0;
+    this.push(b.subarray(0, used), b, false);
   }
 
-  private push(buf: Buffer): Promise<void> | void {
+  private push(buf: Buffer, block?: Buffer, wait = true): Promise<void> | void {
     if (this.out.destroyed) throw this.failure ?? new KilnError(`${this.what} output closed early`);
-    this.out.write(buf);
-    if (this.out.writableLength < MAX_QUEUED) return;
+    const back =
+      block && this.recycle
+        ? (e?: Error | null) => {
+            if (!e && this.spare.length < SPARE_BLOCKS) this.spare.push(block);
+          }
+        : undefined;
+    this.out.write(buf, back);
+    if (!wait || this.out.writableLength < MAX_QUEUED) return;
     return new Promise<void>((res, rej) => {
       const done = (e?: Error) => {
         this.out.off('drain', onDrain);
@@ -110,43 +210,6 @@ export class ByteWriter {
       this.out.on('error', onError);
       this.out.on('close', onClose);
     });
-  }
-}
-
-/**
- * The content of a host file as it is archived: `size` bytes (from the manifest), read
- * synchronously in buffers the caller may keep (queued in a stream). Throws a clear error when the
- * file cannot be read or no longer has `size` bytes (changed while being archived).
- */
-export function* readSource(path: string, size: number, what = path): Generator<Buffer> {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new KilnError(`reading ${path}: ${(e as Error).message}`);
-  }
-  try {
-    let off = 0;
-    while (off < size) {
-      const b = Buffer.allocUnsafe(Math.min(CHUNK, size - off));
-      let n = 0;
-      while (n < b.length) {
-        let r: number;
-        try {
-          r = readSync(fd, b, n, b.length - n, off + n);
-        } catch (e) {
-          throw new KilnError(`reading ${path}: ${(e as Error).message}`);
-        }
-        if (r === 0) throw new KilnError(`${what} changed size while being archived (expected ${size} bytes, read ${off + n})`);
-        n += r;
-      }
-      off += n;
-      yield b;
-    }
-    // one byte more: a file that grew (or a /proc file that stat calls empty) is refused too
-    if (readSync(fd, Buffer.alloc(1), 0, 1, size) > 0) throw new KilnError(`${what} changed size while being archived (expected ${size} bytes, it has more)`);
-  } finally {
-    closeSync(fd);
   }
 }
 

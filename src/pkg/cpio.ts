@@ -6,7 +6,7 @@
  */
 import type { Writable } from 'node:stream';
 import { KilnError } from '../lib/errors.js';
-import { ByteWriter, readSource } from './bytewriter.js';
+import { ByteWriter } from './bytewriter.js';
 
 export interface CpioEntry {
   name: string;
@@ -23,8 +23,9 @@ const hex = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
 
 export class CpioWriter {
   private readonly w: ByteWriter;
-  constructor(out: Writable, tap?: (b: Buffer) => void) {
-    this.w = new ByteWriter(out, 'cpio', tap);
+  /** `recycle`: the output is a compressor of compress.ts (see ByteWriterOptions) */
+  constructor(out: Writable, tap?: (b: Buffer) => void, opts: { recycle?: boolean } = {}) {
+    this.w = new ByteWriter(out, 'cpio', { tap, recycle: opts.recycle });
   }
   get bytesWritten(): number {
     return this.w.bytesWritten;
@@ -48,10 +49,7 @@ export class CpioWriter {
       onChunk?.(body);
       await this.w.write(body);
     } else if (typeof body === 'string') {
-      for (const c of readSource(body, e.size)) {
-        onChunk?.(c);
-        await this.w.write(c);
-      }
+      await this.w.writeFile(body, e.size, body, onChunk);
     } else if (e.size) throw new KilnError(`${e.name}: no content for an entry of ${e.size} bytes`);
     await this.pad();
   }

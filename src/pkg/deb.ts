@@ -383,7 +383,7 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
       const md5s = md5Order.map((e) => `${sums(e)}  ${e.path.slice(1)}\n`).join('');
       const cc = compressToFile(ccomp, controlFile, { level: spec.compressionLevel });
       await produce(cc, async () => {
-        const tar = new TarWriter(cc.input);
+        const tar = new TarWriter(cc.input, { recycle: true });
         await tar.add(root('./', 'dir', 0o755, sde));
         for (const [name, text, mode] of controlMembers(spec, installedSize, md5s, conffiles)) {
           const b = Buffer.from(text);
@@ -424,7 +424,7 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
     const order = debDataOrder(entries);
     const dc = compressToFile(comp, { fd }, { level: spec.compressionLevel });
     await produce(dc, async () => {
-      const tar = new TarWriter(dc.input);
+      const tar = new TarWriter(dc.input, { recycle: true });
       await tar.add(root('./', 'dir', 0o755, sde));
       for (const e of order) {
         const body = e.type === 'file' ? (e.content ?? e.source) : undefined;

@@ -551,7 +551,7 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
     const cpioDigest = createHash('sha256');
     const payloadSha = createHash('sha256');
     const cc = compressToFile(comp, { fd }, { level, onOutput: (b) => payloadSha.update(b) });
-    const cpio = new CpioWriter(cc.input, (b) => cpioDigest.update(b));
+    const cpio = new CpioWriter(cc.input, (b) => cpioDigest.update(b), { recycle: true });
     const writing = (async () => {
       let ino = 0;
       for (const e of files) {

@@ -12,7 +12,7 @@
  */
 import type { Writable } from 'node:stream';
 import { KilnError } from '../lib/errors.js';
-import { ByteWriter, readSource } from './bytewriter.js';
+import { ByteWriter } from './bytewriter.js';
 
 export interface TarHeader {
   /** name as stored, e.g. `./usr/bin/x` or `./usr/` */
@@ -90,8 +90,9 @@ function header(h: RawHeader): Buffer {
 export class TarWriter {
   private readonly w: ByteWriter;
 
-  constructor(out: Writable) {
-    this.w = new ByteWriter(out, 'tar');
+  /** `recycle`: the output is a compressor of compress.ts (see ByteWriterOptions) */
+  constructor(out: Writable, opts: { recycle?: boolean } = {}) {
+    this.w = new ByteWriter(out, 'tar', { recycle: opts.recycle });
   }
 
   /** uncompressed bytes produced so far */
@@ -143,10 +144,7 @@ export class TarWriter {
       onChunk?.(body);
       await this.write(body);
     } else if (typeof body === 'string') {
-      for (const c of readSource(body, size, sourceName ?? body)) {
-        onChunk?.(c);
-        await this.write(c);
-      }
+      await this.w.writeFile(body, size, sourceName ?? body, onChunk);
     } else if (size) throw new KilnError(`${h.name}: no content for a file of ${size} bytes`);
     await this.pad(size);
   }

@@ -18,7 +18,7 @@ import { Signer } from '../lib/gpg.js';
 import { parseParagraph, type Paragraph } from '../pkg/deb822.js';
 import { KilnError } from '../lib/errors.js';
 import type { BuildContext, Recipe } from '../recipe.js';
-import { expandGlobs } from './package-files.js';
+import { checkRepoUrl, expandGlobs } from './package-files.js';
 
 interface DebEntry {
   file: string;
@@ -44,6 +44,7 @@ export const recipe: Recipe = {
   options: {
     packages: { description: '.deb files or globs, one per line (e.g. ${hello-deb:location}/*.deb)', required: true },
     codename: { description: 'distribution codename (dists/CODENAME)', default: 'bookworm' },
+    url: { description: "where clients reach the repository, written into kiln.sources with the public key inline (default: file://LOCATION with Signed-By the keyring's path)" },
     suite: { description: 'Suite field', default: 'stable' },
     component: { description: 'component', default: 'main' },
     architectures: { description: 'architectures to index (packages of Architecture: all go into each)', default: 'amd64' },
@@ -59,6 +60,7 @@ export const recipe: Recipe = {
     const o = ctx.options;
     o.bool('by-hash', false);
     if (o.get('valid-days')) o.int('valid-days', 0);
+    checkRepoUrl(o);
     for (const n of ['codename', 'component'] as const) if (!/^[a-z0-9][a-z0-9.+-]*$/.test(o.get(n)!.trim())) throw o.error(n, `not a valid ${n}: '${o.get(n)}'`);
   },
   inputs(ctx) {
@@ -163,7 +165,10 @@ export const recipe: Recipe = {
         await signer.detachSign(join(dist, 'Release'), join(dist, 'Release.gpg'));
         writeFileSync(join(root, 'archive-key.asc'), await signer.exportPublic(true));
         writeFileSync(join(root, 'archive-keyring.gpg'), await signer.exportPublic(false));
-        signedBy = `Signed-By: ${join(ctx.location, 'archive-keyring.gpg')}\n`;
+        // with a url the entry is location-independent: the armored key inline (deb822, apt >= 2.3)
+        signedBy = o.get('url')?.trim()
+          ? `Signed-By:\n${(await signer.exportPublic(true)).toString('utf8').trimEnd().split('\n').map((l: string) => ` ${l === '' ? '.' : l}`).join('\n')}\n`
+          : `Signed-By: ${join(ctx.location, 'archive-keyring.gpg')}\n`;
       } finally {
         await signer.close();
       }
@@ -172,7 +177,7 @@ export const recipe: Recipe = {
     }
     writeFileSync(
       join(root, 'kiln.sources'),
-      `Types: deb\nURIs: file://${ctx.location}\nSuites: ${codename}\nComponents: ${component}\n${signedBy || 'Trusted: yes\n'}`,
+      `Types: deb\nURIs: ${o.get('url')?.trim() || `file://${ctx.location}`}\nSuites: ${codename}\nComponents: ${component}\n${signedBy || 'Trusted: yes\n'}`,
     );
     if (entries.length === 0) throw new KilnError(`[${ctx.part}] no packages matched: ${o.lines('packages').join(' ')}`);
   },

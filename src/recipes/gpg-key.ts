@@ -3,10 +3,15 @@
  * public.gpg). For examples, tests and private infrastructure; a release team would point
  * `signing-key` options at its own key instead. The key is a part output: cached, made again
  * only when its options change (or the output is cleaned).
+ *
+ * With `seed-file`, the key is derived from the file's secret bytes (Ed25519, src/lib/openpgp-seeded.ts),
+ * created at SOURCE_DATE_EPOCH: the same seed gives the same key on every machine and in every
+ * build directory, so everything it signs is reproducible. Without it, gpg makes a new random key.
  */
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeGnupgHome, removeGnupgHome } from '../lib/gpg.js';
+import { seededEd25519Key } from '../lib/openpgp-seeded.js';
 import type { Recipe } from '../recipe.js';
 
 export const recipe: Recipe = {
@@ -16,13 +21,41 @@ export const recipe: Recipe = {
   options: {
     uid: { description: "user id, 'Name <email>'", required: true },
     algorithm: { description: 'gpg --quick-gen-key algorithm (rsa3072, rsa4096, ed25519)', default: 'rsa3072' },
+    'seed-file': { description: 'file of at least 32 secret random bytes: derive a reproducible Ed25519 key from it (needs algorithm = ed25519)' },
   },
   validate(ctx) {
     const a = ctx.options.get('algorithm')!.trim();
     if (!/^(rsa(2048|3072|4096)|ed25519)$/.test(a)) throw ctx.options.error('algorithm', `unsupported algorithm '${a}' (rsa2048, rsa3072, rsa4096, ed25519)`);
+    const seed = ctx.options.path('seed-file');
+    if (seed !== undefined) {
+      if (a !== 'ed25519') throw ctx.options.error('seed-file', `a seeded key is an Ed25519 key: set algorithm = ed25519 (not '${a}')`);
+      let size: number;
+      try {
+        const st = statSync(seed);
+        if (!st.isFile()) throw new Error('not a regular file');
+        size = st.size;
+      } catch (e) {
+        throw ctx.options.error('seed-file', `cannot read ${seed}: ${(e as Error).message}`);
+      }
+      if (size < 32) throw ctx.options.error('seed-file', `${seed} has ${size} bytes; at least 32 secret random bytes are needed (e.g. head -c 32 /dev/urandom)`);
+    }
   },
-  tools: () => ['gpg', 'gpgconf'],
+  inputs(ctx) {
+    const seed = ctx.options.path('seed-file');
+    return seed ? [seed] : [];
+  },
+  tools: (ctx) => (ctx.options.path('seed-file') ? [] : ['gpg', 'gpgconf']),
   async install(ctx) {
+    const seed = ctx.options.path('seed-file');
+    if (seed) {
+      const k = seededEd25519Key(readFileSync(seed), ctx.options.require('uid').trim(), ctx.sourceDateEpoch);
+      writeFileSync(join(ctx.staging, 'secret.asc'), k.secretArmored, { mode: 0o600 });
+      writeFileSync(join(ctx.staging, 'public.asc'), k.publicArmored);
+      writeFileSync(join(ctx.staging, 'public.gpg'), k.publicBinary);
+      writeFileSync(join(ctx.staging, 'RPM-GPG-KEY'), k.publicArmored);
+      ctx.log(`derived Ed25519 key ${k.fingerprint} from the seed file\n`);
+      return;
+    }
     // under out/.kiln/tmp (mode 0700), never $TMPDIR; removed with its agent even on kill -9
     const home = makeGnupgHome(ctx.work);
     const g = (...args: string[]) => ctx.run(['gpg', '--homedir', home, '--batch', '--no-tty', ...args]);

@@ -66,3 +66,9 @@ export function expandGlobs(o: PartOptions, option: string, extensions?: string[
   }
   return [...out].sort();
 }
+
+/** `url`: an absolute http(s), ftp or file URL on one line (it is written into client config files). */
+export function checkRepoUrl(o: PartOptions): void {
+  const u = o.get('url')?.trim();
+  if (u !== undefined && u !== '' && !/^(https?|ftp|file):\/\/[^\s"'<>\\]+$/.test(u)) throw o.error('url', `not an absolute http(s), ftp or file URL: '${u}'`);
+}

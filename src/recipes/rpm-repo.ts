@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Signer } from '../lib/gpg.js';
 import type { Recipe } from '../recipe.js';
-import { expandGlobs } from './package-files.js';
+import { checkRepoUrl, expandGlobs } from './package-files.js';
 
 export const recipe: Recipe = {
   kind: 'rpm-repo',
@@ -17,6 +17,7 @@ export const recipe: Recipe = {
   options: {
     packages: { description: '.rpm files or globs, one per line', required: true },
     name: { description: 'repository id in the generated .repo file', default: 'kiln' },
+    url: { description: 'where clients reach the repository: baseurl and gpgkey of the .repo file (default: file://LOCATION)' },
     'signing-key': { description: 'OpenPGP secret key file to sign repomd.xml with' },
     'signing-key-passphrase-file': { description: 'file holding the key passphrase' },
     'packages-signed': { description: 'set gpgcheck=1 in the .repo file (packages carry signatures)', default: 'false' },
@@ -27,6 +28,7 @@ export const recipe: Recipe = {
     if (!/^[A-Za-z0-9._:-]+$/.test(o.get('name')!.trim())) throw o.error('name', `not a valid repository id: '${o.get('name')}'`);
     if (!['gz', 'xz', 'zstd', 'bz2'].includes(o.get('compression')!.trim())) throw o.error('compression', 'one of gz, xz, zstd, bz2');
     o.bool('packages-signed', false);
+    checkRepoUrl(o);
   },
   inputs(ctx) {
     return [ctx.options.path('signing-key'), ctx.options.path('signing-key-passphrase-file')].filter((x): x is string => !!x);
@@ -58,6 +60,7 @@ export const recipe: Recipe = {
       '--revision', sde, '--set-timestamp-to-revision', '--workers', '1', ctx.staging,
     ]);
     const name = o.get('name')!.trim();
+    const base = (o.get('url')?.trim() || `file://${ctx.location}`).replace(/\/+$/, '');
     const keyFile = o.path('signing-key');
     let gpg = 'gpgcheck=0\nrepo_gpgcheck=0\n';
     if (keyFile) {
@@ -68,9 +71,9 @@ export const recipe: Recipe = {
       } finally {
         await signer.close();
       }
-      gpg = `gpgcheck=${o.bool('packages-signed', false) ? 1 : 0}\nrepo_gpgcheck=1\ngpgkey=file://${join(ctx.location, `RPM-GPG-KEY-${name}`)}\n`;
+      gpg = `gpgcheck=${o.bool('packages-signed', false) ? 1 : 0}\nrepo_gpgcheck=1\ngpgkey=${base}/RPM-GPG-KEY-${name}\n`;
     }
-    writeFileSync(join(ctx.staging, `${name}.repo`), `[${name}]\nname=${name}\nbaseurl=file://${ctx.location}\nenabled=1\n${gpg}`);
+    writeFileSync(join(ctx.staging, `${name}.repo`), `[${name}]\nname=${name}\nbaseurl=${base}\nenabled=1\n${gpg}`);
   },
 };
 export default recipe;
