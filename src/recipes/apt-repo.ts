@@ -69,8 +69,8 @@ export const recipe: Recipe = {
   tools(ctx) {
     return ['dpkg-deb', 'xz', ...(ctx.options.get('signing-key') ? ['gpg', 'gpgconf'] : [])];
   },
-  // kiln.sources points at the repository's location (URIs: file://LOCATION, Signed-By)
-  locationInOutput: () => true,
+  // without url, kiln.sources points at the repository's location (URIs: file://LOCATION, Signed-By)
+  locationInOutput: (ctx) => !ctx.options.get('url')?.trim(),
   async install(ctx) {
     const o = ctx.options;
     const files = expandGlobs(o, 'packages', ['.deb', '.udeb']);

@@ -36,8 +36,8 @@ export const recipe: Recipe = {
   tools(ctx) {
     return ['createrepo_c', ...(ctx.options.get('signing-key') ? ['gpg', 'gpgconf'] : [])];
   },
-  // NAME.repo points at the repository's location (baseurl, gpgkey)
-  locationInOutput: () => true,
+  // without url, NAME.repo points at the repository's location (baseurl, gpgkey)
+  locationInOutput: (ctx) => !ctx.options.get('url')?.trim(),
   async install(ctx) {
     const o = ctx.options;
     const files = expandGlobs(o, 'packages', ['.rpm']);

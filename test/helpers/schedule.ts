@@ -21,6 +21,7 @@ export const HEAVY_TEST_FILES = [
   'test/dkms.test.ts',
   'test/efi-iso.test.ts',
   'test/example.test.ts',
+  'test/farm-example.test.ts',
   'test/ganeti-os.test.ts',
   'test/qemu-lib.test.ts',
   'test/qemu.test.ts',
