@@ -74,10 +74,11 @@ export async function plan(project: Project, targets?: string[], opts: { refresh
     const part = project.parts.get(name)!;
     let status: PlanStatus;
     let reasons: string[];
-    if (store.isLinked(part) && part.shared && state.parts[name]?.signature !== part.signature) {
+    const linked = store.isLinked(part); // a readlink and a stat: once per part
+    if (linked && part.shared && state.parts[name]?.signature !== part.signature) {
       status = 'restore';
       reasons = ['shared part built elsewhere: verified (hashed) before use'];
-    } else if (store.isLinked(part)) {
+    } else if (linked) {
       const diffs = await store.check(part, 'quick', opts.refresh);
       if (diffs.length === 0) {
         status = 'up-to-date';

@@ -22,7 +22,7 @@
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { digestFiles } from '../pkg/digest.js';
-import { rmrf, tmpSibling, writeFileAtomic } from '../lib/fsutil.js';
+import { rmrf, tmpSibling, writeFileAtomic, writeFileAtomicAsync } from '../lib/fsutil.js';
 
 export const MANIFEST = 'manifest.json';
 export const CACHE_MANIFEST = 'kiln-manifest.json';
@@ -118,6 +118,11 @@ export async function buildManifest(tree: string, exclude: string[] = []): Promi
 
 export function writeManifest(path: string, m: Manifest): void {
   writeFileAtomic(path, JSON.stringify(m));
+}
+
+/** writeManifest with the fsync off the main thread (a build commits parts while others run). */
+export function writeManifestAsync(path: string, m: Manifest): Promise<void> {
+  return writeFileAtomicAsync(path, JSON.stringify(m));
 }
 
 /** The manifest at `path`, or null when it is missing or not a complete manifest. */

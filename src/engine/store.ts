@@ -25,7 +25,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { ExitCode, KilnError } from '../lib/errors.js';
 import { lstatOrNull, processAlive, rmrf, tmpSibling, writeFileAtomic } from '../lib/fsutil.js';
 import type { StatCache } from './hash.js';
-import { MANIFEST, buildManifest, copyTree, emptyTrash, quarantine, quickCheck, readManifest, removeTree, verifyTree, writeManifest, type Difference, type Manifest } from './manifest.js';
+import { MANIFEST, buildManifest, copyTree, emptyTrash, quarantine, quickCheck, readManifest, removeTree, verifyTree, writeManifest, writeManifestAsync, type Difference, type Manifest } from './manifest.js';
 import type { Part, Project, SignatureParts } from './project.js';
 
 export interface PartState {
@@ -170,7 +170,7 @@ export class Store {
   async commit(part: Part, st: Staging, expect?: (m: Manifest) => void): Promise<void> {
     const m = await buildManifest(st.staging);
     expect?.(m);
-    writeManifest(join(st.entry, MANIFEST), m);
+    await writeManifestAsync(join(st.entry, MANIFEST), m);
     const dest = this.entryPath(part);
     mkdirSync(dirname(dest), { recursive: true });
     if (this.entryExists(part)) {

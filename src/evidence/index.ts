@@ -77,6 +77,20 @@ function readJson<T>(file: string): T | undefined {
   }
 }
 
+/**
+ * writeFileAtomic unless the file already holds exactly `text`: a no-op build rewrites (and
+ * fsyncs) no evidence file it would leave unchanged.
+ */
+function writeIfChanged(path: string, text: string): void {
+  let old: string | undefined;
+  try {
+    old = readFileSync(path, 'utf8');
+  } catch {
+    /* missing */
+  }
+  if (old !== text) writeFileAtomic(path, text);
+}
+
 /** Remove files of `dir` ending in one of `suffixes` that are not in `keep`. */
 function prune(dir: string, suffixes: string[], keep: Set<string>): void {
   if (!existsSync(dir)) return;
@@ -156,19 +170,19 @@ export async function writeEvidenceIfChanged(project: Project, names: string[], 
 export async function writeEvidence(project: Project, names: string[], run: RunRecord | undefined, opts: EvidenceOptions = {}): Promise<ManifestResult> {
   const out = project.outDir;
   const mr = await buildManifest(project, names, run);
-  writeFileAtomic(join(out, 'manifest.json'), json(mr.manifest));
+  writeIfChanged(join(out, 'manifest.json'), json(mr.manifest));
 
   const inv = buildInventory(project, mr);
-  writeFileAtomic(join(out, 'sbom', 'kiln.cdx.json'), json(cyclonedx(inv)));
-  writeFileAtomic(join(out, 'sbom', 'kiln.spdx.json'), json(spdx(inv)));
+  writeIfChanged(join(out, 'sbom', 'kiln.cdx.json'), json(cyclonedx(inv)));
+  writeIfChanged(join(out, 'sbom', 'kiln.spdx.json'), json(spdx(inv)));
   const keepSbom = new Set<string>();
   for (const p of mr.manifest.parts) {
     const scan = mr.scans.get(p.name);
     if (!scan || (!Object.keys(scan.packages).length && !Object.keys(scan.chroots).length)) continue;
     const pi = buildInventory(project, mr, new Set([p.name]));
     const f = fileName(p.name);
-    writeFileAtomic(join(out, 'sbom', 'parts', `${f}.cdx.json`), json(cyclonedx(pi)));
-    writeFileAtomic(join(out, 'sbom', 'parts', `${f}.spdx.json`), json(spdx(pi)));
+    writeIfChanged(join(out, 'sbom', 'parts', `${f}.cdx.json`), json(cyclonedx(pi)));
+    writeIfChanged(join(out, 'sbom', 'parts', `${f}.spdx.json`), json(spdx(pi)));
     keepSbom.add(`${f}.cdx.json`).add(`${f}.spdx.json`);
   }
   prune(join(out, 'sbom', 'parts'), ['.cdx.json', '.spdx.json'], keepSbom);
@@ -182,7 +196,7 @@ export async function writeEvidence(project: Project, names: string[], run: RunR
     const f = `${fileName(part)}.intoto.json`;
     const text = JSON.stringify(e) + '\n';
     const path = join(provDir, f);
-    if (!existsSync(path) || readFileSync(path, 'utf8') !== text) writeFileAtomic(path, text);
+    writeIfChanged(path, text);
     keepProv.add(f);
   }
   prune(provDir, ['.intoto.json'], keepProv);
