@@ -158,7 +158,7 @@ export async function writeEvidenceIfChanged(project: Project, names: string[], 
   const fp = await fingerprint(project, names, run, opts);
   const old = readJson<EvidenceStamp>(stampFile);
   if (fp && old?.fingerprint === fp && JSON.stringify(old.files) === JSON.stringify(fileStamps(project.outDir))) {
-    writeFileAtomic(join(project.kilnDir, 'evidence', 'last-run.json'), json(run));
+    writeFileAtomic(join(project.kilnDir, 'evidence', 'last-run.json'), json(run), { durable: false });
     return false;
   }
   rmSync(stampFile, { force: true });
@@ -203,7 +203,7 @@ export async function writeEvidence(project: Project, names: string[], run: RunR
   if (env.publicKey) writeFileAtomic(join(provDir, 'signing-key.asc'), env.publicKey);
   else rmSync(join(provDir, 'signing-key.asc'), { force: true });
 
-  if (run) writeFileAtomic(join(project.kilnDir, 'evidence', 'last-run.json'), json(run));
+  if (run) writeFileAtomic(join(project.kilnDir, 'evidence', 'last-run.json'), json(run), { durable: false });
   return mr;
 }
 

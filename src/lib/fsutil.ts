@@ -9,17 +9,23 @@ export function tmpSibling(path: string): string {
   return `${path}.tmp-${process.pid}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
 }
 
-/** Write a file atomically: temp file in the same directory, fsync, rename. */
-export function writeFileAtomic(path: string, data: string | Buffer): void {
+/**
+ * Write a file atomically: temp file in the same directory, fsync, rename. `durable: false` skips
+ * the fsync for records whose loss in a power failure is harmless (readers never see a partial
+ * file either way: the rename is atomic).
+ */
+export function writeFileAtomic(path: string, data: string | Buffer, opts: { durable?: boolean } = {}): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tmpSibling(path);
   try {
     writeFileSync(tmp, data);
-    const fd = openSync(tmp, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+    if (opts.durable !== false) {
+      const fd = openSync(tmp, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
     }
     renameSync(tmp, path);
   } catch (e) {
