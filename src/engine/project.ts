@@ -489,6 +489,8 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
         });
       }
     }
+    // every option against its type (once, here): recipes read the typed values
+    if (!unsupported) check(() => options.check(isUnknown ? {} : recipe.options));
     const planCtx: PlanContext = { part: name, options, projectDir: p.projectDir, cacheDir: p.cacheDir };
     if (!isUnknown && !unsupported) check(() => recipe.validate?.(planCtx));
     const depLocations = [...deps.get(name)!.keys()].map((d) => p.parts.get(d)!.location);

@@ -219,30 +219,33 @@ function copyrightText(ctx: BuildContext, srcIn: string, srcDir: string, name: s
   return { text, from: licenseFile ? `options and ${licenseFile}` : 'options' };
 }
 
+const SPDX_RE = /^\(?[A-Za-z0-9][A-Za-z0-9.+-]*(?:\s+(?:AND|OR|WITH|and|or|with)\s+\(?[A-Za-z0-9][A-Za-z0-9.+-]*\)?)*\)?$/;
+
 export const recipe: Recipe = {
   kind: 'dkms',
   version: '2',
   description: 'DKMS modules prebuilt for given kernels in a chroot: binary module .deb (mkbmdeb), kmod .rpm, source dkms .deb',
+  cleanRoom: true,
   options: {
-    source: { description: 'module source: a directory or tarball with dkms.conf, or a *-dkms .deb', required: true },
-    kernels: { description: 'kernel versions (uname -r), e.g. 6.1.0-56-amd64; their linux-headers must be in the chroot', required: true },
-    chroot: { description: 'build chroot with dkms, gcc, make and the linux-headers of each kernel', required: true },
-    network: { description: 'network in the build chroot', default: 'false' },
-    architecture: { description: 'Debian architecture of the modules', default: 'amd64' },
-    formats: { description: 'outputs: bmdeb (binary module .deb), kmod-rpm, dkms-deb (source)', default: 'bmdeb kmod-rpm dkms-deb' },
-    maintainer: { description: "'Name <email>' for the packages (default: dkms's own, as mkbmdeb writes it)", default: 'Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists.alioth.debian.org>' },
-    license: { description: 'license (SPDX) for the rpm and a generated copyright file', default: 'GPL-2.0-only' },
-    copyright: { description: "copyright holders for a generated copyright file (e.g. '2024 Jane Doe <jane@example.org>')" },
-    'copyright-file': { description: 'the packages\' /usr/share/doc/PKG/copyright (default: the source\'s own, else one written from copyright and license)' },
-    'package-name': { description: 'PACKAGE_NAME when the source has no dkms.conf' },
-    'package-version': { description: 'PACKAGE_VERSION when the source has no dkms.conf' },
-    'built-module-name': { description: 'module names when the source has no dkms.conf' },
-    'dest-module-location': { description: 'DEST_MODULE_LOCATION when writing dkms.conf', default: '/updates' },
-    make: { description: 'MAKE[0] when writing dkms.conf' },
-    clean: { description: 'CLEAN when writing dkms.conf' },
-    autoinstall: { description: 'AUTOINSTALL when writing dkms.conf', default: 'true' },
-    'signing-key': { description: 'OpenPGP secret key file: the kmod .rpm gets a header signature (as kiln:package)' },
-    'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
+    source: { type: 'path', description: 'module source: a directory or tarball with dkms.conf, or a *-dkms .deb', required: true },
+    kernels: { type: 'list', pattern: /^\d+\.\d+[\w.+-]*$/, expected: 'a kernel version (uname -r)', description: 'kernel versions (uname -r), e.g. 6.1.0-56-amd64; their linux-headers must be in the chroot', required: true },
+    chroot: { type: 'path', description: 'build chroot with dkms, gcc, make and the linux-headers of each kernel', required: true },
+    network: { type: 'bool', description: 'network in the build chroot', default: 'false' },
+    architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'Debian architecture of the modules', default: 'amd64' },
+    formats: { type: 'list', choices: ['bmdeb', 'kmod-rpm', 'dkms-deb'], noun: 'output', description: 'outputs: bmdeb (binary module .deb), kmod-rpm, dkms-deb (source)', default: 'bmdeb kmod-rpm dkms-deb' },
+    maintainer: { type: 'pattern', pattern: /^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/, expected: "'Name <email>'", description: "'Name <email>' for the packages (default: dkms's own, as mkbmdeb writes it)", default: 'Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists.alioth.debian.org>' },
+    license: { type: 'pattern', pattern: SPDX_RE, expected: 'an SPDX license expression', description: 'license (SPDX) for the rpm and a generated copyright file', default: 'GPL-2.0-only' },
+    copyright: { type: 'string', description: "copyright holders for a generated copyright file (e.g. '2024 Jane Doe <jane@example.org>')" },
+    'copyright-file': { type: 'path', description: 'the packages\' /usr/share/doc/PKG/copyright (default: the source\'s own, else one written from copyright and license)' },
+    'package-name': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'a name without quotes, $, ` or \\', description: 'PACKAGE_NAME when the source has no dkms.conf' },
+    'package-version': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'a version without quotes, $, ` or \\', description: 'PACKAGE_VERSION when the source has no dkms.conf' },
+    'built-module-name': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'module names without quotes, $, ` or \\', description: 'module names when the source has no dkms.conf' },
+    'dest-module-location': { type: 'pattern', pattern: /^\/[^"$`\\\s]*$/, expected: 'an absolute module directory', description: 'DEST_MODULE_LOCATION when writing dkms.conf', default: '/updates' },
+    make: { type: 'string', description: 'MAKE[0] when writing dkms.conf' },
+    clean: { type: 'string', description: 'CLEAN when writing dkms.conf' },
+    autoinstall: { type: 'bool', description: 'AUTOINSTALL when writing dkms.conf', default: 'true' },
+    'signing-key': { type: 'path', description: 'OpenPGP secret key file: the kmod .rpm gets a header signature (as kiln:package)' },
+    'signing-key-passphrase-file': { type: 'path', description: 'file holding the signing key passphrase' },
   },
   validate(ctx) {
     const o = ctx.options;

@@ -20,6 +20,7 @@ import { gzipSync } from 'node:zlib';
 import { debFileName, writeDeb, type DebSpec } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
 import { rpmFileName, writeRpm, type RpmSpec } from '../pkg/rpm.js';
+import { COMPRESSIONS } from '../pkg/compress.js';
 import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 
@@ -28,6 +29,8 @@ export const REQUIRED_SCRIPTS = ['create', 'attach', 'detach', 'remove', 'grow',
 export const OPTIONAL_SCRIPTS = ['snapshot', 'open', 'close'] as const;
 const SCRIPTS: readonly string[] = [...REQUIRED_SCRIPTS, ...OPTIONAL_SCRIPTS];
 /** the ES_SEARCH_PATH entries of Debian's ganeti that belong to packages (/srv and /usr/local do not) */
+/** .deb and .rpm payload compressions (rpm has no 'none') */
+const PAYLOAD_COMPRESSIONS = COMPRESSIONS.filter((c) => c !== 'none');
 const INSTALL_DIRS = ['/usr/share/ganeti/extstorage', '/usr/lib/ganeti/extstorage'];
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.-]*$/;
@@ -98,7 +101,7 @@ function validate(ctx: PlanContext): void {
   if (!INSTALL_DIRS.includes(dir)) throw o.error('install-dir', `expected one of Ganeti's ExtStorage search path directories a package may own: ${INSTALL_DIRS.join(', ')}; got '${dir}'`);
   for (const f of o.list('formats')) if (!['deb', 'rpm'].includes(f)) throw o.error('formats', `unknown format '${f}' (deb, rpm)`);
   if (!o.list('formats').length) throw o.error('formats', 'at least one format is needed (deb, rpm)');
-  if (!['xz', 'gzip', 'zstd'].includes(o.get('compression')!.trim())) throw o.error('compression', `expected xz, gzip or zstd, got '${o.get('compression')!.trim()}'`);
+  if (!(PAYLOAD_COMPRESSIONS as readonly string[]).includes(o.get('compression')!.trim())) throw o.error('compression', `expected xz, gzip or zstd, got '${o.get('compression')!.trim()}'`);
   for (const k of ['depends', 'recommends', 'suggests']) {
     for (const rel of relations(o, k)) {
       for (const alt of rel.split('|').map((s) => s.trim())) {
@@ -182,27 +185,27 @@ function validate(ctx: PlanContext): void {
 }
 
 const OPTIONS: Recipe['options'] = {
-  name: { description: 'provider name (gnt-instance add --disk provider=NAME; the directory under the search path)', required: true },
-  scripts: { description: 'directory holding the scripts: create attach detach remove grow setinfo verify (required), snapshot open close (optional)' },
-  parameters: { description: 'ExtStorage parameters, one per line: NAME DESCRIPTION (parameters.list; the scripts see EXTP_NAME)' },
-  'extra-files': { description: 'further files installed next to the scripts (a shell library they source), one path per line' },
-  defaults: { description: 'KEY=VALUE lines written to /etc/default/PACKAGE (conffile) for the scripts to source' },
-  'install-dir': { description: "directory of Ganeti's ExtStorage search path: /usr/share/ganeti/extstorage or /usr/lib/ganeti/extstorage", default: '/usr/share/ganeti/extstorage' },
-  'package-name': { description: 'package name (default ganeti-extstorage-NAME)' },
-  version: { description: 'package version', default: '1.0' },
-  release: { description: 'rpm release', default: '1' },
-  maintainer: { description: "'Name <email>' of the packages", default: 'kiln <kiln@example.org>' },
-  url: { description: 'project URL (rpm URL, deb Homepage)' },
-  summary: { description: 'one-line package description' },
-  license: { description: 'license (SPDX) for the copyright file and the rpm', default: 'MIT' },
-  depends: { description: 'Debian dependencies of the provider (comma-separated, e.g. the storage tools it drives)' },
-  recommends: { description: 'Debian Recommends', default: 'ganeti-3.0 | ganeti' },
-  suggests: { description: 'Debian Suggests' },
-  'rpm-requires': { description: 'rpm Requires of the provider, one per line (default: derived from nothing; util-linux for losetup etc. must be named)' },
-  formats: { description: 'deb rpm', default: 'deb rpm' },
-  'signing-key': { description: 'OpenPGP secret key file: the .rpm gets a header signature (as kiln:package)' },
-  'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
-  compression: { description: 'payload compression of the packages: xz, gzip, zstd', default: 'xz' },
+  name: { type: 'pattern', pattern: NAME_RE, expected: "a valid ExtStorage provider name (lower-case letters, digits, '_', '.', '-')", description: 'provider name (gnt-instance add --disk provider=NAME; the directory under the search path)', required: true },
+  scripts: { type: 'path', description: 'directory holding the scripts: create attach detach remove grow setinfo verify (required), snapshot open close (optional)' },
+  parameters: { type: 'lines', description: 'ExtStorage parameters, one per line: NAME DESCRIPTION (parameters.list; the scripts see EXTP_NAME)' },
+  'extra-files': { type: 'paths', description: 'further files installed next to the scripts (a shell library they source), one path per line' },
+  defaults: { type: 'env', description: 'KEY=VALUE lines written to /etc/default/PACKAGE (conffile) for the scripts to source' },
+  'install-dir': { type: 'pattern', pattern: /^\/\S*$/, expected: 'an absolute directory', description: "directory of Ganeti's ExtStorage search path: /usr/share/ganeti/extstorage or /usr/lib/ganeti/extstorage", default: '/usr/share/ganeti/extstorage' },
+  'package-name': { type: 'pattern', pattern: PKG_RE, expected: 'a valid package name', description: 'package name (default ganeti-extstorage-NAME)' },
+  version: { type: 'pattern', pattern: VERSION_RE, expected: 'a valid version (digits first; letters, digits, . + ~)', description: 'package version', default: '1.0' },
+  release: { type: 'pattern', pattern: VERSION_RE, expected: 'a valid release', description: 'rpm release', default: '1' },
+  maintainer: { type: 'pattern', pattern: /^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/, expected: "'Full Name <email>'", description: "'Name <email>' of the packages", default: 'kiln <kiln@example.org>' },
+  url: { type: 'url', description: 'project URL (rpm URL, deb Homepage)' },
+  summary: { type: 'string', description: 'one-line package description' },
+  license: { type: 'string', description: 'license (SPDX) for the copyright file and the rpm', default: 'MIT' },
+  depends: { type: 'string', description: 'Debian dependencies of the provider (comma-separated, e.g. the storage tools it drives)' },
+  recommends: { type: 'string', description: 'Debian Recommends', default: 'ganeti-3.0 | ganeti' },
+  suggests: { type: 'string', description: 'Debian Suggests' },
+  'rpm-requires': { type: 'lines', pattern: /^[A-Za-z0-9_/][A-Za-z0-9_.+/()-]*( (<|<=|=|>=|>) [A-Za-z0-9_.+~^:-]+)?$/, expected: 'an rpm requirement (NAME or NAME OP VERSION)', description: 'rpm Requires of the provider, one per line (default: derived from nothing; util-linux for losetup etc. must be named)' },
+  formats: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: 'deb rpm', default: 'deb rpm' },
+  'signing-key': { type: 'path', description: 'OpenPGP secret key file: the .rpm gets a header signature (as kiln:package)' },
+  'signing-key-passphrase-file': { type: 'path', description: 'file holding the signing key passphrase' },
+  compression: { type: 'enum', choices: PAYLOAD_COMPRESSIONS, noun: 'compression', description: 'payload compression of the packages: xz, gzip, zstd', default: 'xz' },
 };
 
 export const recipe: Recipe = {

@@ -24,10 +24,10 @@ import { checkContainedName, printable } from '../lib/paths.js';
 import { parseRelations } from '../pkg/deb822.js';
 import { parseDep } from '../pkg/rpm.js';
 import { debFileName, shlibsError, writeDeb, type DebSpec } from '../pkg/deb.js';
-import type { Compression } from '../pkg/compress.js';
+import { COMPRESSIONS, type Compression } from '../pkg/compress.js';
 import { normalizePath, type PkgFile } from '../pkg/files.js';
 import { validateDebPackageName, validateDebVersion, validateRpmName, validateRpmVersion } from '../pkg/version.js';
-import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
+import type { BuildContext, OptionSpec, PartOptions, PlanContext, Recipe } from '../recipe.js';
 import { globToRegExp } from './package-files.js';
 
 const DEP_FIELDS = ['depends', 'pre-depends', 'recommends', 'suggests', 'enhances', 'breaks', 'conflicts', 'replaces', 'provides'] as const;
@@ -238,6 +238,20 @@ function script(o: PartOptions, name: string): string | undefined {
 /** Every maintainer-script option name (each also takes a `-file` form). */
 const SCRIPT_OPTIONS = [...SCRIPTS, 'deb-preinst', 'deb-postinst', 'deb-prerm', 'deb-postrm', 'deb-config', 'rpm-pre', 'rpm-post', 'rpm-preun', 'rpm-postun', 'rpm-pretrans', 'rpm-posttrans'];
 
+/** The relationship fields (Debian syntax; deb-/rpm- overrides) and the maintainer scripts (each also as NAME-file). */
+const RELATION_AND_SCRIPT_OPTIONS: Record<string, OptionSpec> = Object.fromEntries([
+  ...DEP_FIELDS.flatMap((f) => [
+    [f, { type: 'string', multiline: true, description: `${f}: Debian syntax, translated for rpm` }],
+    [`deb-${f}`, { type: 'string', multiline: true, description: `${f} of the .deb only` }],
+    [`rpm-${f}`, { type: 'lines', description: `${f} of the .rpm only (rpm syntax)` }],
+  ]),
+  ...['requires', 'obsoletes'].map((f) => [`rpm-${f}`, { type: 'lines', description: `rpm ${f[0]!.toUpperCase()}${f.slice(1)} (rpm syntax)` }]),
+  ...[...SCRIPTS, 'deb-preinst', 'deb-postinst', 'deb-prerm', 'deb-postrm', 'deb-config', 'rpm-pre', 'rpm-post', 'rpm-preun', 'rpm-postun', 'rpm-pretrans', 'rpm-posttrans'].flatMap((s) => [
+    ...(s === 'rpm-pretrans' || s === 'rpm-posttrans' ? [] : [[s, { type: 'string', multiline: true, description: `maintainer script ${s}` }]]),
+    [`${s}-file`, { type: 'path', description: `a file holding the maintainer script ${s}` }],
+  ]),
+]);
+
 const ONE_LINE = ['name', 'version', 'release', 'summary', 'maintainer', 'architecture', 'license', 'copyright', 'source', 'homepage', 'section', 'priority', 'group', 'vendor'];
 
 /** Checks of the package metadata at load time (exit 3 with file:line instead of exit 1 at build time). */
@@ -393,43 +407,37 @@ export const recipe: Recipe = {
   version: '1',
   description: 'binary packages (.deb and/or .rpm) from files of other parts',
   options: {
-    name: { description: 'package name', required: true },
-    version: { description: "version, Debian style 'upstream-revision' (rpm: version-release)", required: true },
-    release: { description: 'rpm release (default: the Debian revision, or 1)' },
-    summary: { description: 'one-line summary', required: true },
-    description: { description: 'long description (multi-line)' },
-    maintainer: { description: "'Name <email>'", required: true },
-    architecture: { description: 'Debian architecture (all, amd64, ...); rpm gets noarch, x86_64, ...', default: 'all' },
-    formats: { description: 'deb and/or rpm', default: 'deb rpm' },
-    license: { description: 'license (SPDX), rpm License and the generated copyright file', default: 'unknown' },
-    copyright: { description: 'copyright holder for the generated copyright file' },
-    source: { description: 'source package name (several binary packages from one source)' },
-    homepage: { description: 'upstream URL' },
-    section: { description: 'Debian section', default: 'misc' },
-    priority: { description: 'Debian priority', default: 'optional' },
-    group: { description: 'rpm group', default: 'Applications/System' },
-    'signing-key': { description: "OpenPGP secret key file: .rpm packages get a header signature; .deb packages a debsigs signature (_gpg<role> member) when `sign` lists deb" },
-    sign: { description: "which formats the signing key signs: rpm, deb (deb is opt-in: lintian reports every debsigs member as misplaced-extra-member-in-deb, as it does for debsigs' own output)", default: 'rpm' },
-    'deb-signature-role': { description: 'debsigs signature role: the ar member _gpg<role> (origin, maint, archive)', default: 'origin' },
-    'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
-    vendor: { description: 'rpm vendor' },
-    files: { description: "'SOURCE => /dest [mode=] [owner=] [group=] [config] [noreplace] [doc] [license] [ghost]' lines" },
-    directories: { description: "'/path [mode=] [owner=] [group=]' lines" },
-    symlinks: { description: "'/path -> target' lines" },
-    compression: { description: 'payload compression: xz, gzip, zstd (none: deb only)', default: 'xz' },
-    changelog: { description: 'rpm changelog text (default: one generated entry)' },
-    'deb-triggers': { description: 'dpkg triggers file content' },
-    'deb-shlibs': { description: "DEBIAN/shlibs lines of a shared-library package: 'LIBRARY SOVERSION DEPENDENCY' (e.g. 'libfoo 1 libfoo1 (>= 1.2)'), deb-shlibs(5)" },
-    'rpm-pretrans': { description: 'rpm %pretrans scriptlet' },
-    'rpm-posttrans': { description: 'rpm %posttrans scriptlet' },
+    name: { type: 'pattern', pattern: /^[^\n]+$/, expected: 'a package name', description: 'package name', required: true },
+    version: { type: 'string', description: "version, Debian style 'upstream-revision' (rpm: version-release)", required: true },
+    release: { type: 'string', description: 'rpm release (default: the Debian revision, or 1)' },
+    summary: { type: 'string', description: 'one-line summary', required: true },
+    description: { type: 'string', multiline: true, description: 'long description (multi-line)' },
+    maintainer: { type: 'pattern', pattern: /^[^<>]*<[^<>\s]+>$/, expected: "'Full Name <email@address>'", description: "'Name <email>'", required: true },
+    architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'Debian architecture (all, amd64, ...); rpm gets noarch, x86_64, ...', default: 'all' },
+    formats: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: 'deb and/or rpm', default: 'deb rpm' },
+    license: { type: 'string', description: 'license (SPDX), rpm License and the generated copyright file', default: 'unknown' },
+    copyright: { type: 'string', description: 'copyright holder for the generated copyright file' },
+    source: { type: 'string', description: 'source package name (several binary packages from one source)' },
+    homepage: { type: 'url', description: 'upstream URL' },
+    section: { type: 'pattern', pattern: /^[A-Za-z0-9][A-Za-z0-9+._/-]*$/, expected: 'a Debian section (a word such as utils, admin, contrib/net)', description: 'Debian section', default: 'misc' },
+    priority: { type: 'enum', choices: ['required', 'important', 'standard', 'optional', 'extra'], noun: 'priority', description: 'Debian priority', default: 'optional' },
+    group: { type: 'string', description: 'rpm group', default: 'Applications/System' },
+    'signing-key': { type: 'path', description: "OpenPGP secret key file: .rpm packages get a header signature; .deb packages a debsigs signature (_gpg<role> member) when `sign` lists deb" },
+    sign: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: "which formats the signing key signs: rpm, deb (deb is opt-in: lintian reports every debsigs member as misplaced-extra-member-in-deb, as it does for debsigs' own output)", default: 'rpm' },
+    'deb-signature-role': { type: 'pattern', noun: 'role', pattern: /^[a-z]{1,12}$/, expected: 'a lower-case word: origin, maint, archive', description: 'debsigs signature role: the ar member _gpg<role> (origin, maint, archive)', default: 'origin' },
+    'signing-key-passphrase-file': { type: 'path', description: 'file holding the signing key passphrase' },
+    vendor: { type: 'string', description: 'rpm vendor' },
+    files: { type: 'lines', description: "'SOURCE => /dest [mode=] [owner=] [group=] [config] [noreplace] [doc] [license] [ghost]' lines" },
+    directories: { type: 'lines', description: "'/path [mode=] [owner=] [group=]' lines" },
+    symlinks: { type: 'lines', description: "'/path -> target' lines" },
+    compression: { type: 'enum', choices: COMPRESSIONS, noun: 'compression', description: 'payload compression: xz, gzip, zstd (none: deb only)', default: 'xz' },
+    changelog: { type: 'string', multiline: true, description: 'rpm changelog text (default: one generated entry)' },
+    'deb-triggers': { type: 'string', multiline: true, description: 'dpkg triggers file content' },
+    'deb-shlibs': { type: 'lines', description: "DEBIAN/shlibs lines of a shared-library package: 'LIBRARY SOVERSION DEPENDENCY' (e.g. 'libfoo 1 libfoo1 (>= 1.2)'), deb-shlibs(5)" },
+    'rpm-pretrans': { type: 'string', multiline: true, description: 'rpm %pretrans scriptlet' },
+    'rpm-posttrans': { type: 'string', multiline: true, description: 'rpm %posttrans scriptlet' },
+    ...RELATION_AND_SCRIPT_OPTIONS,
   },
-  optionPatterns: [
-    new RegExp(`^(deb-|rpm-)?(${DEP_FIELDS.join('|')})$`),
-    /^rpm-(requires|obsoletes)$/,
-    new RegExp(`^(${SCRIPTS.join('|')})(-file)?$`),
-    /^deb-(preinst|postinst|prerm|postrm|config)(-file)?$/,
-    /^rpm-(pre|post|preun|postun|pretrans|posttrans)(-file)?$/,
-  ],
   validate(ctx) {
     const o = ctx.options;
     const formats = o.list('formats');
@@ -455,7 +463,7 @@ export const recipe: Recipe = {
       if (e) throw o.error('deb-shlibs', e);
     }
     const comp = o.get('compression')!.trim();
-    if (!['xz', 'gzip', 'zstd', 'none'].includes(comp)) throw o.error('compression', `unknown compression '${comp}' (xz, gzip, zstd, none)`);
+    if (!(COMPRESSIONS as readonly string[]).includes(comp)) throw o.error('compression', `unknown compression '${comp}' (xz, gzip, zstd, none)`);
     if (comp === 'none' && formats.includes('rpm')) throw o.error('compression', "'none' is for deb only");
     for (const f of o.list('sign')) if (f !== 'deb' && f !== 'rpm') throw o.error('sign', `unknown format '${f}' (deb, rpm)`);
     if (!/^[a-z]{1,12}$/.test(o.get('deb-signature-role')!.trim())) throw o.error('deb-signature-role', `invalid role '${o.get('deb-signature-role')}' (a lower-case word: origin, maint, archive)`);
