@@ -20,11 +20,9 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, wri
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ExitCode, KilnError } from '../lib/errors.js';
-import { debFileName, writeDeb } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
-import { rpmFileName, writeRpm } from '../pkg/rpm.js';
 import type { BuildContext, Recipe } from '../recipe.js';
-import { RPM_ARCH } from './package.js';
+import { writePackages } from '../pkg/info.js';
 
 export interface DkmsConf {
   name: string;
@@ -336,23 +334,24 @@ export const recipe: Recipe = {
           ...kos.map((f): PkgFile => ({ path: `/lib/modules/${k}/updates/dkms/${f}`, type: 'file', source: join(dir, f), mode: 0o644 })),
           ...docs(name, `${conf.name}-dkms-bin`, conf.version, `${conf.name} ${conf.version} modules built by kiln (DKMS) for linux-image-${k}.`),
         ];
-        const spec = {
-          name,
-          version: conf.version,
-          architecture: arch,
-          maintainer,
-          source: `${conf.name}-dkms-bin`,
-          section: 'misc',
-          priority: 'optional',
-          description: `${conf.name} binary drivers for linux-image-${k}\nThis package contains ${conf.name} drivers for the ${k} Linux kernel,\nbuilt from ${conf.name}-dkms for the ${arch} architecture.`,
-          depends: [`linux-image-${k}`],
-          provides: [`${conf.name}-modules`],
-          files,
-          scripts: { postinst, postrm: depmod },
-          sourceDateEpoch: sde,
-        };
-        await writeDeb(spec, join(ctx.staging, debFileName(spec)));
-        summary.push(debFileName(spec));
+        const written = await writePackages(
+          {
+            name,
+            version: conf.version,
+            arch,
+            maintainer,
+            summary: `${conf.name} binary drivers for linux-image-${k}`,
+            description: `This package contains ${conf.name} drivers for the ${k} Linux kernel,\nbuilt from ${conf.name}-dkms for the ${arch} architecture.`,
+            relations: { depends: [`linux-image-${k}`], provides: [`${conf.name}-modules`] },
+            scripts: { postinstall: postinst, postremove: depmod },
+            files,
+            sourceDateEpoch: sde,
+            deb: { source: `${conf.name}-dkms-bin`, section: 'misc', priority: 'optional' },
+          },
+          ['deb'],
+          ctx.staging,
+        );
+        summary.push(written[0]!.file);
       }
       if (formats.includes('kmod-rpm')) {
         const ver = conf.version.replace(/-/g, '_');
@@ -361,28 +360,33 @@ export const recipe: Recipe = {
           { path: `/lib/modules/${k}/extra/${conf.name}`, type: 'dir', mode: 0o755 },
           ...kos.map((f): PkgFile => ({ path: `/lib/modules/${k}/extra/${conf.name}/${f}`, type: 'file', source: join(dir, f), mode: 0o644 })),
         ];
-        const spec = {
-          name: `kmod-${conf.name}-${k.replace(/-/g, '_')}`,
-          version: ver,
-          release: '1',
-          arch: RPM_ARCH[arch] ?? arch,
-          summary: `${conf.name} kernel modules for ${k}`,
-          description: wrap(`The ${conf.name} kernel modules (${kos.map((f) => f.replace(/\.ko(\..*)?$/, '')).join(', ')}) prebuilt by kiln with DKMS for the ${k} Linux kernel.`),
-          license: o.get('license')!.trim(),
-          group: 'System Environment/Kernel',
-          packager: maintainer,
-          // RHEL-style kernels provide kernel-uname-r = `uname -r`; a Debian release such as
-          // 6.1.0-56-amd64 has two '-' and is no valid rpm version, so no such requirement then
-          requires: /^[A-Za-z0-9._+~^]+(-[A-Za-z0-9._+~^]+)?$/.test(k) ? [`kernel-uname-r = ${k}`] : [],
-          provides: [`kmod-${conf.name} = ${ver}`],
-          files,
-          scripts: { post: { body: depmod }, postun: { body: depmod } },
-          changelog: [{ time: sde, author: `${maintainer} - ${ver}-1`, text: `- ${conf.name} ${conf.version} modules built by kiln (DKMS) for kernel ${k}` }],
-          sourceDateEpoch: sde,
-          signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
-        };
-        await writeRpm(spec, join(ctx.staging, rpmFileName(spec)));
-        summary.push(rpmFileName(spec));
+        const written = await writePackages(
+          {
+            name: `kmod-${conf.name}-${k.replace(/-/g, '_')}`,
+            version: ver,
+            release: '1',
+            arch,
+            maintainer,
+            summary: `${conf.name} kernel modules for ${k}`,
+            description: wrap(`The ${conf.name} kernel modules (${kos.map((f) => f.replace(/\.ko(\..*)?$/, '')).join(', ')}) prebuilt by kiln with DKMS for the ${k} Linux kernel.`),
+            license: o.get('license')!.trim(),
+            files,
+            sourceDateEpoch: sde,
+            signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
+            rpm: {
+              group: 'System Environment/Kernel',
+              // RHEL-style kernels provide kernel-uname-r = `uname -r`; a Debian release such as
+              // 6.1.0-56-amd64 has two '-' and is no valid rpm version, so no such requirement then
+              requires: /^[A-Za-z0-9._+~^]+(-[A-Za-z0-9._+~^]+)?$/.test(k) ? [`kernel-uname-r = ${k}`] : [],
+              provides: [`kmod-${conf.name} = ${ver}`],
+              scripts: { post: { body: depmod }, postun: { body: depmod } },
+              changelog: [{ time: sde, author: `${maintainer} - ${ver}-1`, text: `- ${conf.name} ${conf.version} modules built by kiln (DKMS) for kernel ${k}` }],
+            },
+          },
+          ['rpm'],
+          ctx.staging,
+        );
+        summary.push(written[0]!.file);
       }
     }
     if (formats.includes('dkms-deb')) {
@@ -399,24 +403,27 @@ export const recipe: Recipe = {
       };
       walk('');
       files.push(...docs(name, name, conf.version, `${conf.name} ${conf.version} source packaged for DKMS by kiln.`));
-      const spec = {
-        name,
-        version: conf.version,
-        architecture: 'all',
-        maintainer,
-        section: 'kernel',
-        priority: 'optional',
-        description: `${conf.name} driver in DKMS format\nThe ${conf.name} kernel module source, built for each installed kernel by DKMS.`,
-        depends: ['dkms (>= 2.1.0.0)'],
-        files,
-        scripts: {
-          postinst: `#!/bin/sh\nset -e\nif [ "$1" = configure ]; then\n  dkms add -m ${conf.name} -v ${conf.version} || true\n  dkms autoinstall || true\nfi\n`,
-          prerm: `#!/bin/sh\nset -e\ndkms remove -m ${conf.name} -v ${conf.version} --all || true\n`,
+      const written = await writePackages(
+        {
+          name,
+          version: conf.version,
+          arch: 'all',
+          maintainer,
+          summary: `${conf.name} driver in DKMS format`,
+          description: `The ${conf.name} kernel module source, built for each installed kernel by DKMS.`,
+          relations: { depends: ['dkms (>= 2.1.0.0)'] },
+          scripts: {
+            postinstall: `#!/bin/sh\nset -e\nif [ "$1" = configure ]; then\n  dkms add -m ${conf.name} -v ${conf.version} || true\n  dkms autoinstall || true\nfi\n`,
+            preremove: `#!/bin/sh\nset -e\ndkms remove -m ${conf.name} -v ${conf.version} --all || true\n`,
+          },
+          files,
+          sourceDateEpoch: sde,
+          deb: { section: 'kernel', priority: 'optional' },
         },
-        sourceDateEpoch: sde,
-      };
-      await writeDeb(spec, join(ctx.staging, debFileName(spec)));
-      summary.push(debFileName(spec));
+        ['deb'],
+        ctx.staging,
+      );
+      summary.push(written[0]!.file);
     }
     writeFileSync(
       join(ctx.staging, 'dkms-build.json'),

@@ -17,10 +17,10 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { debFileName, writeDeb, type DebSpec } from '../pkg/deb.js';
+import type { DebSpec } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
-import { rpmFileName, writeRpm, type RpmSpec } from '../pkg/rpm.js';
 import { COMPRESSIONS } from '../pkg/compress.js';
+import { writePackages, type PackageInfo } from '../pkg/info.js';
 import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 
@@ -259,53 +259,42 @@ export const recipe: Recipe = {
     const compression = o.get('compression')!.trim() as DebSpec['compression'];
     const docDir = `/usr/share/doc/${pkg}`;
     const date = new Date(sde * 1000);
-    const out: string[] = [];
-    if (formats.includes('deb')) {
-      const spec: DebSpec = {
-        name: pkg,
-        version,
-        architecture: 'all',
-        maintainer,
+    const info: PackageInfo = {
+      name: pkg,
+      version,
+      release,
+      arch: 'all',
+      maintainer,
+      summary: summaryLine,
+      description: long,
+      license,
+      homepage: o.get('url')?.trim() || undefined,
+      relations: { depends: relations(o, 'depends'), recommends: relations(o, 'recommends'), suggests: relations(o, 'suggests') },
+      files,
+      compression,
+      sourceDateEpoch: sde,
+      signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
+      deb: {
         section: 'admin',
         priority: 'optional',
-        description: `${summaryLine}\n${long}`,
-        depends: relations(o, 'depends'),
-        recommends: relations(o, 'recommends'),
-        suggests: relations(o, 'suggests'),
-        homepage: o.get('url')?.trim() || undefined,
         files: [
           ...files,
           { path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${pkg}\n\nFiles: *\nCopyright: ${date.getUTCFullYear()} ${maintainer}\nLicense: ${license}\n` },
           { path: `${docDir}/changelog.gz`, type: 'file', content: gzipSync(Buffer.from(`${pkg} (${version}) unstable; urgency=medium\n\n  * Built by kiln.\n\n -- ${maintainer}  ${date.toUTCString().replace(/GMT$/, '+0000')}\n`), { level: 9 }) },
         ],
-        sourceDateEpoch: sde,
-        compression,
-      };
-      await writeDeb(spec, join(ctx.staging, debFileName(spec)));
-      out.push(debFileName(spec));
-    }
-    if (formats.includes('rpm')) {
-      const spec: RpmSpec = {
-        name: pkg,
+      },
+      rpm: {
         version: version.replace(/[-~]/g, '_'),
-        release,
-        arch: 'noarch',
-        summary: summaryLine,
-        description: long,
-        license,
-        packager: maintainer,
         group: 'System Environment/Base',
-        url: o.get('url')?.trim() || undefined,
+        // the provider's tools are named explicitly (rpm-requires): no translation of depends
         requires: [...new Set(['/bin/sh', ...o.lines('rpm-requires')])].sort(),
+        recommends: [],
+        suggests: [],
         changelog: [{ time: sde, author: maintainer, text: `- ${version}-${release}: built by kiln` }],
         files: files.map((f) => ({ ...f })),
-        sourceDateEpoch: sde,
-        compression: compression === 'none' ? 'gzip' : compression,
-        signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
-      };
-      await writeRpm(spec, join(ctx.staging, rpmFileName(spec)));
-      out.push(rpmFileName(spec));
-    }
+      },
+    };
+    const out = (await writePackages(info, (['deb', 'rpm'] as const).filter((f) => formats.includes(f)), ctx.staging)).map((w) => w.file);
     writeFileAtomic(
       join(ctx.staging, 'ganeti-extstorage.json'),
       JSON.stringify({ name, package: pkg, version, directory: esDir, scripts: scripts.map(([s]) => s), parameters: params, defaults, packages: out }, null, 1) + '\n',

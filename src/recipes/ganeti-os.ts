@@ -30,12 +30,11 @@ import { run } from '../lib/exec.js';
 import { initScript, BOOT_MODULES, rootfsKernel } from '../lib/diskimage.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { debianKernel, moduleIndex, type Kernel } from '../vm/kernel.js';
-import { debFileName, writeDeb, type DebSpec } from '../pkg/deb.js';
+import type { DebSpec } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
-import { rpmFileName, writeRpm, type RpmSpec } from '../pkg/rpm.js';
 import { COMPRESSIONS } from '../pkg/compress.js';
 import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
-import { RPM_ARCH } from './package.js';
+import { writePackages, type PackageInfo } from '../pkg/info.js';
 import { hashFile } from '../engine/hash.js';
 
 /** the fixed script texts */
@@ -384,48 +383,38 @@ export const recipe: Recipe = {
     if (o.bool('generate-cache', false)) uses.add('debootstrap');
     const formats = o.list('formats');
     const compression = o.get('compression')!.trim() as DebSpec['compression'];
-    const out: string[] = [];
-    if (formats.includes('deb')) {
-      const debFiles: PkgFile[] = [
-        ...files,
-        // Debian policy: symbolic links between top-level directories are absolute
-        { path: `${osDir}/variants.list`, type: 'symlink', target: `${confDir}/variants.list` },
-        { path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${pkg}\n\nFiles: *\nCopyright: ${new Date(sde * 1000).getUTCFullYear()} ${maintainer}\nLicense: ${o.get('license')!.trim()}\n` },
-        // a native package (no Debian revision): changelog.gz
-        { path: `${docDir}/changelog.gz`, type: 'file', content: gzipSync(Buffer.from(`${pkg} (${version}) unstable; urgency=medium\n\n  * Built by kiln.\n\n -- ${maintainer}  ${new Date(sde * 1000).toUTCString().replace(/GMT$/, '+0000')}\n`), { level: 9 }) },
-      ];
-      const spec: DebSpec = {
-        name: pkg,
-        version,
-        architecture: debArch,
-        maintainer,
+    const RPM_NAMES: Record<string, string> = { fdisk: 'util-linux', mount: 'util-linux', debianutils: '/usr/bin/run-parts', 'syslinux-common': 'syslinux', 'xz-utils': 'xz' };
+    const rpmUses = [...uses].map((u) => RPM_NAMES[u] ?? u);
+    const info: PackageInfo = {
+      name: pkg,
+      version,
+      release: o.get('release')!.trim(),
+      arch: debArch,
+      maintainer,
+      summary: summaryLine,
+      description: long,
+      license: o.get('license')!.trim(),
+      homepage: o.get('url')?.trim() || undefined,
+      files,
+      compression,
+      sourceDateEpoch: sde,
+      deb: {
         section: 'admin',
         priority: 'optional',
-        description: `${summaryLine}\n${long}`,
         depends: ['ganeti (>= 2.16) | ganeti-3.0', ...[...uses].sort()],
-        homepage: o.get('url')?.trim() || undefined,
-        files: debFiles,
-        sourceDateEpoch: sde,
-        compression,
-      };
-      await writeDeb(spec, join(ctx.staging, debFileName(spec)));
-      out.push(debFileName(spec));
-    }
-    if (formats.includes('rpm')) {
-      const RPM_NAMES: Record<string, string> = { fdisk: 'util-linux', mount: 'util-linux', debianutils: '/usr/bin/run-parts', 'syslinux-common': 'syslinux', 'xz-utils': 'xz' };
-      const rpmUses = [...uses].map((u) => RPM_NAMES[u] ?? u);
-      const spec: RpmSpec = {
-        name: pkg,
+        files: [
+          ...files,
+          // Debian policy: symbolic links between top-level directories are absolute
+          { path: `${osDir}/variants.list`, type: 'symlink', target: `${confDir}/variants.list` },
+          { path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${pkg}\n\nFiles: *\nCopyright: ${new Date(sde * 1000).getUTCFullYear()} ${maintainer}\nLicense: ${o.get('license')!.trim()}\n` },
+          // a native package (no Debian revision): changelog.gz
+          { path: `${docDir}/changelog.gz`, type: 'file', content: gzipSync(Buffer.from(`${pkg} (${version}) unstable; urgency=medium\n\n  * Built by kiln.\n\n -- ${maintainer}  ${new Date(sde * 1000).toUTCString().replace(/GMT$/, '+0000')}\n`), { level: 9 }) },
+        ],
+      },
+      rpm: {
         version: version.replace(/[-~]/g, '_'),
-        release: o.get('release')!.trim(),
-        arch: RPM_ARCH[debArch] ?? debArch,
-        summary: summaryLine,
-        description: long,
-        license: o.get('license')!.trim(),
-        packager: maintainer,
         requires: [...new Set(['ganeti', 'tar', '/usr/bin/run-parts', ...rpmUses])].sort(),
         group: 'System Environment/Base',
-        url: o.get('url')?.trim() || undefined,
         changelog: [{ time: sde, author: maintainer, text: `- ${version}-${o.get('release')!.trim()}: built by kiln` }],
         // hooks are programs: not %config for rpm (rpmlint: executable-marked-as-config-file);
         // rpmlint wants relative symbolic links
@@ -433,12 +422,9 @@ export const recipe: Recipe = {
           ...files.map((f) => (f.mode === 0o755 && f.conffile ? { ...f, conffile: false, noreplace: false } : { ...f })),
           { path: `${osDir}/variants.list`, type: 'symlink', target: `../../../../..${confDir}/variants.list` },
         ],
-        sourceDateEpoch: sde,
-        compression: compression === 'none' ? 'gzip' : compression,
-      };
-      await writeRpm(spec, join(ctx.staging, rpmFileName(spec)));
-      out.push(rpmFileName(spec));
-    }
+      },
+    };
+    const out = (await writePackages(info, (['deb', 'rpm'] as const).filter((f) => formats.includes(f)), ctx.staging)).map((w) => w.file);
     // the OS definition directory itself, for inspection and for installing without a package
     const tree = join(ctx.staging, 'os', name);
     mkdirSync(tree, { recursive: true });

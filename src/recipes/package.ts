@@ -22,8 +22,9 @@ import { gzipSync } from 'node:zlib';
 import { KilnError } from '../lib/errors.js';
 import { checkContainedName, printable } from '../lib/paths.js';
 import { parseRelations } from '../pkg/deb822.js';
-import { parseDep } from '../pkg/rpm.js';
-import { debFileName, shlibsError, writeDeb, type DebSpec } from '../pkg/deb.js';
+import { parseDep, type RpmScript, type RpmSpec } from '../pkg/rpm.js';
+import { debRelToRpm, rpmVersionRelease, splitDeps, writePackages, type PackageInfo } from '../pkg/info.js';
+import { shlibsError } from '../pkg/deb.js';
 import { COMPRESSIONS, type Compression } from '../pkg/compress.js';
 import { normalizePath, type PkgFile } from '../pkg/files.js';
 import { validateDebPackageName, validateDebVersion, validateRpmName, validateRpmVersion } from '../pkg/version.js';
@@ -38,9 +39,6 @@ const DEB_SCRIPT: Record<(typeof SCRIPTS)[number], 'preinst' | 'postinst' | 'pre
   preremove: 'prerm',
   postremove: 'postrm',
 };
-
-/** Debian architecture -> rpm architecture. */
-export const RPM_ARCH: Record<string, string> = { all: 'noarch', amd64: 'x86_64', arm64: 'aarch64', i386: 'i686', armhf: 'armv7hl', ppc64el: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
 interface FileRule {
   src: string;
@@ -203,24 +201,6 @@ export function collectFiles(o: PartOptions): PkgFile[] {
 }
 
 /** Debian relationship list ("a (>= 1), b | c") -> entries. */
-export function splitDeps(s: string | undefined): string[] {
-  return (s ?? '').split(/,/).map((x) => x.replace(/\s+/g, ' ').trim()).filter(Boolean);
-}
-
-/** One Debian relationship in rpm syntax: "foo (>= 1.0)" -> "foo >= 1.0"; alternatives -> rich "(a or b)". */
-export function debRelToRpm(rel: string): string {
-  const one = (r: string) => {
-    const m = /^([^\s(]+)\s*(?:\(\s*(<<|<=|=|>=|>>)\s*([^)\s]+)\s*\))?\s*(?:\[.*\])?$/.exec(r.trim());
-    if (!m) throw new KilnError(`cannot translate dependency '${r}' for rpm: give rpm-* options`);
-    const name = m[1]!.replace(/:any$/, '');
-    if (!m[2]) return name;
-    const op = m[2] === '<<' ? '<' : m[2] === '>>' ? '>' : m[2];
-    return `${name} ${op} ${m[3]}`;
-  };
-  const alts = rel.split('|').map(one);
-  return alts.length === 1 ? alts[0]! : `(${alts.join(' or ')})`;
-}
-
 /**
  * A maintainer script, in one of two explicit forms: `NAME = text` is always the script itself
  * (one line or several; `#!/bin/sh` and `set -e` are added unless it starts with `#!`), and
@@ -339,14 +319,26 @@ function rfc2822(sde: number): string {
   return d.toUTCString().replace('GMT', '+0000');
 }
 
-function debSpec(ctx: BuildContext | PlanContext, files: PkgFile[], sde: number): DebSpec {
+const RPM_SCRIPT = { preinstall: 'pre', postinstall: 'post', preremove: 'preun', postremove: 'postun' } as const;
+
+function rpmScript(text: string | undefined): RpmScript | undefined {
+  if (!text) return undefined;
+  const m = /^#!\s*(\S+)/.exec(text);
+  return { body: text, prog: m ? m[1] : '/bin/sh' };
+}
+
+/** The part's options as one format-neutral package description (src/pkg/info.ts), with what only .deb or .rpm has. */
+function packageInfo(ctx: BuildContext | PlanContext, files: PkgFile[], sde: number): PackageInfo {
   const o = ctx.options;
   const name = o.require('name').trim();
   const version = o.require('version').trim();
   const maintainer = o.require('maintainer').trim();
-  const long = o.get('description')?.trim();
-  const scripts: Record<string, string | undefined> = {};
-  for (const s of SCRIPTS) scripts[DEB_SCRIPT[s]] = script(o, `deb-${DEB_SCRIPT[s]}`) ?? script(o, s);
+  const sign = o.list('sign');
+  const keyFile = o.path('signing-key');
+  const key = keyFile ? { keyFile, passphraseFile: o.path('signing-key-passphrase-file') } : undefined;
+  // .deb: a copyright file and changelog.Debian.gz unless the files list has them
+  const debScripts: Record<string, string | undefined> = {};
+  for (const s of SCRIPTS) debScripts[DEB_SCRIPT[s]] = script(o, `deb-${DEB_SCRIPT[s]}`) ?? script(o, s);
   const docDir = `/usr/share/doc/${name}`;
   const extra: PkgFile[] = [];
   const has = (p: string) => files.some((f) => normalizePath(f.path) === p);
@@ -358,48 +350,67 @@ function debSpec(ctx: BuildContext | PlanContext, files: PkgFile[], sde: number)
     const text = `${o.get('source')?.trim() || name} (${version}) unstable; urgency=medium\n\n  * Package built by kiln.\n\n -- ${maintainer}  ${rfc2822(sde)}\n`;
     extra.push({ path: `${docDir}/changelog.Debian.gz`, type: 'file', content: gzipSync(Buffer.from(text), { level: 9 }) });
   }
-  const dep = (f: (typeof DEP_FIELDS)[number]) => splitDeps(o.get(`deb-${f}`) ?? o.get(f));
+  const debDep = (f: (typeof DEP_FIELDS)[number]) => splitDeps(o.get(`deb-${f}`) ?? o.get(f));
+  // .rpm: rpm-X given: its lines as they are; else the Debian field translated
+  const rpmDeps = (rpmName: string, debName?: string): string[] => {
+    if (o.get(`rpm-${rpmName}`) !== undefined) return o.lines(`rpm-${rpmName}`).flatMap((l) => l.split(/,\s*/)).filter(Boolean);
+    return debName ? splitDeps(o.get(debName)).map(debRelToRpm) : [];
+  };
+  const rpmScripts: NonNullable<RpmSpec['scripts']> = {};
+  for (const [common, rpm] of Object.entries(RPM_SCRIPT) as Array<[keyof typeof RPM_SCRIPT, (typeof RPM_SCRIPT)[keyof typeof RPM_SCRIPT]]>) {
+    rpmScripts[rpm] = rpmScript(script(o, `rpm-${rpm}`) ?? script(o, common));
+  }
+  rpmScripts.pretrans = rpmScript(script(o, 'rpm-pretrans'));
+  rpmScripts.posttrans = rpmScript(script(o, 'rpm-posttrans'));
+  const { epoch, version: rpmVersion, release } = rpmVersionRelease(version, o.get('release')?.trim());
   return {
     name,
     version,
-    architecture: o.get('architecture')!.trim(),
+    release: o.get('release')?.trim() || undefined,
+    arch: o.get('architecture')!.trim(),
     maintainer,
-    description: `${o.require('summary').trim()}${long ? '\n' + long : ''}`,
-    source: o.get('source')?.trim() || undefined,
-    section: o.get('section')!.trim(),
-    priority: o.get('priority')!.trim(),
+    summary: o.require('summary').trim(),
+    description: o.get('description')?.trim() || undefined,
+    license: o.get('license')!.trim(),
     homepage: o.get('homepage')?.trim() || undefined,
-    depends: dep('depends'),
-    preDepends: dep('pre-depends'),
-    recommends: dep('recommends'),
-    suggests: dep('suggests'),
-    enhances: dep('enhances'),
-    breaks: dep('breaks'),
-    conflicts: dep('conflicts'),
-    replaces: dep('replaces'),
-    provides: dep('provides'),
-    files: [...files, ...extra],
-    scripts,
-    triggers: o.get('deb-triggers')?.trim() || undefined,
-    shlibs: o.lines('deb-shlibs').join('\n') || undefined,
+    files,
     compression: o.get('compression')!.trim() as Compression,
     sourceDateEpoch: sde,
+    signingKey: key && sign.includes('rpm') ? key : undefined,
+    deb: {
+      source: o.get('source')?.trim() || undefined,
+      section: o.get('section')!.trim(),
+      priority: o.get('priority')!.trim(),
+      depends: debDep('depends'),
+      preDepends: debDep('pre-depends'),
+      recommends: debDep('recommends'),
+      suggests: debDep('suggests'),
+      enhances: debDep('enhances'),
+      breaks: debDep('breaks'),
+      conflicts: debDep('conflicts'),
+      replaces: debDep('replaces'),
+      provides: debDep('provides'),
+      files: [...files, ...extra],
+      scripts: debScripts,
+      triggers: o.get('deb-triggers')?.trim() || undefined,
+      shlibs: o.lines('deb-shlibs').join('\n') || undefined,
+      ...(key && sign.includes('deb') ? { signingKey: key, signatureRole: o.get('deb-signature-role')!.trim() } : {}),
+    },
+    rpm: {
+      group: o.get('group')?.trim(),
+      vendor: o.get('vendor')?.trim() || undefined,
+      requires: [...rpmDeps('requires', 'depends'), ...rpmDeps('pre-depends', 'pre-depends')],
+      provides: rpmDeps('provides', 'provides'),
+      conflicts: [...rpmDeps('conflicts', 'conflicts'), ...rpmDeps('breaks', 'breaks')],
+      obsoletes: rpmDeps('obsoletes'),
+      recommends: rpmDeps('recommends', 'recommends'),
+      suggests: rpmDeps('suggests', 'suggests'),
+      enhances: rpmDeps('enhances', 'enhances'),
+      scripts: rpmScripts,
+      changelog: [{ time: sde, author: `${maintainer} - ${epoch !== undefined ? `${epoch}:` : ''}${rpmVersion}-${release}`, text: o.get('changelog')?.trim() || '- Package built by kiln.' }],
+      sourceRpm: `${o.get('source')?.trim() || name}-${rpmVersion}-${release}.src.rpm`,
+    },
   };
-}
-
-/** rpm version/release from a Debian-style version: upstream and revision (release 1 when none). */
-export function rpmVersionRelease(o: PartOptions): { epoch?: number; version: string; release: string } {
-  let v = o.require('version').trim();
-  let epoch: number | undefined;
-  const c = /^(\d+):(.*)$/.exec(v);
-  if (c) {
-    epoch = Number(c[1]);
-    v = c[2]!;
-  }
-  const d = v.lastIndexOf('-');
-  const version = d >= 0 ? v.slice(0, d) : v;
-  const release = o.get('release')?.trim() || (d >= 0 ? v.slice(d + 1) : '1');
-  return { epoch, version, release };
 }
 
 export const recipe: Recipe = {
@@ -454,7 +465,7 @@ export const recipe: Recipe = {
     if (formats.includes('rpm')) {
       const e = validateRpmName(name);
       if (e) throw o.error('name', e);
-      const { version, release } = rpmVersionRelease(o);
+      const { version, release } = rpmVersionRelease(o.require('version').trim(), o.get('release')?.trim());
       const v = validateRpmVersion(version) ?? validateRpmVersion(release, 'release');
       if (v) throw o.error('version', v);
     }
@@ -490,24 +501,10 @@ export const recipe: Recipe = {
     const formats = o.list('formats');
     const sde = ctx.sourceDateEpoch;
     const wrap = (e: unknown) => (e instanceof KilnError ? new KilnError(`[${ctx.part}] ${e.message}`) : e);
-    if (formats.includes('deb')) {
-      const spec = debSpec(ctx, files, sde);
-      if (o.path('signing-key') && o.list('sign').includes('deb')) {
-        spec.signingKey = { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') };
-        spec.signatureRole = o.get('deb-signature-role')!.trim();
-      }
-      const r = await writeDeb(spec, join(ctx.staging, debFileName(spec))).catch((e) => Promise.reject(wrap(e)));
-      ctx.log(`# wrote ${r.path} (${r.size} bytes)\n`);
-    }
-    if (formats.includes('rpm')) {
-      const { rpmSpecFromOptions } = await import('./package-rpm.js');
-      const { writeRpm, rpmFileName } = await import('../pkg/rpm.js');
-      const spec = rpmSpecFromOptions(ctx, files, sde);
-      const r = await writeRpm(spec, join(ctx.staging, rpmFileName(spec))).catch((e) => Promise.reject(wrap(e)));
-      ctx.log(`# wrote ${r.path} (${r.size} bytes)\n`);
-    }
+    const order = (['deb', 'rpm'] as const).filter((f) => formats.includes(f));
+    const written = await writePackages(packageInfo(ctx, files, sde), order, ctx.staging).catch((e) => Promise.reject(wrap(e)));
+    for (const r of written) ctx.log(`# wrote ${r.path} (${r.size} bytes)\n`);
   },
 };
 export default recipe;
 
-export { script };
