@@ -119,6 +119,8 @@ export interface BuildContext {
   projectDir: string;
   /** Persistent cache shared across projects (~/.cache/kiln): downloads, chroots. */
   cacheDir: string;
+  /** `[buildout] download-cache` (default CACHE/downloads): where downloads are kept by content */
+  downloadCache?: string;
   offline: boolean;
   /** parallelism available to this part (make -j) */
   jobs: number;

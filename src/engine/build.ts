@@ -281,6 +281,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
           work,
           projectDir: project.projectDir,
           cacheDir: project.cacheDir,
+          downloadCache: project.downloadCache,
           offline: project.offline,
           jobs: opts.jobs,
           sourceDateEpoch: project.sourceDateEpoch,

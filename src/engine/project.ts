@@ -158,6 +158,8 @@ export class Project {
   storeDir!: string;
   sharedDir!: string;
   cacheDir!: string;
+  /** [buildout] download-cache (default CACHE/downloads) */
+  downloadCache!: string;
   offline = false;
   sourceDateEpoch = DEFAULT_SOURCE_DATE_EPOCH;
   /** parts listed in [buildout] parts, in order */
@@ -283,6 +285,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
   p.kilnDir = join(p.outDir, '.kiln');
   p.storeDir = join(p.kilnDir, 'store');
   p.sharedDir = resolve(config.get('buildout', 'shared-part-list').trim().split(/\s+/).pop() || join(p.cacheDir, 'shared'));
+  p.downloadCache = resolve(p.projectDir, config.get('buildout', 'download-cache').trim());
   p.offline = truthy(config.get('buildout', 'offline'));
   const sdeRaw = process.env.SOURCE_DATE_EPOCH ?? config.get('buildout', 'source-date-epoch');
   if (!/^\d+$/.test(sdeRaw.trim())) {

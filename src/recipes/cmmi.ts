@@ -91,7 +91,7 @@ export const recipe: Recipe = {
   async install(ctx) {
     const o = ctx.options;
     const src = join(ctx.work, 'src');
-    const dl = { cacheDir: join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt: string, d: string) => o.error(opt, d) };
+    const dl = { cacheDir: ctx.downloadCache ?? join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt: string, d: string) => o.error(opt, d) };
     if (o.get('path')?.trim()) {
       const p = o.path('path')!;
       if (!existsSync(p) || !statSync(p).isDirectory()) throw o.error('path', `source directory not found: ${p}`);

@@ -76,7 +76,7 @@ export const recipe: Recipe = {
     const file = await fetchVerified(
       src,
       { sha256: o.get('sha256'), sha512: o.get('sha512'), md5: o.get('md5sum') },
-      { cacheDir: join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt, d) => o.error(opt === 'url' ? 'url' : opt, d) },
+      { cacheDir: ctx.downloadCache ?? join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt, d) => o.error(opt === 'url' ? 'url' : opt, d) },
     );
     if (o.bool('extract', false)) {
       await extractArchive(ctx, file, ctx.staging, o.bool('strip-top-level-dir', true));
