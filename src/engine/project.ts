@@ -14,6 +14,7 @@ import type { PlanContext, Recipe } from '../recipe.js';
 import { hashPath, sha256, type StatCache } from './hash.js';
 import { isMappedRecipe, resolveRecipe, UnknownRecipeError, unknownRecipe } from './registry.js';
 import { urlBasename } from '../lib/download.js';
+import { didYouMean, nearMisses } from './suggest.js';
 
 export const DEFAULT_SOURCE_DATE_EPOCH = 1704067200; // 2024-01-01T00:00:00Z
 
@@ -106,45 +107,6 @@ function scanRawReferences(config: Config): { pairs: Set<string>; bySection: Map
 
 function truthy(v: string | undefined): boolean {
   return !!v && ['true', 'yes', 'on', '1'].includes(v.trim().toLowerCase());
-}
-
-function didYouMean(name: string, candidates: string[]): string {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(name, c);
-    if (d < bestD) {
-      bestD = d;
-      best = c;
-    }
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean '${best}'?)` : '';
-}
-
-/** The candidates within edit distance 2 of `name` (1 for names of up to 4 characters), not equal to it. */
-const nearMissMemo = new Map<string, string[]>();
-function nearMisses(name: string, candidates: Set<string>): string[] {
-  const key = `${name}\0${[...candidates].join(',')}`;
-  let hit = nearMissMemo.get(key);
-  if (hit === undefined) {
-    hit = [...candidates].filter((c) => Math.abs(c.length - name.length) <= 2 && c !== name && editDistance(name, c) <= (name.length <= 4 ? 1 : 2));
-    nearMissMemo.set(key, hit);
-  }
-  return hit;
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length]!;
 }
 
 export class Project {
