@@ -231,7 +231,7 @@ export const recipe: Recipe = {
     network: { type: 'bool', description: 'network in the build chroot', default: 'false' },
     architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'Debian architecture of the modules', default: 'amd64' },
     formats: { type: 'list', choices: ['bmdeb', 'kmod-rpm', 'dkms-deb'], noun: 'output', description: 'outputs: bmdeb (binary module .deb), kmod-rpm, dkms-deb (source)', default: 'bmdeb kmod-rpm dkms-deb' },
-    maintainer: { type: 'pattern', pattern: /^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/, expected: "'Name <email>'", description: "'Name <email>' for the packages (default: dkms's own, as mkbmdeb writes it)", default: 'Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists.alioth.debian.org>' },
+    maintainer: { type: 'pattern', noun: 'maintainer', pattern: /^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/, expected: "'Name <email>'", description: "'Name <email>' for the packages (default: dkms's own, as mkbmdeb writes it)", default: 'Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists.alioth.debian.org>' },
     license: { type: 'pattern', pattern: SPDX_RE, expected: 'an SPDX license expression', description: 'license (SPDX) for the rpm and a generated copyright file', default: 'GPL-2.0-only' },
     copyright: { type: 'string', description: "copyright holders for a generated copyright file (e.g. '2024 Jane Doe <jane@example.org>')" },
     'copyright-file': { type: 'path', description: 'the packages\' /usr/share/doc/PKG/copyright (default: the source\'s own, else one written from copyright and license)' },
