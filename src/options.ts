@@ -194,7 +194,7 @@ export function checkOption(o: Options, name: string, spec: OptionSpec): unknown
       return n;
     }
     case 'enum':
-      if (!spec.choices!.includes(v)) throw o.error(name, `unknown ${spec.noun ?? 'value'} '${v}' (${spec.choices!.join(', ')})`);
+      if (!spec.choices!.includes(v)) throw o.error(name, spec.noun ? `unknown ${spec.noun} '${v}' (${spec.choices!.join(', ')})` : `expected ${spec.choices!.join(', ')}, got '${v}'`);
       return v;
     case 'pattern':
       single();

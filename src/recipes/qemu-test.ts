@@ -61,7 +61,7 @@ export const recipe: Recipe = {
     files: { type: 'lines', pattern: /^(\S+)\s+(?:=>\s+)?(\/\S*)$/, expected: "a 'HOST-PATH /GUEST/PATH' line", description: "'HOST-PATH /GUEST/PATH' lines: extra files for the generated initrd" },
     disk: { type: 'path', description: 'disk image (raw or .qcow2), attached as the first virtio disk; never modified (snapshot)' },
     iso: { type: 'path', description: 'ISO image attached as a CD-ROM' },
-    'extra-disks': { type: 'list', pattern: /^\d+[KMGT]?$/i, expected: 'a disk size such as 64M or 1G', description: 'sizes of blank disks to attach (e.g. 64M 1G)' },
+    'extra-disks': { type: 'list', description: 'sizes of blank disks to attach (e.g. 64M 1G)' },
     boot: { type: 'enum', choices: ['kernel', 'disk', 'cdrom'], noun: 'boot device', description: 'kernel, disk or cdrom (default: kernel when there is one, else cdrom with an iso, else disk)' },
     append: { type: 'string', description: `extra kernel command line (after '${DEFAULT_APPEND}')` },
     memory: { type: 'int', min: 32, description: 'MiB', default: '256' },

@@ -285,14 +285,14 @@ export const recipe: Recipe = {
     image: { type: 'path', description: 'location of a kiln:clonezilla-image part (image/NAME/ and kiln-image.json)', required: true },
     live: { type: 'path', description: 'live system: a kiln:chroot location (or its rootfs tarball) with clonezilla partclone drbl parted gdisk pigz zstd udev', required: true },
     kernel: { type: 'pattern', pattern: /^(linux-image-)?[0-9][A-Za-z0-9.+~-]*$/, expected: 'a Debian kernel release', description: 'Debian kernel release for the live system (default: what linux-image-amd64 depends on; cached)' },
-    target: { type: 'pattern', pattern: /^(auto|[a-z][a-z0-9]*)$/, expected: 'a disk name (vda, sda, nvme0n1) or auto', description: 'disk to restore onto: vda, sda, nvme0n1 ... or auto (first fixed disk that is not the medium)', default: 'auto' },
+    target: { type: 'string', description: 'disk to restore onto: vda, sda, nvme0n1 ... or auto (first fixed disk that is not the medium)', default: 'auto' },
     confirm: { type: 'enum', choices: ['yes', 'no'], description: 'yes: ask on the console before writing; no: unattended', default: 'yes' },
     after: { type: 'enum', choices: ['poweroff', 'reboot', 'shell'], description: 'after the restore: poweroff, reboot or shell', default: 'poweroff' },
-    label: { type: 'pattern', pattern: /^[A-Z0-9_]{1,32}$/, expected: '1-32 characters A-Z 0-9 _', description: 'ISO volume label (up to 32 characters A-Z 0-9 _)', default: 'KILN_RECOVERY' },
+    label: { type: 'string', description: 'ISO volume label (up to 32 characters A-Z 0-9 _)', default: 'KILN_RECOVERY' },
     'menu-title': { type: 'string', description: 'boot menu title', default: 'kiln recovery' },
     timeout: { type: 'int', min: 0, max: 9999, description: 'seconds the boot menu waits before the default entry', default: '10' },
     uefi: { type: 'enum', choices: ['yes', 'no'], description: 'yes: also a UEFI El Torito entry (GRUB, grub-efi-amd64-bin; src/lib/efi-iso.ts); no: BIOS only', default: 'yes' },
-    'kernel-append': { type: 'pattern', pattern: /^[A-Za-z0-9_.,=:/+\-\s]*$/, expected: 'kernel parameters (letters, digits, _ . , = : / + -)', description: 'extra kernel parameters for both entries (e.g. kiln_debug_exit=1 for QEMU tests)', default: '' },
+    'kernel-append': { type: 'string', description: 'extra kernel parameters for both entries (e.g. kiln_debug_exit=1 for QEMU tests)', default: '' },
   },
   validate(ctx) {
     const o = ctx.options;
