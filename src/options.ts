@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type Origin } from './lib/errors.js';
-import type { PartOptions } from './recipe.js';
+import type { OptionSpec, OptionValues, PartOptions } from './recipe.js';
 
 export class Options implements PartOptions {
   readonly part: string;
@@ -118,5 +118,120 @@ export class Options implements PartOptions {
   }
   all(): Record<string, string> {
     return { ...this.values };
+  }
+
+  private checked?: { specs: Record<string, OptionSpec>; values: Record<string, unknown> };
+  /**
+   * Check every option of `specs` that is set (or required) against its type; a ConfigError with
+   * file:line, part and option for the first bad one. Keeps the typed values for typed().
+   */
+  check(specs: Record<string, OptionSpec>): void {
+    const out: Record<string, unknown> = {};
+    for (const [name, spec] of Object.entries(specs)) out[name] = checkOption(this, name, spec);
+    this.checked = { specs, values: out };
+  }
+  typed<T extends Record<string, OptionSpec>>(specs: T): OptionValues<T> {
+    if (this.checked?.specs !== specs) this.check(specs);
+    return this.checked!.values as OptionValues<T>;
+  }
+}
+
+const URL_RE = /^[a-z][a-z0-9+.-]*:\/\//i;
+const URL_SCHEMES = new Set(['http', 'https', 'ftp', 'file']);
+const SIZE_RE = /^(\d+)\s*([KMGT]?)(i?B)?$/i;
+const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+const TRUE = ['true', 'yes', 'on', '1'];
+const FALSE = ['false', 'no', 'off', '0'];
+
+/** `n` bytes from '64M', '1G', '4096' (binary units), or undefined. */
+export function parseSize(v: string): number | undefined {
+  const m = SIZE_RE.exec(v.trim());
+  return m ? Number(m[1]) * SIZE_UNITS[m[2]!.toUpperCase()]! : undefined;
+}
+
+function checkUrl(o: Options, name: string, v: string, line = v): void {
+  const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(v);
+  if (m && !URL_SCHEMES.has(m[1]!.toLowerCase())) throw o.errorAt(name, line, `unsupported URL scheme '${m[1]}:' in '${v}' (http, https, ftp, file)`);
+  if (/\s/.test(v)) throw o.errorAt(name, line, `expected one URL or path, got '${v}'`);
+}
+
+/** The typed value of option `name` (trimmed), or a ConfigError naming its file:line. */
+export function checkOption(o: Options, name: string, spec: OptionSpec): unknown {
+  const raw = o.get(name) ?? spec.default;
+  const type = spec.type ?? 'string';
+  const v = raw?.trim() ?? '';
+  const listLike = type === 'paths' || type === 'list' || type === 'lines';
+  if (v === '') {
+    if (spec.required) throw new ConfigError(`missing required option '${name}' (${spec.description})`, { origin: o.origin(name), section: o.part, option: name });
+    return listLike ? [] : type === 'env' ? {} : undefined;
+  }
+  const single = () => {
+    if (v.includes('\n')) throw o.error(name, `expected a single line, got ${v.split('\n').length} lines`);
+  };
+  const matches = (item: string, line: string) => {
+    if (spec.pattern && !spec.pattern.test(item)) {
+      const expected = spec.expected ?? `of the form ${spec.pattern.source}`;
+      throw o.errorAt(name, line, spec.noun ? `invalid ${spec.noun} '${item}' (expected ${expected})` : `'${item}' is not ${expected}`);
+    }
+    if (spec.choices && !spec.choices.includes(item)) throw o.errorAt(name, line, `unknown ${spec.noun ?? 'value'} '${item}' (${spec.choices.join(', ')})`);
+  };
+  switch (type) {
+    case 'string':
+      if (!spec.multiline) single();
+      return spec.multiline ? raw : v;
+    case 'bool': {
+      const l = v.toLowerCase();
+      if (TRUE.includes(l)) return true;
+      if (FALSE.includes(l)) return false;
+      throw o.error(name, `expected a boolean (true/false, yes/no, on/off, 1/0), got '${v}'`);
+    }
+    case 'int':
+    case 'size': {
+      const n = type === 'int' ? (/^-?\d+$/.test(v) ? Number(v) : undefined) : parseSize(v);
+      if (n === undefined) throw o.error(name, type === 'int' ? `expected an integer, got '${v}'` : `expected a size (a number of bytes with an optional K, M, G or T suffix), got '${v}'`);
+      if (spec.min !== undefined && n < spec.min) throw o.error(name, `${v} is below the minimum ${spec.min}`);
+      if (spec.max !== undefined && n > spec.max) throw o.error(name, `${v} is above the maximum ${spec.max}`);
+      return n;
+    }
+    case 'enum':
+      if (!spec.choices!.includes(v)) throw o.error(name, spec.noun ? `unknown ${spec.noun} '${v}' (${spec.choices!.join(', ')})` : `expected ${spec.choices!.join(', ')}, got '${v}'`);
+      return v;
+    case 'pattern':
+      single();
+      matches(v, v);
+      return v;
+    case 'url':
+      single();
+      checkUrl(o, name, v);
+      return v;
+    case 'path':
+      single();
+      if (URL_RE.test(v)) {
+        if (!spec.urls) throw o.error(name, `expected a local path, got the URL '${v}'`);
+        checkUrl(o, name, v);
+        return v;
+      }
+      return o.resolvePath(name, v);
+    case 'paths':
+      return o.lines(name).map((l) => {
+        if (URL_RE.test(l)) {
+          if (!spec.urls) throw o.errorAt(name, l, `expected a local path, got the URL '${l}'`);
+          checkUrl(o, name, l);
+          return l;
+        }
+        return o.resolvePath(name, l);
+      });
+    case 'list': {
+      const words = v.split(/\s+/);
+      for (const w of words) matches(w, v.split('\n').find((l) => l.includes(w)) ?? w);
+      return words;
+    }
+    case 'lines': {
+      const ls = o.lines(name);
+      for (const l of ls) matches(l, l);
+      return ls;
+    }
+    case 'env':
+      return o.env(name);
   }
 }

@@ -6,12 +6,71 @@
 import type { Origin } from './lib/errors.js';
 import type { RunOptions, RunResult } from './lib/exec.js';
 
+/**
+ * What an option holds. The engine checks every option of every part against its type once, at
+ * load time (a bad value is a ConfigError with file:line, part and option: exit 3), and hands the
+ * recipe trimmed, typed values (PartOptions.typed()).
+ *   string   one line (multiline: free text, kept as written)
+ *   bool     true/false/yes/no/on/off/1/0                         -> boolean
+ *   int      an integer (min/max)                                  -> number
+ *   size     bytes with an optional K/M/G/T suffix (KiB...; min)  -> number of bytes
+ *   enum     one of `choices`                                      -> the choice
+ *   path     one path, resolved against the file that sets it      -> absolute path (urls: a URL too)
+ *   paths    one path per line, each resolved                      -> string[] (urls: URLs too)
+ *   list     whitespace-separated words (`choices` / `pattern` per word) -> string[]
+ *   lines    non-empty lines, trimmed (`pattern` per line)         -> string[]
+ *   env      KEY=VALUE lines                                       -> Record<string, string>
+ *   url      a URL (http, https, ftp, file) or a local path (single word)
+ *   pattern  one line matching `pattern`
+ */
+export type OptionType = 'string' | 'bool' | 'int' | 'size' | 'enum' | 'path' | 'paths' | 'list' | 'lines' | 'env' | 'url' | 'pattern';
+
 export interface OptionSpec {
   description: string;
+  /** default 'string' */
+  type?: OptionType;
   required?: boolean;
   /** default value (a string, as in buildout) */
   default?: string;
+  /** enum: the allowed values; list: the allowed words */
+  choices?: readonly string[];
+  /** what one value is called in errors: "unknown NOUN 'x' (choices)" (default 'value') */
+  noun?: string;
+  /** pattern: the whole value; list/lines: each word/line */
+  pattern?: RegExp;
+  /** what `pattern` means, for the error ("a Debian package name") */
+  expected?: string;
+  /** int/size bounds */
+  min?: number;
+  max?: number;
+  /** string: free text over several lines (scripts, descriptions) */
+  multiline?: boolean;
+  /** path/paths: URLs are accepted too */
+  urls?: boolean;
 }
+
+/** The options of a clean-room recipe (`cleanRoom: true`): one spec, shared by every such kind. */
+export const CLEAN_ROOM_OPTIONS = {
+  chroot: { type: 'path', description: 'build inside this chroot (${some-chroot:location}): a container, no network, clean room' },
+  network: { type: 'bool', description: 'allow network access inside the chroot', default: 'false' },
+} as const satisfies Record<string, OptionSpec>;
+
+type ValueOf<S extends OptionSpec> = S extends { type: 'bool' }
+  ? boolean
+  : S extends { type: 'int' | 'size' }
+    ? number
+    : S extends { type: 'paths' | 'list' | 'lines' }
+      ? string[]
+      : S extends { type: 'env' }
+        ? Record<string, string>
+        : S extends { type: 'enum'; choices: readonly (infer C)[] }
+          ? C
+          : string;
+
+/** The typed values of an option table: list-like types are always there (empty), others when set, required or defaulted. */
+export type OptionValues<T extends Record<string, OptionSpec>> = {
+  [K in keyof T]: T[K] extends { type: 'paths' | 'list' | 'lines' | 'env' } ? ValueOf<T[K]> : T[K] extends { required: true } | { default: string } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined;
+};
 
 /** Typed access to a part's resolved options; every error names file:line, part and option. */
 export interface PartOptions {
@@ -40,6 +99,11 @@ export interface PartOptions {
   /** a ConfigError pointing at the line of option `name` that reads `line` (the option's line when not found) */
   errorAt?(name: string, line: string, detail: string): Error;
   all(): Record<string, string>;
+  /**
+   * The trimmed, typed values of the recipe's option table `specs` (checked by the engine at load
+   * time; checked here, defaults applied, when a test hands a recipe options directly).
+   */
+  typed<T extends Record<string, OptionSpec>>(specs: T): OptionValues<T>;
 }
 
 export interface BuildContext {
@@ -55,6 +119,8 @@ export interface BuildContext {
   projectDir: string;
   /** Persistent cache shared across projects (~/.cache/kiln): downloads, chroots. */
   cacheDir: string;
+  /** `[buildout] download-cache` (default CACHE/downloads): where downloads are kept by content */
+  downloadCache?: string;
   offline: boolean;
   /** parallelism available to this part (make -j) */
   jobs: number;
@@ -88,6 +154,11 @@ export interface Recipe {
   version: string;
   description: string;
   options: Record<string, OptionSpec>;
+  /**
+   * The recipe runs its commands in a clean room when its `chroot` option is set (its table
+   * includes CLEAN_ROOM_OPTIONS): the engine checks the chroot part and runs ctx.run inside it.
+   */
+  cleanRoom?: boolean;
   /** further allowed option names (e.g. /^environment-/) */
   optionPatterns?: RegExp[];
   /** Check option values at plan time. Throw ConfigError (options.error()). */

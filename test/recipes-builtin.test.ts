@@ -1,7 +1,7 @@
 // The built-in recipes of the engine: download, cmmi, command, and project-local recipe modules.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -42,6 +42,36 @@ describe('kiln:download', () => {
       const r3 = await kilnP(p.dir, ['build', '--offline']);
       expect(r3.code).toBe(1);
       expect(r3.stderr).toMatch(/offline, and http:\/\/127\.0\.0\.1:\d+\/files\/other\.bin is not in the download cache/);
+    } finally {
+      server.close();
+    }
+  });
+
+  test("[buildout] download-cache is where downloads are kept (another project's offline build finds them there)", async () => {
+    const body = 'cached elsewhere '.repeat(100);
+    let hits = 0;
+    const server = createServer((req, res) => {
+      hits++;
+      res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const p = project({});
+      const dl = join(p.dir, 'shared-downloads');
+      const cfg = `[buildout]\nparts = dl\ndownload-cache = ${dl}\n[dl]\nrecipe = kiln:download\nurl = http://127.0.0.1:${port}/x.bin\nsha256 = ${sha256(body)}\n`;
+      p.write({ 'buildout.cfg': cfg });
+      const r1 = await kilnP(p.dir, ['build']);
+      expect(r1.code, r1.stderr).toBe(0);
+      expect(hits).toBe(1);
+      expect(readdirSync(dl).length).toBeGreaterThan(0);
+      expect(existsSync(join(p.cache, 'downloads'))).toBe(false);
+      // another project (its own KILN_CACHE_DIR), the same download-cache: offline, from there
+      const q = project({ 'buildout.cfg': cfg });
+      const r2 = await kilnP(q.dir, ['build', '--offline']);
+      expect(r2.code, r2.stderr).toBe(0);
+      expect(readFileSync(join(q.dir, 'out/parts/dl/x.bin'), 'utf8')).toBe(body);
+      expect(hits).toBe(1);
     } finally {
       server.close();
     }

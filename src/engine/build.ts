@@ -164,7 +164,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       const part = project.parts.get(e.part)!;
       const planCtx = { part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir };
       // a clean-room part runs its tools in the chroot: the host needs docker only
-      const inChroot = part.recipe.options.chroot && part.options.get('chroot')?.trim();
+      const inChroot = part.recipe.cleanRoom && part.options.get('chroot')?.trim();
       for (const tool of inChroot ? ['docker'] : (part.recipe.tools?.(planCtx) ?? [])) requireTool(tool, part.name);
     }
     opts.reporter.event({ type: 'start', parts: names.length, toBuild, jobs: opts.jobs });
@@ -329,6 +329,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
           work,
           projectDir: project.projectDir,
           cacheDir: project.cacheDir,
+          downloadCache: project.downloadCache,
           offline: project.offline,
           jobs: opts.jobs,
           sourceDateEpoch: project.sourceDateEpoch,
@@ -350,7 +351,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
               env: { SOURCE_DATE_EPOCH: String(project.sourceDateEpoch), ...o.env },
             }),
         };
-        const chroot = part.recipe.options.chroot ? part.options.get('chroot')?.trim() : undefined;
+        const chroot = part.recipe.cleanRoom ? part.options.get('chroot')?.trim() : undefined;
         if (chroot) {
           log(`# kiln: clean-room build in ${chroot}\n`);
           ctx.run = await cleanRoomRunner(ctx, chroot, part.options.bool('network', false), { log, logFile, part: part.name, signal: ac.signal });

@@ -32,6 +32,8 @@ export async function cleanRoomRunner(ctx: BuildContext, chrootDir: string, netw
   ];
   // downloads (archives a recipe unpacks with a command) are read from the cache
   if (existsSync(ctx.cacheDir)) mounts.push({ host: ctx.cacheDir, guest: ctx.cacheDir, readonly: true });
+  const dl = ctx.downloadCache;
+  if (dl && existsSync(dl) && !(dl + '/').startsWith(ctx.cacheDir + '/')) mounts.push({ host: dl, guest: dl, readonly: true });
   for (const loc of Object.values(ctx.deps)) {
     if (existsSync(loc)) mounts.push({ host: realpathSync(loc), guest: loc, readonly: true });
   }

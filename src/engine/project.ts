@@ -14,6 +14,7 @@ import type { PlanContext, Recipe } from '../recipe.js';
 import { hashPath, sha256, type StatCache } from './hash.js';
 import { isMappedRecipe, resolveRecipe, UnknownRecipeError, unknownRecipe } from './registry.js';
 import { urlBasename } from '../lib/download.js';
+import { didYouMean, nearMisses } from './suggest.js';
 
 export const DEFAULT_SOURCE_DATE_EPOCH = 1704067200; // 2024-01-01T00:00:00Z
 
@@ -108,45 +109,6 @@ function truthy(v: string | undefined): boolean {
   return !!v && ['true', 'yes', 'on', '1'].includes(v.trim().toLowerCase());
 }
 
-function didYouMean(name: string, candidates: string[]): string {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(name, c);
-    if (d < bestD) {
-      bestD = d;
-      best = c;
-    }
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean '${best}'?)` : '';
-}
-
-/** The candidates within edit distance 2 of `name` (1 for names of up to 4 characters), not equal to it. */
-const nearMissMemo = new Map<string, string[]>();
-function nearMisses(name: string, candidates: Set<string>): string[] {
-  const key = `${name}\0${[...candidates].join(',')}`;
-  let hit = nearMissMemo.get(key);
-  if (hit === undefined) {
-    hit = [...candidates].filter((c) => Math.abs(c.length - name.length) <= 2 && c !== name && editDistance(name, c) <= (name.length <= 4 ? 1 : 2));
-    nearMissMemo.set(key, hit);
-  }
-  return hit;
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length]!;
-}
-
 export class Project {
   config!: Config;
   configFile!: string;
@@ -158,6 +120,8 @@ export class Project {
   storeDir!: string;
   sharedDir!: string;
   cacheDir!: string;
+  /** [buildout] download-cache (default CACHE/downloads) */
+  downloadCache!: string;
   offline = false;
   sourceDateEpoch = DEFAULT_SOURCE_DATE_EPOCH;
   /** parts listed in [buildout] parts, in order */
@@ -283,6 +247,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
   p.kilnDir = join(p.outDir, '.kiln');
   p.storeDir = join(p.kilnDir, 'store');
   p.sharedDir = resolve(config.get('buildout', 'shared-part-list').trim().split(/\s+/).pop() || join(p.cacheDir, 'shared'));
+  p.downloadCache = resolve(p.projectDir, config.get('buildout', 'download-cache').trim());
   p.offline = truthy(config.get('buildout', 'offline'));
   const sdeRaw = process.env.SOURCE_DATE_EPOCH ?? config.get('buildout', 'source-date-epoch');
   if (!/^\d+$/.test(sdeRaw.trim())) {
@@ -489,6 +454,8 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
         });
       }
     }
+    // every option against its type (once, here): recipes read the typed values
+    if (!unsupported) check(() => options.check(isUnknown ? {} : recipe.options));
     const planCtx: PlanContext = { part: name, options, projectDir: p.projectDir, cacheDir: p.cacheDir };
     if (!isUnknown && !unsupported) check(() => recipe.validate?.(planCtx));
     const depLocations = [...deps.get(name)!.keys()].map((d) => p.parts.get(d)!.location);

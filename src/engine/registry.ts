@@ -16,16 +16,35 @@ import { sha256 } from './hash.js';
 
 type Loader = () => Promise<Record<string, unknown>>;
 
-const BUILTIN: Record<string, Loader> = {
-  download: () => import('../recipes/download.js'),
+/**
+ * Every built-in kind and the lazy import of its module (a no-op build imports only the kinds its
+ * config uses). A new kind is one line here; test/registry.test.ts checks that each module's
+ * `kind` is its key.
+ */
+const BUILTIN = {
+  'apt-repo': () => import('../recipes/apt-repo.js'),
+  chroot: () => import('../recipes/chroot.js'),
+  'clonezilla-image': () => import('../recipes/clonezilla-image.js'),
   cmmi: () => import('../recipes/cmmi.js'),
   command: () => import('../recipes/command.js'),
-};
+  'container-test': () => import('../recipes/container-test.js'),
+  'disk-image': () => import('../recipes/disk-image.js'),
+  dkms: () => import('../recipes/dkms.js'),
+  download: () => import('../recipes/download.js'),
+  'dpkg-buildpackage': () => import('../recipes/dpkg-buildpackage.js'),
+  'ganeti-extstorage': () => import('../recipes/ganeti-extstorage.js'),
+  'ganeti-os': () => import('../recipes/ganeti-os.js'),
+  'gpg-key': () => import('../recipes/gpg-key.js'),
+  package: () => import('../recipes/package.js'),
+  'qemu-test': () => import('../recipes/qemu-test.js'),
+  'recovery-iso': () => import('../recipes/recovery-iso.js'),
+  'rpm-repo': () => import('../recipes/rpm-repo.js'),
+  rpmbuild: () => import('../recipes/rpmbuild.js'),
+} satisfies Record<string, Loader>;
 
-/** Optional kinds contributed by other modules: registered if their module exists in dist/src. */
-const OPTIONAL_KINDS = ['apt-repo', 'rpm-repo', 'package', 'gpg-key', 'chroot', 'container-test', 'qemu-test', 'disk-image', 'deb', 'rpm', 'dpkg-buildpackage', 'rpmbuild', 'dkms', 'ganeti-os', 'ganeti-extstorage', 'clonezilla-image', 'recovery-iso'];
+export type BuiltinKind = keyof typeof BUILTIN;
 
-const ALIASES: Record<string, string> = {
+const ALIASES: Record<string, BuiltinKind> = {
   'slapos.recipe.cmmi': 'cmmi',
   'slapos.recipe.cmmi:default': 'cmmi',
   'slapos.recipe.build:download': 'download',
@@ -39,24 +58,14 @@ export function isMappedRecipe(spec: string): boolean {
   return Object.prototype.hasOwnProperty.call(ALIASES, spec.trim());
 }
 
-const here = dirname(new URL(import.meta.url).pathname);
-
-function builtinLoader(kind: string): Loader | undefined {
-  if (BUILTIN[kind]) return BUILTIN[kind];
-  if (!OPTIONAL_KINDS.includes(kind)) return undefined;
-  const base = join(here, '..', 'recipes', kind);
-  for (const ext of ['.js', '.ts']) {
-    if (existsSync(base + ext)) return () => import(pathToFileURL(base + ext).href);
-  }
-  for (const ext of ['/index.js', '/index.ts']) {
-    if (existsSync(base + ext)) return () => import(pathToFileURL(base + ext).href);
-  }
-  return undefined;
+/** The lazy import of a built-in kind's module. */
+export function builtinLoader(kind: string): Loader | undefined {
+  return Object.prototype.hasOwnProperty.call(BUILTIN, kind) ? BUILTIN[kind as BuiltinKind] : undefined;
 }
 
-let kinds: string[] | undefined;
+const KINDS = Object.keys(BUILTIN).sort();
 export function builtinKinds(): string[] {
-  return (kinds ??= [...Object.keys(BUILTIN), ...OPTIONAL_KINDS.filter((k) => builtinLoader(k))].sort());
+  return [...KINDS];
 }
 
 function pickRecipe(mod: Record<string, unknown>, exportName: string | undefined): Recipe | undefined {

@@ -33,7 +33,7 @@
  * - Installed-Size (KiB) as dpkg-gencontrol computes it on the package tree: 1 for the root
  *   directory, 1 per directory, ceil(size/1024) per file (0 for empty files) and per symlink (length
  *   of the target). (dpkg-gencontrol also counts DEBIAN/ when it already exists; we do not.)
- * - SOURCE_DATE_EPOCH: spec.sourceDateEpoch, else the environment, else 0. Same spec → same bytes,
+ * - SOURCE_DATE_EPOCH: spec.sourceDateEpoch (a parameter: the environment is read by the engine only), else 0. Same spec → same bytes,
  *   whatever the directory, time, umask, source mtimes or number of cores (see compress.ts).
  *
  * Writing: control.tar precedes data.tar in the ar archive, and data.tar goes straight into the
@@ -123,7 +123,7 @@ export interface DebSpec {
   controlCompression?: Compression;
   /** compression level (default dpkg-deb's: xz 6, gzip 9, zstd 3) */
   compressionLevel?: number;
-  /** default: $SOURCE_DATE_EPOCH, else 0 */
+  /** the build's SOURCE_DATE_EPOCH (default 0); this module never reads the environment */
   sourceDateEpoch?: number;
   /**
    * Sign the package the way debsigs does: an ar member `_gpg<role>` (default role `origin`)
@@ -244,12 +244,9 @@ export function validateDebSpec(spec: DebSpec): void {
   if (spec.sourceDateEpoch !== undefined && (!Number.isInteger(spec.sourceDateEpoch) || spec.sourceDateEpoch < 0)) fail(spec, `invalid sourceDateEpoch ${spec.sourceDateEpoch}`);
 }
 
+/** The caller's SOURCE_DATE_EPOCH (the engine reads the environment, once, in project.ts): 0 when the spec has none. */
 function sourceDateEpoch(spec: DebSpec): number {
-  if (spec.sourceDateEpoch !== undefined) return spec.sourceDateEpoch;
-  const env = process.env.SOURCE_DATE_EPOCH;
-  if (env === undefined || env === '') return 0;
-  if (!/^\d+$/.test(env)) fail(spec, `SOURCE_DATE_EPOCH must be a non-negative integer (got '${env}')`);
-  return Number(env);
+  return spec.sourceDateEpoch ?? 0;
 }
 
 const relList = (l?: string[]) => (l && l.length ? l.map((x) => x.trim()).join(', ') : undefined);

@@ -31,7 +31,7 @@
  * written and the file renamed into place. On any error the temporary file is removed: no
  * partial output.
  *
- * Reproducible: BUILDTIME = SOURCE_DATE_EPOCH (spec.sourceDateEpoch, else the environment, else 0),
+ * Reproducible: BUILDTIME = SOURCE_DATE_EPOCH (spec.sourceDateEpoch, else 0; never the environment),
  * file mtimes clamped to it, entries sorted; same spec, same bytes (xz/zstd output does not depend
  * on the number of cores, see compress.ts).
  *
@@ -511,8 +511,9 @@ function mainHeader(spec: RpmSpec, files: ManifestEntry[], sde: number, comp: st
 
 export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResult> {
   validate(spec);
-  const sde = spec.sourceDateEpoch ?? Number(process.env.SOURCE_DATE_EPOCH ?? 0);
-  if (!Number.isInteger(sde) || sde < 0) throw new KilnError(`${spec.name}: invalid SOURCE_DATE_EPOCH '${process.env.SOURCE_DATE_EPOCH}'`);
+  // a parameter (default 0): the engine reads the environment, this module never does
+  const sde = spec.sourceDateEpoch ?? 0;
+  if (!Number.isInteger(sde) || sde < 0) throw new KilnError(`${spec.name}: invalid sourceDateEpoch '${sde}'`);
   let all: ManifestEntry[];
   try {
     all = buildManifest(

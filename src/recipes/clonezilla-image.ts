@@ -17,9 +17,11 @@
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { saveDisk, verifyImage, type Checksum, type Compression } from '../lib/clonezilla.js';
+import { COMPRESSIONS } from '../pkg/compress.js';
 import type { PartOptions, Recipe } from '../recipe.js';
 
-const COMPRESSIONS = ['gzip', 'zstd', 'none'];
+/** pigz -n, zstd or none: the package payload compressions but xz (Clonezilla images are not xz) */
+const CLONEZILLA_COMPRESSIONS = COMPRESSIONS.filter((c) => c !== 'xz');
 const CHECKSUMS = ['md5sum', 'sha1sum', 'b2sum'];
 
 function name(o: PartOptions): string {
@@ -29,7 +31,7 @@ function name(o: PartOptions): string {
 }
 function compression(o: PartOptions): Compression {
   const c = o.get('compression')?.trim() || 'gzip';
-  if (!COMPRESSIONS.includes(c)) throw o.error('compression', `expected gzip, zstd or none, got '${c}'`);
+  if (!(CLONEZILLA_COMPRESSIONS as readonly string[]).includes(c)) throw o.error('compression', `expected gzip, zstd or none, got '${c}'`);
   return c as Compression;
 }
 function splitSize(o: PartOptions): number {
@@ -53,13 +55,13 @@ export const recipe: Recipe = {
   version: '1',
   description: "Clonezilla image directory (ocs-sr savedisk format: partclone images, partition tables, Info files, checksums) from a raw disk image",
   options: {
-    disk: { description: 'disk image file (raw, or qcow2: converted first), e.g. ${disk:location}/disk.img', required: true },
-    name: { description: 'image name (the directory image/NAME/); default the part name' },
-    compression: { description: 'gzip (pigz -n), zstd or none', default: 'gzip' },
-    'split-size': { description: 'volume size in MB (split -b NMB: .aa, .ab ...); 0: no split', default: '4096' },
-    'target-device-name': { description: 'disk name inside the image (DEV-pt.sf, DEVpN images)', default: 'sda' },
-    checksums: { description: 'md5sum sha1sum b2sum (MD5SUMS, SHA1SUMS, B2SUMS); empty for none', default: 'md5sum sha1sum' },
-    verify: { description: 'check the written image (checksums, partclone.chkimg)', default: 'true' },
+    disk: { type: 'path', description: 'disk image file (raw, or qcow2: converted first), e.g. ${disk:location}/disk.img', required: true },
+    name: { type: 'pattern', pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]*$/, expected: 'a usable image directory name (letters, digits, . _ + -)', description: 'image name (the directory image/NAME/); default the part name' },
+    compression: { type: 'enum', choices: CLONEZILLA_COMPRESSIONS, noun: 'compression', description: 'gzip (pigz -n), zstd or none', default: 'gzip' },
+    'split-size': { type: 'int', min: 0, description: 'volume size in MB (split -b NMB: .aa, .ab ...); 0: no split', default: '4096' },
+    'target-device-name': { type: 'pattern', pattern: /^(\/dev\/)?[a-z][a-z0-9]*$/, expected: 'a disk name such as sda, vda or nvme0n1', description: 'disk name inside the image (DEV-pt.sf, DEVpN images)', default: 'sda' },
+    checksums: { type: 'list', choices: ['md5sum', 'sha1sum', 'b2sum'], noun: 'checksum', description: 'md5sum sha1sum b2sum (MD5SUMS, SHA1SUMS, B2SUMS); empty for none', default: 'md5sum sha1sum' },
+    verify: { type: 'bool', description: 'check the written image (checksums, partclone.chkimg)', default: 'true' },
   },
   validate(ctx) {
     const o = ctx.options;

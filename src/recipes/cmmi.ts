@@ -14,7 +14,7 @@ import { copyFile, cp, mkdir, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fetchVerified, isUrl } from '../lib/download.js';
 import { KilnError } from '../lib/errors.js';
-import type { BuildContext, Recipe } from '../recipe.js';
+import { CLEAN_ROOM_OPTIONS, type BuildContext, type Recipe } from '../recipe.js';
 
 /** Unpack a tar archive (any compression GNU tar knows) into dest, optionally dropping a single top-level directory. */
 export async function extractArchive(ctx: BuildContext, file: string, dest: string, strip: boolean): Promise<void> {
@@ -46,29 +46,29 @@ export const recipe: Recipe = {
   kind: 'cmmi',
   version: '1',
   description: 'configure / make / make install an upstream source into the part (slapos.recipe.cmmi compatible)',
+  cleanRoom: true,
   options: {
-    chroot: { description: 'build inside this chroot (${some-chroot:location}): a container, no network, clean room' },
-    network: { description: 'allow network access inside the chroot', default: 'false' },
-    url: { description: 'source archive URL or local path' },
-    path: { description: 'local source directory (instead of url)' },
-    md5sum: { description: 'MD5 of the archive (SlapOS compatible)' },
-    sha256: { description: 'SHA-256 of the archive' },
-    sha512: { description: 'SHA-512 of the archive' },
-    'configure-command': { description: "configure program and leading arguments (default ./configure; 'false' to skip)", default: './configure' },
-    'configure-options': { description: 'extra configure arguments, whitespace separated' },
-    prefix: { description: 'install prefix (default: the part location)' },
-    environment: { description: 'KEY=VALUE lines added to the build environment' },
-    patches: { description: 'patch files or URLs applied in order (URL#md5 accepted)' },
-    'patch-options': { description: 'arguments to patch (default -p0, as slapos.recipe.cmmi)', default: '-p0' },
-    'patch-binary': { description: 'patch program', default: 'patch' },
-    'pre-configure': { description: 'shell hook run in the source tree before configure' },
-    'pre-build': { description: 'shell hook run before make' },
-    'pre-install': { description: 'shell hook run before make install' },
-    'post-install': { description: 'shell hook run after make install (files are under $DESTDIR$location)' },
-    'make-binary': { description: 'make program', default: 'make' },
-    'make-options': { description: 'extra make arguments, whitespace separated' },
-    'make-targets': { description: 'install targets', default: 'install' },
-    'strip-top-level-dir': { description: 'drop the archive top-level directory', default: 'true' },
+    ...CLEAN_ROOM_OPTIONS,
+    url: { type: 'url', description: 'source archive URL or local path' },
+    path: { type: 'path', description: 'local source directory (instead of url)' },
+    md5sum: { type: 'pattern', pattern: /^[0-9a-fA-F]{32}$/, expected: '32 hex digits', description: 'MD5 of the archive (SlapOS compatible)' },
+    sha256: { type: 'pattern', pattern: /^[0-9a-fA-F]{64}$/, expected: '64 hex digits', description: 'SHA-256 of the archive' },
+    sha512: { type: 'pattern', pattern: /^[0-9a-fA-F]{128}$/, expected: '128 hex digits', description: 'SHA-512 of the archive' },
+    'configure-command': { type: 'string', description: "configure program and leading arguments (default ./configure; 'false' to skip)", default: './configure' },
+    'configure-options': { type: 'string', multiline: true, description: 'extra configure arguments, whitespace separated' },
+    prefix: { type: 'path', description: 'install prefix (default: the part location)' },
+    environment: { type: 'env', description: 'KEY=VALUE lines added to the build environment' },
+    patches: { type: 'paths', urls: true, description: 'patch files or URLs applied in order (URL#md5 accepted)' },
+    'patch-options': { type: 'string', description: 'arguments to patch (default -p0, as slapos.recipe.cmmi)', default: '-p0' },
+    'patch-binary': { type: 'string', description: 'patch program', default: 'patch' },
+    'pre-configure': { type: 'string', multiline: true, description: 'shell hook run in the source tree before configure' },
+    'pre-build': { type: 'string', multiline: true, description: 'shell hook run before make' },
+    'pre-install': { type: 'string', multiline: true, description: 'shell hook run before make install' },
+    'post-install': { type: 'string', multiline: true, description: 'shell hook run after make install (files are under $DESTDIR$location)' },
+    'make-binary': { type: 'string', description: 'make program', default: 'make' },
+    'make-options': { type: 'string', multiline: true, description: 'extra make arguments, whitespace separated' },
+    'make-targets': { type: 'string', multiline: true, description: 'install targets', default: 'install' },
+    'strip-top-level-dir': { type: 'bool', description: 'drop the archive top-level directory', default: 'true' },
   },
   validate(ctx) {
     const o = ctx.options;
@@ -93,7 +93,7 @@ export const recipe: Recipe = {
   async install(ctx) {
     const o = ctx.options;
     const src = join(ctx.work, 'src');
-    const dl = { cacheDir: join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt: string, d: string) => o.error(opt, d) };
+    const dl = { cacheDir: ctx.downloadCache ?? join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt: string, d: string) => o.error(opt, d) };
     if (o.get('path')?.trim()) {
       const p = o.path('path')!;
       if (!existsSync(p) || !statSync(p).isDirectory()) throw o.error('path', `source directory not found: ${p}`);

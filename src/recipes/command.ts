@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
-import type { Recipe } from '../recipe.js';
+import { CLEAN_ROOM_OPTIONS, type Recipe } from '../recipe.js';
 
 /** The variable an option reaches the script as: foo-bar, foo.bar and FOO_BAR are all KILN_OPT_FOO_BAR. */
 export function optionEnvName(option: string): string {
@@ -27,17 +27,17 @@ export const recipe: Recipe = {
   kind: 'command',
   version: '1',
   description: 'run a command or a bash script with declared inputs and outputs',
+  cleanRoom: true,
   options: {
-    chroot: { description: 'build inside this chroot (${some-chroot:location}): a container, no network, clean room' },
-    network: { description: 'allow network access inside the chroot', default: 'false' },
-    command: { description: 'bash script (your own code); options reach it as $KILN_OPT_<NAME>' },
-    argv: { description: 'a command, one argument per line, run without a shell' },
-    'update-command': { description: 'plone.recipe.command compatibility (ignored: kiln rebuilds when inputs change)' },
-    'stop-on-error': { description: 'plone.recipe.command compatibility (always true)' },
-    inputs: { description: 'files or directories (one per line) whose content is part of the signature' },
-    outputs: { description: 'paths (relative to $OUT) that must exist after the run' },
-    environment: { description: 'KEY=VALUE lines' },
-    cwd: { description: 'working directory (default: a scratch directory)' },
+    ...CLEAN_ROOM_OPTIONS,
+    command: { type: 'string', multiline: true, description: 'bash script (your own code); options reach it as $KILN_OPT_<NAME>' },
+    argv: { type: 'lines', description: 'a command, one argument per line, run without a shell' },
+    'update-command': { type: 'string', multiline: true, description: 'plone.recipe.command compatibility (ignored: kiln rebuilds when inputs change)' },
+    'stop-on-error': { type: 'string', description: 'plone.recipe.command compatibility (always true)' },
+    inputs: { type: 'paths', description: 'files or directories (one per line) whose content is part of the signature' },
+    outputs: { type: 'lines', pattern: /^(?!\/)(?!(.*\/)?\.\.(\/|$)).+$/, expected: 'a path relative to $OUT that stays inside it', description: 'paths (relative to $OUT) that must exist after the run' },
+    environment: { type: 'env', description: 'KEY=VALUE lines' },
+    cwd: { type: 'path', description: 'working directory (default: a scratch directory)' },
   },
   // any other option is a variable of the script, exported as $KILN_OPT_<NAME>
   optionPatterns: [/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/],

@@ -20,11 +20,9 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, wri
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ExitCode, KilnError } from '../lib/errors.js';
-import { debFileName, writeDeb } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
-import { rpmFileName, writeRpm } from '../pkg/rpm.js';
 import type { BuildContext, Recipe } from '../recipe.js';
-import { RPM_ARCH } from './package.js';
+import { writePackages } from '../pkg/info.js';
 
 export interface DkmsConf {
   name: string;
@@ -219,30 +217,33 @@ function copyrightText(ctx: BuildContext, srcIn: string, srcDir: string, name: s
   return { text, from: licenseFile ? `options and ${licenseFile}` : 'options' };
 }
 
+const SPDX_RE = /^\(?[A-Za-z0-9][A-Za-z0-9.+-]*(?:\s+(?:AND|OR|WITH|and|or|with)\s+\(?[A-Za-z0-9][A-Za-z0-9.+-]*\)?)*\)?$/;
+
 export const recipe: Recipe = {
   kind: 'dkms',
   version: '2',
   description: 'DKMS modules prebuilt for given kernels in a chroot: binary module .deb (mkbmdeb), kmod .rpm, source dkms .deb',
+  cleanRoom: true,
   options: {
-    source: { description: 'module source: a directory or tarball with dkms.conf, or a *-dkms .deb', required: true },
-    kernels: { description: 'kernel versions (uname -r), e.g. 6.1.0-56-amd64; their linux-headers must be in the chroot', required: true },
-    chroot: { description: 'build chroot with dkms, gcc, make and the linux-headers of each kernel', required: true },
-    network: { description: 'network in the build chroot', default: 'false' },
-    architecture: { description: 'Debian architecture of the modules', default: 'amd64' },
-    formats: { description: 'outputs: bmdeb (binary module .deb), kmod-rpm, dkms-deb (source)', default: 'bmdeb kmod-rpm dkms-deb' },
-    maintainer: { description: "'Name <email>' for the packages (default: dkms's own, as mkbmdeb writes it)", default: 'Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists.alioth.debian.org>' },
-    license: { description: 'license (SPDX) for the rpm and a generated copyright file', default: 'GPL-2.0-only' },
-    copyright: { description: "copyright holders for a generated copyright file (e.g. '2024 Jane Doe <jane@example.org>')" },
-    'copyright-file': { description: 'the packages\' /usr/share/doc/PKG/copyright (default: the source\'s own, else one written from copyright and license)' },
-    'package-name': { description: 'PACKAGE_NAME when the source has no dkms.conf' },
-    'package-version': { description: 'PACKAGE_VERSION when the source has no dkms.conf' },
-    'built-module-name': { description: 'module names when the source has no dkms.conf' },
-    'dest-module-location': { description: 'DEST_MODULE_LOCATION when writing dkms.conf', default: '/updates' },
-    make: { description: 'MAKE[0] when writing dkms.conf' },
-    clean: { description: 'CLEAN when writing dkms.conf' },
-    autoinstall: { description: 'AUTOINSTALL when writing dkms.conf', default: 'true' },
-    'signing-key': { description: 'OpenPGP secret key file: the kmod .rpm gets a header signature (as kiln:package)' },
-    'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
+    source: { type: 'path', description: 'module source: a directory or tarball with dkms.conf, or a *-dkms .deb', required: true },
+    kernels: { type: 'list', pattern: /^\d+\.\d+[\w.+-]*$/, expected: 'a kernel version (uname -r)', description: 'kernel versions (uname -r), e.g. 6.1.0-56-amd64; their linux-headers must be in the chroot', required: true },
+    chroot: { type: 'path', description: 'build chroot with dkms, gcc, make and the linux-headers of each kernel', required: true },
+    network: { type: 'bool', description: 'network in the build chroot', default: 'false' },
+    architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'Debian architecture of the modules', default: 'amd64' },
+    formats: { type: 'list', choices: ['bmdeb', 'kmod-rpm', 'dkms-deb'], noun: 'output', description: 'outputs: bmdeb (binary module .deb), kmod-rpm, dkms-deb (source)', default: 'bmdeb kmod-rpm dkms-deb' },
+    maintainer: { type: 'pattern', noun: 'maintainer', pattern: /^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/, expected: "'Name <email>'", description: "'Name <email>' for the packages (default: dkms's own, as mkbmdeb writes it)", default: 'Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists.alioth.debian.org>' },
+    license: { type: 'pattern', pattern: SPDX_RE, expected: 'an SPDX license expression', description: 'license (SPDX) for the rpm and a generated copyright file', default: 'GPL-2.0-only' },
+    copyright: { type: 'string', description: "copyright holders for a generated copyright file (e.g. '2024 Jane Doe <jane@example.org>')" },
+    'copyright-file': { type: 'path', description: 'the packages\' /usr/share/doc/PKG/copyright (default: the source\'s own, else one written from copyright and license)' },
+    'package-name': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'a name without quotes, $, ` or \\', description: 'PACKAGE_NAME when the source has no dkms.conf' },
+    'package-version': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'a version without quotes, $, ` or \\', description: 'PACKAGE_VERSION when the source has no dkms.conf' },
+    'built-module-name': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'module names without quotes, $, ` or \\', description: 'module names when the source has no dkms.conf' },
+    'dest-module-location': { type: 'pattern', pattern: /^\/[^"$`\\\s]*$/, expected: 'an absolute module directory', description: 'DEST_MODULE_LOCATION when writing dkms.conf', default: '/updates' },
+    make: { type: 'string', description: 'MAKE[0] when writing dkms.conf' },
+    clean: { type: 'string', description: 'CLEAN when writing dkms.conf' },
+    autoinstall: { type: 'bool', description: 'AUTOINSTALL when writing dkms.conf', default: 'true' },
+    'signing-key': { type: 'path', description: 'OpenPGP secret key file: the kmod .rpm gets a header signature (as kiln:package)' },
+    'signing-key-passphrase-file': { type: 'path', description: 'file holding the signing key passphrase' },
   },
   validate(ctx) {
     const o = ctx.options;
@@ -333,23 +334,24 @@ export const recipe: Recipe = {
           ...kos.map((f): PkgFile => ({ path: `/lib/modules/${k}/updates/dkms/${f}`, type: 'file', source: join(dir, f), mode: 0o644 })),
           ...docs(name, `${conf.name}-dkms-bin`, conf.version, `${conf.name} ${conf.version} modules built by kiln (DKMS) for linux-image-${k}.`),
         ];
-        const spec = {
-          name,
-          version: conf.version,
-          architecture: arch,
-          maintainer,
-          source: `${conf.name}-dkms-bin`,
-          section: 'misc',
-          priority: 'optional',
-          description: `${conf.name} binary drivers for linux-image-${k}\nThis package contains ${conf.name} drivers for the ${k} Linux kernel,\nbuilt from ${conf.name}-dkms for the ${arch} architecture.`,
-          depends: [`linux-image-${k}`],
-          provides: [`${conf.name}-modules`],
-          files,
-          scripts: { postinst, postrm: depmod },
-          sourceDateEpoch: sde,
-        };
-        await writeDeb(spec, join(ctx.staging, debFileName(spec)));
-        summary.push(debFileName(spec));
+        const written = await writePackages(
+          {
+            name,
+            version: conf.version,
+            arch,
+            maintainer,
+            summary: `${conf.name} binary drivers for linux-image-${k}`,
+            description: `This package contains ${conf.name} drivers for the ${k} Linux kernel,\nbuilt from ${conf.name}-dkms for the ${arch} architecture.`,
+            relations: { depends: [`linux-image-${k}`], provides: [`${conf.name}-modules`] },
+            scripts: { postinstall: postinst, postremove: depmod },
+            files,
+            sourceDateEpoch: sde,
+            deb: { source: `${conf.name}-dkms-bin`, section: 'misc', priority: 'optional' },
+          },
+          ['deb'],
+          ctx.staging,
+        );
+        summary.push(written[0]!.file);
       }
       if (formats.includes('kmod-rpm')) {
         const ver = conf.version.replace(/-/g, '_');
@@ -358,28 +360,33 @@ export const recipe: Recipe = {
           { path: `/lib/modules/${k}/extra/${conf.name}`, type: 'dir', mode: 0o755 },
           ...kos.map((f): PkgFile => ({ path: `/lib/modules/${k}/extra/${conf.name}/${f}`, type: 'file', source: join(dir, f), mode: 0o644 })),
         ];
-        const spec = {
-          name: `kmod-${conf.name}-${k.replace(/-/g, '_')}`,
-          version: ver,
-          release: '1',
-          arch: RPM_ARCH[arch] ?? arch,
-          summary: `${conf.name} kernel modules for ${k}`,
-          description: wrap(`The ${conf.name} kernel modules (${kos.map((f) => f.replace(/\.ko(\..*)?$/, '')).join(', ')}) prebuilt by kiln with DKMS for the ${k} Linux kernel.`),
-          license: o.get('license')!.trim(),
-          group: 'System Environment/Kernel',
-          packager: maintainer,
-          // RHEL-style kernels provide kernel-uname-r = `uname -r`; a Debian release such as
-          // 6.1.0-56-amd64 has two '-' and is no valid rpm version, so no such requirement then
-          requires: /^[A-Za-z0-9._+~^]+(-[A-Za-z0-9._+~^]+)?$/.test(k) ? [`kernel-uname-r = ${k}`] : [],
-          provides: [`kmod-${conf.name} = ${ver}`],
-          files,
-          scripts: { post: { body: depmod }, postun: { body: depmod } },
-          changelog: [{ time: sde, author: `${maintainer} - ${ver}-1`, text: `- ${conf.name} ${conf.version} modules built by kiln (DKMS) for kernel ${k}` }],
-          sourceDateEpoch: sde,
-          signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
-        };
-        await writeRpm(spec, join(ctx.staging, rpmFileName(spec)));
-        summary.push(rpmFileName(spec));
+        const written = await writePackages(
+          {
+            name: `kmod-${conf.name}-${k.replace(/-/g, '_')}`,
+            version: ver,
+            release: '1',
+            arch,
+            maintainer,
+            summary: `${conf.name} kernel modules for ${k}`,
+            description: wrap(`The ${conf.name} kernel modules (${kos.map((f) => f.replace(/\.ko(\..*)?$/, '')).join(', ')}) prebuilt by kiln with DKMS for the ${k} Linux kernel.`),
+            license: o.get('license')!.trim(),
+            files,
+            sourceDateEpoch: sde,
+            signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
+            rpm: {
+              group: 'System Environment/Kernel',
+              // RHEL-style kernels provide kernel-uname-r = `uname -r`; a Debian release such as
+              // 6.1.0-56-amd64 has two '-' and is no valid rpm version, so no such requirement then
+              requires: /^[A-Za-z0-9._+~^]+(-[A-Za-z0-9._+~^]+)?$/.test(k) ? [`kernel-uname-r = ${k}`] : [],
+              provides: [`kmod-${conf.name} = ${ver}`],
+              scripts: { post: { body: depmod }, postun: { body: depmod } },
+              changelog: [{ time: sde, author: `${maintainer} - ${ver}-1`, text: `- ${conf.name} ${conf.version} modules built by kiln (DKMS) for kernel ${k}` }],
+            },
+          },
+          ['rpm'],
+          ctx.staging,
+        );
+        summary.push(written[0]!.file);
       }
     }
     if (formats.includes('dkms-deb')) {
@@ -396,24 +403,27 @@ export const recipe: Recipe = {
       };
       walk('');
       files.push(...docs(name, name, conf.version, `${conf.name} ${conf.version} source packaged for DKMS by kiln.`));
-      const spec = {
-        name,
-        version: conf.version,
-        architecture: 'all',
-        maintainer,
-        section: 'kernel',
-        priority: 'optional',
-        description: `${conf.name} driver in DKMS format\nThe ${conf.name} kernel module source, built for each installed kernel by DKMS.`,
-        depends: ['dkms (>= 2.1.0.0)'],
-        files,
-        scripts: {
-          postinst: `#!/bin/sh\nset -e\nif [ "$1" = configure ]; then\n  dkms add -m ${conf.name} -v ${conf.version} || true\n  dkms autoinstall || true\nfi\n`,
-          prerm: `#!/bin/sh\nset -e\ndkms remove -m ${conf.name} -v ${conf.version} --all || true\n`,
+      const written = await writePackages(
+        {
+          name,
+          version: conf.version,
+          arch: 'all',
+          maintainer,
+          summary: `${conf.name} driver in DKMS format`,
+          description: `The ${conf.name} kernel module source, built for each installed kernel by DKMS.`,
+          relations: { depends: ['dkms (>= 2.1.0.0)'] },
+          scripts: {
+            postinstall: `#!/bin/sh\nset -e\nif [ "$1" = configure ]; then\n  dkms add -m ${conf.name} -v ${conf.version} || true\n  dkms autoinstall || true\nfi\n`,
+            preremove: `#!/bin/sh\nset -e\ndkms remove -m ${conf.name} -v ${conf.version} --all || true\n`,
+          },
+          files,
+          sourceDateEpoch: sde,
+          deb: { section: 'kernel', priority: 'optional' },
         },
-        sourceDateEpoch: sde,
-      };
-      await writeDeb(spec, join(ctx.staging, debFileName(spec)));
-      summary.push(debFileName(spec));
+        ['deb'],
+        ctx.staging,
+      );
+      summary.push(written[0]!.file);
     }
     writeFileSync(
       join(ctx.staging, 'dkms-build.json'),

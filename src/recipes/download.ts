@@ -36,15 +36,15 @@ export const recipe: Recipe = {
   version: '1',
   description: 'Download a file (http(s), file:// or a local path), verify its checksum, cache it, optionally unpack it',
   options: {
-    url: { description: 'URL or local path (relative to the file that sets it)', required: true },
-    sha256: { description: 'expected SHA-256 of the file' },
-    sha512: { description: 'expected SHA-512 of the file' },
-    md5sum: { description: 'expected MD5 of the file (SlapOS compatible)' },
-    filename: { description: "name of the file in the part (default: the last URL component, percent-decoded for http(s); a local file's own name)" },
-    destination: { description: 'SlapOS compatible alias of the output directory (ignored: the output is the location)' },
-    extract: { description: 'unpack the archive into the part instead of copying it', default: 'false' },
-    'strip-top-level-dir': { description: 'when unpacking, drop a single top-level directory', default: 'true' },
-    mode: { description: 'octal file mode of the downloaded file, e.g. 0755' },
+    url: { type: 'url', description: 'URL or local path (relative to the file that sets it)', required: true },
+    sha256: { type: 'pattern', pattern: /^[0-9a-fA-F]{64}$/, expected: '64 hex digits', description: 'expected SHA-256 of the file' },
+    sha512: { type: 'pattern', pattern: /^[0-9a-fA-F]{128}$/, expected: '128 hex digits', description: 'expected SHA-512 of the file' },
+    md5sum: { type: 'pattern', pattern: /^[0-9a-fA-F]{32}$/, expected: '32 hex digits', description: 'expected MD5 of the file (SlapOS compatible)' },
+    filename: { type: 'string', description: "name of the file in the part (default: the last URL component, percent-decoded for http(s); a local file's own name)" },
+    destination: { type: 'string', description: 'SlapOS compatible alias of the output directory (ignored: the output is the location)' },
+    extract: { type: 'bool', description: 'unpack the archive into the part instead of copying it', default: 'false' },
+    'strip-top-level-dir': { type: 'bool', description: 'when unpacking, drop a single top-level directory', default: 'true' },
+    mode: { type: 'pattern', pattern: /^0?[0-7]{3,4}$/, expected: 'an octal mode like 0755', description: 'octal file mode of the downloaded file, e.g. 0755' },
   },
   validate(ctx) {
     const o = ctx.options;
@@ -76,7 +76,7 @@ export const recipe: Recipe = {
     const file = await fetchVerified(
       src,
       { sha256: o.get('sha256'), sha512: o.get('sha512'), md5: o.get('md5sum') },
-      { cacheDir: join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt, d) => o.error(opt === 'url' ? 'url' : opt, d) },
+      { cacheDir: ctx.downloadCache ?? join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt, d) => o.error(opt === 'url' ? 'url' : opt, d) },
     );
     if (o.bool('extract', false)) {
       await extractArchive(ctx, file, ctx.staging, o.bool('strip-top-level-dir', true));

@@ -31,7 +31,7 @@ import { basename, dirname, join } from 'node:path';
 import { cleanRoomRunner } from '../engine/cleanroom.js';
 import { KilnError } from '../lib/errors.js';
 import { parse, parseChecksums } from '../pkg/deb822.js';
-import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
+import { CLEAN_ROOM_OPTIONS, type BuildContext, type PartOptions, type PlanContext, type Recipe } from '../recipe.js';
 
 /** What the build leaves next to the source tree and the part keeps. */
 const RESULT = /\.(deb|udeb|ddeb|buildinfo|changes|dsc|tar\.(gz|xz|bz2|lzma|zst)|diff\.gz)$/;
@@ -71,13 +71,13 @@ export const recipe: Recipe = {
   kind: 'dpkg-buildpackage',
   version: '1',
   description: 'build an existing Debian source package (debian/ directory or .dsc) with dpkg-buildpackage, on the host or in a chroot',
+  cleanRoom: true,
   options: {
-    source: { description: 'a source tree with debian/, or a .dsc (its files next to it); relative to this file', required: true },
-    options: { description: 'dpkg-buildpackage arguments, whitespace separated', default: '-us -uc -b' },
-    'build-depends': { description: 'in a chroot: install the Build-Depends first (downloaded with network, installed and built without)', default: 'false' },
-    environment: { description: 'KEY=VALUE lines added to the build environment (e.g. DEB_BUILD_OPTIONS=nocheck)' },
-    chroot: { description: 'build inside this chroot (${some-chroot:location}): a container, no network, clean room' },
-    network: { description: 'allow network access for the build itself inside the chroot', default: 'false' },
+    ...CLEAN_ROOM_OPTIONS,
+    source: { type: 'path', description: 'a source tree with debian/, or a .dsc (its files next to it); relative to this file', required: true },
+    options: { type: 'string', multiline: true, description: 'dpkg-buildpackage arguments, whitespace separated', default: '-us -uc -b' },
+    'build-depends': { type: 'bool', description: 'in a chroot: install the Build-Depends first (downloaded with network, installed and built without)', default: 'false' },
+    environment: { type: 'env', description: 'KEY=VALUE lines added to the build environment (e.g. DEB_BUILD_OPTIONS=nocheck)' },
   },
   validate(ctx) {
     const o = ctx.options;

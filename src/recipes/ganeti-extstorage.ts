@@ -17,9 +17,10 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { debFileName, writeDeb, type DebSpec } from '../pkg/deb.js';
+import type { DebSpec } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
-import { rpmFileName, writeRpm, type RpmSpec } from '../pkg/rpm.js';
+import { COMPRESSIONS } from '../pkg/compress.js';
+import { writePackages, type PackageInfo } from '../pkg/info.js';
 import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 
@@ -28,6 +29,8 @@ export const REQUIRED_SCRIPTS = ['create', 'attach', 'detach', 'remove', 'grow',
 export const OPTIONAL_SCRIPTS = ['snapshot', 'open', 'close'] as const;
 const SCRIPTS: readonly string[] = [...REQUIRED_SCRIPTS, ...OPTIONAL_SCRIPTS];
 /** the ES_SEARCH_PATH entries of Debian's ganeti that belong to packages (/srv and /usr/local do not) */
+/** .deb and .rpm payload compressions (rpm has no 'none') */
+const PAYLOAD_COMPRESSIONS = COMPRESSIONS.filter((c) => c !== 'none');
 const INSTALL_DIRS = ['/usr/share/ganeti/extstorage', '/usr/lib/ganeti/extstorage'];
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.-]*$/;
@@ -98,7 +101,7 @@ function validate(ctx: PlanContext): void {
   if (!INSTALL_DIRS.includes(dir)) throw o.error('install-dir', `expected one of Ganeti's ExtStorage search path directories a package may own: ${INSTALL_DIRS.join(', ')}; got '${dir}'`);
   for (const f of o.list('formats')) if (!['deb', 'rpm'].includes(f)) throw o.error('formats', `unknown format '${f}' (deb, rpm)`);
   if (!o.list('formats').length) throw o.error('formats', 'at least one format is needed (deb, rpm)');
-  if (!['xz', 'gzip', 'zstd'].includes(o.get('compression')!.trim())) throw o.error('compression', `expected xz, gzip or zstd, got '${o.get('compression')!.trim()}'`);
+  if (!(PAYLOAD_COMPRESSIONS as readonly string[]).includes(o.get('compression')!.trim())) throw o.error('compression', `expected xz, gzip or zstd, got '${o.get('compression')!.trim()}'`);
   for (const k of ['depends', 'recommends', 'suggests']) {
     for (const rel of relations(o, k)) {
       for (const alt of rel.split('|').map((s) => s.trim())) {
@@ -182,27 +185,27 @@ function validate(ctx: PlanContext): void {
 }
 
 const OPTIONS: Recipe['options'] = {
-  name: { description: 'provider name (gnt-instance add --disk provider=NAME; the directory under the search path)', required: true },
-  scripts: { description: 'directory holding the scripts: create attach detach remove grow setinfo verify (required), snapshot open close (optional)' },
-  parameters: { description: 'ExtStorage parameters, one per line: NAME DESCRIPTION (parameters.list; the scripts see EXTP_NAME)' },
-  'extra-files': { description: 'further files installed next to the scripts (a shell library they source), one path per line' },
-  defaults: { description: 'KEY=VALUE lines written to /etc/default/PACKAGE (conffile) for the scripts to source' },
-  'install-dir': { description: "directory of Ganeti's ExtStorage search path: /usr/share/ganeti/extstorage or /usr/lib/ganeti/extstorage", default: '/usr/share/ganeti/extstorage' },
-  'package-name': { description: 'package name (default ganeti-extstorage-NAME)' },
-  version: { description: 'package version', default: '1.0' },
-  release: { description: 'rpm release', default: '1' },
-  maintainer: { description: "'Name <email>' of the packages", default: 'kiln <kiln@example.org>' },
-  url: { description: 'project URL (rpm URL, deb Homepage)' },
-  summary: { description: 'one-line package description' },
-  license: { description: 'license (SPDX) for the copyright file and the rpm', default: 'MIT' },
-  depends: { description: 'Debian dependencies of the provider (comma-separated, e.g. the storage tools it drives)' },
-  recommends: { description: 'Debian Recommends', default: 'ganeti-3.0 | ganeti' },
-  suggests: { description: 'Debian Suggests' },
-  'rpm-requires': { description: 'rpm Requires of the provider, one per line (default: derived from nothing; util-linux for losetup etc. must be named)' },
-  formats: { description: 'deb rpm', default: 'deb rpm' },
-  'signing-key': { description: 'OpenPGP secret key file: the .rpm gets a header signature (as kiln:package)' },
-  'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
-  compression: { description: 'payload compression of the packages: xz, gzip, zstd', default: 'xz' },
+  name: { type: 'pattern', pattern: NAME_RE, expected: "a valid ExtStorage provider name (lower-case letters, digits, '_', '.', '-')", description: 'provider name (gnt-instance add --disk provider=NAME; the directory under the search path)', required: true },
+  scripts: { type: 'path', description: 'directory holding the scripts: create attach detach remove grow setinfo verify (required), snapshot open close (optional)' },
+  parameters: { type: 'lines', description: 'ExtStorage parameters, one per line: NAME DESCRIPTION (parameters.list; the scripts see EXTP_NAME)' },
+  'extra-files': { type: 'paths', description: 'further files installed next to the scripts (a shell library they source), one path per line' },
+  defaults: { type: 'env', description: 'KEY=VALUE lines written to /etc/default/PACKAGE (conffile) for the scripts to source' },
+  'install-dir': { type: 'pattern', pattern: /^\/\S*$/, expected: 'an absolute directory', description: "directory of Ganeti's ExtStorage search path: /usr/share/ganeti/extstorage or /usr/lib/ganeti/extstorage", default: '/usr/share/ganeti/extstorage' },
+  'package-name': { type: 'pattern', pattern: PKG_RE, expected: 'a valid package name', description: 'package name (default ganeti-extstorage-NAME)' },
+  version: { type: 'pattern', pattern: VERSION_RE, expected: 'a valid version (digits first; letters, digits, . + ~)', description: 'package version', default: '1.0' },
+  release: { type: 'pattern', pattern: VERSION_RE, expected: 'a valid release', description: 'rpm release', default: '1' },
+  maintainer: { type: 'pattern', pattern: /^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/, expected: "'Full Name <email>'", description: "'Name <email>' of the packages", default: 'kiln <kiln@example.org>' },
+  url: { type: 'url', description: 'project URL (rpm URL, deb Homepage)' },
+  summary: { type: 'string', description: 'one-line package description' },
+  license: { type: 'string', description: 'license (SPDX) for the copyright file and the rpm', default: 'MIT' },
+  depends: { type: 'string', description: 'Debian dependencies of the provider (comma-separated, e.g. the storage tools it drives)' },
+  recommends: { type: 'string', description: 'Debian Recommends', default: 'ganeti-3.0 | ganeti' },
+  suggests: { type: 'string', description: 'Debian Suggests' },
+  'rpm-requires': { type: 'lines', pattern: /^[A-Za-z0-9_/][A-Za-z0-9_.+/()-]*( (<|<=|=|>=|>) [A-Za-z0-9_.+~^:-]+)?$/, expected: 'an rpm requirement (NAME or NAME OP VERSION)', description: 'rpm Requires of the provider, one per line (default: derived from nothing; util-linux for losetup etc. must be named)' },
+  formats: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: 'deb rpm', default: 'deb rpm' },
+  'signing-key': { type: 'path', description: 'OpenPGP secret key file: the .rpm gets a header signature (as kiln:package)' },
+  'signing-key-passphrase-file': { type: 'path', description: 'file holding the signing key passphrase' },
+  compression: { type: 'enum', choices: PAYLOAD_COMPRESSIONS, noun: 'compression', description: 'payload compression of the packages: xz, gzip, zstd', default: 'xz' },
 };
 
 export const recipe: Recipe = {
@@ -256,53 +259,42 @@ export const recipe: Recipe = {
     const compression = o.get('compression')!.trim() as DebSpec['compression'];
     const docDir = `/usr/share/doc/${pkg}`;
     const date = new Date(sde * 1000);
-    const out: string[] = [];
-    if (formats.includes('deb')) {
-      const spec: DebSpec = {
-        name: pkg,
-        version,
-        architecture: 'all',
-        maintainer,
+    const info: PackageInfo = {
+      name: pkg,
+      version,
+      release,
+      arch: 'all',
+      maintainer,
+      summary: summaryLine,
+      description: long,
+      license,
+      homepage: o.get('url')?.trim() || undefined,
+      relations: { depends: relations(o, 'depends'), recommends: relations(o, 'recommends'), suggests: relations(o, 'suggests') },
+      files,
+      compression,
+      sourceDateEpoch: sde,
+      signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
+      deb: {
         section: 'admin',
         priority: 'optional',
-        description: `${summaryLine}\n${long}`,
-        depends: relations(o, 'depends'),
-        recommends: relations(o, 'recommends'),
-        suggests: relations(o, 'suggests'),
-        homepage: o.get('url')?.trim() || undefined,
         files: [
           ...files,
           { path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${pkg}\n\nFiles: *\nCopyright: ${date.getUTCFullYear()} ${maintainer}\nLicense: ${license}\n` },
           { path: `${docDir}/changelog.gz`, type: 'file', content: gzipSync(Buffer.from(`${pkg} (${version}) unstable; urgency=medium\n\n  * Built by kiln.\n\n -- ${maintainer}  ${date.toUTCString().replace(/GMT$/, '+0000')}\n`), { level: 9 }) },
         ],
-        sourceDateEpoch: sde,
-        compression,
-      };
-      await writeDeb(spec, join(ctx.staging, debFileName(spec)));
-      out.push(debFileName(spec));
-    }
-    if (formats.includes('rpm')) {
-      const spec: RpmSpec = {
-        name: pkg,
+      },
+      rpm: {
         version: version.replace(/[-~]/g, '_'),
-        release,
-        arch: 'noarch',
-        summary: summaryLine,
-        description: long,
-        license,
-        packager: maintainer,
         group: 'System Environment/Base',
-        url: o.get('url')?.trim() || undefined,
+        // the provider's tools are named explicitly (rpm-requires): no translation of depends
         requires: [...new Set(['/bin/sh', ...o.lines('rpm-requires')])].sort(),
+        recommends: [],
+        suggests: [],
         changelog: [{ time: sde, author: maintainer, text: `- ${version}-${release}: built by kiln` }],
         files: files.map((f) => ({ ...f })),
-        sourceDateEpoch: sde,
-        compression: compression === 'none' ? 'gzip' : compression,
-        signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
-      };
-      await writeRpm(spec, join(ctx.staging, rpmFileName(spec)));
-      out.push(rpmFileName(spec));
-    }
+      },
+    };
+    const out = (await writePackages(info, (['deb', 'rpm'] as const).filter((f) => formats.includes(f)), ctx.staging)).map((w) => w.file);
     writeFileAtomic(
       join(ctx.staging, 'ganeti-extstorage.json'),
       JSON.stringify({ name, package: pkg, version, directory: esDir, scripts: scripts.map(([s]) => s), parameters: params, defaults, packages: out }, null, 1) + '\n',

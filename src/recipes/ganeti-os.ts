@@ -30,11 +30,11 @@ import { run } from '../lib/exec.js';
 import { initScript, BOOT_MODULES, rootfsKernel } from '../lib/diskimage.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { debianKernel, moduleIndex, type Kernel } from '../vm/kernel.js';
-import { debFileName, writeDeb, type DebSpec } from '../pkg/deb.js';
+import type { DebSpec } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
-import { rpmFileName, writeRpm, type RpmSpec } from '../pkg/rpm.js';
+import { COMPRESSIONS } from '../pkg/compress.js';
 import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
-import { RPM_ARCH } from './package.js';
+import { writePackages, type PackageInfo } from '../pkg/info.js';
 import { hashFile } from '../engine/hash.js';
 
 /** the fixed script texts */
@@ -44,6 +44,7 @@ const SCRIPTS = ['create', 'import', 'export', 'rename', 'verify'];
 const NAME_RE = /^[a-z0-9][a-z0-9_.-]*$/;
 const VARIANT_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const PARAM_RE = /^[a-z0-9][a-z0-9-]*$/;
+const MIRROR_RE = /^[a-z][a-z0-9+.-]*:\/\/[^\s'"\\`$]+$/i;
 const KERNEL_RE = /^(none|rootfs|debian(:[0-9][A-Za-z0-9.+~-]*)?)$/;
 const PER_VARIANT = ['variant', 'kernel', 'suite', 'architecture', 'extra-packages', 'mirror', 'partition-style', 'append'] as const;
 /** modules the boot initrd loads besides storage and ext4 (the network card Ganeti's KVM gives) */
@@ -166,36 +167,36 @@ function validate(ctx: PlanContext): void {
     const v = o.get(k)?.trim();
     if (v && !/^[a-z][a-z0-9+.-]*:\/\/[^\s'"\\`$]+$/i.test(v)) throw o.error(k, `expected a URL, got '${v}'`);
   }
-  if (!['xz', 'gzip', 'zstd', 'none'].includes(o.get('compression')!.trim())) throw o.error('compression', `expected xz, gzip, zstd or none`);
+  if (!(COMPRESSIONS as readonly string[]).includes(o.get('compression')!.trim())) throw o.error('compression', `expected xz, gzip, zstd or none`);
   if (!['zstd', 'xz', 'none'].includes(o.get('rootfs-compression')!.trim())) throw o.error('rootfs-compression', `expected zstd, xz or none`);
 }
 
 const OPTIONS: Recipe['options'] = {
-  name: { description: 'OS name (gnt-instance add -o NAME+VARIANT)', required: true },
-  'package-name': { description: 'package name (default ganeti-instance-NAME)' },
-  version: { description: 'package version', default: '1.0' },
-  release: { description: 'rpm release', default: '1' },
-  maintainer: { description: "'Name <email>' of the packages", default: 'kiln <kiln@example.org>' },
-  url: { description: 'project URL (rpm URL, deb Homepage)' },
-  summary: { description: 'one-line package description' },
-  license: { description: 'license (SPDX) for the copyright file and the rpm', default: 'MIT' },
-  variants: { description: 'variant names, in the order of variants.list', required: true },
-  kernel: { description: 'none (Ganeti boots its own kernel_path), rootfs (the newest /boot/vmlinuz-* in the tarball), debian or debian:RELEASE (kiln\'s cached Debian kernel); kernel-VARIANT per variant', default: 'none' },
-  suite: { description: 'SUITE (hooks, GENERATE_CACHE); suite-VARIANT per variant', default: 'bookworm' },
-  architecture: { description: 'ARCH and the package architecture; architecture-VARIANT per variant', default: 'amd64' },
-  'extra-packages': { description: 'EXTRAPKGS (hooks, GENERATE_CACHE); extra-packages-VARIANT per variant' },
-  mirror: { description: 'MIRROR (GENERATE_CACHE); mirror-VARIANT per variant', default: 'http://deb.debian.org/debian' },
-  proxy: { description: 'PROXY for GENERATE_CACHE' },
-  'partition-style': { description: 'PARTITION_STYLE: msdos or none (whole-disk file system); partition-style-VARIANT per variant', default: 'msdos' },
-  append: { description: 'KERNEL_ARGS: extra kernel command line for kernel variants; append-VARIANT per variant' },
-  'boot-size': { description: 'BOOT_SIZE_MB: FAT boot partition size in MiB for kernel variants', default: '64' },
-  'generate-cache': { description: 'GENERATE_CACHE: make a missing root file system with debootstrap on the node (network)', default: 'false' },
-  'clean-cache': { description: 'CLEAN_CACHE: days to keep a generated root file system', default: '14' },
-  parameters: { description: 'OS parameters, one per line: NAME DESCRIPTION (parameters.list; the scripts see OSP_NAME)' },
-  customize: { description: 'hook scripts (one per line) for CUSTOMIZE_DIR, run by run-parts with TARGET, SUITE, ARCH, PARTITION_STYLE, EXTRA_PKGS, BLOCKDEV, FSYSDEV' },
-  formats: { description: 'deb rpm', default: 'deb rpm' },
-  compression: { description: 'payload compression of the packages: xz, gzip, zstd, none (the root file systems in them are compressed already)', default: 'gzip' },
-  'rootfs-compression': { description: 'how a plain .tar root file system is shipped: zstd (-3), xz (-6, slower) or none', default: 'zstd' },
+  name: { type: 'pattern', pattern: NAME_RE, expected: "a valid OS name (lower-case letters, digits, '_', '.', '-')", description: 'OS name (gnt-instance add -o NAME+VARIANT)', required: true },
+  'package-name': { type: 'pattern', pattern: /^[a-z0-9][a-z0-9+.-]+$/, expected: 'a valid package name', description: 'package name (default ganeti-instance-NAME)' },
+  version: { type: 'pattern', pattern: /^[0-9][A-Za-z0-9.+~]*$/, expected: 'a valid version (digits first; letters, digits, . + ~)', description: 'package version', default: '1.0' },
+  release: { type: 'pattern', pattern: /^[0-9][A-Za-z0-9.+~]*$/, expected: 'a valid release', description: 'rpm release', default: '1' },
+  maintainer: { type: 'string', description: "'Name <email>' of the packages", default: 'kiln <kiln@example.org>' },
+  url: { type: 'url', description: 'project URL (rpm URL, deb Homepage)' },
+  summary: { type: 'string', description: 'one-line package description' },
+  license: { type: 'string', description: 'license (SPDX) for the copyright file and the rpm', default: 'MIT' },
+  variants: { type: 'list', pattern: VARIANT_RE, expected: 'a valid variant name', description: 'variant names, in the order of variants.list', required: true },
+  kernel: { type: 'pattern', pattern: KERNEL_RE, expected: 'none, rootfs, debian or debian:RELEASE', description: 'none (Ganeti boots its own kernel_path), rootfs (the newest /boot/vmlinuz-* in the tarball), debian or debian:RELEASE (kiln\'s cached Debian kernel); kernel-VARIANT per variant', default: 'none' },
+  suite: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9.+_-]*$/i, expected: 'a valid suite', description: 'SUITE (hooks, GENERATE_CACHE); suite-VARIANT per variant', default: 'bookworm' },
+  architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a valid architecture', description: 'ARCH and the package architecture; architecture-VARIANT per variant', default: 'amd64' },
+  'extra-packages': { type: 'list', pattern: /^[a-z0-9][a-z0-9+.:=~-]*$/, expected: 'a package name', description: 'EXTRAPKGS (hooks, GENERATE_CACHE); extra-packages-VARIANT per variant' },
+  mirror: { type: 'pattern', pattern: MIRROR_RE, expected: 'a mirror URL', description: 'MIRROR (GENERATE_CACHE); mirror-VARIANT per variant', default: 'http://deb.debian.org/debian' },
+  proxy: { type: 'pattern', pattern: MIRROR_RE, expected: 'a URL', description: 'PROXY for GENERATE_CACHE' },
+  'partition-style': { type: 'enum', choices: ['msdos', 'none'], noun: 'partition style', description: 'PARTITION_STYLE: msdos or none (whole-disk file system); partition-style-VARIANT per variant', default: 'msdos' },
+  append: { type: 'pattern', pattern: /^[^'"\\`$]*$/, expected: 'a kernel command line without quotes, backslashes or $', description: 'KERNEL_ARGS: extra kernel command line for kernel variants; append-VARIANT per variant' },
+  'boot-size': { type: 'int', min: 33, description: 'BOOT_SIZE_MB: FAT boot partition size in MiB for kernel variants', default: '64' },
+  'generate-cache': { type: 'bool', description: 'GENERATE_CACHE: make a missing root file system with debootstrap on the node (network)', default: 'false' },
+  'clean-cache': { type: 'int', min: 0, description: 'CLEAN_CACHE: days to keep a generated root file system', default: '14' },
+  parameters: { type: 'lines', description: 'OS parameters, one per line: NAME DESCRIPTION (parameters.list; the scripts see OSP_NAME)' },
+  customize: { type: 'paths', description: 'hook scripts (one per line) for CUSTOMIZE_DIR, run by run-parts with TARGET, SUITE, ARCH, PARTITION_STYLE, EXTRA_PKGS, BLOCKDEV, FSYSDEV' },
+  formats: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: 'deb rpm', default: 'deb rpm' },
+  compression: { type: 'enum', choices: COMPRESSIONS, noun: 'compression', description: 'payload compression of the packages: xz, gzip, zstd, none (the root file systems in them are compressed already)', default: 'gzip' },
+  'rootfs-compression': { type: 'enum', choices: ['zstd', 'xz', 'none'], noun: 'compression', description: 'how a plain .tar root file system is shipped: zstd (-3), xz (-6, slower) or none', default: 'zstd' },
 };
 const KNOWN_OPTIONS = new Set(Object.keys(OPTIONS));
 
@@ -382,48 +383,38 @@ export const recipe: Recipe = {
     if (o.bool('generate-cache', false)) uses.add('debootstrap');
     const formats = o.list('formats');
     const compression = o.get('compression')!.trim() as DebSpec['compression'];
-    const out: string[] = [];
-    if (formats.includes('deb')) {
-      const debFiles: PkgFile[] = [
-        ...files,
-        // Debian policy: symbolic links between top-level directories are absolute
-        { path: `${osDir}/variants.list`, type: 'symlink', target: `${confDir}/variants.list` },
-        { path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${pkg}\n\nFiles: *\nCopyright: ${new Date(sde * 1000).getUTCFullYear()} ${maintainer}\nLicense: ${o.get('license')!.trim()}\n` },
-        // a native package (no Debian revision): changelog.gz
-        { path: `${docDir}/changelog.gz`, type: 'file', content: gzipSync(Buffer.from(`${pkg} (${version}) unstable; urgency=medium\n\n  * Built by kiln.\n\n -- ${maintainer}  ${new Date(sde * 1000).toUTCString().replace(/GMT$/, '+0000')}\n`), { level: 9 }) },
-      ];
-      const spec: DebSpec = {
-        name: pkg,
-        version,
-        architecture: debArch,
-        maintainer,
+    const RPM_NAMES: Record<string, string> = { fdisk: 'util-linux', mount: 'util-linux', debianutils: '/usr/bin/run-parts', 'syslinux-common': 'syslinux', 'xz-utils': 'xz' };
+    const rpmUses = [...uses].map((u) => RPM_NAMES[u] ?? u);
+    const info: PackageInfo = {
+      name: pkg,
+      version,
+      release: o.get('release')!.trim(),
+      arch: debArch,
+      maintainer,
+      summary: summaryLine,
+      description: long,
+      license: o.get('license')!.trim(),
+      homepage: o.get('url')?.trim() || undefined,
+      files,
+      compression,
+      sourceDateEpoch: sde,
+      deb: {
         section: 'admin',
         priority: 'optional',
-        description: `${summaryLine}\n${long}`,
         depends: ['ganeti (>= 2.16) | ganeti-3.0', ...[...uses].sort()],
-        homepage: o.get('url')?.trim() || undefined,
-        files: debFiles,
-        sourceDateEpoch: sde,
-        compression,
-      };
-      await writeDeb(spec, join(ctx.staging, debFileName(spec)));
-      out.push(debFileName(spec));
-    }
-    if (formats.includes('rpm')) {
-      const RPM_NAMES: Record<string, string> = { fdisk: 'util-linux', mount: 'util-linux', debianutils: '/usr/bin/run-parts', 'syslinux-common': 'syslinux', 'xz-utils': 'xz' };
-      const rpmUses = [...uses].map((u) => RPM_NAMES[u] ?? u);
-      const spec: RpmSpec = {
-        name: pkg,
+        files: [
+          ...files,
+          // Debian policy: symbolic links between top-level directories are absolute
+          { path: `${osDir}/variants.list`, type: 'symlink', target: `${confDir}/variants.list` },
+          { path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${pkg}\n\nFiles: *\nCopyright: ${new Date(sde * 1000).getUTCFullYear()} ${maintainer}\nLicense: ${o.get('license')!.trim()}\n` },
+          // a native package (no Debian revision): changelog.gz
+          { path: `${docDir}/changelog.gz`, type: 'file', content: gzipSync(Buffer.from(`${pkg} (${version}) unstable; urgency=medium\n\n  * Built by kiln.\n\n -- ${maintainer}  ${new Date(sde * 1000).toUTCString().replace(/GMT$/, '+0000')}\n`), { level: 9 }) },
+        ],
+      },
+      rpm: {
         version: version.replace(/[-~]/g, '_'),
-        release: o.get('release')!.trim(),
-        arch: RPM_ARCH[debArch] ?? debArch,
-        summary: summaryLine,
-        description: long,
-        license: o.get('license')!.trim(),
-        packager: maintainer,
         requires: [...new Set(['ganeti', 'tar', '/usr/bin/run-parts', ...rpmUses])].sort(),
         group: 'System Environment/Base',
-        url: o.get('url')?.trim() || undefined,
         changelog: [{ time: sde, author: maintainer, text: `- ${version}-${o.get('release')!.trim()}: built by kiln` }],
         // hooks are programs: not %config for rpm (rpmlint: executable-marked-as-config-file);
         // rpmlint wants relative symbolic links
@@ -431,12 +422,9 @@ export const recipe: Recipe = {
           ...files.map((f) => (f.mode === 0o755 && f.conffile ? { ...f, conffile: false, noreplace: false } : { ...f })),
           { path: `${osDir}/variants.list`, type: 'symlink', target: `../../../../..${confDir}/variants.list` },
         ],
-        sourceDateEpoch: sde,
-        compression: compression === 'none' ? 'gzip' : compression,
-      };
-      await writeRpm(spec, join(ctx.staging, rpmFileName(spec)));
-      out.push(rpmFileName(spec));
-    }
+      },
+    };
+    const out = (await writePackages(info, (['deb', 'rpm'] as const).filter((f) => formats.includes(f)), ctx.staging)).map((w) => w.file);
     // the OS definition directory itself, for inspection and for installing without a package
     const tree = join(ctx.staging, 'os', name);
     mkdirSync(tree, { recursive: true });

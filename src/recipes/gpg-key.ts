@@ -12,21 +12,21 @@ import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeGnupgHome, removeGnupgHome } from '../lib/gpg.js';
 import { seededEd25519Key } from '../lib/openpgp-seeded.js';
-import type { Recipe } from '../recipe.js';
+import type { OptionSpec, Recipe } from '../recipe.js';
+
+const OPTIONS = {
+  uid: { type: 'string', description: "user id, 'Name <email>'", required: true },
+  algorithm: { type: 'enum', choices: ['rsa2048', 'rsa3072', 'rsa4096', 'ed25519'], noun: 'algorithm', description: 'gpg --quick-gen-key algorithm (rsa3072, rsa4096, ed25519)', default: 'rsa3072' },
+  'seed-file': { type: 'path', description: 'file of at least 32 secret random bytes: derive a reproducible Ed25519 key from it (needs algorithm = ed25519)' },
+} as const satisfies Record<string, OptionSpec>;
 
 export const recipe: Recipe = {
   kind: 'gpg-key',
   version: '1',
   description: 'generate an OpenPGP signing key (secret.asc, public.asc, public.gpg)',
-  options: {
-    uid: { description: "user id, 'Name <email>'", required: true },
-    algorithm: { description: 'gpg --quick-gen-key algorithm (rsa3072, rsa4096, ed25519)', default: 'rsa3072' },
-    'seed-file': { description: 'file of at least 32 secret random bytes: derive a reproducible Ed25519 key from it (needs algorithm = ed25519)' },
-  },
+  options: OPTIONS,
   validate(ctx) {
-    const a = ctx.options.get('algorithm')!.trim();
-    if (!/^(rsa(2048|3072|4096)|ed25519)$/.test(a)) throw ctx.options.error('algorithm', `unsupported algorithm '${a}' (rsa2048, rsa3072, rsa4096, ed25519)`);
-    const seed = ctx.options.path('seed-file');
+    const { algorithm: a, 'seed-file': seed } = ctx.options.typed(OPTIONS);
     if (seed !== undefined) {
       if (a !== 'ed25519') throw ctx.options.error('seed-file', `a seeded key is an Ed25519 key: set algorithm = ed25519 (not '${a}')`);
       let size: number;
@@ -41,10 +41,10 @@ export const recipe: Recipe = {
     }
   },
   inputs(ctx) {
-    const seed = ctx.options.path('seed-file');
+    const seed = ctx.options.typed(OPTIONS)['seed-file'];
     return seed ? [seed] : [];
   },
-  tools: (ctx) => (ctx.options.path('seed-file') ? [] : ['gpg', 'gpgconf']),
+  tools: (ctx) => (ctx.options.typed(OPTIONS)['seed-file'] ? [] : ['gpg', 'gpgconf']),
   async install(ctx) {
     const seed = ctx.options.path('seed-file');
     if (seed) {
@@ -58,9 +58,10 @@ export const recipe: Recipe = {
     }
     // under out/.kiln/tmp (mode 0700), never $TMPDIR; removed with its agent even on kill -9
     const home = makeGnupgHome(ctx.work);
+    const { uid, algorithm } = ctx.options.typed(OPTIONS);
     const g = (...args: string[]) => ctx.run(['gpg', '--homedir', home, '--batch', '--no-tty', ...args]);
     try {
-      await g('--passphrase', '', '--quick-gen-key', ctx.options.require('uid').trim(), ctx.options.get('algorithm')!.trim(), 'sign', 'never');
+      await g('--passphrase', '', '--quick-gen-key', uid, algorithm, 'sign', 'never');
       await g('--armor', '--output', join(ctx.staging, 'secret.asc'), '--export-secret-keys');
       await g('--armor', '--output', join(ctx.staging, 'public.asc'), '--export');
       await g('--output', join(ctx.staging, 'public.gpg'), '--export');

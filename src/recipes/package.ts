@@ -22,12 +22,13 @@ import { gzipSync } from 'node:zlib';
 import { KilnError } from '../lib/errors.js';
 import { checkContainedName, printable } from '../lib/paths.js';
 import { parseRelations } from '../pkg/deb822.js';
-import { parseDep } from '../pkg/rpm.js';
-import { debFileName, shlibsError, writeDeb, type DebSpec } from '../pkg/deb.js';
-import type { Compression } from '../pkg/compress.js';
+import { parseDep, type RpmScript, type RpmSpec } from '../pkg/rpm.js';
+import { debRelToRpm, rpmVersionRelease, splitDeps, writePackages, type PackageInfo } from '../pkg/info.js';
+import { shlibsError } from '../pkg/deb.js';
+import { COMPRESSIONS, type Compression } from '../pkg/compress.js';
 import { normalizePath, type PkgFile } from '../pkg/files.js';
 import { validateDebPackageName, validateDebVersion, validateRpmName, validateRpmVersion } from '../pkg/version.js';
-import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
+import type { BuildContext, OptionSpec, PartOptions, PlanContext, Recipe } from '../recipe.js';
 import { globToRegExp } from './package-files.js';
 
 const DEP_FIELDS = ['depends', 'pre-depends', 'recommends', 'suggests', 'enhances', 'breaks', 'conflicts', 'replaces', 'provides'] as const;
@@ -38,9 +39,6 @@ const DEB_SCRIPT: Record<(typeof SCRIPTS)[number], 'preinst' | 'postinst' | 'pre
   preremove: 'prerm',
   postremove: 'postrm',
 };
-
-/** Debian architecture -> rpm architecture. */
-export const RPM_ARCH: Record<string, string> = { all: 'noarch', amd64: 'x86_64', arm64: 'aarch64', i386: 'i686', armhf: 'armv7hl', ppc64el: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
 interface FileRule {
   src: string;
@@ -203,24 +201,6 @@ export function collectFiles(o: PartOptions): PkgFile[] {
 }
 
 /** Debian relationship list ("a (>= 1), b | c") -> entries. */
-export function splitDeps(s: string | undefined): string[] {
-  return (s ?? '').split(/,/).map((x) => x.replace(/\s+/g, ' ').trim()).filter(Boolean);
-}
-
-/** One Debian relationship in rpm syntax: "foo (>= 1.0)" -> "foo >= 1.0"; alternatives -> rich "(a or b)". */
-export function debRelToRpm(rel: string): string {
-  const one = (r: string) => {
-    const m = /^([^\s(]+)\s*(?:\(\s*(<<|<=|=|>=|>>)\s*([^)\s]+)\s*\))?\s*(?:\[.*\])?$/.exec(r.trim());
-    if (!m) throw new KilnError(`cannot translate dependency '${r}' for rpm: give rpm-* options`);
-    const name = m[1]!.replace(/:any$/, '');
-    if (!m[2]) return name;
-    const op = m[2] === '<<' ? '<' : m[2] === '>>' ? '>' : m[2];
-    return `${name} ${op} ${m[3]}`;
-  };
-  const alts = rel.split('|').map(one);
-  return alts.length === 1 ? alts[0]! : `(${alts.join(' or ')})`;
-}
-
 /**
  * A maintainer script, in one of two explicit forms: `NAME = text` is always the script itself
  * (one line or several; `#!/bin/sh` and `set -e` are added unless it starts with `#!`), and
@@ -237,6 +217,20 @@ function script(o: PartOptions, name: string): string | undefined {
 
 /** Every maintainer-script option name (each also takes a `-file` form). */
 const SCRIPT_OPTIONS = [...SCRIPTS, 'deb-preinst', 'deb-postinst', 'deb-prerm', 'deb-postrm', 'deb-config', 'rpm-pre', 'rpm-post', 'rpm-preun', 'rpm-postun', 'rpm-pretrans', 'rpm-posttrans'];
+
+/** The relationship fields (Debian syntax; deb-/rpm- overrides) and the maintainer scripts (each also as NAME-file). */
+const RELATION_AND_SCRIPT_OPTIONS: Record<string, OptionSpec> = Object.fromEntries([
+  ...DEP_FIELDS.flatMap((f) => [
+    [f, { type: 'string', multiline: true, description: `${f}: Debian syntax, translated for rpm` }],
+    [`deb-${f}`, { type: 'string', multiline: true, description: `${f} of the .deb only` }],
+    [`rpm-${f}`, { type: 'lines', description: `${f} of the .rpm only (rpm syntax)` }],
+  ]),
+  ...['requires', 'obsoletes'].map((f) => [`rpm-${f}`, { type: 'lines', description: `rpm ${f[0]!.toUpperCase()}${f.slice(1)} (rpm syntax)` }]),
+  ...[...SCRIPTS, 'deb-preinst', 'deb-postinst', 'deb-prerm', 'deb-postrm', 'deb-config', 'rpm-pre', 'rpm-post', 'rpm-preun', 'rpm-postun', 'rpm-pretrans', 'rpm-posttrans'].flatMap((s) => [
+    ...(s === 'rpm-pretrans' || s === 'rpm-posttrans' ? [] : [[s, { type: 'string', multiline: true, description: `maintainer script ${s}` }]]),
+    [`${s}-file`, { type: 'path', description: `a file holding the maintainer script ${s}` }],
+  ]),
+]);
 
 const ONE_LINE = ['name', 'version', 'release', 'summary', 'maintainer', 'architecture', 'license', 'copyright', 'source', 'homepage', 'section', 'priority', 'group', 'vendor'];
 
@@ -325,14 +319,26 @@ function rfc2822(sde: number): string {
   return d.toUTCString().replace('GMT', '+0000');
 }
 
-function debSpec(ctx: BuildContext | PlanContext, files: PkgFile[], sde: number): DebSpec {
+const RPM_SCRIPT = { preinstall: 'pre', postinstall: 'post', preremove: 'preun', postremove: 'postun' } as const;
+
+function rpmScript(text: string | undefined): RpmScript | undefined {
+  if (!text) return undefined;
+  const m = /^#!\s*(\S+)/.exec(text);
+  return { body: text, prog: m ? m[1] : '/bin/sh' };
+}
+
+/** The part's options as one format-neutral package description (src/pkg/info.ts), with what only .deb or .rpm has. */
+function packageInfo(ctx: BuildContext | PlanContext, files: PkgFile[], sde: number): PackageInfo {
   const o = ctx.options;
   const name = o.require('name').trim();
   const version = o.require('version').trim();
   const maintainer = o.require('maintainer').trim();
-  const long = o.get('description')?.trim();
-  const scripts: Record<string, string | undefined> = {};
-  for (const s of SCRIPTS) scripts[DEB_SCRIPT[s]] = script(o, `deb-${DEB_SCRIPT[s]}`) ?? script(o, s);
+  const sign = o.list('sign');
+  const keyFile = o.path('signing-key');
+  const key = keyFile ? { keyFile, passphraseFile: o.path('signing-key-passphrase-file') } : undefined;
+  // .deb: a copyright file and changelog.Debian.gz unless the files list has them
+  const debScripts: Record<string, string | undefined> = {};
+  for (const s of SCRIPTS) debScripts[DEB_SCRIPT[s]] = script(o, `deb-${DEB_SCRIPT[s]}`) ?? script(o, s);
   const docDir = `/usr/share/doc/${name}`;
   const extra: PkgFile[] = [];
   const has = (p: string) => files.some((f) => normalizePath(f.path) === p);
@@ -344,48 +350,67 @@ function debSpec(ctx: BuildContext | PlanContext, files: PkgFile[], sde: number)
     const text = `${o.get('source')?.trim() || name} (${version}) unstable; urgency=medium\n\n  * Package built by kiln.\n\n -- ${maintainer}  ${rfc2822(sde)}\n`;
     extra.push({ path: `${docDir}/changelog.Debian.gz`, type: 'file', content: gzipSync(Buffer.from(text), { level: 9 }) });
   }
-  const dep = (f: (typeof DEP_FIELDS)[number]) => splitDeps(o.get(`deb-${f}`) ?? o.get(f));
+  const debDep = (f: (typeof DEP_FIELDS)[number]) => splitDeps(o.get(`deb-${f}`) ?? o.get(f));
+  // .rpm: rpm-X given: its lines as they are; else the Debian field translated
+  const rpmDeps = (rpmName: string, debName?: string): string[] => {
+    if (o.get(`rpm-${rpmName}`) !== undefined) return o.lines(`rpm-${rpmName}`).flatMap((l) => l.split(/,\s*/)).filter(Boolean);
+    return debName ? splitDeps(o.get(debName)).map(debRelToRpm) : [];
+  };
+  const rpmScripts: NonNullable<RpmSpec['scripts']> = {};
+  for (const [common, rpm] of Object.entries(RPM_SCRIPT) as Array<[keyof typeof RPM_SCRIPT, (typeof RPM_SCRIPT)[keyof typeof RPM_SCRIPT]]>) {
+    rpmScripts[rpm] = rpmScript(script(o, `rpm-${rpm}`) ?? script(o, common));
+  }
+  rpmScripts.pretrans = rpmScript(script(o, 'rpm-pretrans'));
+  rpmScripts.posttrans = rpmScript(script(o, 'rpm-posttrans'));
+  const { epoch, version: rpmVersion, release } = rpmVersionRelease(version, o.get('release')?.trim());
   return {
     name,
     version,
-    architecture: o.get('architecture')!.trim(),
+    release: o.get('release')?.trim() || undefined,
+    arch: o.get('architecture')!.trim(),
     maintainer,
-    description: `${o.require('summary').trim()}${long ? '\n' + long : ''}`,
-    source: o.get('source')?.trim() || undefined,
-    section: o.get('section')!.trim(),
-    priority: o.get('priority')!.trim(),
+    summary: o.require('summary').trim(),
+    description: o.get('description')?.trim() || undefined,
+    license: o.get('license')!.trim(),
     homepage: o.get('homepage')?.trim() || undefined,
-    depends: dep('depends'),
-    preDepends: dep('pre-depends'),
-    recommends: dep('recommends'),
-    suggests: dep('suggests'),
-    enhances: dep('enhances'),
-    breaks: dep('breaks'),
-    conflicts: dep('conflicts'),
-    replaces: dep('replaces'),
-    provides: dep('provides'),
-    files: [...files, ...extra],
-    scripts,
-    triggers: o.get('deb-triggers')?.trim() || undefined,
-    shlibs: o.lines('deb-shlibs').join('\n') || undefined,
+    files,
     compression: o.get('compression')!.trim() as Compression,
     sourceDateEpoch: sde,
+    signingKey: key && sign.includes('rpm') ? key : undefined,
+    deb: {
+      source: o.get('source')?.trim() || undefined,
+      section: o.get('section')!.trim(),
+      priority: o.get('priority')!.trim(),
+      depends: debDep('depends'),
+      preDepends: debDep('pre-depends'),
+      recommends: debDep('recommends'),
+      suggests: debDep('suggests'),
+      enhances: debDep('enhances'),
+      breaks: debDep('breaks'),
+      conflicts: debDep('conflicts'),
+      replaces: debDep('replaces'),
+      provides: debDep('provides'),
+      files: [...files, ...extra],
+      scripts: debScripts,
+      triggers: o.get('deb-triggers')?.trim() || undefined,
+      shlibs: o.lines('deb-shlibs').join('\n') || undefined,
+      ...(key && sign.includes('deb') ? { signingKey: key, signatureRole: o.get('deb-signature-role')!.trim() } : {}),
+    },
+    rpm: {
+      group: o.get('group')?.trim(),
+      vendor: o.get('vendor')?.trim() || undefined,
+      requires: [...rpmDeps('requires', 'depends'), ...rpmDeps('pre-depends', 'pre-depends')],
+      provides: rpmDeps('provides', 'provides'),
+      conflicts: [...rpmDeps('conflicts', 'conflicts'), ...rpmDeps('breaks', 'breaks')],
+      obsoletes: rpmDeps('obsoletes'),
+      recommends: rpmDeps('recommends', 'recommends'),
+      suggests: rpmDeps('suggests', 'suggests'),
+      enhances: rpmDeps('enhances', 'enhances'),
+      scripts: rpmScripts,
+      changelog: [{ time: sde, author: `${maintainer} - ${epoch !== undefined ? `${epoch}:` : ''}${rpmVersion}-${release}`, text: o.get('changelog')?.trim() || '- Package built by kiln.' }],
+      sourceRpm: `${o.get('source')?.trim() || name}-${rpmVersion}-${release}.src.rpm`,
+    },
   };
-}
-
-/** rpm version/release from a Debian-style version: upstream and revision (release 1 when none). */
-export function rpmVersionRelease(o: PartOptions): { epoch?: number; version: string; release: string } {
-  let v = o.require('version').trim();
-  let epoch: number | undefined;
-  const c = /^(\d+):(.*)$/.exec(v);
-  if (c) {
-    epoch = Number(c[1]);
-    v = c[2]!;
-  }
-  const d = v.lastIndexOf('-');
-  const version = d >= 0 ? v.slice(0, d) : v;
-  const release = o.get('release')?.trim() || (d >= 0 ? v.slice(d + 1) : '1');
-  return { epoch, version, release };
 }
 
 export const recipe: Recipe = {
@@ -393,43 +418,37 @@ export const recipe: Recipe = {
   version: '1',
   description: 'binary packages (.deb and/or .rpm) from files of other parts',
   options: {
-    name: { description: 'package name', required: true },
-    version: { description: "version, Debian style 'upstream-revision' (rpm: version-release)", required: true },
-    release: { description: 'rpm release (default: the Debian revision, or 1)' },
-    summary: { description: 'one-line summary', required: true },
-    description: { description: 'long description (multi-line)' },
-    maintainer: { description: "'Name <email>'", required: true },
-    architecture: { description: 'Debian architecture (all, amd64, ...); rpm gets noarch, x86_64, ...', default: 'all' },
-    formats: { description: 'deb and/or rpm', default: 'deb rpm' },
-    license: { description: 'license (SPDX), rpm License and the generated copyright file', default: 'unknown' },
-    copyright: { description: 'copyright holder for the generated copyright file' },
-    source: { description: 'source package name (several binary packages from one source)' },
-    homepage: { description: 'upstream URL' },
-    section: { description: 'Debian section', default: 'misc' },
-    priority: { description: 'Debian priority', default: 'optional' },
-    group: { description: 'rpm group', default: 'Applications/System' },
-    'signing-key': { description: "OpenPGP secret key file: .rpm packages get a header signature; .deb packages a debsigs signature (_gpg<role> member) when `sign` lists deb" },
-    sign: { description: "which formats the signing key signs: rpm, deb (deb is opt-in: lintian reports every debsigs member as misplaced-extra-member-in-deb, as it does for debsigs' own output)", default: 'rpm' },
-    'deb-signature-role': { description: 'debsigs signature role: the ar member _gpg<role> (origin, maint, archive)', default: 'origin' },
-    'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
-    vendor: { description: 'rpm vendor' },
-    files: { description: "'SOURCE => /dest [mode=] [owner=] [group=] [config] [noreplace] [doc] [license] [ghost]' lines" },
-    directories: { description: "'/path [mode=] [owner=] [group=]' lines" },
-    symlinks: { description: "'/path -> target' lines" },
-    compression: { description: 'payload compression: xz, gzip, zstd (none: deb only)', default: 'xz' },
-    changelog: { description: 'rpm changelog text (default: one generated entry)' },
-    'deb-triggers': { description: 'dpkg triggers file content' },
-    'deb-shlibs': { description: "DEBIAN/shlibs lines of a shared-library package: 'LIBRARY SOVERSION DEPENDENCY' (e.g. 'libfoo 1 libfoo1 (>= 1.2)'), deb-shlibs(5)" },
-    'rpm-pretrans': { description: 'rpm %pretrans scriptlet' },
-    'rpm-posttrans': { description: 'rpm %posttrans scriptlet' },
+    name: { type: 'pattern', pattern: /^[^\n]+$/, expected: 'a package name', description: 'package name', required: true },
+    version: { type: 'string', description: "version, Debian style 'upstream-revision' (rpm: version-release)", required: true },
+    release: { type: 'string', description: 'rpm release (default: the Debian revision, or 1)' },
+    summary: { type: 'string', description: 'one-line summary', required: true },
+    description: { type: 'string', multiline: true, description: 'long description (multi-line)' },
+    maintainer: { type: 'pattern', pattern: /^[^<>]*<[^<>\s]+>$/, expected: "'Full Name <email@address>'", description: "'Name <email>'", required: true },
+    architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'Debian architecture (all, amd64, ...); rpm gets noarch, x86_64, ...', default: 'all' },
+    formats: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: 'deb and/or rpm', default: 'deb rpm' },
+    license: { type: 'string', description: 'license (SPDX), rpm License and the generated copyright file', default: 'unknown' },
+    copyright: { type: 'string', description: 'copyright holder for the generated copyright file' },
+    source: { type: 'string', description: 'source package name (several binary packages from one source)' },
+    homepage: { type: 'url', description: 'upstream URL' },
+    section: { type: 'pattern', pattern: /^[A-Za-z0-9][A-Za-z0-9+._/-]*$/, expected: 'a Debian section (a word such as utils, admin, contrib/net)', description: 'Debian section', default: 'misc' },
+    priority: { type: 'enum', choices: ['required', 'important', 'standard', 'optional', 'extra'], noun: 'priority', description: 'Debian priority', default: 'optional' },
+    group: { type: 'string', description: 'rpm group', default: 'Applications/System' },
+    'signing-key': { type: 'path', description: "OpenPGP secret key file: .rpm packages get a header signature; .deb packages a debsigs signature (_gpg<role> member) when `sign` lists deb" },
+    sign: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: "which formats the signing key signs: rpm, deb (deb is opt-in: lintian reports every debsigs member as misplaced-extra-member-in-deb, as it does for debsigs' own output)", default: 'rpm' },
+    'deb-signature-role': { type: 'pattern', noun: 'role', pattern: /^[a-z]{1,12}$/, expected: 'a lower-case word: origin, maint, archive', description: 'debsigs signature role: the ar member _gpg<role> (origin, maint, archive)', default: 'origin' },
+    'signing-key-passphrase-file': { type: 'path', description: 'file holding the signing key passphrase' },
+    vendor: { type: 'string', description: 'rpm vendor' },
+    files: { type: 'lines', description: "'SOURCE => /dest [mode=] [owner=] [group=] [config] [noreplace] [doc] [license] [ghost]' lines" },
+    directories: { type: 'lines', description: "'/path [mode=] [owner=] [group=]' lines" },
+    symlinks: { type: 'lines', description: "'/path -> target' lines" },
+    compression: { type: 'enum', choices: COMPRESSIONS, noun: 'compression', description: 'payload compression: xz, gzip, zstd (none: deb only)', default: 'xz' },
+    changelog: { type: 'string', multiline: true, description: 'rpm changelog text (default: one generated entry)' },
+    'deb-triggers': { type: 'string', multiline: true, description: 'dpkg triggers file content' },
+    'deb-shlibs': { type: 'lines', description: "DEBIAN/shlibs lines of a shared-library package: 'LIBRARY SOVERSION DEPENDENCY' (e.g. 'libfoo 1 libfoo1 (>= 1.2)'), deb-shlibs(5)" },
+    'rpm-pretrans': { type: 'string', multiline: true, description: 'rpm %pretrans scriptlet' },
+    'rpm-posttrans': { type: 'string', multiline: true, description: 'rpm %posttrans scriptlet' },
+    ...RELATION_AND_SCRIPT_OPTIONS,
   },
-  optionPatterns: [
-    new RegExp(`^(deb-|rpm-)?(${DEP_FIELDS.join('|')})$`),
-    /^rpm-(requires|obsoletes)$/,
-    new RegExp(`^(${SCRIPTS.join('|')})(-file)?$`),
-    /^deb-(preinst|postinst|prerm|postrm|config)(-file)?$/,
-    /^rpm-(pre|post|preun|postun|pretrans|posttrans)(-file)?$/,
-  ],
   validate(ctx) {
     const o = ctx.options;
     const formats = o.list('formats');
@@ -446,7 +465,7 @@ export const recipe: Recipe = {
     if (formats.includes('rpm')) {
       const e = validateRpmName(name);
       if (e) throw o.error('name', e);
-      const { version, release } = rpmVersionRelease(o);
+      const { version, release } = rpmVersionRelease(o.require('version').trim(), o.get('release')?.trim());
       const v = validateRpmVersion(version) ?? validateRpmVersion(release, 'release');
       if (v) throw o.error('version', v);
     }
@@ -455,7 +474,7 @@ export const recipe: Recipe = {
       if (e) throw o.error('deb-shlibs', e);
     }
     const comp = o.get('compression')!.trim();
-    if (!['xz', 'gzip', 'zstd', 'none'].includes(comp)) throw o.error('compression', `unknown compression '${comp}' (xz, gzip, zstd, none)`);
+    if (!(COMPRESSIONS as readonly string[]).includes(comp)) throw o.error('compression', `unknown compression '${comp}' (xz, gzip, zstd, none)`);
     if (comp === 'none' && formats.includes('rpm')) throw o.error('compression', "'none' is for deb only");
     for (const f of o.list('sign')) if (f !== 'deb' && f !== 'rpm') throw o.error('sign', `unknown format '${f}' (deb, rpm)`);
     if (!/^[a-z]{1,12}$/.test(o.get('deb-signature-role')!.trim())) throw o.error('deb-signature-role', `invalid role '${o.get('deb-signature-role')}' (a lower-case word: origin, maint, archive)`);
@@ -482,24 +501,10 @@ export const recipe: Recipe = {
     const formats = o.list('formats');
     const sde = ctx.sourceDateEpoch;
     const wrap = (e: unknown) => (e instanceof KilnError ? new KilnError(`[${ctx.part}] ${e.message}`) : e);
-    if (formats.includes('deb')) {
-      const spec = debSpec(ctx, files, sde);
-      if (o.path('signing-key') && o.list('sign').includes('deb')) {
-        spec.signingKey = { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') };
-        spec.signatureRole = o.get('deb-signature-role')!.trim();
-      }
-      const r = await writeDeb(spec, join(ctx.staging, debFileName(spec))).catch((e) => Promise.reject(wrap(e)));
-      ctx.log(`# wrote ${r.path} (${r.size} bytes)\n`);
-    }
-    if (formats.includes('rpm')) {
-      const { rpmSpecFromOptions } = await import('./package-rpm.js');
-      const { writeRpm, rpmFileName } = await import('../pkg/rpm.js');
-      const spec = rpmSpecFromOptions(ctx, files, sde);
-      const r = await writeRpm(spec, join(ctx.staging, rpmFileName(spec))).catch((e) => Promise.reject(wrap(e)));
-      ctx.log(`# wrote ${r.path} (${r.size} bytes)\n`);
-    }
+    const order = (['deb', 'rpm'] as const).filter((f) => formats.includes(f));
+    const written = await writePackages(packageInfo(ctx, files, sde), order, ctx.staging).catch((e) => Promise.reject(wrap(e)));
+    for (const r of written) ctx.log(`# wrote ${r.path} (${r.size} bytes)\n`);
   },
 };
 export default recipe;
 
-export { script };

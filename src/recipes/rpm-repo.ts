@@ -7,39 +7,39 @@
 import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Signer } from '../lib/gpg.js';
-import type { Recipe } from '../recipe.js';
+import type { OptionSpec, Recipe } from '../recipe.js';
 import { checkRepoUrl, expandGlobs } from './package-files.js';
+
+const OPTIONS = {
+  packages: { type: 'paths', description: '.rpm files or globs, one per line', required: true },
+  name: { type: 'pattern', pattern: /^[A-Za-z0-9._:-]+$/, expected: 'a valid repository id', description: 'repository id in the generated .repo file', default: 'kiln' },
+  url: { type: 'url', description: 'where clients reach the repository: baseurl and gpgkey of the .repo file (default: file://LOCATION)' },
+  'signing-key': { type: 'path', description: 'OpenPGP secret key file to sign repomd.xml with' },
+  'signing-key-passphrase-file': { type: 'path', description: 'file holding the key passphrase' },
+  'packages-signed': { type: 'bool', description: 'set gpgcheck=1 in the .repo file (packages carry signatures)', default: 'false' },
+  compression: { type: 'enum', choices: ['gz', 'xz', 'zstd', 'bz2'], noun: 'compression', description: 'metadata compression (createrepo_c --general-compress-type)', default: 'xz' },
+} as const satisfies Record<string, OptionSpec>;
 
 export const recipe: Recipe = {
   kind: 'rpm-repo',
   version: '2',
   description: 'rpm repository (repodata/, signed repomd.xml) from .rpm files',
-  options: {
-    packages: { description: '.rpm files or globs, one per line', required: true },
-    name: { description: 'repository id in the generated .repo file', default: 'kiln' },
-    url: { description: 'where clients reach the repository: baseurl and gpgkey of the .repo file (default: file://LOCATION)' },
-    'signing-key': { description: 'OpenPGP secret key file to sign repomd.xml with' },
-    'signing-key-passphrase-file': { description: 'file holding the key passphrase' },
-    'packages-signed': { description: 'set gpgcheck=1 in the .repo file (packages carry signatures)', default: 'false' },
-    compression: { description: 'metadata compression (createrepo_c --general-compress-type)', default: 'xz' },
-  },
+  options: OPTIONS,
   validate(ctx) {
-    const o = ctx.options;
-    if (!/^[A-Za-z0-9._:-]+$/.test(o.get('name')!.trim())) throw o.error('name', `not a valid repository id: '${o.get('name')}'`);
-    if (!['gz', 'xz', 'zstd', 'bz2'].includes(o.get('compression')!.trim())) throw o.error('compression', 'one of gz, xz, zstd, bz2');
-    o.bool('packages-signed', false);
-    checkRepoUrl(o);
+    checkRepoUrl(ctx.options);
   },
   inputs(ctx) {
-    return [ctx.options.path('signing-key'), ctx.options.path('signing-key-passphrase-file')].filter((x): x is string => !!x);
+    const v = ctx.options.typed(OPTIONS);
+    return [v['signing-key'], v['signing-key-passphrase-file']].filter((x): x is string => !!x);
   },
   tools(ctx) {
-    return ['createrepo_c', ...(ctx.options.get('signing-key') ? ['gpg', 'gpgconf'] : [])];
+    return ['createrepo_c', ...(ctx.options.typed(OPTIONS)['signing-key'] ? ['gpg', 'gpgconf'] : [])];
   },
   // without url, NAME.repo points at the repository's location (baseurl, gpgkey)
   locationInOutput: (ctx) => !ctx.options.get('url')?.trim(),
   async install(ctx) {
     const o = ctx.options;
+    const v = o.typed(OPTIONS);
     const files = expandGlobs(o, 'packages', ['.rpm']);
     const pkgDir = join(ctx.staging, 'Packages');
     mkdirSync(pkgDir, { recursive: true });
@@ -56,22 +56,22 @@ export const recipe: Recipe = {
     const sde = String(ctx.sourceDateEpoch);
     await ctx.run([
       'createrepo_c', '--no-database', '--simple-md-filenames', '--checksum', 'sha256',
-      '--general-compress-type', o.get('compression')!.trim(),
+      '--general-compress-type', v.compression,
       '--revision', sde, '--set-timestamp-to-revision', '--workers', '1', ctx.staging,
     ]);
-    const name = o.get('name')!.trim();
-    const base = (o.get('url')?.trim() || `file://${ctx.location}`).replace(/\/+$/, '');
-    const keyFile = o.path('signing-key');
+    const name = v.name;
+    const base = (v.url || `file://${ctx.location}`).replace(/\/+$/, '');
+    const keyFile = v['signing-key'];
     let gpg = 'gpgcheck=0\nrepo_gpgcheck=0\n';
     if (keyFile) {
-      const signer = await Signer.open({ keyFile, passphraseFile: o.path('signing-key-passphrase-file') }, ctx.sourceDateEpoch, { log: ctx.log, signal: ctx.signal, part: ctx.part });
+      const signer = await Signer.open({ keyFile, passphraseFile: v['signing-key-passphrase-file'] }, ctx.sourceDateEpoch, { log: ctx.log, signal: ctx.signal, part: ctx.part });
       try {
         await signer.detachSign(join(ctx.staging, 'repodata', 'repomd.xml'), join(ctx.staging, 'repodata', 'repomd.xml.asc'));
         writeFileSync(join(ctx.staging, `RPM-GPG-KEY-${name}`), await signer.exportPublic(true));
       } finally {
         await signer.close();
       }
-      gpg = `gpgcheck=${o.bool('packages-signed', false) ? 1 : 0}\nrepo_gpgcheck=1\ngpgkey=${base}/RPM-GPG-KEY-${name}\n`;
+      gpg = `gpgcheck=${v['packages-signed'] ? 1 : 0}\nrepo_gpgcheck=1\ngpgkey=${base}/RPM-GPG-KEY-${name}\n`;
     }
     writeFileSync(join(ctx.staging, `${name}.repo`), `[${name}]\nname=${name}\nbaseurl=${base}\nenabled=1\n${gpg}`);
   },

@@ -32,7 +32,7 @@ import { copyFile, cp, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { processAlive, walk } from '../lib/fsutil.js';
-import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
+import { CLEAN_ROOM_OPTIONS, type BuildContext, type PartOptions, type Recipe } from '../recipe.js';
 
 function words(s: string | undefined): string[] {
   return s ? s.split(/\s+/).filter(Boolean) : [];
@@ -103,15 +103,15 @@ export const recipe: Recipe = {
   kind: 'rpmbuild',
   version: '1',
   description: 'build an existing .spec with rpmbuild (binary and source rpms), on the host or in a chroot',
+  cleanRoom: true,
   options: {
-    spec: { description: 'the .spec file (relative to this file)', required: true },
-    sources: { description: 'files copied into SOURCES, one per line; a directory contributes its contents' },
-    defines: { description: "'name value' lines, each passed as --define 'name value'" },
-    options: { description: 'rpmbuild stage and extra arguments, whitespace separated', default: '-ba' },
-    nodeps: { description: 'do not check BuildRequires (the rpm database of a Debian host is empty)', default: 'false' },
-    environment: { description: 'KEY=VALUE lines added to the build environment' },
-    chroot: { description: 'build inside this chroot (${some-chroot:location}): a container, no network, clean room' },
-    network: { description: 'allow network access inside the chroot', default: 'false' },
+    ...CLEAN_ROOM_OPTIONS,
+    spec: { type: 'pattern', pattern: /\.spec$/, expected: 'a .spec file', description: 'the .spec file (relative to this file)', required: true },
+    sources: { type: 'paths', description: 'files copied into SOURCES, one per line; a directory contributes its contents' },
+    defines: { type: 'lines', pattern: /^[A-Za-z_][A-Za-z0-9_]*\s+\S/, expected: "a 'name value' line", description: "'name value' lines, each passed as --define 'name value'" },
+    options: { type: 'string', multiline: true, description: 'rpmbuild stage and extra arguments, whitespace separated', default: '-ba' },
+    nodeps: { type: 'bool', description: 'do not check BuildRequires (the rpm database of a Debian host is empty)', default: 'false' },
+    environment: { type: 'env', description: 'KEY=VALUE lines added to the build environment' },
   },
   validate(ctx) {
     const o = ctx.options;

@@ -170,7 +170,7 @@ export function buildInitrd(out: string, spec: InitrdSpec): InitrdResult {
   if (hasInterpreter(bb)) {
     throw new KilnError(`${busybox} is dynamically linked: install busybox-static (the initrd has no C library)`);
   }
-  const mtime = spec.sourceDateEpoch ?? Number(process.env.SOURCE_DATE_EPOCH ?? 0);
+  const mtime = spec.sourceDateEpoch ?? 0; // a parameter: the engine reads the environment, not this module
   const entries = new Map<string, Entry>();
   const addDirs = (name: string) => {
     const segs = name.split('/');
