@@ -17,6 +17,8 @@ const LAYERS: Array<[string, number]> = [
   ['recipes/', 3],
   ['engine/', 4],
   ['evidence/', 4],
+  ['remote/', 4],
+  ['farm/', 4],
   ['cli.ts', 5],
 ];
 

@@ -128,10 +128,13 @@ describe('kiln:apt-repo', () => {
     expect(up.status, up.stdout + up.stderr).toBe(0);
     expect(apt(root, ['download', 'alpha']).status).toBe(0);
     // a URL with spaces or quotes would break the client files: a config error at load time
-    const bad = project({ 'buildout.cfg': `[buildout]\nparts = repo\n[repo]\nrecipe = kiln:apt-repo\npackages = *.deb\nurl = http://x/ y\n` });
-    const rb = kiln(bad.dir, ['build']);
-    expect(rb.code).toBe(3);
-    expect(rb.stderr).toMatch(/buildout\.cfg:\d+: \[repo\] url: not an absolute/);
+    for (const [url, re] of [['http://x/ y', /url: expected one URL or path/], ['repo/dir', /url: not an absolute http\(s\), ftp or file URL/], ["file:///srv/a'b", /url: not an absolute/]] as const) {
+      const bad = project({ 'buildout.cfg': `[buildout]\nparts = repo\n[repo]\nrecipe = kiln:apt-repo\npackages = *.deb\nurl = ${url}\n` });
+      const rb = kiln(bad.dir, ['build']);
+      expect(rb.code, url).toBe(3);
+      expect(rb.stderr).toMatch(/buildout\.cfg:\d+: \[repo\] /);
+      expect(rb.stderr).toMatch(re);
+    }
   });
 
   test('a pattern matching nothing is an error naming the option', () => {

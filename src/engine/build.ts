@@ -18,17 +18,8 @@ import { Lock, Store, type PartState, type Staging, type State } from './store.j
 import type { RemoteCache } from '../remote/cache.js';
 import type { FarmCoordinator } from '../farm/coordinator.js';
 
-export type PlanStatus = 'up-to-date' | 'restore' | 'build';
-
-export interface PlanEntry {
-  part: string;
-  kind: string;
-  status: PlanStatus;
-  /** human reasons, e.g. "option 'url' changed" */
-  reasons: string[];
-  /** restore from the remote cache (src/remote), with the reasons to build if that fails */
-  remote?: { buildReasons: string[] };
-}
+import type { PlanEntry, PlanStatus } from './plan-entry.js';
+export type { PlanEntry, PlanStatus } from './plan-entry.js';
 
 const short = (v: string | undefined) => {
   if (v === undefined) return '(unset)';

@@ -9,7 +9,7 @@ import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { PlanEntry } from '../engine/build.js';
+import type { PlanEntry } from '../engine/plan-entry.js';
 import type { Part, Project } from '../engine/project.js';
 import type { Store } from '../engine/store.js';
 import { hashFile } from '../engine/hash.js';

@@ -16,7 +16,7 @@
 import { closeSync, copyFileSync, existsSync, chmodSync, fchmodSync, mkdirSync, mkdtempSync, openSync, readSync, readFileSync, renameSync, symlinkSync, writeFileSync, writeSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { isAbsolute, join, resolve } from 'node:path';
-import type { PlanEntry } from '../engine/build.js';
+import type { PlanEntry } from '../engine/plan-entry.js';
 import type { Part, Project } from '../engine/project.js';
 import type { Store } from '../engine/store.js';
 import { ConfigError, type Origin } from '../lib/errors.js';
