@@ -49,7 +49,7 @@ export const LIVE_MODULES = [
   'isofs', 'sr_mod', 'cdrom', 'ata_piix', 'ahci', 'sd_mod', 'virtio_pci', 'virtio_blk', 'virtio_scsi',
   'nvme', 'usb_storage', 'uas', 'xhci_pci', 'ehci_pci', 'squashfs', 'loop', 'overlay',
   // a second medium holding the image (image-location = label:NAME): ext4 or FAT
-  'ext4', 'vfat', 'nls_cp437', 'nls_utf8',
+  'ext4', 'crc32c_generic', 'vfat', 'nls_cp437', 'nls_utf8',
 ];
 
 /** ocs-sr restore options: batch, no GUI, partition table from the image, no post-restore fix-ups
@@ -239,7 +239,7 @@ if [ -n "\${IMAGE_LABEL:-}" ]; then
     sleep 1; udevadm settle --timeout=5 >/dev/null 2>&1
   done
   if [ -z "$dev" ]; then
-    labels=$(blkid -o value -s LABEL 2>/dev/null | tr '\\n' ' ')
+    labels=$(blkid -o value -s LABEL 2>/dev/null | tr '\\n' ' ' | sed 's/ $//')
     die "no file system labelled $IMAGE_LABEL holds the image $IMAGE_NAME (image-location = label:$IMAGE_LABEL); labels found: \${labels:-none}" 18
   fi
   image_disk=$(whole "$(basename "$dev")")
@@ -433,7 +433,7 @@ LABEL shell
 
 export const recipe: Recipe = {
   kind: 'recovery-iso',
-  version: '4',
+  version: '5',
   description: 'bootable hybrid recovery ISO (isolinux, live system from a kiln chroot) restoring a Clonezilla image unattended',
   options: {
     image: { description: 'location of a kiln:clonezilla-image part (image/NAME/ and kiln-image.json)', required: true },
