@@ -7,7 +7,11 @@
  *   recipe = kiln:recovery-iso
  *   image = ${server-image:location}        (a kiln:clonezilla-image part: image/NAME/ + kiln-image.json)
  *   live = ${restore-live:location}          (kiln:chroot with clonezilla partclone drbl ...; or a tarball)
- *   target = auto                           (vda, sda, nvme0n1 ... or auto)
+ *   target = auto                           (vda, sda, nvme0n1 ... or auto: the only disk that is not the
+ *                                            medium nor the image medium and is large enough)
+ *   secure-boot = no                        (yes: Debian's signed shim/GRUB/kernel; with secure-boot-key and
+ *                                            secure-boot-cert: own keys, a signed unified kernel image)
+ *   image-location = iso                    (or label:NAME: the image on a second medium labelled NAME)
  *   confirm = yes                           (ask on the console before writing; no: unattended)
  *   after = poweroff                        (poweroff | reboot | shell)
  *
@@ -25,6 +29,8 @@
  * before the first write (target exists, is not the boot medium, is large enough; every image
  * file against SHA256SUMS; confirmation), then runs Debian's Clonezilla:
  *   ocs-sr -b -nogui -e1 auto -e2 -j2 -k0 -scr -iui -ius -irhr -iefi -p true restoredisk NAME DEV
+ * and verifies every restored partition (fsck for its type; SHA-256 of partclone's stream of the
+ * restored partition against the image's, kiln/verify.list) before it reports success.
  * Messages go to the screen and the serial console; kiln_debug_exit=1 (tests) also reports the
  * status through QEMU's isa-debug-exit port.
  */
