@@ -16,19 +16,23 @@
 // Each side is a whole process (node start-up and the directory walk included for kiln).
 // rpmbuild packages a prepared build root (no %install, hard-linked copy of the tree made
 // before each run, untimed), AutoReqProv off and no debuginfo, so it does what writeRpm does.
-// Uses hyperfine when installed, else N runs and the median.
+// Paired runs: kiln and the references alternate (kiln, ref 1, ref 2, kiln, ...) RUNS times
+// (default 5), medians of wall and CPU (user+sys) seconds, ratio = median of per-pair ratios, and a
+// check that kiln's packages of all runs are byte-identical.
 // Usage: npm run build && node bench/packaging.mjs [RUNS] [--keep] [--size=MiB] [--files=N]
 //          [--only=deb-xz,rpm-zstd,...]
 //        (internal: node bench/packaging.mjs --one deb|rpm xz|gzip TREE OUT)
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { loadavg, paired, timeRun } from './lib/paired.mjs';
 
 const SDE = 1704067200;
-const dist = join(import.meta.dirname, '..', 'dist');
+// --one runs the writers of this dist/ (or of KILN_BENCH_DIST: --baseline=DIST compares two builds)
+const dist = process.env.KILN_BENCH_DIST || join(import.meta.dirname, '..', 'dist');
 
-// ---- one packaging run (the process hyperfine times) ---------------------------------------
+// ---- one packaging run (the process that is timed) ---------------------------------------------
 if (process.argv[2] === '--one') {
   const [, , , format, compression, tree, out] = process.argv;
   const files = [];
@@ -51,12 +55,13 @@ if (process.argv[2] === '--one') {
 }
 
 // ---- the tree ---------------------------------------------------------------------------------
-const RUNS = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 3);
+const RUNS = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 5);
 const keep = process.argv.includes('--keep');
 const opt = (n, d) => process.argv.find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3) ?? d;
 const FILES = Number(opt('files', '10000'));
 const TOTAL = Number(opt('size', '200')) * 1024 * 1024;
 const ONLY = opt('only', '').split(',').filter(Boolean);
+const BASELINE = opt('baseline', ''); // another compiled dist/ (e.g. of the previous commit): a side 'kiln baseline'
 
 let s = 0x9e3779b9;
 /** xorshift32: deterministic, fast */
@@ -156,53 +161,56 @@ for (const c of ['xz', 'gzip', 'zstd']) {
 const selected = cases.filter((c) => !ONLY.length || ONLY.includes(c.name));
 if (!selected.length) throw new Error(`--only: no such case (${cases.map((c) => c.name).join(', ')})`);
 
-const hasHyperfine = spawnSync('hyperfine', ['--version']).status === 0;
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/** { median, mean, user, system } seconds for one shell command */
-function time(cmd, prepare) {
-  if (hasHyperfine) {
-    const json = join(dir, 'hf.json');
-    const args = ['--runs', String(RUNS), '--export-json', json, '--style', 'none', '--shell', 'bash'];
-    if (prepare) args.push('--prepare', prepare);
-    execFileSync('hyperfine', [...args, cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
-    const r = JSON.parse(readFileSync(json, 'utf8')).results[0];
-    return { median: r.median, mean: r.mean, user: r.user, system: r.system };
-  }
-  const ts = [];
-  for (let i = 0; i < RUNS; i++) {
-    if (prepare) execFileSync('bash', ['-c', prepare]);
-    const t = process.hrtime.bigint();
-    execFileSync('bash', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
-    ts.push(Number(process.hrtime.bigint() - t) / 1e9);
-  }
-  return { median: median(ts), mean: ts.reduce((a, b) => a + b, 0) / ts.length, user: NaN, system: NaN };
-}
-
 const MiB = (f) => (statSync(f).size / 2 ** 20).toFixed(1);
 const debFiles = (f) => execFileSync('dpkg-deb', ['--contents', f], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n').filter((l) => l.startsWith('-')).length;
 const rpmFiles = (f) => execFileSync('rpm', ['-qlp', '--nosignature', f], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n').filter((l) => l.includes('/f')).length;
 const dataTarHash = (f) => execFileSync('bash', ['-c', 'm=$(ar t "$1" | grep ^data.tar); ar p "$1" "$m" | case "$m" in *.xz) xz -dc;; *.gz) gzip -dc;; *.zst) zstd -dcq;; *) cat;; esac | sha256sum', 'x', f], { encoding: 'utf8' }).slice(0, 64);
-const cpu = (t) => (Number.isNaN(t.user) ? '' : ` (cpu ${(t.user + t.system).toFixed(1)})`);
+const sha = (f) => execFileSync('sha256sum', [f], { encoding: 'utf8' }).slice(0, 16);
 const rows = [];
 for (const c of selected) {
-  process.stderr.write(`# ${c.name}: kiln ...\n`);
-  const k = time(c.kiln);
-  const kMiB = MiB(c.kilnOut);
+  // kiln, reference 1, reference 2, kiln, ... : every side once per pair, so drift hits all alike
+  process.stderr.write(`# ${c.name}: ${RUNS} pairs\n`);
+  const kilnHashes = new Set();
+  const sides = [
+    { name: 'kiln', run: () => {
+      const t = timeRun(c.kiln);
+      kilnHashes.add(sha(c.kilnOut));
+      return t;
+    } },
+    ...c.refs.map((ref) => ({ name: ref.name, run: () => timeRun(ref.cmd, { prepare: ref.prepare && (() => execFileSync('bash', ['-c', ref.prepare])) }) })),
+  ];
+  if (BASELINE) {
+    const base = { name: `kiln baseline (${BASELINE})`, cmd: `KILN_BENCH_DIST=${q(BASELINE)} ${c.kiln.replace(q(c.kilnOut), q(c.kilnOut + '.baseline'))}`, out: c.kilnOut + '.baseline' };
+    c.refs.push(base);
+    sides.push({ name: base.name, run: () => timeRun(base.cmd) });
+  }
+  // the reference outputs are overwritten by the next reference: check them as they come
+  const checks = [];
+  sides.slice(1).forEach((s, i) => {
+    const inner = s.run;
+    s.run = (k) => {
+      const t = inner(k);
+      if (k === 0) {
+        const ref = c.refs[i];
+        checks[i] = { files: c.name.startsWith('deb') ? debFiles(ref.out) : rpmFiles(ref.out), size: MiB(ref.out), tar: c.name.startsWith('deb') ? dataTarHash(ref.out) : '' };
+      }
+      return t;
+    };
+  });
+  const res = paired(RUNS, sides, (l) => process.stderr.write(l + '\n'));
+  const k = res[0];
   const kFiles = c.name.startsWith('deb') ? debFiles(c.kilnOut) : rpmFiles(c.kilnOut);
   const kTar = c.name.startsWith('deb') ? dataTarHash(c.kilnOut) : '';
-  for (const ref of c.refs) {
-    process.stderr.write(`# ${c.name}: ${ref.name} ...\n`);
-    const r = time(ref.cmd, ref.prepare);
-    const rFiles = c.name.startsWith('deb') ? debFiles(ref.out) : rpmFiles(ref.out);
-    const same = c.name.startsWith('deb') ? (dataTarHash(ref.out) === kTar ? 'data.tar identical' : 'data.tar differs') : '';
-    rows.push(`| ${c.name} | ${k.median.toFixed(2)}${cpu(k)} | ${ref.name} | ${r.median.toFixed(2)}${cpu(r)} | ${(k.median / r.median).toFixed(2)} | ${kMiB} / ${MiB(ref.out)} | ${kFiles} / ${rFiles} ${same} |`);
+  const repro = kilnHashes.size === 1 ? 'kiln runs identical' : `kiln runs DIFFER (${kilnHashes.size} outputs)`;
+  res.slice(1).forEach((r, i) => {
+    const ch = checks[i];
+    const same = c.name.startsWith('deb') ? (ch.tar === kTar ? 'data.tar identical' : 'data.tar differs') : '';
+    rows.push(`| ${c.name} | ${k.wall.toFixed(2)} (cpu ${k.cpu.toFixed(1)}) | ${r.name} | ${r.wall.toFixed(2)} (cpu ${r.cpu.toFixed(1)}) | ${r.ratioWall.toFixed(2)} / ${r.ratioCpu.toFixed(2)} | ${MiB(c.kilnOut)} / ${ch.size} | ${kFiles} / ${ch.files} ${same}; ${repro} |`);
     console.error(rows.at(-1));
-  }
+  });
 }
-const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-console.log(`\n${hasHyperfine ? `hyperfine, ${RUNS} run(s), median wall seconds (user+sys cpu seconds)` : `${RUNS} run(s), median wall seconds`}; ratio = kiln / reference (< 1: kiln faster); ${FILES} files, ${(TOTAL / 2 ** 20).toFixed(0)} MiB; load average at the end ${load}\n`);
-console.log('| case | kiln s | reference | reference s | ratio | MiB kiln / ref | files kiln / ref |');
+console.log(`\n${RUNS} pair(s) per case (kiln and the references alternating), median wall seconds (median user+sys CPU seconds, children included); ratio = kiln / reference, median of the per-pair ratios, wall / cpu (< 1: kiln faster); ${FILES} files, ${(TOTAL / 2 ** 20).toFixed(0)} MiB; load average at the end ${loadavg()}\n`);
+console.log('| case | kiln s | reference | reference s | ratio wall / cpu | MiB kiln / ref | files kiln / ref |');
 console.log('|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
 if (!keep) rmSync(dir, { recursive: true, force: true });

@@ -2,6 +2,7 @@
  * PartOptions: typed, validated access to a part's resolved options.
  * Every error names file:line, the part and the option.
  */
+import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type Origin } from './lib/errors.js';
 import type { PartOptions } from './recipe.js';
@@ -88,6 +89,32 @@ export class Options implements PartOptions {
   }
   error(name: string, detail: string): Error {
     return new ConfigError(detail, { origin: this.origin(name), section: this.part, option: name });
+  }
+  /**
+   * A ConfigError at the line of a multi-line option that reads `line`: the option's own
+   * file:line, moved to the continuation line written as `line` in that file when there is one.
+   */
+  errorAt(name: string, line: string, detail: string): Error {
+    const o = this.origin(name);
+    let at = o;
+    const want = line.trim();
+    if (o && o.line > 0 && isAbsolute(o.file) && want) {
+      try {
+        const lines = readFileSync(o.file, 'utf8').split('\n');
+        for (let i = o.line - 1; i < lines.length; i++) {
+          const l = lines[i]!;
+          if (i > o.line - 1 && /^\S/.test(l)) break; // the next option or section
+          const body = i === o.line - 1 ? l.slice(l.indexOf('=') + 1) : l;
+          if (body.trim() === want) {
+            at = { file: o.file, line: i + 1 };
+            break;
+          }
+        }
+      } catch {
+        /* the option's line */
+      }
+    }
+    return new ConfigError(detail, { origin: at, section: this.part, option: name });
   }
   all(): Record<string, string> {
     return { ...this.values };

@@ -37,6 +37,8 @@ export interface PartOptions {
   origin(name: string): Origin | undefined;
   /** a ConfigError pointing at this option */
   error(name: string, detail: string): Error;
+  /** a ConfigError pointing at the line of option `name` that reads `line` (the option's line when not found) */
+  errorAt?(name: string, line: string, detail: string): Error;
   all(): Record<string, string>;
 }
 
@@ -64,6 +66,9 @@ export interface BuildContext {
   deps: Record<string, string>;
   /** Append to the part's log (out/logs/PART.log). */
   log(text: string): void;
+  /** Tell the user something about the build that is no failure (a skipped input): a line in the
+   *  part's log and a `part-notice` build event (printed, and in `--json`). */
+  notice?(message: string): void;
   /** Run a command (argv array, no shell), logged to the part's log; failures carry the log tail. */
   run(argv: string[], opts?: RunOptions): Promise<RunResult>;
 }

@@ -42,6 +42,26 @@ async function buildHello(engine: 'docker' | 'unshare') {
 }
 
 describe('clean-room builds on both engines', () => {
+  test.skipIf(!docker.ok)('a cmmi part in a chroot applies a patch that lives beside the profile it extends (outside the project directory)', async () => {
+    // the component profile and its patch in one directory, the project extending it in another:
+    // the clean room mounts only the project, the cache and the work directories
+    const comp = mkdtempSync(join(tmpdir(), 'kiln-cleanroom-comp-'));
+    const files: Record<string, string> = {
+      'src/Makefile': 'all:\n\tprintf "%s\\n" "$(GREETING)" > greeting\ninstall: all\n\tinstall -D -m 644 greeting $(DESTDIR)$(prefix)/share/greeting\n',
+      'src/greeting.mk': 'GREETING = unpatched\n',
+      'fix.patch': '--- a/greeting.mk\n+++ b/greeting.mk\n@@ -1 +1 @@\n-GREETING = unpatched\n+GREETING = patched\n',
+      'comp.cfg': `[buildout]\nextends = ${join(root, 'recipes/stack/chroots.cfg')}\n[greet]\nrecipe = kiln:cmmi\nchroot = \${buildenv:location}\npath = src\npatches = fix.patch\npatch-options = -p1\nconfigure-command = false\nmake-options = -f Makefile -f greeting.mk\n`,
+    };
+    for (const [f, c] of Object.entries(files)) {
+      execFileSync('install', ['-D', '/dev/null', join(comp, f)]);
+      writeFileSync(join(comp, f), c);
+    }
+    const p = project({ 'buildout.cfg': `[buildout]\nextends = ${join(comp, 'comp.cfg')}\nparts = greet\n` });
+    const r = await kilnP(p.dir, ['build'], { KILN_CACHE_DIR: CACHE });
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(readFileSync(join(p.dir, 'out/parts/greet/share/greeting'), 'utf8')).toBe('patched\n');
+  }, 600_000);
+
   test.skipIf(!docker.ok || !canUnshare)('GNU hello built with Docker and with unshare: same bytes, no network, engine named in the log', async () => {
     const d = await buildHello('docker');
     const u = await buildHello('unshare');

@@ -6,7 +6,6 @@
  * Nothing is excluded from the comparison: in zc.buildout-defaults mode (no
  * buildoutDefaults), loadConfig reproduces buildout's [buildout] defaults and [versions] pins.
  */
-import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,18 +14,11 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigLanguageError, loadConfig } from '../src/config/index.js';
+import { runBuildoutOracle, type OracleResult, type Sections } from './helpers/buildout-oracle.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CORPUS = path.join(ROOT, 'test/fixtures/buildout');
-const PYTHON = '/usr/bin/python3';
-const ORACLE = path.join(ROOT, 'scripts/buildout-oracle.py');
 
-type Sections = Array<[string, Array<[string, string]>]>;
-interface OracleResult {
-  file: string;
-  sections?: Sections;
-  error?: { type: string; kind: string; message: string };
-}
 
 const cases = readdirSync(CORPUS, { withFileTypes: true })
   .filter((d) => d.isDirectory() && existsSync(path.join(CORPUS, d.name, 'buildout.cfg')))
@@ -57,19 +49,9 @@ const KNOWN_DIFFERENCES: Record<string, [string, string]> = {
 
 const oracle = new Map<string, OracleResult>();
 
-function runOracle(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // asynchronous: the oracle downloads from the HTTP server running in this process
-    execFile(PYTHON, [ORACLE, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`oracle failed: ${err.message}\n${stderr}`));
-      for (const line of stdout.split('\n')) {
-        if (!line.trim()) continue;
-        const res = JSON.parse(line) as OracleResult;
-        oracle.set(res.file, res);
-      }
-      resolve();
-    });
-  });
+/** asynchronous: the oracle downloads from the HTTP server running in this process */
+async function runOracle(args: string[]): Promise<void> {
+  for (const [file, res] of await runBuildoutOracle(args)) oracle.set(file, res);
 }
 
 beforeAll(async () => {

@@ -335,6 +335,36 @@ describe('reproducible', () => {
   });
 });
 
+describe('zstd output', () => {
+  // 20 MiB of mixed text and pseudo-random bytes: several zstd jobs in multi-threaded mode (-T)
+  const mixed = (): Buffer => {
+    let s = 7;
+    const b = Buffer.alloc(20 << 20);
+    for (let i = 0; i < b.length; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      b[i] = (i >> 16) % 3 === 0 ? s >>> 24 : 97 + ((i * 7) % 26);
+    }
+    return b;
+  };
+
+  test('the same bytes whatever the threads and the write sizes; zstd -t and zstd -d read them', async () => {
+    const big = mixed();
+    const outs: Buffer[] = [];
+    for (const [threads, chunk] of [[1, 65536], [2, 1_000_003], [4, 777_777]] as const) {
+      const f = join(tmp('z'), 'x.zst');
+      const c = compressToFile('zstd', f, { threads, level: 3 });
+      for (let i = 0; i < big.length; i += chunk) if (!c.input.write(big.subarray(i, i + chunk))) await new Promise((r) => c.input.once('drain', r));
+      c.input.end();
+      await c.done;
+      outs.push(readFileSync(f));
+      expect(spawnSync('zstd', ['-tq', f]).status).toBe(0);
+      expect(bin('zstd', ['-dc', f]).equals(big)).toBe(true);
+    }
+    expect(outs[1]!.equals(outs[0]!)).toBe(true);
+    expect(outs[2]!.equals(outs[0]!)).toBe(true);
+  });
+});
+
 describe('bad inputs: a clear error, nothing at outPath, no temporary file', () => {
   const base = (): DebSpec => ({ name: 'kiln-bad', version: '1.0', architecture: 'all', maintainer: 'Kiln Tests <tests@example.org>', description: 'bad\nbad', files: [{ path: '/usr/share/kiln-bad/x', type: 'file', content: 'x' }], sourceDateEpoch: SDE });
   const cases: Array<[string, (s: DebSpec) => void, RegExp]> = [

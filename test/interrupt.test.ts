@@ -1,8 +1,9 @@
 // kill -9 in the middle of a build, concurrent builds on one out/ directory.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { kilnAsync, kilnP, parts, project } from './helpers/kiln.js';
+import { kilnAsync, kilnP, parts, project, type KilnResult } from './helpers/kiln.js';
 
 const cfg = (version: string) => `[buildout]
 parts = final
@@ -10,7 +11,7 @@ parts = final
 recipe = kiln:command
 version = ${version}
 command =
-  for i in $(seq 1 20); do echo "$KILN_OPT_VERSION $i" > "$OUT/f$i"; sleep 0.05; done
+  for i in $(seq 1 20); do echo "$KILN_OPT_VERSION $i" > "$OUT/f$i"; sleep 0.15; done
   echo "$KILN_OPT_VERSION" > "$OUT/complete"
 [final]
 recipe = kiln:command
@@ -49,7 +50,7 @@ describe('interruption', () => {
       checkConsistent(p.dir, seen);
       const tmp = join(p.dir, 'out/.kiln/tmp');
       const staged = existsSync(tmp)
-        ? readdirSync(tmp).flatMap((d) => (existsSync(join(tmp, d, 'staging')) ? readdirSync(join(tmp, d, 'staging')) : []))
+        ? readdirSync(tmp).flatMap((d) => (existsSync(join(tmp, d, 'entry/out')) ? readdirSync(join(tmp, d, 'entry/out')) : []))
         : [];
       if (existsSync(logFile) && staged.length >= 8) break;
       if (Date.now() > deadline) throw new Error('build did not start');
@@ -59,7 +60,7 @@ describe('interruption', () => {
     await new Promise((r) => child.once('exit', r));
     checkConsistent(p.dir, seen);
     expect(readFileSync(join(p.dir, 'out/parts/slow/complete'), 'utf8')).toBe('v1\n');
-    // let the orphaned shell finish (it writes only into its own staging dir)
+    // the part's shell dies with kiln (no orphan); had it survived, it would write only into its own staging dir
     await new Promise((r) => setTimeout(r, 1200));
     checkConsistent(p.dir, seen);
     expect(readFileSync(join(p.dir, 'out/parts/slow/complete'), 'utf8')).toBe('v1\n');
@@ -81,18 +82,35 @@ describe('interruption', () => {
 
 describe('locking', () => {
   test('a second build on the same out/ waits for the first, then finds everything built', async () => {
-    const p = project({ 'buildout.cfg': cfg('v1') });
+    // the first build's slow part holds until the test opens a gate (no race with the start-up
+    // of the other kiln processes on a loaded host); the gate is not part of the signature
+    const gate = join(tmpdir(), `kiln-gate-${process.pid}-${Date.now()}`);
+    const p = project({ 'buildout.cfg': cfg('v1').replace('command =\n', `command =\n  while [ ! -e '${gate}' ]; do sleep 0.05; done\n`) });
     const first = kilnAsync(p.dir, ['build']);
-    const logFile = join(p.dir, 'out/logs/slow.log');
-    while (!existsSync(logFile)) await new Promise((r) => setTimeout(r, 10));
-    const noWait = await kilnP(p.dir, ['build', '--no-wait']);
-    expect(noWait.code).toBe(5);
-    expect(noWait.stderr).toMatch(/another kiln build \(pid \d+\)/);
-    const second = await kilnP(p.dir, ['build', '--json']);
-    const code = await new Promise((r) => (first.exitCode !== null ? r(first.exitCode) : first.once('exit', r)));
-    expect(code).toBe(0);
-    expect(second.code).toBe(0);
-    expect(second.events.some((e) => e.type === 'waiting-for-lock')).toBe(true);
-    expect(parts(second, 'part-start')).toEqual([]);
+    try {
+      const logFile = join(p.dir, 'out/logs/slow.log');
+      while (!existsSync(logFile)) await new Promise((r) => setTimeout(r, 10));
+      const noWait = await kilnP(p.dir, ['build', '--no-wait']);
+      expect(noWait.code).toBe(5);
+      expect(noWait.stderr).toMatch(/another kiln build \(pid \d+\)/);
+      // the second build: open the gate once it has reported that it waits for the lock
+      const c = kilnAsync(p.dir, ['build', '--json']);
+      let stdout = '';
+      const second = await new Promise<KilnResult>((resolve) => {
+        c.stdout!.on('data', (b) => {
+          stdout += b;
+          if (stdout.includes('"type":"waiting-for-lock"')) writeFileSync(gate, '');
+        });
+        c.on('close', (code) => resolve({ code, stdout, stderr: '', events: stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) }));
+      });
+      const code = await new Promise((r) => (first.exitCode !== null ? r(first.exitCode) : first.once('exit', r)));
+      expect(code).toBe(0);
+      expect(second.code).toBe(0);
+      expect(second.events.some((e) => e.type === 'waiting-for-lock')).toBe(true);
+      expect(parts(second, 'part-start')).toEqual([]);
+    } finally {
+      writeFileSync(gate, '');
+      rmSync(gate, { force: true });
+    }
   });
 });

@@ -264,6 +264,7 @@ describe('reproducibility and bad inputs', () => {
     ['duplicate path', bad('f.txt => /usr/share/f.txt\n  f.txt => /usr/share/f.txt'), 1, /\[p\] files: duplicate path in package: \/usr\/share\/f\.txt/],
     ['unknown format to sign', bad('f.txt => /usr/share/f.txt', 'sign = deb apk'), 3, /\[p\] sign: unknown format 'apk' \(deb, rpm\)/],
     ['invalid debsigs role', bad('f.txt => /usr/share/f.txt', 'sign = deb\ndeb-signature-role = Origin!'), 3, /\[p\] deb-signature-role: invalid role 'Origin!'/],
+    ['malformed shlibs line', bad('f.txt => /usr/share/f.txt', 'deb-shlibs = libfoo libfoo1'), 3, /buildout\.cfg:\d+: \[p\] deb-shlibs: shlibs line 1: expected '\[TYPE:\] LIBRARY SOVERSION DEPENDENCIES'/],
   ])('%s: one clear error, no package left in out/', async (_name, text, code, re) => {
     const p = project({ 'buildout.cfg': text, 'f.txt': 'x\n' });
     const r = await kilnP(p.dir, ['build']);

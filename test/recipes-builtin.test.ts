@@ -136,7 +136,14 @@ describe('kiln:command and local recipe modules', () => {
     const p = project({ 'buildout.cfg': `[buildout]\nparts = c\n[c]\nrecipe = kiln:command\ncommand = touch "$OUT/one"\noutputs =\n  one\n  two\n` });
     const r = kiln(p.dir, ['build']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/declared outputs missing after the command: two/);
+    expect(r.stderr).toMatch(/declared outputs missing after the command: 'two' \(write them under \$OUT\)$/m);
+  });
+
+  test('two outputs on one line: the message quotes the path and says outputs takes one per line', () => {
+    const p = project({ 'buildout.cfg': `[buildout]\nparts = c\n[c]\nrecipe = kiln:command\ncommand = touch "$OUT/one" "$OUT/two"\noutputs = one two\n` });
+    const r = kiln(p.dir, ['build']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/declared outputs missing after the command: 'one two' \(write them under \$OUT\) \(outputs takes one path per line\)/);
   });
 
   test('a project-local TypeScript recipe module and a JavaScript one', () => {

@@ -57,6 +57,11 @@ export class Key {
     this.value = other.value;
     const lastOp = other.history[other.history.length - 1]?.op;
     if (lastOp !== '+=' && lastOp !== '-=') this.bSource = other.bSource;
+    if (other.history === this.history) return;
+    if (this.history.length + other.history.length < 16) {
+      for (const h of other.history) if (!this.history.includes(h)) this.pushHistory(h);
+      return;
+    }
     const mine = new Set(this.history);
     for (const h of other.history) if (!mine.has(h)) this.pushHistory(h);
   }
@@ -98,8 +103,23 @@ export class SectionData {
 
 export type Data = Map<string, SectionData>;
 
+function hasOpKeys(s: SectionData): boolean {
+  for (const k of s.keys.keys()) {
+    const c = k.charCodeAt(k.length - 1);
+    if (c === 43 || c === 45) return true;
+  }
+  return false;
+}
+
+/** Python's `k.rstrip(' +')` */
+function rstripSpacePlus(k: string): string {
+  let e = k.length;
+  while (e > 0 && (k.charCodeAt(e - 1) === 32 || k.charCodeAt(e - 1) === 43)) e--;
+  return k.slice(0, e);
+}
+
 function sortKey(k: string): [string, string] {
-  return [k.replace(/[ +]+$/, ''), k.slice(-1)];
+  return [rstripSpacePlus(k), k.slice(-1)];
 }
 
 /**
@@ -108,6 +128,16 @@ function sortKey(k: string): [string, string] {
  * else to an implicit empty value. s2 is not modified.
  */
 export function updateSection(s1: SectionData, s2in: SectionData): SectionData {
+  if (!hasOpKeys(s2in)) {
+    // nothing in s2 changes: override s1's keys with (copies of) s2's
+    for (const [key, v2] of s2in.keys) {
+      const v1 = s1.keys.get(key);
+      if (v1) v1.override(v2);
+      else s1.keys.set(key, v2.clone());
+    }
+    if (!s1.origin) s1.origin = s2in.origin;
+    return s1;
+  }
   const s2 = s2in.clone();
   // only the `name +` / `name -` keys do something in the loop: sort just those
   const items: Array<[[string, string], string, Key]> = [];
@@ -118,7 +148,7 @@ export function updateSection(s1: SectionData, s2in: SectionData): SectionData {
   if (items.length > 1) items.sort(([ka], [kb]) => pyCmp(ka[0], kb[0]) || pyCmp(ka[1], kb[1]));
   for (const [, k, v] of items) {
     if (k.endsWith('+')) {
-      const key = k.replace(/[ +]+$/, '');
+      const key = rstripSpacePlus(k);
       const sk = s2.keys.get(key) ?? s1.keys.get(key) ?? new Key('', []);
       sk.add(v.value, v);
       s2.keys.set(key, sk);

@@ -13,10 +13,19 @@
  * (attributes are own properties), callables -> JS functions.
  * Anything else raises ExprError.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { PY_WS } from './pyutil.js';
 
+/**
+ * kiln cannot evaluate the expression natively: a construct outside the subset (the message
+ * names it). zc.buildout would hand it to Python; so does kiln (src/config/pyfallback.ts).
+ */
 export class ExprError extends Error {}
+
+/** Python itself raises this for the expression (a definite result, no fallback needed). */
+export class PyRaise extends ExprError {}
 
 export class PyList {
   constructor(readonly items: unknown[]) {}
@@ -34,7 +43,7 @@ type Tok =
   | { t: 'op'; v: string }
   | { t: 'end' };
 
-const KEYWORDS = new Set(['and', 'or', 'not', 'in', 'is', 'if', 'else', 'True', 'False', 'None']);
+const KEYWORDS = new Set(['and', 'or', 'not', 'in', 'is', 'if', 'else', 'True', 'False', 'None', 'for', 'lambda', 'yield', 'await', 'async']);
 const WS = new RegExp(`[${PY_WS}]`);
 
 function tokenize(src: string): Tok[] {
@@ -84,12 +93,14 @@ function tokenize(src: string): Tok[] {
       i += n;
       continue;
     }
-    const op = /^(?:==|!=|<=|>=|<|>|\(|\)|\[|\]|,|\.|\+|-)/.exec(src.slice(i));
+    const op = /^(?:==|!=|<=|>=|<|>|\(|\)|\[|\]|,|\.|\+|-|:)/.exec(src.slice(i));
     if (op) {
       toks.push({ t: 'op', v: op[0] });
       i += op[0].length;
       continue;
     }
+    const other = /^(?:\*\*|\/\/|<<|>>|:=|->|[*/%@&|^~{}])/.exec(src.slice(i));
+    if (other) throw new ExprError(`the operator ${JSON.stringify(other[0])}`);
     throw new ExprError(`unsupported character ${JSON.stringify(c)}`);
   }
   toks.push({ t: 'end' });
@@ -180,6 +191,7 @@ class Parser {
     let comma = false;
     while (!this.atEnd() && !closers.some((c) => this.isOp(c))) {
       items.push(this.test());
+      if (this.isKw('for') || this.isKw('async')) throw new ExprError('a comprehension (for ... in ...)');
       if (this.isOp(',')) {
         this.p++;
         comma = true;
@@ -285,7 +297,9 @@ class Parser {
         n = { k: 'call', f: n, args: items };
       } else if (this.isOp('[')) {
         this.p++;
+        if (this.isOp(':')) throw new ExprError('a slice ([a:b])');
         const i = this.test();
+        if (this.isOp(':')) throw new ExprError('a slice ([a:b])');
         this.expectOp(']');
         n = { k: 'index', o: n, i };
       } else return n;
@@ -308,6 +322,7 @@ class Parser {
         this.p++;
         return { k: 'const', v: t.v === 'None' ? null : t.v === 'True' };
       }
+      if (t.v === 'lambda') throw new ExprError('a lambda');
       if (KEYWORDS.has(t.v)) throw new ExprError(`unexpected '${t.v}'`);
       this.p++;
       return { k: 'name', v: t.v };
@@ -388,18 +403,18 @@ function pyCompare(a: unknown, b: unknown, op: string): number {
     }
     return sa.length - sb.length;
   }
-  throw new ExprError(`'${op}' not supported between instances of '${typeName(a)}' and '${typeName(b)}'`);
+  throw new PyRaise(`TypeError: '${op}' not supported between instances of '${typeName(a)}' and '${typeName(b)}'`);
 }
 
 function pyIn(a: unknown, b: unknown): boolean {
   if (typeof b === 'string') {
-    if (typeof a !== 'string') throw new ExprError(`'in <string>' requires string as left operand, not ${typeName(a)}`);
+    if (typeof a !== 'string') throw new PyRaise(`TypeError: 'in <string>' requires string as left operand, not ${typeName(a)}`);
     return b.includes(a);
   }
   const items = seqItems(b);
   if (items) return items.some((x) => pyEq(a, x));
   if (b instanceof PyDict) return typeof a === 'string' && b.map.has(a);
-  throw new ExprError(`argument of type '${typeName(b)}' is not iterable`);
+  throw new PyRaise(`TypeError: argument of type '${typeName(b)}' is not iterable`);
 }
 
 const STR_METHODS: Record<string, (s: string, ...args: unknown[]) => unknown> = {
@@ -429,10 +444,115 @@ function getAttr(o: unknown, name: string): unknown {
     if (name === 'get') return (k: unknown, d: unknown = null) => (typeof k === 'string' && o.map.has(k) ? o.map.get(k) : d);
     throw new ExprError(`dict attribute '${name}' is not supported`);
   }
-  if (o !== null && typeof o === 'object' && !Array.isArray(o) && !(o instanceof PyList)) {
-    if (Object.prototype.hasOwnProperty.call(o, name)) return (o as Record<string, unknown>)[name];
+  if (o instanceof PyFile) {
+    if (name === 'read') return () => o.text;
+    if (name === 'readlines') return () => new PyList(o.text.split(/(?<=\n)/).filter((l) => l !== ''));
+    throw new ExprError(`the file method '${name}'`);
   }
-  throw new ExprError(`'${typeName(o)}' object has no supported attribute '${name}'`);
+  if (o !== null && typeof o === 'object' && !(o instanceof PyList)) {
+    // tuples (arrays) carry named fields as own properties (sys.version_info.major)
+    if (Object.prototype.hasOwnProperty.call(o, name) && !(Array.isArray(o) && /^\d+$/.test(name))) return (o as Record<string, unknown>)[name];
+  }
+  const owner = o !== null && typeof o === 'object' && MODULE_NAMES.has(o) ? MODULE_NAMES.get(o)! : `'${typeName(o)}' object`;
+  throw new ExprError(`the attribute ${owner}.${name}`);
+}
+
+/** An open() result: the file's text, read at once (Python's text mode: UTF-8, universal newlines). */
+export class PyFile {
+  constructor(readonly text: string) {}
+}
+
+/** Module objects of the namespace, named in messages ('os.path.foo is not supported'). */
+const MODULE_NAMES = new WeakMap<object, string>();
+
+const MAX_OPEN_BYTES = 1 << 20;
+
+function pyRepr(s: string): string {
+  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** Python's open(path[, 'r'|'rt']): small files only; bigger or odd ones are Python's business. */
+function pyOpen(p: unknown, mode: unknown = 'r', ...rest: unknown[]): PyFile {
+  if (typeof p !== 'string' || rest.length || (mode !== 'r' && mode !== 'rt')) throw new ExprError('open() with other arguments than a path and mode "r"');
+  let fd: number;
+  try {
+    fd = fs.openSync(p, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new PyRaise(`FileNotFoundError: [Errno 2] No such file or directory: ${pyRepr(p)}`);
+    if (code === 'EACCES') throw new PyRaise(`PermissionError: [Errno 13] Permission denied: ${pyRepr(p)}`);
+    if (code === 'EISDIR') throw new PyRaise(`IsADirectoryError: [Errno 21] Is a directory: ${pyRepr(p)}`);
+    throw new ExprError(`open() failing with ${code}`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) throw new PyRaise(`IsADirectoryError: [Errno 21] Is a directory: ${pyRepr(p)}`);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const b = Buffer.alloc(65536);
+      const n = fs.readSync(fd, b, 0, b.length, null);
+      if (n === 0) break;
+      total += n;
+      if (total > MAX_OPEN_BYTES) throw new ExprError(`open() of a file over ${MAX_OPEN_BYTES} bytes`);
+      chunks.push(b.subarray(0, n));
+    }
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+    } catch {
+      throw new ExprError('open() of a file that is not UTF-8');
+    }
+    return new PyFile(text.replace(/\r\n?/g, '\n'));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function pathArg(p: unknown, fn: string): string {
+  if (typeof p !== 'string') throw new ExprError(`os.path.${fn}() of a ${typeName(p)}`);
+  return p;
+}
+
+function statOr<T>(p: string, follow: boolean, f: (st: fs.Stats) => T, dflt: T): T {
+  try {
+    return f(follow ? fs.statSync(p) : fs.lstatSync(p));
+  } catch {
+    return dflt;
+  }
+}
+
+function osPathModule(): Record<string, unknown> {
+  const m: Record<string, unknown> = {
+    exists: (p: unknown) => statOr(pathArg(p, 'exists'), true, () => true, false),
+    lexists: (p: unknown) => statOr(pathArg(p, 'lexists'), false, () => true, false),
+    isdir: (p: unknown) => statOr(pathArg(p, 'isdir'), true, (st) => st.isDirectory(), false),
+    isfile: (p: unknown) => statOr(pathArg(p, 'isfile'), true, (st) => st.isFile(), false),
+    islink: (p: unknown) => statOr(pathArg(p, 'islink'), false, (st) => st.isSymbolicLink(), false),
+    isabs: (p: unknown) => pathArg(p, 'isabs').startsWith('/'),
+    basename: (p: unknown) => {
+      const s = pathArg(p, 'basename');
+      return s.slice(s.lastIndexOf('/') + 1);
+    },
+    dirname: (p: unknown) => {
+      const s = pathArg(p, 'dirname');
+      const head = s.slice(0, s.lastIndexOf('/') + 1);
+      return head && head !== '/'.repeat(head.length) ? head.replace(/\/+$/, '') : head;
+    },
+    join: (a: unknown, ...more: unknown[]) => {
+      let out = pathArg(a, 'join');
+      for (const b of more) {
+        const s = pathArg(b, 'join');
+        if (s.startsWith('/')) out = s;
+        else if (out === '' || out.endsWith('/')) out += s;
+        else out += '/' + s;
+      }
+      return out;
+    },
+    sep: '/',
+  };
+  MODULE_NAMES.set(m, 'os.path');
+  return m;
 }
 
 function evaluate(n: Node, g: Record<string, unknown>): unknown {
@@ -441,12 +561,12 @@ function evaluate(n: Node, g: Record<string, unknown>): unknown {
       return n.v;
     case 'name':
       if (Object.prototype.hasOwnProperty.call(g, n.v)) return fromJs(g[n.v]);
-      throw new ExprError(`name '${n.v}' is not defined`);
+      throw new ExprError(`name '${n.v}' is not defined (natively)`);
     case 'attr':
       return fromJs(getAttr(evaluate(n.o, g), n.name));
     case 'call': {
       const f = evaluate(n.f, g);
-      if (typeof f !== 'function') throw new ExprError(`'${typeName(f)}' object is not callable`);
+      if (typeof f !== 'function') throw new PyRaise(`TypeError: '${typeName(f)}' object is not callable`);
       return fromJs(f(...n.args.map((a) => evaluate(a, g))));
     }
     case 'index': {
@@ -454,12 +574,12 @@ function evaluate(n: Node, g: Record<string, unknown>): unknown {
       const i = evaluate(n.i, g);
       if (o instanceof PyDict) {
         if (typeof i === 'string' && o.map.has(i)) return o.map.get(i);
-        throw new ExprError(`KeyError: ${JSON.stringify(i)}`);
+        throw new PyRaise(`KeyError: ${JSON.stringify(i)}`);
       }
       const items = typeof o === 'string' ? [...o] : seqItems(o);
       if (!items || typeof i !== 'number' || !Number.isInteger(i)) throw new ExprError('unsupported subscript');
       const idx = i < 0 ? items.length + i : i;
-      if (idx < 0 || idx >= items.length) throw new ExprError('index out of range');
+      if (idx < 0 || idx >= items.length) throw new PyRaise('IndexError: index out of range');
       return items[idx];
     }
     case 'tuple':
@@ -470,7 +590,7 @@ function evaluate(n: Node, g: Record<string, unknown>): unknown {
       return !truthy(evaluate(n.e, g));
     case 'neg': {
       const v = evaluate(n.e, g);
-      if (!isNum(v)) throw new ExprError(`bad operand type for unary ${n.op}: '${typeName(v)}'`);
+      if (!isNum(v)) throw new PyRaise(`TypeError: bad operand type for unary ${n.op}: '${typeName(v)}'`);
       return n.op === '-' ? -Number(v) : Number(v);
     }
     case 'bin': {
@@ -479,7 +599,7 @@ function evaluate(n: Node, g: Record<string, unknown>): unknown {
       if (isNum(a) && isNum(b)) return n.op === '+' ? Number(a) + Number(b) : Number(a) - Number(b);
       if (n.op === '+' && typeof a === 'string' && typeof b === 'string') return a + b;
       if (n.op === '+' && Array.isArray(a) && Array.isArray(b)) return [...a, ...b];
-      throw new ExprError(`unsupported operand types for ${n.op}: '${typeName(a)}' and '${typeName(b)}'`);
+      throw new PyRaise(`TypeError: unsupported operand type(s) for ${n.op}: '${typeName(a)}' and '${typeName(b)}'`);
     }
     case 'and': {
       const a = evaluate(n.a, g);
@@ -531,7 +651,7 @@ export function evalCondition(expression: string, globals: Record<string, unknow
   const parser = new Parser(tokenize(expression));
   const { items } = parser.exprList([]);
   if (!parser.atEnd()) throw new ExprError('invalid syntax');
-  if (items.length === 0) throw new ExprError('list index out of range (empty expression)');
+  if (items.length === 0) throw new PyRaise('IndexError: list index out of range (empty expression)');
   const values = items.map((i) => evaluate(i, globals));
   return values[0];
 }
@@ -553,10 +673,37 @@ export function defaultConditionGlobals(): Record<string, unknown> {
     sys: {
       platform: plat,
       byteorder: little ? 'little' : 'big',
-      version_info: [...PYTHON_VERSION, 'final', 0],
+      version_info: Object.assign([...PYTHON_VERSION, 'final', 0], {
+        major: PYTHON_VERSION[0],
+        minor: PYTHON_VERSION[1],
+        micro: PYTHON_VERSION[2],
+        releaselevel: 'final',
+        serial: 0,
+      }),
       maxsize: arch64 ? 9223372036854775807 : 2147483647,
     },
-    os: { name: osName, sep: osName === 'nt' ? '\\' : '/', linesep: osName === 'nt' ? '\r\n' : '\n', environ: new PyDict(env) },
+    os: {
+      name: osName,
+      sep: osName === 'nt' ? '\\' : '/',
+      linesep: osName === 'nt' ? '\r\n' : '\n',
+      environ: new PyDict(env),
+      path: osPathModule(),
+      F_OK: 0,
+      R_OK: 4,
+      W_OK: 2,
+      X_OK: 1,
+      // access(2), as Python's os.access: False on any error
+      access: (p: unknown, mode: unknown) => {
+        if (typeof p !== 'string' || typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 7)
+          throw new ExprError('os.access() with other arguments than a path and os.F_OK/R_OK/W_OK/X_OK');
+        try {
+          fs.accessSync(p, mode);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    },
     platform: {
       machine: () => machine,
       system: () => (process.platform === 'win32' ? 'Windows' : os.type()),
@@ -588,17 +735,19 @@ export function defaultConditionGlobals(): Record<string, unknown> {
       if (typeof v === 'string') return [...v].length;
       const items = seqItems(v);
       if (items) return items.length;
-      throw new ExprError(`object of type '${typeName(v)}' has no len()`);
+      throw new PyRaise(`TypeError: object of type '${typeName(v)}' has no len()`);
     },
     str: (v: unknown) => (typeof v === 'string' ? v : v === null ? 'None' : typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v)),
     int: (v: unknown) => {
       const n = typeof v === 'string' ? Number(v.trim()) : Number(v);
       if (!Number.isFinite(n) || (typeof v === 'string' && !/^\s*[-+]?\d+\s*$/.test(v)))
-        throw new ExprError(`invalid literal for int(): ${JSON.stringify(v)}`);
+        throw new PyRaise(`ValueError: invalid literal for int(): ${JSON.stringify(v)}`);
       return Math.trunc(n);
     },
     bool: (v: unknown) => truthy(v),
+    open: pyOpen,
   };
+  for (const m of ['sys', 'os', 'platform', 're']) MODULE_NAMES.set(g[m] as object, m);
   for (const v of ['24', '25', '26', '27', '30', '31', '32', '33', '34', '35', '36'])
     g['python' + v] = `${PYTHON_VERSION[0]}${PYTHON_VERSION[1]}` === v;
   return g;

@@ -2,7 +2,9 @@
  * kiln's config language: zc.buildout 2.13.2-compatible recipe files.
  * See docs/config-language.md.
  */
+import { Conditions } from './conditions.js';
 import { defaultConditionGlobals } from './expr.js';
+import { defaultPython } from './pyfallback.js';
 import { loadData } from './load.js';
 import { BuildoutConfig } from './resolve.js';
 import type { Config, LoadOptions } from './types.js';
@@ -18,10 +20,27 @@ export { BuildoutConfig } from './resolve.js';
  */
 export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<BuildoutConfig & Config> {
   let globals: Record<string, unknown> | undefined;
-  const loaded = await loadData(file, {
-    buildoutDefaults: opts.buildoutDefaults,
-    overrides: opts.overrides,
-    globals: () => (globals ??= { ...defaultConditionGlobals(), ...(opts.conditionGlobals ?? {}) }),
-  });
-  return new BuildoutConfig(loaded);
+  const extra: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(opts.conditionGlobals ?? {}))
+    if (typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string') extra[k] = v;
+  const conditions = new Conditions(
+    () => (globals ??= { ...defaultConditionGlobals(), ...(opts.conditionGlobals ?? {}) }),
+    opts.python === undefined ? defaultPython() : opts.python,
+    opts.log ?? ((m) => process.stderr.write(`kiln: ${m}\n`)),
+    extra,
+  );
+  let loaded;
+  try {
+    loaded = await loadData(file, {
+      buildoutDefaults: opts.buildoutDefaults,
+      withZcBuildoutDefaults: opts.withZcBuildoutDefaults,
+      overrides: opts.overrides,
+      conditions,
+    });
+  } finally {
+    conditions.close();
+  }
+  const cfg = new BuildoutConfig(loaded);
+  cfg.conditionStats = conditions.stats;
+  return cfg;
 }

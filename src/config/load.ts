@@ -2,11 +2,13 @@
  * Reading files and `[buildout] extends`, like zc.buildout 2.13.2's `_open` and the
  * first half of `Buildout.__init__` (defaults, command-line overrides, directories).
  */
+import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Origin } from '../lib/errors.js';
-import { type Data, Key, SectionData, updateData } from './data.js';
+import type { Conditions } from './conditions.js';
+import { type Data, Key, SectionData, updateData, updateSection } from './data.js';
 import { ConfigLanguageError } from './errors.js';
 import { parseConfig, type ParsedFile } from './parser.js';
 import { pyJoin, pySplit } from './pyutil.js';
@@ -48,7 +50,9 @@ export const ZC_BUILDOUT_VERSION_PINS: ReadonlyArray<[string, string]> = [
 ];
 
 interface OpenCtx {
-  globals: () => Record<string, unknown>;
+  conditions: Conditions;
+  /** each file's result (it and what it extends, merged), by location: a file is read, parsed and merged once per load */
+  opened: Map<string, Data>;
   /** raw `offline` / `install-from-cache` values: command line, root file, defaults */
   offline: () => boolean;
   texts: Map<string, Promise<string>>;
@@ -74,7 +78,9 @@ async function readLocation(ctx: OpenCtx, loc: string, via: Origin | undefined):
       if (!isUrl(loc)) {
         let bytes: Uint8Array;
         try {
-          bytes = await readFile(loc);
+          // synchronous: files are read one after the other anyway (extends order), and
+          // hundreds of small reads through the thread pool cost more than they overlap
+          bytes = readFileSync(loc);
         } catch (e) {
           throw ioError(`cannot read ${loc}: ${(e as Error).message}`, via);
         }
@@ -106,11 +112,26 @@ async function readLocation(ctx: OpenCtx, loc: string, via: Origin | undefined):
   return p;
 }
 
-function annotate(parsed: ParsedFile, file: string): Data {
+const PROFILE_BASE = '${:_profile_base_location_}';
+
+/**
+ * SlapOS's buildout (slapos.buildout) replaces `${:_profile_base_location_}` in every value of a
+ * file by the file's directory (or URL prefix) when it reads the file, so a value copied by a
+ * macro or an extending file keeps pointing next to the file that wrote it. `$$` escapes it.
+ */
+function profileBase(value: string, base: string): string {
+  if (!value.includes(PROFILE_BASE)) return value;
+  return value
+    .split('$$')
+    .map((piece) => piece.split(PROFILE_BASE).join(base))
+    .join('$$');
+}
+
+function annotate(parsed: ParsedFile, file: string, base: string): Data {
   const d: Data = new Map();
   for (const [name, sect] of parsed) {
     const keys = new Map<string, Key>();
-    for (const [opt, o] of sect.options) keys.set(opt, Key.set(o.value, { file, line: o.line }, 'file'));
+    for (const [opt, o] of sect.options) keys.set(opt, Key.set(profileBase(o.value, base), { file, line: o.line }, 'file'));
     d.set(name, new SectionData(keys, { file, line: sect.line }));
   }
   return d;
@@ -159,9 +180,15 @@ async function openConfig(
     });
   }
   const root = seen.length === 0;
+  // A file's result depends only on its location (zc.buildout opens it again for every
+  // extends that names it: diamonds make that exponential). Loops through it were found
+  // the first time, since that opening went through everything it extends.
+  const memo = ctx.opened.get(loc);
+  if (memo && !root) return memo;
   seen.push({ loc, via });
 
-  const parsed = parseConfig(text, loc, ctx.globals);
+  const outcomes = await ctx.conditions.evaluateFile(text, loc);
+  const parsed = parseConfig(text, loc, (h) => outcomes.get(h.line) ?? true);
   const bsect = parsed.get('buildout');
   const ext = bsect?.options.get('extends');
   if (ext) bsect!.options.delete('extends');
@@ -173,19 +200,61 @@ async function openConfig(
     });
   }
   if (root && bsect) onRoot(new Map([...bsect.options].map(([k, v]) => [k, v.value])));
-  let result = annotate(parsed, loc);
+  let result = annotate(parsed, loc, newBase);
 
   if (ext && ext.value) {
     const extOrigin: Origin = { file: loc, line: ext.line };
     const files = pySplit(ext.value);
     if (files.length) {
-      const eresult = await openConfig(ctx, newBase, files[0], seen, extOrigin, onRoot);
-      for (const f of files.slice(1)) updateData(eresult, await openConfig(ctx, newBase, f, seen, extOrigin, onRoot));
-      result = updateData(eresult, result);
+      const m = new Merge(await openConfig(ctx, newBase, files[0], seen, extOrigin, onRoot));
+      for (const f of files.slice(1)) m.merge(await openConfig(ctx, newBase, f, seen, extOrigin, onRoot));
+      m.merge(result);
+      result = m.data;
     }
   }
   seen.pop();
+  ctx.opened.set(loc, result);
   return result;
+}
+
+function hasOps(s: SectionData): boolean {
+  for (const k of s.keys.keys()) {
+    const c = k.charCodeAt(k.length - 1);
+    if (c === 43 || c === 45) return true;
+  }
+  return false;
+}
+
+/**
+ * zc.buildout's `_update(d1, d2)`, repeated over a file's extends then the file itself, without
+ * modifying the inputs: results of opened files are shared (memoised), so the base map is
+ * copied once and a shared section is copied before it is first changed.
+ */
+class Merge {
+  data: Data;
+  private owned = new Set<SectionData>();
+  constructor(base: Data) {
+    this.data = new Map(base);
+  }
+  merge(over: Data): void {
+    for (const [name, sect] of over) {
+      const s1 = this.data.get(name);
+      if (!s1) {
+        this.data.set(name, sect);
+        continue;
+      }
+      // the same (memoised) section merged over itself changes nothing, unless it holds
+      // `name +` / `name -` keys, which would apply again
+      if (s1 === sect && !hasOps(sect)) continue;
+      let target = s1;
+      if (!this.owned.has(s1)) {
+        target = s1.clone();
+        this.owned.add(target);
+        this.data.set(name, target);
+      }
+      updateSection(target, sect);
+    }
+  }
 }
 
 export interface Loaded {
@@ -203,13 +272,18 @@ export async function loadData(
   file: string,
   opts: {
     buildoutDefaults?: Record<string, string>;
+    /** zc.buildout's own [buildout] defaults (and [versions] pins) under buildoutDefaults */
+    withZcBuildoutDefaults?: boolean;
     overrides?: Array<{ section: string; option: string; value: string }>;
-    globals: () => Record<string, unknown>;
+    conditions: Conditions;
   },
 ): Promise<Loaded> {
   const compat = opts.buildoutDefaults === undefined;
+  const zcDefaults = compat || !!opts.withZcBuildoutDefaults;
   const defaults = new SectionData();
-  const defaultEntries = compat ? ZC_BUILDOUT_DEFAULTS : Object.entries(opts.buildoutDefaults!);
+  const defaultEntries = compat
+    ? ZC_BUILDOUT_DEFAULTS
+    : [...(zcDefaults ? ZC_BUILDOUT_DEFAULTS : []), ...Object.entries(opts.buildoutDefaults!)];
   for (const [k, v] of defaultEntries) defaults.keys.set(k, Key.set(v, DEFAULT_ORIGIN, 'default', 'default'));
   const data: Data = new Map([['buildout', defaults]]);
 
@@ -243,7 +317,8 @@ export async function loadData(
   const dl = (name: string): string | undefined =>
     cl.get('buildout')?.keys.get(name)?.value ?? rootBuildout.get(name) ?? defaults.keys.get(name)?.value;
   const ctx: OpenCtx = {
-    globals: opts.globals,
+    conditions: opts.conditions,
+    opened: new Map(),
     offline: () => dl('offline') === 'true' || dl('install-from-cache') === 'true',
     texts: new Map(),
   };
@@ -253,7 +328,7 @@ export async function loadData(
   updateData(data, cl);
   const bsect = data.get('buildout')!;
 
-  if (compat) {
+  if (zcDefaults) {
     if (!bsect.keys.has('versions')) {
       bsect.keys.set('versions', Key.set('versions', DEFAULT_ORIGIN, 'default', 'default'));
       if (!data.has('versions')) data.set('versions', new SectionData(new Map(), DEFAULT_ORIGIN));

@@ -15,8 +15,21 @@
  *   Python expression is false.
  */
 import { ConfigLanguageError } from './errors.js';
-import { evalCondition, ExprError, truthy } from './expr.js';
 import { dedent, isPySpace, PY_WS, pyRstrip, pyStrip } from './pyutil.js';
+
+/** A conditional section header `[name: expression]` of a file. */
+export interface ConditionalHeader {
+  /** 1-based line */
+  line: number;
+  sectname: string;
+  /** as written between ':' and ']' */
+  expression: string;
+  /** what is evaluated: `\x23` / `\x3b` replaced by `#` / `;` */
+  expr: string;
+}
+
+/** The value of a header's condition, or the ConfigLanguageError its evaluation raises. */
+export type ConditionOutcome = boolean | ConfigLanguageError;
 
 export interface ParsedOption {
   value: string;
@@ -54,15 +67,40 @@ function pyRepr(s: string): string {
 }
 
 /**
- * Parse one file. `globals` is called lazily, only when a conditional header is met.
+ * The conditional headers of a file, in order (every line starting with `[` is a header or a
+ * syntax error: such a line is never a continuation nor a comment).
+ */
+export function scanConditionalHeaders(text: string): ConditionalHeader[] {
+  const out: ConditionalHeader[] = [];
+  if (!text.includes(':')) return out;
+  text = text.replace(/\r\n?/g, '\n');
+  let lineno = 0;
+  let pos = 0;
+  while (pos < text.length) {
+    const nl = text.indexOf('\n', pos);
+    const body = nl < 0 ? text.slice(pos) : text.slice(pos, nl);
+    pos = nl < 0 ? text.length : nl + 1;
+    lineno++;
+    if (body[0] !== '[') continue;
+    const header = SECTION_HEADER.exec(body);
+    if (header && header[4]) {
+      out.push({ line: lineno, sectname: header[2], expression: header[4], expr: header[4].replace(/\\x23/g, '#').replace(/\\x3b/g, ';') });
+    }
+  }
+  return out;
+}
+
+/**
+ * Parse one file. `condition` gives the outcome of each conditional header (by line), computed
+ * before parsing (conditions may need Python: src/config/pyfallback.ts); an error outcome is
+ * raised when the parser reaches that header, where zc.buildout's parser raises it.
  * `file` is used in error origins (absolute path or URL).
  */
-export function parseConfig(text: string, file: string, globals: () => Record<string, unknown>): ParsedFile {
+export function parseConfig(text: string, file: string, condition: (h: ConditionalHeader) => ConditionOutcome): ParsedFile {
   // Python's text mode: universal newlines
   text = text.replace(/\r\n?/g, '\n');
   const sections: ParsedFile = new Map();
   let sectionCondition = true;
-  let context: Record<string, unknown> | undefined;
   let cursect: ParsedSection | undefined;
   let blockmode = false;
   let optname: string | undefined;
@@ -97,19 +135,9 @@ export function parseConfig(text: string, file: string, globals: () => Record<st
       const expression = header[4];
       if (expression) {
         const expr = expression.replace(/\\x23/g, '#').replace(/\\x3b/g, ';');
-        if (!context) context = globals();
-        let value: unknown;
-        try {
-          value = evalCondition(expr, context);
-        } catch (e) {
-          if (!(e instanceof ExprError)) throw e;
-          throw new ConfigLanguageError(
-            'condition',
-            `cannot evaluate the condition of section header [${sectname}:${expression}]: ${e.message}`,
-            { origin: { file, line: lineno }, section: sectname },
-          );
-        }
-        sectionCondition = truthy(value);
+        const outcome = condition({ line: lineno, sectname, expression, expr });
+        if (outcome instanceof ConfigLanguageError) throw outcome;
+        sectionCondition = outcome;
         if (!sectionCondition) continue;
       }
       cursect = sections.get(sectname);

@@ -12,6 +12,7 @@ import type { Origin } from '../lib/errors.js';
 import { ConfigError } from '../lib/errors.js';
 import { type Data, Key, SectionData, updateSection } from './data.js';
 import { ConfigLanguageError } from './errors.js';
+import type { ConditionStats } from './conditions.js';
 import type { Loaded } from './load.js';
 import { pyCmp, pyJoin, pySplit, pyStrip } from './pyutil.js';
 import type { Config, OptionHistoryEntry } from './types.js';
@@ -50,6 +51,8 @@ export class BuildoutConfig implements Config {
   private engineDefaults = new Map<string, Map<string, Key>>();
   private refs = new Map<string, Map<string, Origin>>();
   private buildoutReady = false;
+  /** how the conditional headers of this load were evaluated (natively / by Python) */
+  conditionStats?: ConditionStats;
 
   constructor(loaded: Loaded) {
     this.file = loaded.file;

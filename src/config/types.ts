@@ -17,10 +17,25 @@ export interface OptionHistoryEntry {
 export interface LoadOptions {
   /** Defaults for the [buildout] section (lowest priority). zc.buildout's own defaults when omitted. */
   buildoutDefaults?: Record<string, string>;
+  /**
+   * With buildoutDefaults: zc.buildout's own defaults (executable, eggs-directory, python, ...,
+   * `versions` and its pins) too, under buildoutDefaults (which win where both set an option).
+   */
+  withZcBuildoutDefaults?: boolean;
   /** command-line overrides `section:option=value`, highest priority */
   overrides?: Array<{ section: string; option: string; value: string }>;
-  /** variables for conditional section headers ([section:linux] etc.); host values when omitted */
+  /**
+   * variables for conditional section headers ([section:linux] etc.); host values when omitted.
+   * Used by the native evaluator; their plain values (bool, number, string) also reach Python.
+   */
   conditionGlobals?: Record<string, unknown>;
+  /**
+   * Python for the headers kiln does not evaluate natively: a path ($KILN_PYTHON or
+   * /usr/bin/python3 when omitted), or null for none (such headers are then errors).
+   */
+  python?: string | null;
+  /** where messages go (the conditions Python evaluated); stderr when omitted */
+  log?: (message: string) => void;
 }
 
 export interface Config {

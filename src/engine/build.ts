@@ -2,7 +2,7 @@
  * Planning and building: which parts are out of date and why, and the parallel scheduler
  * that builds them (dependencies first, -j N at once, a failure stops its dependants).
  */
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../lib/exec.js';
 import { ExitCode, KilnError } from '../lib/errors.js';
@@ -12,7 +12,9 @@ import type { BuildContext } from '../recipe.js';
 import { cleanRoomRunner } from './cleanroom.js';
 import type { Reporter } from './events.js';
 import type { Part, Project, SignatureParts } from './project.js';
-import { Lock, Store, type PartState, type State } from './store.js';
+import { describe } from './manifest.js';
+import { StateWriter } from './state-writer.js';
+import { Lock, Store, type PartState, type Staging, type State } from './store.js';
 
 export type PlanStatus = 'up-to-date' | 'restore' | 'build';
 
@@ -53,29 +55,63 @@ export function explain(part: Part, prev: PartState | undefined, rebuilt: Set<st
   return why;
 }
 
-export function plan(project: Project, targets?: string[]): PlanEntry[] {
+/**
+ * What a build would do, and why. Up-to-date parts get the cheap check (stat against the
+ * manifest; only files whose stat data moved are hashed): a changed entry is rebuilt, with the
+ * file named. Restores (and shared parts first used by this project) are hashed fully when built.
+ * `refresh` writes moved stat data of unchanged files back to manifests (builds, under the lock).
+ */
+export async function plan(project: Project, targets?: string[], opts: { refresh?: boolean; state?: State } = {}): Promise<PlanEntry[]> {
   const store = new Store(project);
-  const state = store.loadState();
+  const state = opts.state ?? store.loadState();
   const rebuilt = new Set<string>();
   const out: PlanEntry[] = [];
   for (const name of project.closure(targets)) {
     const part = project.parts.get(name)!;
     let status: PlanStatus;
     let reasons: string[];
-    if (store.isUpToDate(part)) {
-      status = 'up-to-date';
-      reasons = [];
+    if (store.isLinked(part) && part.shared && state.parts[name]?.signature !== part.signature) {
+      status = 'restore';
+      reasons = ['shared part built elsewhere: verified (hashed) before use'];
+    } else if (store.isLinked(part)) {
+      const diffs = await store.check(part, 'quick', opts.refresh);
+      if (diffs.length === 0) {
+        status = 'up-to-date';
+        reasons = [];
+      } else {
+        status = 'build';
+        rebuilt.add(name);
+        reasons = [`its store entry differs from its manifest (${describe(diffs, 3)}): quarantined and rebuilt`];
+      }
     } else if (store.hasEntry(part)) {
       status = 'restore';
-      reasons = ['output for this signature is in the store'];
+      reasons = ['output for this signature is in the store (verified before use)'];
     } else {
       status = 'build';
       rebuilt.add(name);
       reasons = explain(part, state.parts[name], rebuilt);
+      if (store.entryExists(part)) reasons.push('an incomplete store entry for this signature (no manifest) is quarantined');
     }
     out.push({ part: name, kind: part.recipe.kind, status, reasons });
   }
   return out;
+}
+
+/** A clear message for a full disk (ENOSPC from any write: log, staging, manifest, store, cache). */
+export function noSpace(e: unknown, what: string): KilnError | undefined {
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code !== 'ENOSPC') return undefined;
+  return new KilnError(`no space left on device while writing ${err.path ?? what}`);
+}
+
+/** True when the file system holding `path` has no block left for us (a command's writes failed). */
+function diskFull(path: string): boolean {
+  try {
+    const s = statfsSync(path);
+    return s.bavail === 0 || s.bavail * s.bsize < 4096;
+  } catch {
+    return false;
+  }
 }
 
 export interface BuildOptions {
@@ -103,10 +139,12 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
   const lock = new Lock(join(project.kilnDir, 'lock'));
   await lock.acquire(opts.wait, (pid) => opts.reporter.event({ type: 'waiting-for-lock', pid }));
   const res: BuildResult = { ok: true, built: [], cached: [], failed: [], skipped: [], exitCode: ExitCode.OK };
+  let stateWriter: StateWriter | undefined;
   try {
     const state = store.loadState();
     const names = project.closure(opts.targets);
-    const planned = plan(project, opts.targets);
+    await store.emptyTrash(); // what a killed prune, clean or uninstall was deleting
+    const planned = await plan(project, opts.targets, { refresh: true, state }); // the state parsed once (5,000 parts: 4 MB)
     const status = new Map(planned.map((e) => [e.part, e]));
     const toBuild = planned.filter((e) => e.status === 'build').length;
     // fail before building anything when a host tool a part needs is missing
@@ -147,10 +185,24 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       };
     };
     let stateDirty = false;
-    const saveState = () => {
+    let stateWarned = false;
+    // the state only explains (plan) and remembers what to keep: the truth is the store, so a
+    // failed write (a full disk) is a warning, never a failure of a part that was committed
+    // batched (src/engine/state-writer.ts): at most one write a second during the build, the last
+    // one before the lock goes
+    stateWriter = new StateWriter(() => {
       state.statCache = { ...statCacheUsed };
-      store.saveState(state);
+      try {
+        store.saveState(state);
+      } catch (e) {
+        stateDirty = true;
+        if (!stateWarned) process.stderr.write(`kiln: warning: could not write ${store.statePath} (${(noSpace(e, store.statePath) ?? (e as Error)).message}); outputs are unaffected\n`);
+        stateWarned = true;
+      }
+    });
+    const saveState = () => {
       stateDirty = false;
+      stateWriter!.changed();
     };
 
     const buildOne = async (part: Part): Promise<void> => {
@@ -164,77 +216,11 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
         opts.reporter.event({ type: 'part-cached', part: part.name, kind: part.recipe.kind, relinked: false });
         return;
       }
-      if (entry.status === 'restore') {
-        if (!part.shared) store.link(part);
-        record(part, 0);
-        saveState();
-        res.cached.push(part.name);
-        opts.reporter.event({ type: 'part-cached', part: part.name, kind: part.recipe.kind, relinked: true });
-        return;
-      }
       const started = Date.now();
-      opts.reporter.event({ type: 'part-start', part: part.name, kind: part.recipe.kind, reason: entry.reasons.join('; ') });
+      let reasons = entry.reasons;
       const logFile = join(project.logsDir, `${part.name}.log`);
-      const fd = openSync(logFile, 'w');
-      const log = (t: string) => {
-        writeSync(fd, t);
-      };
-      log(`# kiln: ${part.name} (${part.recipeSpec}) signature ${part.signature}\n# why: ${entry.reasons.join('; ')}\n`);
-      const { staging, work } = store.newStaging(part);
-      const deps: Record<string, string> = {};
-      for (const d of part.deps.keys()) deps[d] = project.parts.get(d)!.location;
-      const previous = store.previous(part);
-      const ctx: BuildContext = {
-        part: part.name,
-        options: part.options,
-        location: part.location,
-        staging,
-        work,
-        projectDir: project.projectDir,
-        cacheDir: project.cacheDir,
-        offline: project.offline,
-        jobs: opts.jobs,
-        sourceDateEpoch: project.sourceDateEpoch,
-        signal: ac.signal,
-        previous,
-        deps,
-        log,
-        run: (argv, o = {}) =>
-          run(argv, {
-            log,
-            logFile,
-            part: part.name,
-            signal: ac.signal,
-            ...o,
-            env: { SOURCE_DATE_EPOCH: String(project.sourceDateEpoch), ...o.env },
-          }),
-      };
-      try {
-        const chroot = part.recipe.options.chroot ? part.options.get('chroot')?.trim() : undefined;
-        if (chroot) {
-          log(`# kiln: clean-room build in ${chroot}\n`);
-          ctx.run = await cleanRoomRunner(ctx, chroot, part.options.bool('network', false), { log, logFile, part: part.name, signal: ac.signal });
-        }
-        if (previous && part.recipe.update) await part.recipe.update(ctx);
-        else await part.recipe.install(ctx);
-        if (ac.signal.aborted) throw new KilnError('interrupted', ExitCode.INTERRUPTED);
-        await store.commit(part, staging);
-        collectTestResults(project, part, store.storePath(part));
-        const seconds = (Date.now() - started) / 1000;
-        record(part, seconds);
-        saveState();
-        log(`# kiln: done in ${seconds.toFixed(2)}s\n`);
-        res.built.push(part.name);
-        opts.reporter.event({ type: 'part-done', part: part.name, kind: part.recipe.kind, seconds });
-      } catch (e) {
+      const fail = (e: unknown) => {
         const err = e instanceof Error ? e : new Error(String(e));
-        log(`# kiln: FAILED: ${err.message}\n`);
-        // test reports of a failed part still reach out/test-results/
-        try {
-          collectTestResults(project, part, staging);
-        } catch {
-          /* nothing to collect */
-        }
         res.failed.push({ part: part.name, error: err });
         failed.add(part.name);
         opts.reporter.event({
@@ -246,9 +232,121 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
           log: logFile,
         });
         if (!opts.keepGoing) stopping = true;
+      };
+      // restoring an entry, or reusing a shared one built elsewhere: hash it fully first
+      if (entry.status === 'restore' || store.entryExists(part)) {
+        try {
+          const diffs = await store.check(part, 'full', true);
+          if (diffs.length === 0) {
+            if (!part.shared) store.link(part);
+            record(part, 0);
+            saveState();
+            res.cached.push(part.name);
+            opts.reporter.event({ type: 'part-cached', part: part.name, kind: part.recipe.kind, relinked: true });
+            return;
+          }
+          const q = store.quarantine(part, diffs);
+          reasons = [`its store entry failed verification (${describe(diffs, 3)}): quarantined in ${q}`];
+        } catch (e) {
+          fail(noSpace(e, store.entryPath(part)) ?? e);
+          return;
+        }
+      }
+      opts.reporter.event({ type: 'part-start', part: part.name, kind: part.recipe.kind, reason: reasons.join('; ') });
+      let fd: number | undefined;
+      let logErr: unknown;
+      let committed = false;
+      const log = (t: string) => {
+        if (fd === undefined || logErr) return;
+        try {
+          writeSync(fd, t);
+        } catch (e) {
+          logErr = e; // never thrown from a command's output handler: the part fails below
+        }
+      };
+      let st: Staging | undefined;
+      try {
+        fd = openSync(logFile, 'w');
+        log(`# kiln: ${part.name} (${part.recipeSpec}) signature ${part.signature}\n# why: ${reasons.join('; ')}\n`);
+        st = store.newStaging(part);
+        const { staging, work } = st;
+        const deps: Record<string, string> = {};
+        for (const d of part.deps.keys()) deps[d] = project.parts.get(d)!.location;
+        const previous = store.previous(part);
+        const ctx: BuildContext = {
+          part: part.name,
+          options: part.options,
+          location: part.location,
+          staging,
+          work,
+          projectDir: project.projectDir,
+          cacheDir: project.cacheDir,
+          offline: project.offline,
+          jobs: opts.jobs,
+          sourceDateEpoch: project.sourceDateEpoch,
+          signal: ac.signal,
+          previous,
+          deps,
+          log,
+          notice: (message) => {
+            log(`# kiln: note: ${message}\n`);
+            opts.reporter.event({ type: 'part-notice', part: part.name, message });
+          },
+          run: (argv, o = {}) =>
+            run(argv, {
+              log,
+              logFile,
+              part: part.name,
+              signal: ac.signal,
+              ...o,
+              env: { SOURCE_DATE_EPOCH: String(project.sourceDateEpoch), ...o.env },
+            }),
+        };
+        const chroot = part.recipe.options.chroot ? part.options.get('chroot')?.trim() : undefined;
+        if (chroot) {
+          log(`# kiln: clean-room build in ${chroot}\n`);
+          ctx.run = await cleanRoomRunner(ctx, chroot, part.options.bool('network', false), { log, logFile, part: part.name, signal: ac.signal });
+        }
+        if (previous && part.recipe.update) await part.recipe.update(ctx);
+        else await part.recipe.install(ctx);
+        if (ac.signal.aborted) throw new KilnError('interrupted', ExitCode.INTERRUPTED);
+        if (logErr) throw logErr; // an incomplete log: nothing is committed
+        await store.commit(part, st);
+        committed = true;
+        const seconds = (Date.now() - started) / 1000;
+        record(part, seconds);
+        saveState();
+        try {
+          collectTestResults(project, part, store.storePath(part));
+        } catch (e) {
+          process.stderr.write(`kiln: warning: [${part.name}] test results not copied to ${join(project.outDir, 'test-results')}: ${(e as Error).message}\n`);
+        }
+        log(`# kiln: done in ${seconds.toFixed(2)}s\n`);
+        res.built.push(part.name);
+        opts.reporter.event({ type: 'part-done', part: part.name, kind: part.recipe.kind, seconds });
+      } catch (e) {
+        if (committed) {
+          // the output is committed and linked: whatever failed afterwards is only reported
+          process.stderr.write(`kiln: warning: [${part.name}] after its commit: ${(e as Error).message}\n`);
+          res.built.push(part.name);
+          opts.reporter.event({ type: 'part-done', part: part.name, kind: part.recipe.kind, seconds: (Date.now() - started) / 1000 });
+          return;
+        }
+        let err = noSpace(e, st?.staging ?? logFile) ?? noSpace(logErr, logFile) ?? (e instanceof Error ? e : new Error(String(e)));
+        if (!(err.message.startsWith('no space left')) && st && diskFull(st.staging)) {
+          err = new KilnError(`no space left on device while writing ${st.staging}: ${err.message}`);
+        }
+        log(`# kiln: FAILED: ${err.message}\n`);
+        // test reports of a failed part still reach out/test-results/
+        try {
+          if (st) collectTestResults(project, part, st.staging);
+        } catch {
+          /* nothing to collect */
+        }
+        fail(err);
       } finally {
-        closeSync(fd);
-        await rmrf(join(staging, '..'));
+        if (fd !== undefined) closeSync(fd);
+        if (st) await rmrf(st.base);
       }
     };
 
@@ -324,6 +422,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       if (res.built.length > 0 || stateDirty) await store.prune(keep);
     }
     if (stateDirty || JSON.stringify(state.statCache) !== JSON.stringify(statCacheUsed)) saveState();
+    stateWriter.flush();
 
     res.skipped = [...skipped];
     res.ok = failed.size === 0 && skipped.size === 0;
@@ -339,7 +438,11 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
     });
     return res;
   } finally {
-    lock.release();
+    try {
+      stateWriter?.flush();
+    } finally {
+      lock.release();
+    }
   }
 }
 

@@ -6,6 +6,7 @@ export type BuildEvent =
   | { type: 'part-done'; part: string; kind: string; seconds: number }
   | { type: 'part-failed'; part: string; kind: string; seconds: number; error: string; log: string }
   | { type: 'part-skipped'; part: string; because: string }
+  | { type: 'part-notice'; part: string; message: string }
   | { type: 'uninstall'; part: string; location: string }
   | { type: 'waiting-for-lock'; pid: number }
   | { type: 'end'; ok: boolean; built: number; cached: number; failed: number; skipped: number; seconds: number };
@@ -47,6 +48,9 @@ export class PlainReporter implements Reporter {
         break;
       case 'part-skipped':
         w(`skipped  ${e.part}: ${e.because}`);
+        break;
+      case 'part-notice':
+        w(`note     ${e.part}: ${e.message}`);
         break;
       case 'uninstall':
         w(`removed  ${e.part} (no longer in the config)`);

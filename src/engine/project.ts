@@ -8,10 +8,12 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
 import { ConfigError, formatOrigin, type Origin } from '../lib/errors.js';
+import { containedPath, partNameProblem } from '../lib/paths.js';
 import { Options } from '../options.js';
 import type { PlanContext, Recipe } from '../recipe.js';
 import { hashPath, sha256, type StatCache } from './hash.js';
-import { resolveRecipe } from './registry.js';
+import { isMappedRecipe, resolveRecipe, UnknownRecipeError, unknownRecipe } from './registry.js';
+import { urlBasename } from '../lib/download.js';
 
 export const DEFAULT_SOURCE_DATE_EPOCH = 1704067200; // 2024-01-01T00:00:00Z
 
@@ -40,6 +42,13 @@ export interface Part {
   signature: string;
   /** what went into the signature (for `kiln plan` explanations) */
   sigParts: SignatureParts;
+  /** the recipe is not implemented by kiln: the part is planned and shown, not built */
+  unknownRecipe?: boolean;
+  /**
+   * A part of a SlapOS recipe kiln maps (slapos.recipe.cmmi, ...) whose options kiln's kind does
+   * not take (Python hooks, ...): the error, raised when the part is to be built.
+   */
+  unsupported?: ConfigError;
 }
 
 export interface SignatureParts {
@@ -157,6 +166,26 @@ export class Project {
   parts = new Map<string, Part>();
   /** topological order of `parts` (dependencies first, buildout's order otherwise) */
   order: string[] = [];
+  /** recipes kiln does not implement, with the parts (of `parts`) using each, in order */
+  unknownRecipes = new Map<string, string[]>();
+
+  /** Parts among `names` whose options kiln's mapped recipes do not take, with the error. */
+  unsupportedIn(names: string[]): Part[] {
+    return names.map((n) => this.parts.get(n)!).filter((part) => part?.unsupported);
+  }
+
+  /** The recipes kiln does not implement among `names`' parts, grouped by recipe. */
+  unknownIn(names: string[]): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const n of names) {
+      const part = this.parts.get(n);
+      if (!part?.unknownRecipe) continue;
+      let l = out.get(part.recipeSpec);
+      if (!l) out.set(part.recipeSpec, (l = []));
+      l.push(n);
+    }
+    return out;
+  }
 
   /** Parts needed to build `targets` (default: the selection), dependencies first. */
   closure(targets?: string[]): string[] {
@@ -181,18 +210,71 @@ export interface LoadProjectResult {
   statCacheUsed: StatCache;
 }
 
+function loadProjectConfig(opts: ProjectOptions, configFile: string, cacheDir: string) {
+  const outDir = resolve(opts.outDir ?? 'out');
+  const overrides = [...(opts.overrides ?? [])];
+  if (opts.offline) overrides.push({ section: 'buildout', option: 'offline', value: 'true' });
+  return loadConfig(configFile, {
+    buildoutDefaults: kilnBuildoutDefaults(configFile, outDir, cacheDir),
+    withZcBuildoutDefaults: true,
+    overrides,
+  });
+}
+
+/** Every section with a recipe gets the location its recipe would set (shared parts: a placeholder until signed). */
+function setLocations(config: Config, partsDir: string, sharedParts: Set<string>, origin: Origin): void {
+  for (const name of config.sectionNames()) {
+    if (name === 'buildout' || !hasRecipe(config, name)) continue;
+    const shared = truthy(config.raw(name, 'shared'));
+    if (shared) sharedParts.add(name);
+    if (shared && config.raw(name, 'location') !== undefined) {
+      // the shared store owns the entry (ENTRY/manifest.json + ENTRY/out): its path is kiln's
+      throw new ConfigError(`a shared part's location is chosen by kiln (under the shared directory): remove it`, { origin: config.origin(name, 'location'), section: name, option: 'location' });
+    }
+    if (config.raw(name, 'location') === undefined) {
+      // a bad name is reported with its section's file:line; never a path outside parts/
+      const loc = partNameProblem(name) ? join(partsDir, '.invalid') : containedPath(partsDir, name, 'part name', undefined, { single: true });
+      config.setDefault(name, 'location', shared ? SHARED_PLACEHOLDER(name) : loc, origin);
+    }
+  }
+  // what the download recipe sets when it is initialised (`target`), for every section using it
+  for (const name of config.sectionNames()) {
+    const spec = config.raw(name, 'recipe')?.trim();
+    if (spec && DOWNLOAD_SPECS.has(spec)) INIT_OPTIONS.download!(config, name, { file: '<kiln default for download>', line: 0 });
+  }
+}
+
+/** A section is a part when its `recipe` is set and not empty (zc.buildout: `if self.get('recipe')`). */
+function hasRecipe(config: Config, name: string): boolean {
+  const r = config.raw(name, 'recipe');
+  return r !== undefined && r.trim() !== '';
+}
+
+const DOWNLOAD_SPECS = new Set(['slapos.recipe.build:download', 'hexagonit.recipe.download', 'kiln:download']);
+
+/**
+ * The config with the project's defaults and parts' locations, without loading recipes or
+ * checking parts: for `kiln show` of one section when the project as a whole does not load.
+ */
+export async function loadSectionConfig(opts: ProjectOptions): Promise<Config> {
+  const configFile = resolve(opts.configFile);
+  const config = await loadProjectConfig(opts, configFile, resolve(opts.cacheDir ?? defaultCacheDir()));
+  let partsDir = join(resolve(opts.outDir ?? 'out'), 'parts');
+  try {
+    partsDir = resolve(config.get('buildout', 'parts-directory'));
+  } catch {
+    /* kiln's default */
+  }
+  setLocations(config, partsDir, new Set(), { file: '<kiln default for part>', line: 0 });
+  return config;
+}
+
 export async function loadProject(opts: ProjectOptions, statCache: StatCache = {}): Promise<LoadProjectResult> {
   const p = new Project();
   const statCacheUsed: StatCache = {};
   p.configFile = resolve(opts.configFile);
   p.cacheDir = resolve(opts.cacheDir ?? defaultCacheDir());
-  const outDir = resolve(opts.outDir ?? 'out');
-  const overrides = [...(opts.overrides ?? [])];
-  if (opts.offline) overrides.push({ section: 'buildout', option: 'offline', value: 'true' });
-  const config = await loadConfig(p.configFile, {
-    buildoutDefaults: kilnBuildoutDefaults(p.configFile, outDir, p.cacheDir),
-    overrides,
-  });
+  const config = await loadProjectConfig(opts, p.configFile, p.cacheDir);
   p.config = config;
   p.projectDir = config.get('buildout', 'directory');
   p.outDir = resolve(config.get('buildout', 'out-directory'));
@@ -222,7 +304,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
         option: 'parts',
       });
     }
-    if (config.raw(s, 'recipe') === undefined) {
+    if (!hasRecipe(config, s)) {
       throw new ConfigError(`section [${s}] is listed in [buildout] parts but has no 'recipe' option`, {
         origin: config.sectionOrigin(s) ?? partsOrigin,
         section: s,
@@ -240,7 +322,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       const s = stack.pop()!;
       if (seen.has(s)) continue;
       seen.add(s);
-      if (config.has(s) && config.raw(s, 'recipe') !== undefined) candidates.push(s);
+      if (config.has(s) && hasRecipe(config, s)) candidates.push(s);
       for (const t of bySection.get(s) ?? []) if (config.has(t) && !seen.has(t)) stack.push(t);
     }
   }
@@ -249,39 +331,50 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
   // section and the sections it references (buildout semantics), so nothing is resolved before this.
   const sharedParts = new Set<string>();
   const engineOrigin = (kind: string): Origin => ({ file: `<kiln default for ${kind}>`, line: 0 });
-  for (const name of candidates) {
-    const shared = truthy(config.raw(name, 'shared'));
-    if (shared) sharedParts.add(name);
-    if (config.raw(name, 'location') === undefined) {
-      config.setDefault(name, 'location', shared ? SHARED_PLACEHOLDER(name) : join(p.partsDir, name), engineOrigin('part'));
-    }
-  }
+  // Every section with a recipe gets its location, as zc.buildout's recipes set it when the
+  // section is first used (a reference to ${x:location} from a section that is not a part works).
+  setLocations(config, p.partsDir, sharedParts, engineOrigin('part'));
   // Load recipes (from the raw `recipe` value when it has no substitution), then their option defaults.
   const recipes = new Map<string, { recipe: Recipe; spec: string }>();
   const recipeSpec = (name: string) => {
     const raw = config.raw(name, 'recipe')!;
     return (raw.includes('${') ? config.get(name, 'recipe') : raw).trim();
   };
+  // A recipe kiln does not implement (a buildout egg) is no error until such a part is built.
+  const unknown = new Set<string>();
+  const load = async (name: string, spec: string): Promise<Recipe> => {
+    try {
+      return await resolveRecipe(spec, config.origin(name, 'recipe'), name, p.cacheDir);
+    } catch (e) {
+      if (!(e instanceof UnknownRecipeError)) throw e;
+      unknown.add(name);
+      return unknownRecipe(spec);
+    }
+  };
   const rawFirst = candidates.filter((n) => !config.raw(n, 'recipe')!.includes('${'));
   await Promise.all(
     rawFirst.map(async (name) => {
       const spec = recipeSpec(name);
-      recipes.set(name, { recipe: await resolveRecipe(spec, config.origin(name, 'recipe'), name, p.cacheDir), spec });
+      recipes.set(name, { recipe: await load(name, spec), spec });
     }),
   );
+  const lateDefaults: Array<() => void> = [];
   const applyRecipeDefaults = (name: string) => {
     const { recipe } = recipes.get(name)!;
     for (const [opt, spec] of Object.entries(recipe.options)) {
       if (spec.default !== undefined && config.raw(name, opt) === undefined) config.setDefault(name, opt, spec.default, engineOrigin(recipe.kind));
     }
+    const init = INIT_OPTIONS[recipe.kind];
+    if (init) lateDefaults.push(() => init(config, name, engineOrigin(recipe.kind)));
   };
   for (const name of rawFirst) applyRecipeDefaults(name);
   for (const name of candidates) {
     if (recipes.has(name)) continue;
     const spec = recipeSpec(name);
-    recipes.set(name, { recipe: await resolveRecipe(spec, config.origin(name, 'recipe'), name, p.cacheDir), spec });
+    recipes.set(name, { recipe: await load(name, spec), spec });
     applyRecipeDefaults(name);
   }
+  for (const f of lateDefaults) f();
 
   // Exact dependency edges: references of each part, followed through plain sections.
   const deps = new Map<string, Map<string, Origin>>();
@@ -292,7 +385,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     const follow = (refs: Map<string, Origin>, via: Origin | undefined) => {
       for (const [sec, o] of refs) {
         if (sec === name || sec === 'buildout') continue;
-        if (recipes.has(sec) || config.raw(sec, 'recipe') !== undefined) {
+        if (recipes.has(sec) || hasRecipe(config, sec)) {
           if (!out.has(sec)) out.set(sec, via ?? o);
         } else if (!seenPlain.has(sec)) {
           seenPlain.add(sec);
@@ -319,7 +412,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       needed.push(n);
       if (!recipes.has(n)) {
         const spec = recipeSpec(n);
-        recipes.set(n, { recipe: await resolveRecipe(spec, config.origin(n, 'recipe'), n, p.cacheDir), spec });
+        recipes.set(n, { recipe: await load(n, spec), spec });
       }
       const d = partRefs(n);
       deps.set(n, d);
@@ -332,10 +425,32 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
 
   // Validate options, then compute signatures in order.
   for (const name of p.order) {
+    const nameProblem = partNameProblem(name);
+    if (nameProblem) throw new ConfigError(nameProblem, { origin: config.sectionOrigin(name), section: name });
     const { recipe, spec } = recipes.get(name)!;
     const shared = sharedParts.has(name);
-    const allowed = new Set([...ENGINE_OPTIONS, ...Object.keys(recipe.options)]);
-    for (const opt of config.optionNames(name)) {
+    const isUnknown = unknown.has(name);
+    if (isUnknown) {
+      let l = p.unknownRecipes.get(spec);
+      if (!l) p.unknownRecipes.set(spec, (l = []));
+      l.push(name);
+    }
+    // Imported profiles (SlapOS recipe names kiln maps) may use options kiln's kind does not
+    // take: such a part is planned and shown, and only building it is an error.
+    const lenient = isMappedRecipe(spec);
+    let unsupported: ConfigError | undefined;
+    const check = (f: () => void) => {
+      if (!lenient) return f();
+      if (unsupported) return;
+      try {
+        f();
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        unsupported = e;
+      }
+    };
+    const allowed = new Set([...ENGINE_OPTIONS, ...(INIT_OPTION_NAMES[recipe.kind] ?? []), ...Object.keys(recipe.options)]);
+    for (const opt of isUnknown ? [] : config.optionNames(name)) {
       if (allowed.has(opt)) continue;
       // a near miss of a declared option is a typo, even where a pattern of the recipe takes it,
       // when that pattern would take the declared name as well (a catch-all such as
@@ -345,10 +460,12 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       if (recipe.optionPatterns?.some((re) => re.test(opt) && !near.some((n) => re.test(n)))) continue;
       const typo = near.length > 0;
       if (!typo && referenced.has(`${name}\0${opt}`)) continue; // a variable other options use, as in buildout profiles
-      throw new ConfigError(
-        `unknown option '${opt}' for recipe ${spec}${didYouMean(opt, [...allowed])}; it takes: ${Object.keys(recipe.options).sort().join(', ')}`,
-        { origin: config.origin(name, opt), section: name, option: opt },
-      );
+      check(() => {
+        throw new ConfigError(
+          `unknown option '${opt}' for recipe ${spec}${didYouMean(opt, [...allowed])}; it takes: ${Object.keys(recipe.options).sort().join(', ')}`,
+          { origin: config.origin(name, opt), section: name, option: opt },
+        );
+      });
     }
     const values = config.section(name);
     // buildout keeps `$$` in resolved values; recipes get the `$` it stands for (so `$${VAR}`
@@ -363,18 +480,29 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     const options = new Options(name, values, (o) => config.origin(name, o), config.sectionOrigin(name), p.projectDir);
     for (const [opt, ospec] of Object.entries(recipe.options)) {
       if (ospec.required && (values[opt] === undefined || values[opt]!.trim() === '')) {
-        throw new ConfigError(`missing required option '${opt}' for recipe ${spec} (${ospec.description})`, {
-          origin: config.sectionOrigin(name),
-          section: name,
-          option: opt,
+        check(() => {
+          throw new ConfigError(`missing required option '${opt}' for recipe ${spec} (${ospec.description})`, {
+            origin: config.sectionOrigin(name),
+            section: name,
+            option: opt,
+          });
         });
       }
     }
     const planCtx: PlanContext = { part: name, options, projectDir: p.projectDir, cacheDir: p.cacheDir };
-    recipe.validate?.(planCtx);
+    if (!isUnknown && !unsupported) check(() => recipe.validate?.(planCtx));
     const depLocations = [...deps.get(name)!.keys()].map((d) => p.parts.get(d)!.location);
     const inputs: Record<string, string> = {};
-    for (const inp of (await recipe.inputs?.(planCtx)) ?? []) {
+    let declared: string[] = [];
+    if (!isUnknown && !unsupported) {
+      try {
+        declared = (await recipe.inputs?.(planCtx)) ?? [];
+      } catch (e) {
+        if (!lenient || !(e instanceof ConfigError)) throw e;
+        unsupported = e;
+      }
+    }
+    for (const inp of declared) {
       const abs = resolve(p.projectDir, inp);
       if (abs === p.outDir || abs.startsWith(p.outDir + sep) || depLocations.some((l) => abs === l || abs.startsWith(l + sep))) continue;
       inputs[abs] = await hashPath(abs, statCache, statCacheUsed);
@@ -394,13 +522,41 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     const signature = sha256(JSON.stringify(sigParts));
     let location = resolve(values.location!);
     if (shared && values.location === SHARED_PLACEHOLDER(name)) {
-      location = join(p.sharedDir, name, signature.slice(0, 32));
+      location = join(p.sharedDir, name, signature.slice(0, 32), 'out');
       values.location = location;
     }
-    p.parts.set(name, { name, recipeSpec: spec, recipe, options, deps: deps.get(name)!, location, shared, signature, sigParts });
+    p.parts.set(name, { name, recipeSpec: spec, recipe, options, deps: deps.get(name)!, location, shared, signature, sigParts, unknownRecipe: isUnknown || undefined, unsupported });
   }
   return { project: p, statCacheUsed };
 }
+
+/**
+ * Options the SlapOS recipes kiln maps set when they are initialised, beyond `location` and the
+ * declared defaults: slapos.recipe.build:download's `target` (the downloaded file).
+ */
+const INIT_OPTION_NAMES: Record<string, string[]> = { download: ['target'] };
+const INIT_OPTIONS: Record<string, (config: Config, name: string, origin: Origin) => void> = {
+  download: (config, name, origin) => {
+    if (config.raw(name, 'target') !== undefined || truthy(config.raw(name, 'extract'))) return;
+    if (config.raw(name, 'filename') !== undefined) {
+      config.setDefault(name, 'target', '${:location}/${:filename}', origin);
+      return;
+    }
+    const url = config.raw(name, 'url');
+    if (url === undefined) return;
+    const last = url.trim().replace(/\/+$/, '').split('/').pop() ?? '';
+    if (!last.includes('${') && !url.includes('${')) {
+      config.setDefault(name, 'target', `\${:location}/${urlBasename(url.trim())}`, origin);
+      return;
+    }
+    try {
+      const v = config.getOptional(name, 'url');
+      if (v !== undefined) config.setDefault(name, 'target', `\${:location}/${urlBasename(v.trim())}`, origin);
+    } catch {
+      /* the url does not resolve: the part's own error says so where it is used */
+    }
+  },
+};
 
 function topoOrder(roots: string[], deps: Map<string, Map<string, Origin>>, config: Config): string[] {
   const order: string[] = [];

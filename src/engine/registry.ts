@@ -23,7 +23,7 @@ const BUILTIN: Record<string, Loader> = {
 };
 
 /** Optional kinds contributed by other modules: registered if their module exists in dist/src. */
-const OPTIONAL_KINDS = ['apt-repo', 'rpm-repo', 'package', 'gpg-key', 'chroot', 'container-test', 'qemu-test', 'disk-image', 'deb', 'rpm', 'dpkg-buildpackage', 'rpmbuild', 'dkms', 'ganeti-os', 'clonezilla-image', 'recovery-iso'];
+const OPTIONAL_KINDS = ['apt-repo', 'rpm-repo', 'package', 'gpg-key', 'chroot', 'container-test', 'qemu-test', 'disk-image', 'deb', 'rpm', 'dpkg-buildpackage', 'rpmbuild', 'dkms', 'ganeti-os', 'ganeti-extstorage', 'clonezilla-image', 'recovery-iso'];
 
 const ALIASES: Record<string, string> = {
   'slapos.recipe.cmmi': 'cmmi',
@@ -33,6 +33,11 @@ const ALIASES: Record<string, string> = {
   'hexagonit.recipe.download': 'download',
   'plone.recipe.command': 'command',
 };
+
+/** A SlapOS / buildout recipe name kiln maps to one of its kinds (slapos.recipe.cmmi, ...). */
+export function isMappedRecipe(spec: string): boolean {
+  return Object.prototype.hasOwnProperty.call(ALIASES, spec.trim());
+}
 
 const here = dirname(new URL(import.meta.url).pathname);
 
@@ -49,8 +54,9 @@ function builtinLoader(kind: string): Loader | undefined {
   return undefined;
 }
 
+let kinds: string[] | undefined;
 export function builtinKinds(): string[] {
-  return [...Object.keys(BUILTIN), ...OPTIONAL_KINDS.filter((k) => builtinLoader(k))].sort();
+  return (kinds ??= [...Object.keys(BUILTIN), ...OPTIONAL_KINDS.filter((k) => builtinLoader(k))].sort());
 }
 
 function pickRecipe(mod: Record<string, unknown>, exportName: string | undefined): Recipe | undefined {
@@ -61,7 +67,43 @@ function pickRecipe(mod: Record<string, unknown>, exportName: string | undefined
   return undefined;
 }
 
+/**
+ * A recipe kiln does not implement (a buildout egg such as zc.recipe.egg or
+ * slapos.recipe.template, with no npm package of that name): its parts can be planned,
+ * graphed and shown, not built.
+ */
+export class UnknownRecipeError extends ConfigError {}
+
+/** The recipe of a part whose recipe kiln does not implement: takes any option, cannot build. */
+export function unknownRecipe(spec: string): Recipe {
+  return {
+    kind: 'unknown',
+    version: '0',
+    description: `${spec} (not implemented by kiln)`,
+    options: {},
+    optionPatterns: [/^/],
+    async install() {
+      throw new ConfigError(`recipe ${spec} is not implemented by kiln`);
+    },
+  };
+}
+
 const cache = new Map<string, Promise<Recipe>>();
+const npmResolved = new Map<string, string | null>();
+const chains = new Map<string, string>();
+
+/** The node_modules directories Node's resolution looks at from `dir` upwards. */
+function nodeModulesChain(dir: string): string {
+  let c = chains.get(dir);
+  if (c === undefined) {
+    const parent = dirname(dir);
+    const here = existsSync(join(dir, 'node_modules')) ? join(dir, 'node_modules') : '';
+    const up = parent === dir ? '' : nodeModulesChain(parent);
+    c = here ? `${here}|${up}` : up;
+    chains.set(dir, c);
+  }
+  return c;
+}
 
 /** Compile a project-local TypeScript recipe with the TypeScript compiler (cached by content). */
 async function loadTs(file: string, cacheDir: string): Promise<Record<string, unknown>> {
@@ -91,8 +133,12 @@ export function resolveRecipe(spec: string, origin: Origin | undefined, part: st
   if (!p) {
     p = doResolve(spec, origin, part, baseDir, cacheDir);
     cache.set(key, p);
-    p.catch(() => cache.delete(key));
+    // an unknown recipe stays unknown (hundreds of parts may use one); other failures are retried
+    p.catch((e) => {
+      if (!(e instanceof UnknownRecipeError)) cache.delete(key);
+    });
   }
+  // (an UnknownRecipeError names the first part that asked: loadProject only needs its kind)
   return p;
 }
 
@@ -126,14 +172,38 @@ async function doResolve(spec: string, origin: Origin | undefined, part: string,
       throw err(`cannot load recipe module ${file}: ${(e as Error).message}`);
     }
   } else {
+    if (modSpec === spec && /^[A-Za-z_][\w.-]*:[\w.-]+$/.test(spec)) {
+      // a buildout entry point such as slapos.recipe.build:vm.install-ubuntu (not a JS export name)
+      throw new UnknownRecipeError(`unknown recipe '${spec}': not a built-in kind nor an npm package (a buildout recipe kiln does not implement)`, {
+        origin,
+        section: part,
+        option: 'recipe',
+      });
+    }
     if (!/^(@[\w.-]+\/)?[\w.-]+(\/[\w./-]+)?$/.test(modSpec)) {
       throw err(`unknown recipe '${spec}' (use kiln:KIND, a ./local/module.ts or an npm package; built-in kinds: ${builtinKinds().join(', ')})`);
     }
     let resolved: string;
     try {
-      resolved = createRequire(join(baseDir, 'package.json')).resolve(modSpec);
+      // the same package name from many directories (a profile's components): Node's
+      // resolution only depends on the node_modules directories above baseDir
+      const key = `${nodeModulesChain(baseDir)}\0${modSpec}`;
+      let r = npmResolved.get(key);
+      if (r === undefined) {
+        try {
+          r = createRequire(join(baseDir, 'package.json')).resolve(modSpec);
+        } catch {
+          r = null;
+        }
+        npmResolved.set(key, r);
+      }
+      if (r === null) throw new Error('not found');
+      resolved = r;
     } catch {
-      throw err(`unknown recipe '${spec}': not a built-in kind and no npm package '${modSpec}' is installed (built-in kinds: ${builtinKinds().map((k) => 'kiln:' + k).join(', ')})`);
+      throw new UnknownRecipeError(
+        `unknown recipe '${spec}': not a built-in kind and no npm package '${modSpec}' is installed (built-in kinds: ${builtinKinds().map((k) => 'kiln:' + k).join(', ')})`,
+        { origin, section: part, option: 'recipe' },
+      );
     }
     mod = await import(pathToFileURL(resolved).href);
   }

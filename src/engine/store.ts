@@ -1,16 +1,23 @@
 /**
  * On-disk state of a project's outputs.
  *
- *   out/parts/NAME -> ../.kiln/store/SIG   (symlink, swapped atomically)
- *   out/.kiln/store/SIG/                   complete outputs, content-addressed by part signature
- *   out/.kiln/tmp/                         staging and work dirs (wiped at start, under the lock)
- *   out/.kiln/state.json                   what was built, for `plan` explanations and uninstall
- *   out/.kiln/lock                         one build at a time per out/ directory
+ *   out/parts/NAME -> ../.kiln/store/SIG/out   (symlink, swapped atomically)
+ *   out/.kiln/store/SIG/manifest.json          what the entry held when committed (src/engine/manifest.ts)
+ *   out/.kiln/store/SIG/out/                   complete outputs, content-addressed by part signature
+ *   out/.kiln/tmp/                             staging and work dirs (wiped at start, under the lock)
+ *   out/.kiln/trash/                           entries being deleted (emptied at every start)
+ *   out/.kiln/quarantine/                      entries that failed verification (kept for inspection)
+ *   out/.kiln/state.json                       what was built, for `plan` explanations and uninstall
+ *   out/.kiln/lock                             one build at a time per out/ directory
  *
- * A store entry appears only by rename of a finished staging dir, and a location only changes
- * by rename of a new symlink over the old one: a kill at any moment leaves the previous good
- * output or the new complete one, never a partial one. Shared parts (shared = true) live in
- * the shared directory at a path derived from their signature and are reused across projects.
+ * A store entry appears only by rename of a finished staging entry whose manifest was written
+ * inside it first; an entry without a complete manifest is incomplete by definition and never
+ * handed out. A location only changes by rename of a new symlink over the old one, and an entry
+ * is deleted by renaming it into the trash first: a kill at any moment leaves the previous good
+ * output or the new complete one, never a partial one. Entries are verified against their
+ * manifest: by stat on up-to-date parts, by hash when restored or shared. Shared parts
+ * (shared = true) live in the shared directory (SHARED/NAME/SIG32/{manifest.json,out}) and are
+ * reused across projects; they have their own .trash and .quarantine there (same file system).
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
@@ -18,6 +25,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { ExitCode, KilnError } from '../lib/errors.js';
 import { lstatOrNull, processAlive, rmrf, tmpSibling, writeFileAtomic } from '../lib/fsutil.js';
 import type { StatCache } from './hash.js';
+import { MANIFEST, buildManifest, copyTree, emptyTrash, quarantine, quickCheck, readManifest, removeTree, verifyTree, writeManifest, type Difference } from './manifest.js';
 import type { Part, Project, SignatureParts } from './project.js';
 
 export interface PartState {
@@ -40,6 +48,16 @@ export interface State {
 
 const STATE_VERSION = 1;
 
+export interface Staging {
+  /** the part's output directory (ctx.staging) */
+  staging: string;
+  work: string;
+  /** the entry being assembled: ENTRY/out is `staging`, ENTRY/manifest.json is written at commit */
+  entry: string;
+  /** everything of this build attempt (removed afterwards) */
+  base: string;
+}
+
 export class Store {
   constructor(private project: Project) {}
 
@@ -48,6 +66,12 @@ export class Store {
   }
   get tmpDir(): string {
     return join(this.project.kilnDir, 'tmp');
+  }
+  get trashDir(): string {
+    return join(this.project.kilnDir, 'trash');
+  }
+  get quarantineDir(): string {
+    return join(this.project.kilnDir, 'quarantine');
   }
 
   loadState(): State {
@@ -64,23 +88,55 @@ export class Store {
     writeFileAtomic(this.statePath, JSON.stringify(state));
   }
 
-  storePath(part: Part): string {
-    return part.shared ? part.location : join(this.project.storeDir, part.signature);
+  /** The entry directory: manifest.json and out/. */
+  entryPath(part: Part): string {
+    return part.shared ? dirname(part.location) : join(this.project.storeDir, part.signature);
   }
 
-  /** True when the part's location already holds the output for its current signature. */
-  isUpToDate(part: Part): boolean {
-    if (part.shared) return existsSync(part.location);
+  /** The output tree of the part's entry (what its location points at). */
+  storePath(part: Part): string {
+    return part.shared ? part.location : join(this.entryPath(part), 'out');
+  }
+
+  private trashFor(part: Part): string {
+    return part.shared ? join(this.project.sharedDir, '.trash') : this.trashDir;
+  }
+  quarantineFor(part: Part): string {
+    return part.shared ? join(this.project.sharedDir, '.quarantine') : this.quarantineDir;
+  }
+
+  /** True when the part's location points at its entry for the current signature (stat check not included). */
+  isLinked(part: Part): boolean {
+    if (part.shared) return this.hasEntry(part);
     try {
-      return resolve(dirname(part.location), readlinkSync(part.location)) === this.storePath(part) && existsSync(this.storePath(part));
+      return resolve(dirname(part.location), readlinkSync(part.location)) === this.storePath(part) && this.hasEntry(part);
     } catch {
       return false;
     }
   }
 
-  /** A complete store entry exists for the signature (built earlier, maybe under another link). */
+  /** A complete entry (with its manifest) exists for the signature. */
   hasEntry(part: Part): boolean {
-    return existsSync(this.storePath(part));
+    return existsSync(join(this.entryPath(part), MANIFEST));
+  }
+
+  /** Something (complete or not) is at the entry's path. */
+  entryExists(part: Part): boolean {
+    return lstatOrNull(this.entryPath(part)) !== null;
+  }
+
+  /**
+   * The entry's differences from its manifest: 'quick' by stat (hashing only what looks changed),
+   * 'full' by hashing everything. With refresh, stat data that moved without a content change
+   * are written back to the manifest (call with the lock held).
+   */
+  async check(part: Part, mode: 'quick' | 'full', refresh = false): Promise<Difference[]> {
+    return checkEntry(this.entryPath(part), mode, refresh);
+  }
+
+  /** Move a damaged or incomplete entry to the quarantine; returns its new path. */
+  quarantine(part: Part, diffs: Difference[]): string {
+    return quarantine(this.entryPath(part), this.quarantineFor(part), `${part.name}-${part.signature.slice(0, 16)}`, diffs);
   }
 
   /** The previous good output at the part's location, if any. */
@@ -95,26 +151,53 @@ export class Store {
   }
 
   /** Fresh staging and work directories for a build of `part`. */
-  newStaging(part: Part): { staging: string; work: string } {
+  newStaging(part: Part): Staging {
     const base = join(this.tmpDir, `${part.name}-${part.signature.slice(0, 12)}-${process.pid}-${Date.now().toString(36)}`);
-    const staging = join(base, 'staging');
+    const entry = join(base, 'entry');
+    const staging = join(entry, 'out');
     const work = join(base, 'work');
     mkdirSync(staging, { recursive: true });
     mkdirSync(work, { recursive: true });
-    return { staging, work };
+    return { staging, work, entry, base };
   }
 
-  /** Move a finished staging dir into the store (atomic), then point the location at it. */
-  async commit(part: Part, staging: string): Promise<void> {
-    const dest = this.storePath(part);
+  /**
+   * Write the manifest into the finished entry, then move the entry into the store (atomic
+   * rename; across file systems a copy into a temporary directory there, then a rename), then
+   * point the location at it.
+   */
+  async commit(part: Part, st: Staging): Promise<void> {
+    const m = await buildManifest(st.staging);
+    writeManifest(join(st.entry, MANIFEST), m);
+    const dest = this.entryPath(part);
     mkdirSync(dirname(dest), { recursive: true });
+    if (this.entryExists(part)) {
+      // built concurrently by another project sharing the entry: keep theirs if it is sound
+      if ((await this.check(part, 'full', true)).length === 0) {
+        await rmrf(st.entry);
+        if (!part.shared) this.link(part);
+        return;
+      }
+      await removeTree(dest, this.trashFor(part));
+    }
     try {
-      await rename(staging, dest);
+      await rename(st.entry, dest);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(dest)) {
-        // built concurrently by another project sharing the entry: keep theirs
-        await rmrf(staging);
+      if (code === 'EXDEV') {
+        // another file system (e.g. --cache elsewhere): copy next to the destination, verify, rename
+        const tmp = tmpSibling(dest);
+        try {
+          copyTree(st.staging, join(tmp, 'out'), m);
+          const { diffs, refreshed } = await verifyTree(join(tmp, 'out'), m);
+          if (diffs.length) throw new KilnError(`[${part.name}] the copy of its output to ${dest} differs: ${diffs[0]!.path}: ${diffs[0]!.problem}`);
+          writeManifest(join(tmp, MANIFEST), refreshed ?? m);
+          await rename(tmp, dest);
+        } finally {
+          await rmrf(tmp);
+        }
+      } else if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await this.check(part, 'full', true)).length === 0) {
+        await rmrf(st.entry);
       } else throw e;
     }
     if (!part.shared) this.link(part);
@@ -146,26 +229,66 @@ export class Store {
     if (st?.isSymbolicLink()) unlinkSync(location);
   }
 
-  /** Remove store entries not in `keep`. */
-  async prune(keep: Set<string>): Promise<void> {
-    let names: string[] = [];
+  /** Store entries (signatures) present. */
+  entries(): string[] {
     try {
-      names = readdirSync(this.project.storeDir);
+      return readdirSync(this.project.storeDir).sort();
     } catch {
-      return;
+      return [];
     }
-    await Promise.all(names.filter((n) => !keep.has(n)).map((n) => rmrf(join(this.project.storeDir, n))));
   }
 
-  /** Clear leftovers of interrupted builds (call with the lock held). */
+  /** Remove store entries not in `keep` (each renamed into the trash first). */
+  async prune(keep: Set<string>): Promise<void> {
+    for (const n of this.entries().filter((n) => !keep.has(n))) await removeTree(join(this.project.storeDir, n), this.trashDir);
+  }
+
+  /** Remove what killed runs left in the trash (call with the lock held). */
+  async emptyTrash(): Promise<void> {
+    // the shared directory's trash too (only ever holds what is being deleted)
+    for (const dir of [this.trashDir, join(this.project.sharedDir, '.trash')]) {
+      try {
+        await emptyTrash(dir);
+      } catch (e) {
+        // e.g. a process of a killed run still writing there: retried at the next start
+        process.stderr.write(`kiln: warning: could not empty ${dir}: ${(e as Error).message}\n`);
+      }
+    }
+  }
+
+  /** Clear leftovers of interrupted builds (call with the lock held): renamed away, then removed. */
   async cleanTmp(): Promise<void> {
-    await rmrf(this.tmpDir);
+    if (existsSync(this.tmpDir) && readdirSync(this.tmpDir).length === 0) return;
+    await removeTree(this.tmpDir, this.trashDir).catch((e: Error) => process.stderr.write(`kiln: warning: could not remove ${this.tmpDir}: ${e.message}\n`));
     mkdirSync(this.tmpDir, { recursive: true });
   }
 }
 
+/** Differences of ENTRY/out from ENTRY/manifest.json (see Store.check). */
+export async function checkEntry(entry: string, mode: 'quick' | 'full', refresh = false): Promise<Difference[]> {
+  const m = readManifest(join(entry, MANIFEST));
+  if (!m) return [{ path: MANIFEST, problem: existsSync(entry) ? 'missing or incomplete (the entry is incomplete)' : 'the entry is missing' }];
+  const tree = join(entry, 'out');
+  let only: string[] | undefined;
+  if (mode === 'quick') {
+    only = quickCheck(tree, m);
+    if (only.length === 0) return [];
+  }
+  const { diffs, refreshed } = await verifyTree(tree, m, { only });
+  if (refresh && refreshed) {
+    try {
+      writeManifest(join(entry, MANIFEST), refreshed);
+    } catch {
+      /* only a cache of stat data: the next check hashes again */
+    }
+  }
+  return diffs;
+}
+
 /** One build per out/ directory at a time. A lock left by a dead process is taken over. */
 export class Lock {
+  /** how long an empty lock file counts as being written (not stale) */
+  static EMPTY_GRACE_MS = 5000;
   private held = false;
   constructor(private path: string) {}
 
@@ -178,15 +301,24 @@ export class Lock {
       this.held = true;
       return null;
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') {
+        rmSync(this.path, { force: true });
+        throw new KilnError(`no space left on device while writing ${this.path}`);
+      }
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
     let pid = NaN;
+    let text = '';
     try {
-      pid = parseInt(readFileSync(this.path, 'utf8'), 10);
+      text = readFileSync(this.path, 'utf8');
+      pid = parseInt(text, 10);
     } catch {
       return -1; // being written right now
     }
     if (Number.isFinite(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) return pid;
+    // empty: another kiln created it and is about to write its pid (open, then write); stale
+    // only once it has stayed empty for a while
+    if (text.trim() === '' && Date.now() - (lstatOrNull(this.path)?.mtimeMs ?? 0) < Lock.EMPTY_GRACE_MS) return -1;
     // stale: take over by renaming it away (only one contender wins the rename)
     try {
       const stale = tmpSibling(this.path);

@@ -3,6 +3,7 @@
  *
  *   CACHE/sha256/HEX    content by SHA-256 (a download with a known sha256 never touches the network again)
  *   CACHE/url/HEX       SHA-256 of the URL -> a file holding the content's sha256 (downloads without one)
+ *   CACHE/.quarantine/  cached files whose bytes no longer hash to their name (every hand-out hashes)
  *
  * Local paths and file:// URLs are read in place (and still verified).
  */
@@ -14,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from './errors.js';
 import { tmpSibling, writeFileAtomic } from './fsutil.js';
+import { quarantine } from '../engine/manifest.js';
 
 export type Algo = 'sha256' | 'sha512' | 'md5';
 export interface Checksums {
@@ -35,9 +37,43 @@ export function isUrl(s: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
 }
 
+/** decodeURIComponent that leaves a malformed escape (a literal '%' in a name) as it is. */
+export function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s.replace(/%[0-9a-fA-F]{2}/g, (m) => {
+      try {
+        return decodeURIComponent(m);
+      } catch {
+        return m;
+      }
+    });
+  }
+}
+
+/**
+ * The file name a download gets by default: the last component of the URL path. An http(s)
+ * URL's path is percent-decoded (`hello%20world.txt` -> `hello world.txt`); a local path is used
+ * as it is on disk (`foo_1%3a2.deb` stays `foo_1%3a2.deb`, as in a Debian pool), and a file://
+ * URL names the file fileURLToPath finds. The result is NOT checked: callers put it through
+ * containedPath() (a decoded `..%2F` is a `../`).
+ */
 export function urlBasename(u: string): string {
-  const path = isUrl(u) ? new URL(u).pathname : u;
-  return decodeURIComponent(basename(path.replace(/\/+$/, ''))) || 'download';
+  let name: string;
+  if (u.startsWith('file://')) {
+    let p: string;
+    try {
+      p = fileURLToPath(u);
+    } catch {
+      p = safeDecode(new URL(u).pathname);
+    }
+    name = basename(p.replace(/\/+$/, ''));
+  } else if (isUrl(u)) {
+    const path = new URL(u).pathname.replace(/\/+$/, '');
+    name = safeDecode(path.slice(path.lastIndexOf('/') + 1));
+  } else name = basename(u.replace(/\/+$/, ''));
+  return name || 'download';
 }
 
 async function hashStream(path: string): Promise<Record<Algo, string>> {
@@ -68,7 +104,15 @@ function verify(source: string, got: Record<Algo, string>, want: Checksums, opts
  * file in the cache (or the local file itself). Throws on checksum mismatch, leaving nothing cached.
  */
 export async function fetchVerified(source: string, want: Checksums, opts: DownloadOptions): Promise<string> {
-  const local = source.startsWith('file://') ? fileURLToPath(source) : !isUrl(source) ? source : undefined;
+  let local: string | undefined;
+  if (source.startsWith('file://')) {
+    try {
+      local = fileURLToPath(source);
+    } catch (e) {
+      const detail = `not a usable file:// URL: ${source} (${(e as Error).message}; a '%' in a file name is written %25 in a URL, or give the plain path)`;
+      throw opts.error ? opts.error('url', detail) : new KilnError(detail);
+    }
+  } else if (!isUrl(source)) local = source;
   if (local !== undefined) {
     if (!existsSync(local) || !statSync(local).isFile()) {
       const detail = `file not found: ${local}`;
@@ -78,16 +122,31 @@ export async function fetchVerified(source: string, want: Checksums, opts: Downl
     return local;
   }
   const bySha = (h: string) => join(opts.cacheDir, 'sha256', h);
-  if (want.sha256 && existsSync(bySha(want.sha256.trim().toLowerCase()))) {
-    const p = bySha(want.sha256.trim().toLowerCase());
-    return p;
+  // a cached file is handed out only after its bytes hash to its name; a damaged one is quarantined
+  const cached = async (h: string): Promise<{ path: string; got: Record<Algo, string> } | undefined> => {
+    if (!/^[0-9a-f]{64}$/.test(h)) return undefined;
+    const p = bySha(h);
+    if (!existsSync(p)) return undefined;
+    const got = await hashStream(p);
+    if (got.sha256 === h) return { path: p, got };
+    const q = quarantine(p, join(opts.cacheDir, '.quarantine'), `sha256-${h}`, [{ path: p, problem: `content differs (sha256 ${got.sha256})` }]);
+    opts.log?.(`# download cache: ${p} does not hash to its name (got sha256 ${got.sha256}): quarantined in ${q}\n`);
+    process.stderr.write(`kiln: warning: download cache entry ${p} was damaged (sha256 ${got.sha256}); quarantined in ${q}, fetching ${source} again\n`);
+    return undefined;
+  };
+  if (want.sha256) {
+    const hit = await cached(want.sha256.trim().toLowerCase());
+    if (hit) {
+      verify(source, hit.got, want, opts);
+      return hit.path;
+    }
   }
   const urlKey = join(opts.cacheDir, 'url', createHash('sha256').update(source).digest('hex'));
   if (existsSync(urlKey)) {
-    const h = readFileSync(urlKey, 'utf8').trim();
-    if (existsSync(bySha(h))) {
-      verify(source, await hashStream(bySha(h)), want, opts);
-      return bySha(h);
+    const hit = await cached(readFileSync(urlKey, 'utf8').trim());
+    if (hit) {
+      verify(source, hit.got, want, opts);
+      return hit.path;
     }
   }
   if (opts.offline) {
@@ -106,7 +165,29 @@ export async function fetchVerified(source: string, want: Checksums, opts: Downl
       throw new KilnError(`download of ${source} failed: ${cause?.message ?? (e as Error).message}`);
     }
     if (!res.ok || !res.body) throw new KilnError(`download of ${source} failed: HTTP ${res.status} ${res.statusText}`);
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp));
+    const expected = Number(res.headers.get('content-length') ?? NaN);
+    let received = 0;
+    try {
+      await pipeline(
+        Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+        async function* (src) {
+          for await (const b of src) {
+            received += (b as Buffer).length;
+            yield b as Buffer;
+          }
+        },
+        createWriteStream(tmp),
+      );
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      const cause = (e as { cause?: Error }).cause;
+      const why = cause?.message ?? (e as Error).message;
+      const of = Number.isFinite(expected) ? ` of ${expected}` : '';
+      throw new KilnError(`download of ${source} failed after ${received}${of} bytes: the connection ended early (${why})`);
+    }
+    if (Number.isFinite(expected) && received !== expected) {
+      throw new KilnError(`download of ${source} is truncated: got ${received} of ${expected} bytes (Content-Length)`);
+    }
     const got = await hashStream(tmp);
     verify(source, got, want, opts);
     const dest = bySha(got.sha256);

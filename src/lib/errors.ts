@@ -12,6 +12,8 @@ export const ExitCode = {
   MISSING_TOOL: 4,
   LOCKED: 5,
   INTERRUPTED: 130,
+  /** SIGHUP: stopped like an interruption (128 + 1) */
+  HANGUP: 129,
 } as const;
 
 export interface Origin {

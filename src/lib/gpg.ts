@@ -1,19 +1,81 @@
 /**
  * OpenPGP signing with GnuPG, in a private temporary GNUPGHOME holding only the user's key:
- * the user's own keyring is never touched. Signatures use SOURCE_DATE_EPOCH as their creation
+ * the user's own keyring is never touched. Temporary homes live under the project's
+ * out/.kiln/tmp/ (setGnupgRoot; $TMPDIR only for library use), mode 0700, named
+ * `gpg-PID-XXXXXX`; their gpg-agent is stopped and the home removed when done, by the watchdog
+ * (src/lib/exec.ts) when kiln is killed, and by reapGnupgHomes() at the next start otherwise. Signatures use SOURCE_DATE_EPOCH as their creation
  * time (--faked-system-time; or the key's creation time when that is later), so RSA and EdDSA
  * signatures over the same bytes with the same key are reproducible.
  */
-import { spawn } from 'node:child_process';
-import { createReadStream, mkdtempSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KilnError } from './errors.js';
-import { run, type RunOptions } from './exec.js';
+import { guardDirectory, run, spawnGuarded, type RunOptions } from './exec.js';
+import { processAlive } from './fsutil.js';
 import { requireTool } from './tools.js';
+
+let gnupgRoot: string | undefined;
+
+/** Where temporary GnuPG homes go from now on (the project's out/.kiln/tmp). */
+export function setGnupgRoot(dir: string | undefined): void {
+  gnupgRoot = dir;
+}
+
+const HOME_RE = /^(?:kiln-)?gpg-(\d+)-[A-Za-z0-9]{6}$/;
+// gpg-agent's sockets live in the home: S.gpg-agent.browser must fit a socket path (108 bytes)
+const MAX_ROOT = 108 - '/gpg-4194304-XXXXXX/S.gpg-agent.browser'.length - 1;
+
+/**
+ * A new private GnuPG home (mode 0700) under the GnuPG root (or `fallback`, or $TMPDIR when the
+ * root's path is too long for gpg-agent's sockets). kiln's watchdog removes it if kiln dies.
+ */
+export function makeGnupgHome(fallback?: string): string {
+  let root = gnupgRoot ?? fallback ?? tmpdir();
+  if (root.length > MAX_ROOT) root = tmpdir();
+  mkdirSync(root, { recursive: true });
+  const home = mkdtempSync(join(root, root === tmpdir() ? `kiln-gpg-${process.pid}-` : `gpg-${process.pid}-`));
+  chmodSync(home, 0o700);
+  guardDirectory(home);
+  return home;
+}
+
+/** Stop the agent of a temporary GnuPG home and remove it. */
+export async function removeGnupgHome(home: string, runOpts: RunOptions = {}): Promise<void> {
+  await run(['gpgconf', '--homedir', home, '--kill', 'all'], { ...runOpts, allowFailure: true }).catch(() => undefined);
+  await rm(home, { recursive: true, force: true });
+}
+
+/**
+ * Leftovers of killed kiln runs (homes whose kiln process is gone) under `root` and $TMPDIR:
+ * stop their agents and remove them. Homes of live processes are left alone. Returns the removed paths.
+ */
+export function reapGnupgHomes(root: string | undefined = gnupgRoot): string[] {
+  const removed: string[] = [];
+  for (const dir of new Set([root, tmpdir()].filter((d): d is string => !!d))) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const m = HOME_RE.exec(n);
+      if (!m || (dir === tmpdir() && !n.startsWith('kiln-')) || (dir !== tmpdir() && n.startsWith('kiln-'))) continue;
+      const pid = Number(m[1]);
+      if (pid === process.pid || processAlive(pid)) continue;
+      const home = join(dir, n);
+      spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', timeout: 20_000 });
+      rmSync(home, { recursive: true, force: true });
+      removed.push(home);
+    }
+  }
+  return removed;
+}
 
 export interface SigningKey {
   /** armored or binary secret key file */
@@ -31,7 +93,7 @@ export class Signer {
   ) {}
 
   static async open(key: SigningKey, sourceDateEpoch: number, runOpts: RunOptions = {}): Promise<Signer> {
-    const home = mkdtempSync(join(tmpdir(), 'kiln-gnupg-'));
+    const home = makeGnupgHome();
     const base = ['gpg', '--homedir', home, '--batch', '--no-tty', '--quiet'];
     try {
       const passArgs = key.passphraseFile ? ['--pinentry-mode', 'loopback', '--passphrase-file', key.passphraseFile] : [];
@@ -44,7 +106,7 @@ export class Signer {
       const created = Math.max(0, ...lines.filter((l) => l.startsWith('sec:') || l.startsWith('ssb:')).map((l) => Number(l.split(':')[5]) || 0));
       return new Signer(home, fpr, key.passphraseFile, runOpts, Math.max(sourceDateEpoch, created));
     } catch (e) {
-      await rm(home, { recursive: true, force: true });
+      await removeGnupgHome(home, runOpts);
       throw e;
     }
   }
@@ -75,7 +137,7 @@ export class Signer {
   async detachSignParts(parts: Array<string | Buffer | { file: string; start: number; length: number }>, out: string, armor = false, digest = 'SHA512'): Promise<void> {
     const argv = [...this.args(digest), ...(armor ? ['--armor'] : []), '--detach-sign', '--output', out];
     requireTool('gpg');
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'], signal: this.runOpts.signal });
+    const child = spawnGuarded(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'], signal: this.runOpts.signal });
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     const done = new Promise<number | null>((res, rej) => {
@@ -113,21 +175,19 @@ export class Signer {
   }
 
   async close(): Promise<void> {
-    await run(['gpgconf', '--homedir', this.home, '--kill', 'all'], { ...this.runOpts, allowFailure: true }).catch(() => undefined);
-    await rm(this.home, { recursive: true, force: true });
+    await removeGnupgHome(this.home, this.runOpts);
   }
 }
 
 /** Make a new signing key (for tests and examples): returns the armored secret key file path. */
 export async function generateTestKey(dir: string, name = 'kiln test archive key <kiln@example.invalid>'): Promise<string> {
-  const home = mkdtempSync(join(tmpdir(), 'kiln-gnupg-gen-'));
+  const home = makeGnupgHome();
   try {
     await run(['gpg', '--homedir', home, '--batch', '--passphrase', '', '--quick-gen-key', name, 'rsa3072', 'sign', 'never']);
     const out = join(dir, 'signing-key.asc');
     await run(['gpg', '--homedir', home, '--batch', '--armor', '--output', out, '--export-secret-keys']);
     return out;
   } finally {
-    await run(['gpgconf', '--homedir', home, '--kill', 'all'], { allowFailure: true }).catch(() => undefined);
-    await rm(home, { recursive: true, force: true });
+    await removeGnupgHome(home);
   }
 }

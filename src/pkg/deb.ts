@@ -111,6 +111,8 @@ export interface DebSpec {
   scripts?: DebScripts;
   /** content of DEBIAN/triggers */
   triggers?: string;
+  /** content of DEBIAN/shlibs: 'LIBRARY SOVERSION DEPENDENCY' lines (deb-shlibs(5)) */
+  shlibs?: string;
   /** debconf templates */
   templates?: string;
   /** regular files under /etc are conffiles (as debhelper does) unless false */
@@ -229,6 +231,10 @@ export function validateDebSpec(spec: DebSpec): void {
       if (!TRIGGER_DIRECTIVES.has(d!) || !name || rest.length) fail(spec, `triggers line ${i + 1}: expected '<${[...TRIGGER_DIRECTIVES].join('|')}> <trigger-name>', got '${line}'`);
     });
   }
+  if (spec.shlibs !== undefined) {
+    const e = typeof spec.shlibs === 'string' ? shlibsError(spec.shlibs) : 'shlibs must be a string';
+    if (e) fail(spec, e);
+  }
   if (spec.templates !== undefined && typeof spec.templates !== 'string') fail(spec, 'templates must be a string');
   for (const k of ['compression', 'controlCompression'] as const) {
     const c = spec[k];
@@ -302,6 +308,19 @@ async function produce(comp: Compressor, producer: () => Promise<void>): Promise
   if (pr.status === 'rejected') throw pr.reason;
 }
 
+/** Why a DEBIAN/shlibs text is malformed (deb-shlibs(5): '[TYPE:] LIBRARY SOVERSION DEPENDENCIES'), or undefined. */
+export function shlibsError(text: string): string | undefined {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!.trim();
+    if (!l || l.startsWith('#')) continue;
+    if (!/^([a-z]+:\s+)?[A-Za-z0-9_.+-]+\s+[A-Za-z0-9_.+-]+\s+[a-z0-9][a-z0-9+.-]*(\s*\([<>=]{1,2}\s*[A-Za-z0-9.+~:-]+\))?(\s*[,|]\s*[a-z0-9][a-z0-9+.-]*(\s*\([<>=]{1,2}\s*[A-Za-z0-9.+~:-]+\))?)*$/.test(l)) {
+      return `shlibs line ${i + 1}: expected '[TYPE:] LIBRARY SOVERSION DEPENDENCIES' (e.g. 'libfoo 1 libfoo1 (>= 1.2)'), got '${l}'`;
+    }
+  }
+  return undefined;
+}
+
 /** The control.tar members (name, text, mode) in the order dpkg-deb writes them (bytewise). */
 function controlMembers(spec: DebSpec, installedSize: number, md5sums: string, conffiles: ManifestEntry[]): Array<[string, string, number]> {
   const nl = (s: string) => (s.endsWith('\n') ? s : s + '\n');
@@ -313,6 +332,7 @@ function controlMembers(spec: DebSpec, installedSize: number, md5sums: string, c
     if (body !== undefined) members.push([s, nl(body), 0o755]);
   }
   if (spec.triggers?.trim()) members.push(['triggers', nl(spec.triggers), 0o644]);
+  if (spec.shlibs?.trim()) members.push(['shlibs', nl(spec.shlibs), 0o644]);
   if (spec.templates?.trim()) members.push(['templates', nl(spec.templates), 0o644]);
   return members.sort((a, b) => Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0])));
 }

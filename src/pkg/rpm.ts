@@ -281,6 +281,10 @@ function validate(spec: RpmSpec): void {
   if (!spec.arch || !/^[A-Za-z0-9_]+$/.test(spec.arch)) fail(`invalid rpm architecture '${spec.arch}'`);
   if (!spec.summary?.trim() || spec.summary.includes('\n')) fail('a one-line summary is required');
   if (!spec.license?.trim()) fail('a license is required');
+  for (const k of ['license', 'vendor', 'url', 'group', 'packager', 'sourceRpm'] as const) {
+    const v = spec[k];
+    if (typeof v === 'string' && /[\n\r\0]/.test(v)) fail(`${k} must be a single line: ${JSON.stringify(v)}`);
+  }
   if (spec.epoch !== undefined && (!Number.isInteger(spec.epoch) || spec.epoch < 0 || spec.epoch > 0x7fffffff)) fail(`invalid epoch ${spec.epoch}`);
   if (spec.compression !== undefined && !['gzip', 'xz', 'zstd'].includes(spec.compression)) fail(`unknown payload compression '${spec.compression}' (gzip, xz or zstd)`);
   if (!Array.isArray(spec.files)) fail('files must be a list');

@@ -5,6 +5,9 @@
  * Cached by content in CACHE/chroots/KEY/ (KEY = hash of every option that shapes the file
  * system, hook and keyring contents, the recipe version and SOURCE_DATE_EPOCH): the same options
  * give the cached chroot, in another project or after `rm -rf out`, without running mmdebstrap.
+ * Each entry carries CACHE/chroots/KEY/kiln-manifest.json (written before the entry is renamed
+ * into place) and is hashed against it on every hit: a damaged entry is quarantined in
+ * CACHE/chroots/.quarantine/ and rebuilt, never linked into a part.
  * Outputs (hard links into the cache, read-only):
  *   rootfs.tar[.xz|.zst]   the file system (mmdebstrap honours SOURCE_DATE_EPOCH: same mirror
  *                          state and options -> same bytes)
@@ -271,6 +274,7 @@ export const recipe: Recipe = {
         complete: (d) => existsSync(join(d, tar)) && existsSync(join(d, 'manifest')),
         build: (tmp) => build(ctx, tmp, tool),
         log: ctx.log,
+        manifest: true, // hashed on every hit: a damaged tarball is quarantined, never linked
       });
       from = entry.dir;
       ctx.log(entry.hit ? `# chroot cache hit: ${entry.dir} (${tool} not run)\n` : `# chroot built by ${tool}, cached in ${entry.dir}\n`);

@@ -10,8 +10,8 @@
  * environment variables (location, prefix, srcdir, DESTDIR), never pasted into the script by kiln.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { cp, mkdir, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, cp, mkdir, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { fetchVerified, isUrl } from '../lib/download.js';
 import { KilnError } from '../lib/errors.js';
 import type { BuildContext, Recipe } from '../recipe.js';
@@ -112,10 +112,17 @@ export const recipe: Recipe = {
       SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch),
     };
     // patches
+    // each patch is copied into the work directory first: a clean-room build sees only the
+    // project, the cache and the work directories, and a patch may live beside an extended profile
+    const patchDir = join(ctx.work, 'patches');
+    let n = 0;
     for (const spec of o.paths('patches')) {
       const [loc, md5] = spec.split('#');
       const file = await fetchVerified(loc!, { md5 }, dl);
-      await ctx.run([o.get('patch-binary')!.trim() || 'patch', ...words(o.get('patch-options')), '-i', file], { cwd: src, env });
+      await mkdir(patchDir, { recursive: true });
+      const copy = join(patchDir, `${String(++n).padStart(2, '0')}-${basename(loc!.replace(/[?#].*$/, '')) || 'patch'}`);
+      await copyFile(file, copy);
+      await ctx.run([o.get('patch-binary')!.trim() || 'patch', ...words(o.get('patch-options')), '-i', copy], { cwd: src, env });
     }
     await hook(ctx, 'pre-configure', src, env);
     const configure = words(o.get('configure-command'));

@@ -15,6 +15,14 @@ import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import type { Recipe } from '../recipe.js';
 
+/** The variable an option reaches the script as: foo-bar, foo.bar and FOO_BAR are all KILN_OPT_FOO_BAR. */
+export function optionEnvName(option: string): string {
+  return `KILN_OPT_${option.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}
+
+/** Linux refuses one environment string longer than this (MAX_ARG_STRLEN). */
+const MAX_VAR = 32 * 4096;
+
 export const recipe: Recipe = {
   kind: 'command',
   version: '1',
@@ -40,6 +48,16 @@ export const recipe: Recipe = {
     if (has('command') && has('argv')) throw o.error('argv', "give 'command' or 'argv', not both");
     o.env('environment');
     for (const out of o.lines('outputs')) if (out.startsWith('/') || out.split('/').includes('..')) throw o.error('outputs', `output paths are relative to $OUT and stay inside it: '${out}'`);
+    // every option becomes an environment variable: two options on one variable would hide one
+    const byVar = new Map<string, string>();
+    for (const [k, v] of Object.entries(o.all()).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const name = optionEnvName(k);
+      const prev = byVar.get(name);
+      if (prev !== undefined) throw o.error(k, `options '${prev}' and '${k}' both reach the script as $${name}; rename one of them`);
+      byVar.set(name, k);
+      const size = Buffer.byteLength(name) + 1 + Buffer.byteLength(v);
+      if (size > MAX_VAR) throw o.error(k, `value is ${Buffer.byteLength(v)} bytes: too big for the environment variable $${name} (Linux takes at most ${MAX_VAR} bytes per variable); put it in a file and pass the file's path`);
+    }
   },
   inputs(ctx) {
     const o = ctx.options;
@@ -58,12 +76,15 @@ export const recipe: Recipe = {
       KILN_PART: ctx.part,
       SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch),
     };
-    for (const [k, v] of Object.entries(o.all())) env[`KILN_OPT_${k.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = v;
+    for (const [k, v] of Object.entries(o.all())) env[optionEnvName(k)] = v;
     const cwd = o.path('cwd') ?? ctx.work;
     if (o.get('argv')?.trim()) await ctx.run(o.lines('argv'), { cwd, env });
     else await ctx.run(['bash', '-euo', 'pipefail', '-c', o.require('command')], { cwd, env });
     const missing = o.lines('outputs').filter((p) => !existsSync(join(ctx.staging, p)));
-    if (missing.length) throw new KilnError(`[${ctx.part}] declared outputs missing after the command: ${missing.join(', ')} (write them under $OUT)`);
+    if (missing.length) {
+      const spaced = missing.some((m) => /\s/.test(m)) ? ' (outputs takes one path per line)' : '';
+      throw new KilnError(`[${ctx.part}] declared outputs missing after the command: ${missing.map((m) => `'${m}'`).join(', ')} (write them under $OUT)${spaced}`);
+    }
   },
 };
 export default recipe;

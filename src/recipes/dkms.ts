@@ -10,12 +10,16 @@
  *
  * The source is a directory or tarball with dkms.conf, or a Debian *-dkms .deb (its
  * /usr/src/NAME-VERSION is used); without dkms.conf one is written from the options.
- * The build runs `dkms add` + `dkms build` with kiln's own dkms and source trees (--dkmstree,
- * --sourcetree) in the chroot's container; a compile failure shows make.log's tail.
+ * The build runs `dkms add` + `dkms build` in the chroot's container, in dkms's own fixed paths
+ * (/usr/src, /var/lib/dkms) so the .ko bytes do not depend on kiln's temporary directory; kernels
+ * that BUILD_EXCLUSIVE_* excludes are skipped with a notice; a compile failure shows the compiler's
+ * errors first (make.log and the command in the part's log). The .debs carry copyright and
+ * changelog, the rpm Group and %changelog (lintian/rpmlint clean but for the rpm's no-signature).
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KilnError } from '../lib/errors.js';
+import { gzipSync } from 'node:zlib';
+import { ExitCode, KilnError } from '../lib/errors.js';
 import { debFileName, writeDeb } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
 import { rpmFileName, writeRpm } from '../pkg/rpm.js';
@@ -88,15 +92,65 @@ async function unpackSource(ctx: BuildContext): Promise<string> {
   return dir;
 }
 
-const BUILD = `set -eu
-dkmstree=$1; srctree=$2; name=$3; ver=$4; shift 4
-dkms add --dkmstree "$dkmstree" --sourcetree "$srctree" -m "$name" -v "$ver"
-for k in "$@"; do
-  if ! dkms build --dkmstree "$dkmstree" --sourcetree "$srctree" -m "$name" -v "$ver" -k "$k"; then
-    echo "--- make.log for kernel $k ---" >&2
-    tail -n 40 "$dkmstree/$name/$ver/build/make.log" >&2 || true
-    exit 1
+// Runs in the chroot's container (bash: dkms is bash, and its BUILD_EXCLUSIVE test is bash's =~).
+// The module is built where dkms itself builds it, /usr/src/NAME-VERSION and /var/lib/dkms (in
+// the throw-away container, not the host): paths the compiler records in the .ko (DWARF
+// comp_dir, __FILE__) are then the same in every build, so the module bytes depend only on the
+// inputs. Signing is off (a key generated on the fly would differ each time). Constant text;
+// values arrive as positional parameters:
+//   $1 out dir (work dir, mounted)  $2 source dir  $3 name  $4 version  $5 arch (uname -m)  $6.. kernels
+// Writes out/modules/KVER/*.ko, out/excluded (KVER<TAB>reason lines), on failure out/failed
+// (KVER) and out/make.log.
+const BUILD = `set -euo pipefail
+out=$1 src=$2 name=$3 ver=$4 arch=$5
+shift 5
+mkdir -p /etc/dkms/framework.conf.d /usr/src /var/lib/dkms "$out/modules"
+printf '%s\\n' 'sign_file=/nonexistent/kiln-builds-unsigned-modules' > /etc/dkms/framework.conf.d/zz-kiln.conf
+rm -rf "/usr/src/$name-$ver" "/var/lib/dkms/$name/$ver"
+cp -a "$src" "/usr/src/$name-$ver"
+: > "$out/excluded"
+# dkms's own BUILD_EXCLUSIVE rule (dkms 3.0 read_conf), with the reason; dkms.conf is sourced
+# as dkms sources it
+excluded() (
+  set +eu
+  kernelver=$1 kernel_source_dir=/lib/modules/$1/build dkms_tree=/var/lib/dkms source_tree=/usr/src
+  . "/usr/src/$name-$ver/dkms.conf" >/dev/null 2>&1
+  if [[ $BUILD_EXCLUSIVE_KERNEL && ! $1 =~ $BUILD_EXCLUSIVE_KERNEL ]]; then
+    echo "BUILD_EXCLUSIVE_KERNEL=\\"$BUILD_EXCLUSIVE_KERNEL\\" does not match kernel $1"; return
   fi
+  if [[ $BUILD_EXCLUSIVE_ARCH && ! $arch =~ $BUILD_EXCLUSIVE_ARCH ]]; then
+    echo "BUILD_EXCLUSIVE_ARCH=\\"$BUILD_EXCLUSIVE_ARCH\\" does not match architecture $arch"; return
+  fi
+  if [[ $BUILD_EXCLUSIVE_CONFIG && -e $kernel_source_dir/.config ]]; then
+    for kconf in $BUILD_EXCLUSIVE_CONFIG; do
+      case $kconf in
+        !*) if grep -q -E "^\${kconf#!}=[ym]" "$kernel_source_dir/.config"; then echo "BUILD_EXCLUSIVE_CONFIG: \${kconf#!} is set in the .config of kernel $1"; return; fi ;;
+        *) if ! grep -q -E "^$kconf=[ym]" "$kernel_source_dir/.config"; then echo "BUILD_EXCLUSIVE_CONFIG: $kconf is not set (y or m) in the .config of kernel $1"; return; fi ;;
+      esac
+    done
+  fi
+)
+dkms add -m "$name" -v "$ver"
+for k in "$@"; do
+  reason=$(excluded "$k")
+  if [ -n "$reason" ]; then
+    echo "kiln: kernel $k skipped: $reason"
+    printf '%s\\t%s\\n' "$k" "$reason" >> "$out/excluded"
+    continue
+  fi
+  rc=0
+  dkms build -m "$name" -v "$ver" -k "$k" || rc=$?
+  if [ "$rc" = 77 ]; then
+    printf '%s\\t%s\\n' "$k" 'dkms: a BUILD_EXCLUSIVE directive does not match this kernel, architecture or kernel config' >> "$out/excluded"
+    continue
+  fi
+  if [ "$rc" != 0 ]; then
+    printf '%s\\n' "$k" > "$out/failed"
+    if [ -f "/var/lib/dkms/$name/$ver/build/make.log" ]; then cp "/var/lib/dkms/$name/$ver/build/make.log" "$out/make.log"; fi
+    exit "$rc"
+  fi
+  mkdir -p "$out/modules/$k"
+  cp /var/lib/dkms/"$name/$ver/$k"/*/module/* "$out/modules/$k/"
 done
 `;
 
@@ -104,9 +158,70 @@ function modulesOf(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((f) => /\.ko(\.(xz|gz|zst))?$/.test(f)).sort() : [];
 }
 
+function rfc2822(sde: number): string {
+  return new Date(sde * 1000).toUTCString().replace('GMT', '+0000');
+}
+
+/** Word-wrap to `width` columns (rpmlint: description lines under 80). */
+export function wrap(text: string, width = 72): string {
+  const out: string[] = [];
+  let line = '';
+  for (const w of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + w.length > width) {
+      out.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) out.push(line);
+  return out.join('\n');
+}
+
+/** Debian changelog entry (changelog.gz or changelog.Debian.gz), gzip without name or time: reproducible. */
+function debChangelog(source: string, version: string, maintainer: string, sde: number, text: string): Buffer {
+  return gzipSync(Buffer.from(`${source} (${version}) unstable; urgency=medium\n\n${wrap(text, 74).replace(/^/gm, '    ').replace(/^ {4}/, '  * ')}\n\n -- ${maintainer}  ${rfc2822(sde)}\n`), { level: 9 });
+}
+
+const LICENSE_FILES = ['COPYING', 'COPYING.txt', 'LICENSE', 'LICENSE.txt', 'LICENCE', 'LICENSE.md'];
+const GPL = /GNU GENERAL PUBLIC LICENSE\s+Version (\d)/;
+
+/**
+ * The copyright file of the packages: the copyright-file option; else the module source's own
+ * Debian copyright (debian/copyright, copyright, or /usr/share/doc/*\/copyright of a *-dkms .deb);
+ * else a DEP-5 file written from the copyright and license options, with the source's license
+ * file (COPYING, LICENSE, ...) as the license text (a full GNU GPL text is referred to in
+ * /usr/share/common-licenses instead, as Debian policy asks).
+ */
+function copyrightText(ctx: BuildContext, srcIn: string, srcDir: string, name: string, version: string): { text: string; from: string } {
+  const o = ctx.options;
+  const explicit = o.path('copyright-file');
+  if (explicit) {
+    if (!existsSync(explicit) || !statSync(explicit).isFile()) throw o.error('copyright-file', `not a file: ${explicit}`);
+    return { text: readFileSync(explicit, 'utf8'), from: explicit };
+  }
+  const docs = join(srcIn, 'usr/share/doc');
+  const candidates = [join(srcDir, 'debian/copyright'), join(srcDir, 'copyright'), ...(existsSync(docs) ? readdirSync(docs).sort().map((d) => join(docs, d, 'copyright')) : [])];
+  for (const c of candidates) if (existsSync(c) && statSync(c).isFile()) return { text: readFileSync(c, 'utf8'), from: c };
+  const licenseFile = LICENSE_FILES.map((f) => join(srcDir, f)).find((f) => existsSync(f) && statSync(f).isFile());
+  const holder = o.get('copyright')?.trim() || `the ${name} authors`;
+  let license = o.get('license')!.trim();
+  let body: string;
+  const lt = licenseFile ? readFileSync(licenseFile, 'utf8') : '';
+  const gpl = GPL.exec(lt);
+  if (gpl || /^GPL-[23]/.test(license)) {
+    const v = gpl?.[1] ?? license[4]!;
+    if (gpl && !license.startsWith(`GPL-${v}`)) license = `GPL-${v}`;
+    body = `On Debian systems, the complete text of the GNU General Public License version ${v} can be found in /usr/share/common-licenses/GPL-${v}.`;
+  } else if (lt.trim()) {
+    body = lt.replace(/\s+$/, '');
+  } else body = `See the ${name} ${version} source for the license text.`;
+  const indent = (t: string) => t.split('\n').map((l) => (l.trim() ? ` ${l.trimEnd()}` : ' .')).join('\n');
+  const text = `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${name}\nComment: kernel module packages built by kiln from ${name} ${version} (DKMS)\n\nFiles: *\nCopyright: ${holder}\nLicense: ${license}\n${indent(body.includes('\n') ? body : wrap(body, 72))}\n`;
+  return { text, from: licenseFile ? `options and ${licenseFile}` : 'options' };
+}
+
 export const recipe: Recipe = {
   kind: 'dkms',
-  version: '1',
+  version: '2',
   description: 'DKMS modules prebuilt for given kernels in a chroot: binary module .deb (mkbmdeb), kmod .rpm, source dkms .deb',
   options: {
     source: { description: 'module source: a directory or tarball with dkms.conf, or a *-dkms .deb', required: true },
@@ -116,6 +231,9 @@ export const recipe: Recipe = {
     architecture: { description: 'Debian architecture of the modules', default: 'amd64' },
     formats: { description: 'outputs: bmdeb (binary module .deb), kmod-rpm, dkms-deb (source)', default: 'bmdeb kmod-rpm dkms-deb' },
     maintainer: { description: "'Name <email>' for the packages (default: dkms's own, as mkbmdeb writes it)", default: 'Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists.alioth.debian.org>' },
+    license: { description: 'license (SPDX) for the rpm and a generated copyright file', default: 'GPL-2.0-only' },
+    copyright: { description: "copyright holders for a generated copyright file (e.g. '2024 Jane Doe <jane@example.org>')" },
+    'copyright-file': { description: 'the packages\' /usr/share/doc/PKG/copyright (default: the source\'s own, else one written from copyright and license)' },
     'package-name': { description: 'PACKAGE_NAME when the source has no dkms.conf' },
     'package-version': { description: 'PACKAGE_VERSION when the source has no dkms.conf' },
     'built-module-name': { description: 'module names when the source has no dkms.conf' },
@@ -123,45 +241,100 @@ export const recipe: Recipe = {
     make: { description: 'MAKE[0] when writing dkms.conf' },
     clean: { description: 'CLEAN when writing dkms.conf' },
     autoinstall: { description: 'AUTOINSTALL when writing dkms.conf', default: 'true' },
+    'signing-key': { description: 'OpenPGP secret key file: the kmod .rpm gets a header signature (as kiln:package)' },
+    'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
   },
   validate(ctx) {
     const o = ctx.options;
     for (const k of o.list('kernels')) if (!/^\d+\.\d+[\w.+-]*$/.test(k)) throw o.error('kernels', `not a kernel version: '${k}'`);
     for (const f of o.list('formats')) if (!['bmdeb', 'kmod-rpm', 'dkms-deb'].includes(f)) throw o.error('formats', `unknown output '${f}' (bmdeb, kmod-rpm, dkms-deb)`);
+    const lic = o.get('license')!.trim();
+    if (!/^\(?[A-Za-z0-9][A-Za-z0-9.+-]*(?:\s+(?:AND|OR|WITH|and|or|with)\s+\(?[A-Za-z0-9][A-Za-z0-9.+-]*\)?)*\)?$/.test(lic)) throw o.error('license', `not an SPDX license expression: '${lic}'`);
+    const c = o.get('copyright');
+    if (c !== undefined && (!c.trim() || /[\x00-\x1f\x7f]/.test(c.trim()))) throw o.error('copyright', 'one line of copyright holders, e.g. 2024 Jane Doe <jane@example.org>');
+    const m = o.get('maintainer')!.trim();
+    if (!/^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/.test(m)) throw o.error('maintainer', `expected 'Name <email>', got '${m}'`);
+    for (const k of ['signing-key', 'signing-key-passphrase-file']) {
+      const f = o.path(k);
+      if (f && (!existsSync(f) || !statSync(f).isFile())) throw o.error(k, `file not found: ${f}`);
+    }
   },
   inputs(ctx) {
-    return [ctx.options.path('source')!];
+    const o = ctx.options;
+    const keys = [o.path('signing-key'), o.path('signing-key-passphrase-file')].filter((x): x is string => !!x);
+    return [o.path('source')!, ...(o.get('copyright-file')?.trim() ? [o.path('copyright-file')!] : []), ...keys];
   },
-  tools: () => ['docker', 'xz'],
+  tools: (ctx) => ['docker', 'xz', ...(ctx.options.get('signing-key')?.trim() ? ['gpg', 'gpgconf'] : [])],
   async install(ctx) {
     const o = ctx.options;
     const kernels = o.list('kernels');
     const srcDir = await unpackSource(ctx);
     const conf = parseDkmsConf(readFileSync(join(srcDir, 'dkms.conf'), 'utf8'));
-    const srctree = join(ctx.work, 'srctree');
-    const dkmstree = join(ctx.work, 'dkmstree');
-    mkdirSync(dkmstree, { recursive: true });
-    cpSync(srcDir, join(srctree, `${conf.name}-${conf.version}`), { recursive: true, verbatimSymlinks: true });
-    try {
-      await ctx.run(['sh', '-c', BUILD, 'sh', dkmstree, srctree, conf.name, conf.version, ...kernels]);
-    } catch (e) {
-      throw new KilnError(`[${ctx.part}] module ${conf.name}/${conf.version} failed to build:\n${(e as Error).message}`);
-    }
     const arch = o.get('architecture')!.trim();
     const uarch = arch === 'amd64' ? 'x86_64' : arch === 'arm64' ? 'aarch64' : arch;
+    const out = join(ctx.work, 'build-out');
+    mkdirSync(out, { recursive: true });
+    const argv = ['bash', '-c', BUILD, 'kiln-dkms-build', out, srcDir, conf.name, conf.version, uarch, ...kernels];
+    ctx.log(`# kiln: dkms add + build of ${conf.name}/${conf.version} in the clean room (/usr/src, /var/lib/dkms) for ${kernels.join(' ')}\n`);
+    ctx.log(`# kiln: command in the chroot: bash -c BUILD ${argv.slice(3).map((a) => JSON.stringify(a)).join(' ')} (BUILD: the script in kiln's src/recipes/dkms.ts)\n`);
+    const r = await ctx.run(argv, { allowFailure: true });
+    if (ctx.signal.aborted) throw new KilnError('interrupted', ExitCode.INTERRUPTED);
+    if (r.code !== 0) {
+      const failed = existsSync(join(out, 'failed')) ? readFileSync(join(out, 'failed'), 'utf8').trim() : undefined;
+      const makeLog = existsSync(join(out, 'make.log')) ? readFileSync(join(out, 'make.log'), 'utf8') : '';
+      if (makeLog) ctx.log(`# kiln: dkms make.log for kernel ${failed}:\n${makeLog}${makeLog.endsWith('\n') ? '' : '\n'}`);
+      // the compiler's own error lines first, then the end of make.log (or of dkms's output)
+      const lines = (makeLog || r.stderr || r.stdout).split('\n');
+      const errors = lines.filter((l) => /(^|: )(fatal )?error: |^ERROR: |\*\*\* /.test(l)).slice(0, 15);
+      const tail = lines.slice(-25).join('\n').trim();
+      throw new KilnError(
+        `[${ctx.part}] module ${conf.name}/${conf.version} failed to build${failed ? ` for kernel ${failed}` : ''}:\n` +
+          (errors.length ? `${errors.join('\n')}\n--- end of ${makeLog ? 'make.log' : 'dkms output'} ---\n` : '') +
+          tail,
+      );
+    }
+    const excluded = new Map<string, string>();
+    for (const l of readFileSync(join(out, 'excluded'), 'utf8').split('\n')) {
+      const t = l.indexOf('\t');
+      if (t > 0) excluded.set(l.slice(0, t), l.slice(t + 1));
+    }
+    for (const [k, why] of excluded) {
+      const msg = `kernel ${k} skipped (no package for it): ${why}`;
+      if (ctx.notice) ctx.notice(msg);
+      else ctx.log(`# kiln: ${msg}\n`);
+    }
+    const built = kernels.filter((k) => !excluded.has(k));
+    if (!built.length) {
+      throw new KilnError(`[${ctx.part}] module ${conf.name}/${conf.version}: every kernel is excluded by dkms.conf's BUILD_EXCLUSIVE, nothing to package:\n${[...excluded].map(([k, w]) => `  ${k}: ${w}`).join('\n')}`);
+    }
     const maintainer = o.get('maintainer')!.trim();
     const formats = o.list('formats');
     const sde = ctx.sourceDateEpoch;
+    const copyright = copyrightText(ctx, join(ctx.work, 'src-in'), srcDir, conf.name, conf.version);
+    ctx.log(`# kiln: copyright file from ${copyright.from}\n`);
+    const docs = (pkg: string, source: string, version: string, change: string): PkgFile[] => [
+      // a native version (no Debian revision) has changelog.gz, a Debian one changelog.Debian.gz
+      { path: `/usr/share/doc/${pkg}/${version.includes('-') ? 'changelog.Debian.gz' : 'changelog.gz'}`, type: 'file', content: debChangelog(source, version, maintainer, sde, change), mode: 0o644 },
+      { path: `/usr/share/doc/${pkg}/copyright`, type: 'file', content: copyright.text, mode: 0o644 },
+    ];
     const summary: string[] = [];
-    for (const k of kernels) {
-      const built = join(dkmstree, conf.name, conf.version, k, uarch, 'module');
-      const kos = modulesOf(built);
-      if (!kos.length) throw new KilnError(`[${ctx.part}] dkms built no module for ${k} (looked in ${built})`);
+    for (const k of built) {
+      const dir = join(out, 'modules', k);
+      const kos = modulesOf(dir);
+      if (!kos.length) throw new KilnError(`[${ctx.part}] dkms built no module for ${k} (looked in ${dir})`);
+      const missing = conf.modules.filter((m) => !kos.some((f) => f.replace(/\.ko(\..*)?$/, '') === m.name));
+      if (missing.length) throw new KilnError(`[${ctx.part}] dkms.conf declares ${missing.map((m) => m.name).join(', ')} but dkms built only ${kos.join(', ')} for ${k}`);
       const depmod = `#!/bin/sh\nset -e\nif [ -e /boot/System.map-${k} ]; then\n  depmod -a -F /boot/System.map-${k} ${k} || true\nfi\n`;
+      // as dh_installmodules writes it for mkbmdeb: depmod on configure and the abort-* actions
+      const postinst = `#!/bin/sh\nset -e\nif [ "$1" = configure ] || [ "$1" = abort-upgrade ] || [ "$1" = abort-deconfigure ] || [ "$1" = abort-remove ]; then\n  if [ -e /boot/System.map-${k} ]; then\n    depmod -a -F /boot/System.map-${k} ${k} || true\n  fi\nfi\n`;
       if (formats.includes('bmdeb')) {
-        const files: PkgFile[] = kos.map((f) => ({ path: `/lib/modules/${k}/updates/dkms/${f}`, type: 'file', source: join(built, f), mode: 0o644 }));
+        const name = `${conf.name}-modules-${k}`;
+        const files: PkgFile[] = [
+          ...kos.map((f): PkgFile => ({ path: `/lib/modules/${k}/updates/dkms/${f}`, type: 'file', source: join(dir, f), mode: 0o644 })),
+          ...docs(name, `${conf.name}-dkms-bin`, conf.version, `${conf.name} ${conf.version} modules built by kiln (DKMS) for linux-image-${k}.`),
+        ];
         const spec = {
-          name: `${conf.name}-modules-${k}`,
+          name,
           version: conf.version,
           architecture: arch,
           maintainer,
@@ -172,37 +345,46 @@ export const recipe: Recipe = {
           depends: [`linux-image-${k}`],
           provides: [`${conf.name}-modules`],
           files,
-          scripts: { postinst: depmod, postrm: depmod },
+          scripts: { postinst, postrm: depmod },
           sourceDateEpoch: sde,
         };
         await writeDeb(spec, join(ctx.staging, debFileName(spec)));
         summary.push(debFileName(spec));
       }
       if (formats.includes('kmod-rpm')) {
-        const files: PkgFile[] = kos.map((f) => ({ path: `/lib/modules/${k}/extra/${conf.name}/${f}`, type: 'file', source: join(built, f), mode: 0o644 }));
+        const ver = conf.version.replace(/-/g, '_');
+        const files: PkgFile[] = [
+          // the rpm owns its module directory, so erasing it leaves nothing behind
+          { path: `/lib/modules/${k}/extra/${conf.name}`, type: 'dir', mode: 0o755 },
+          ...kos.map((f): PkgFile => ({ path: `/lib/modules/${k}/extra/${conf.name}/${f}`, type: 'file', source: join(dir, f), mode: 0o644 })),
+        ];
         const spec = {
           name: `kmod-${conf.name}-${k.replace(/-/g, '_')}`,
-          version: conf.version.replace(/-/g, '_'),
+          version: ver,
           release: '1',
           arch: RPM_ARCH[arch] ?? arch,
           summary: `${conf.name} kernel modules for ${k}`,
-          description: `${conf.name} kernel modules prebuilt by kiln (DKMS) for the ${k} Linux kernel.`,
-          license: 'GPL-2.0-only',
+          description: wrap(`The ${conf.name} kernel modules (${kos.map((f) => f.replace(/\.ko(\..*)?$/, '')).join(', ')}) prebuilt by kiln with DKMS for the ${k} Linux kernel.`),
+          license: o.get('license')!.trim(),
+          group: 'System Environment/Kernel',
           packager: maintainer,
           // RHEL-style kernels provide kernel-uname-r = `uname -r`; a Debian release such as
           // 6.1.0-56-amd64 has two '-' and is no valid rpm version, so no such requirement then
           requires: /^[A-Za-z0-9._+~^]+(-[A-Za-z0-9._+~^]+)?$/.test(k) ? [`kernel-uname-r = ${k}`] : [],
-          provides: [`kmod-${conf.name} = ${conf.version.replace(/-/g, '_')}`],
+          provides: [`kmod-${conf.name} = ${ver}`],
           files,
           scripts: { post: { body: depmod }, postun: { body: depmod } },
+          changelog: [{ time: sde, author: `${maintainer} - ${ver}-1`, text: `- ${conf.name} ${conf.version} modules built by kiln (DKMS) for kernel ${k}` }],
           sourceDateEpoch: sde,
+          signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
         };
         await writeRpm(spec, join(ctx.staging, rpmFileName(spec)));
         summary.push(rpmFileName(spec));
       }
     }
     if (formats.includes('dkms-deb')) {
-      const base = join(srctree, `${conf.name}-${conf.version}`);
+      const base = srcDir;
+      const name = `${conf.name}-dkms`;
       const files: PkgFile[] = [];
       const walk = (rel: string) => {
         for (const n of readdirSync(join(base, rel)).sort()) {
@@ -213,8 +395,9 @@ export const recipe: Recipe = {
         }
       };
       walk('');
+      files.push(...docs(name, name, conf.version, `${conf.name} ${conf.version} source packaged for DKMS by kiln.`));
       const spec = {
-        name: `${conf.name}-dkms`,
+        name,
         version: conf.version,
         architecture: 'all',
         maintainer,
@@ -232,7 +415,10 @@ export const recipe: Recipe = {
       await writeDeb(spec, join(ctx.staging, debFileName(spec)));
       summary.push(debFileName(spec));
     }
-    writeFileSync(join(ctx.staging, 'dkms-build.json'), JSON.stringify({ name: conf.name, version: conf.version, modules: conf.modules, kernels, packages: summary }, null, 1) + '\n');
+    writeFileSync(
+      join(ctx.staging, 'dkms-build.json'),
+      JSON.stringify({ name: conf.name, version: conf.version, modules: conf.modules, kernels: built, skipped: [...excluded].map(([kernel, reason]) => ({ kernel, reason })), packages: summary }, null, 1) + '\n',
+    );
   },
 };
 export default recipe;

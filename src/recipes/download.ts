@@ -4,13 +4,31 @@
  */
 import { copyFile, chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { fetchVerified, isUrl, urlBasename } from '../lib/download.js';
+import { containedPath } from '../lib/paths.js';
 import type { BuildContext, PlanContext, Recipe } from '../recipe.js';
 import { extractArchive } from './cmmi.js';
 
 function source(ctx: PlanContext | BuildContext): string {
   const url = ctx.options.require('url').trim();
   return isUrl(url) ? url : ctx.options.path('url')!;
+}
+
+/** The file's path in `dir`: `filename`, or the URL's last component, kept inside `dir`. */
+function target(ctx: PlanContext | BuildContext, dir: string): string {
+  const opts = { single: true, inside: "the part's directory" };
+  const o = ctx.options;
+  const given = o.get('filename')?.trim();
+  if (given) return containedPath(dir, given, 'file name', (d) => o.error('filename', d), opts);
+  const src = source(ctx);
+  let name: string;
+  try {
+    name = urlBasename(src);
+  } catch (e) {
+    throw o.error('url', `cannot take a file name from ${src}: ${(e as Error).message}; set 'filename'`);
+  }
+  return containedPath(dir, name, `file name taken from the URL (after decoding)`, (d) => o.error('url', `${d}; set 'filename' to name the file`), opts);
 }
 
 export const recipe: Recipe = {
@@ -22,7 +40,7 @@ export const recipe: Recipe = {
     sha256: { description: 'expected SHA-256 of the file' },
     sha512: { description: 'expected SHA-512 of the file' },
     md5sum: { description: 'expected MD5 of the file (SlapOS compatible)' },
-    filename: { description: 'name of the file in the part (default: the last URL component)' },
+    filename: { description: "name of the file in the part (default: the last URL component, percent-decoded for http(s); a local file's own name)" },
     destination: { description: 'SlapOS compatible alias of the output directory (ignored: the output is the location)' },
     extract: { description: 'unpack the archive into the part instead of copying it', default: 'false' },
     'strip-top-level-dir': { description: 'when unpacking, drop a single top-level directory', default: 'true' },
@@ -37,6 +55,15 @@ export const recipe: Recipe = {
     const m = o.get('mode')?.trim();
     if (m && !/^0?[0-7]{3,4}$/.test(m)) throw o.error('mode', `expected an octal mode like 0755, got '${m}'`);
     o.bool('extract', false);
+    const url = o.require('url').trim();
+    if (url.startsWith('file://')) {
+      try {
+        fileURLToPath(url);
+      } catch (e) {
+        throw o.error('url', `not a usable file:// URL: ${url} (${(e as Error).message}; a '%' in a file name is written %25 in a URL, or give the plain path)`);
+      }
+    }
+    if (!o.bool('extract', false)) target(ctx, '/staging');
   },
   inputs(ctx) {
     // a local file without checksum: its content is the input
@@ -55,9 +82,8 @@ export const recipe: Recipe = {
       await extractArchive(ctx, file, ctx.staging, o.bool('strip-top-level-dir', true));
       return;
     }
-    const name = o.get('filename')?.trim() || urlBasename(src);
     await mkdir(ctx.staging, { recursive: true });
-    const dest = join(ctx.staging, name);
+    const dest = target(ctx, ctx.staging);
     await copyFile(file, dest);
     const mode = o.get('mode')?.trim();
     await chmod(dest, mode ? parseInt(mode, 8) : 0o644);

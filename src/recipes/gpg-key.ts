@@ -4,10 +4,9 @@
  * `signing-key` options at its own key instead. The key is a part output: cached, made again
  * only when its options change (or the output is cleaned).
  */
-import { copyFileSync, mkdtempSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeGnupgHome, removeGnupgHome } from '../lib/gpg.js';
 import type { Recipe } from '../recipe.js';
 
 export const recipe: Recipe = {
@@ -24,7 +23,8 @@ export const recipe: Recipe = {
   },
   tools: () => ['gpg', 'gpgconf'],
   async install(ctx) {
-    const home = mkdtempSync(join(tmpdir(), 'kiln-gnupg-gen-'));
+    // under out/.kiln/tmp (mode 0700), never $TMPDIR; removed with its agent even on kill -9
+    const home = makeGnupgHome(ctx.work);
     const g = (...args: string[]) => ctx.run(['gpg', '--homedir', home, '--batch', '--no-tty', ...args]);
     try {
       await g('--passphrase', '', '--quick-gen-key', ctx.options.require('uid').trim(), ctx.options.get('algorithm')!.trim(), 'sign', 'never');
@@ -33,8 +33,7 @@ export const recipe: Recipe = {
       await g('--output', join(ctx.staging, 'public.gpg'), '--export');
       copyFileSync(join(ctx.staging, 'public.asc'), join(ctx.staging, 'RPM-GPG-KEY'));
     } finally {
-      await ctx.run(['gpgconf', '--homedir', home, '--kill', 'all'], { allowFailure: true }).catch(() => undefined);
-      await rm(home, { recursive: true, force: true });
+      await removeGnupgHome(home, { log: ctx.log, part: ctx.part });
     }
   },
 };

@@ -20,7 +20,10 @@ import { lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'no
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { KilnError } from '../lib/errors.js';
-import { debFileName, writeDeb, type DebSpec } from '../pkg/deb.js';
+import { checkContainedName, printable } from '../lib/paths.js';
+import { parseRelations } from '../pkg/deb822.js';
+import { parseDep } from '../pkg/rpm.js';
+import { debFileName, shlibsError, writeDeb, type DebSpec } from '../pkg/deb.js';
 import type { Compression } from '../pkg/compress.js';
 import { normalizePath, type PkgFile } from '../pkg/files.js';
 import { validateDebPackageName, validateDebVersion, validateRpmName, validateRpmVersion } from '../pkg/version.js';
@@ -45,26 +48,55 @@ interface FileRule {
   attrs: Record<string, string | true>;
 }
 
-function parseAttrs(o: PartOptions, option: string, words: string[]): Record<string, string | true> {
+/** A user or group name as dpkg and rpm take it (POSIX portable names, optional trailing $). */
+const ACCOUNT_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/;
+
+/** The error for one line of a multi-line option: file:line of that line when it is found. */
+function lineError(o: PartOptions, option: string, line: string, detail: string): Error {
+  return o.errorAt ? o.errorAt(option, line, detail) : o.error(option, detail);
+}
+
+function parseAttrs(o: PartOptions, option: string, words: string[], line = ''): Record<string, string | true> {
   const attrs: Record<string, string | true> = {};
+  const err = (d: string) => lineError(o, option, line, d);
   for (const w of words) {
     const m = /^(mode|owner|group)=(.+)$/.exec(w);
     if (m) attrs[m[1]!] = m[2]!;
     else if (['config', 'noreplace', 'doc', 'license', 'ghost'].includes(w)) attrs[w] = true;
-    else throw o.error(option, `unknown file attribute '${w}' (mode=, owner=, group=, config, noreplace, doc, license, ghost)`);
+    else throw err(`unknown file attribute '${w}' (mode=, owner=, group=, config, noreplace, doc, license, ghost)`);
   }
-  if (typeof attrs.mode === 'string' && !/^0?[0-7]{3,4}$/.test(attrs.mode)) throw o.error(option, `bad mode '${attrs.mode}' (octal, e.g. 0755)`);
+  if (typeof attrs.mode === 'string' && !/^0?[0-7]{3,4}$/.test(attrs.mode)) throw err(`bad mode '${attrs.mode}' (octal, e.g. 0755)`);
+  for (const k of ['owner', 'group'] as const) {
+    const v = attrs[k];
+    if (typeof v === 'string' && !ACCOUNT_RE.test(v)) throw err(`bad ${k} '${printable(v)}' (a user or group name: letters, digits, _ . -, at most 32 characters)`);
+  }
   return attrs;
 }
 
 function parseFileRules(o: PartOptions): FileRule[] {
   return o.lines('files').map((line) => {
     const m = /^(\S+)\s*=>\s*(\S+)((?:\s+\S+)*)$/.exec(line);
-    if (!m) throw o.error('files', `expected 'SOURCE => /dest/path [mode=0755] [owner=..] [group=..] [config] [noreplace] [doc]', got '${line}'`);
-    const dest = m[2]!;
-    if (!dest.startsWith('/')) throw o.error('files', `destination '${dest}' must be an absolute path in the package`);
-    if (dest.split('/').includes('..')) throw o.error('files', `destination '${dest}' contains '..'`);
-    return { src: o.resolvePath('files', m[1]!), dest, attrs: parseAttrs(o, 'files', m[3]!.trim().split(/\s+/).filter(Boolean)) };
+    if (!m) throw lineError(o, 'files', line, `expected 'SOURCE => /dest/path [mode=0755] [owner=..] [group=..] [config] [noreplace] [doc]', got '${line}'`);
+    const dest = checkContainedName(m[2]!, 'destination', (d) => lineError(o, 'files', line, d));
+    return { src: o.resolvePath('files', m[1]!), dest, attrs: parseAttrs(o, 'files', m[3]!.trim().split(/\s+/).filter(Boolean), line) };
+  });
+}
+
+function parseDirectories(o: PartOptions): Array<{ path: string; attrs: Record<string, string | true> }> {
+  return o.lines('directories').map((line) => {
+    const [path, ...words] = line.split(/\s+/);
+    checkContainedName(path!, 'directory', (d) => lineError(o, 'directories', line, d));
+    return { path: path!, attrs: parseAttrs(o, 'directories', words, line) };
+  });
+}
+
+function parseSymlinks(o: PartOptions): Array<{ path: string; target: string }> {
+  return o.lines('symlinks').map((line) => {
+    const m = /^(\S+)\s*->\s*(\S+)$/.exec(line);
+    if (!m) throw lineError(o, 'symlinks', line, `expected '/path/in/package -> target', got '${line}'`);
+    checkContainedName(m[1]!, 'symlink', (d) => lineError(o, 'symlinks', line, d));
+    if (m[2]!.includes('\0')) throw lineError(o, 'symlinks', line, 'the symlink target contains a NUL byte');
+    return { path: m[1]!, target: m[2]! };
   });
 }
 
@@ -135,15 +167,16 @@ export function collectFiles(o: PartOptions): PkgFile[] {
     const dest = r.dest.endsWith('/') ? r.dest + r.src.split('/').pop() : r.dest;
     out.push(applyAttrs(fromHost(r.src, dest), r.attrs));
   }
-  for (const line of o.lines('directories')) {
-    const [path, ...words] = line.split(/\s+/);
-    if (!path!.startsWith('/')) throw o.error('directories', `'${path}' must be an absolute path`);
-    out.push(applyAttrs({ path: path!, type: 'dir' }, parseAttrs(o, 'directories', words)));
+  const origin = new Map<PkgFile, string>();
+  for (const d of parseDirectories(o)) {
+    const f = applyAttrs({ path: d.path, type: 'dir' }, d.attrs);
+    origin.set(f, 'directories');
+    out.push(f);
   }
-  for (const line of o.lines('symlinks')) {
-    const m = /^(\S+)\s*->\s*(\S+)$/.exec(line);
-    if (!m || !m[1]!.startsWith('/')) throw o.error('symlinks', `expected '/path/in/package -> target', got '${line}'`);
-    out.push({ path: m[1]!, type: 'symlink', target: m[2]! });
+  for (const l of parseSymlinks(o)) {
+    const f: PkgFile = { path: l.path, type: 'symlink', target: l.target };
+    origin.set(f, 'symlinks');
+    out.push(f);
   }
   // a directory given explicitly wins over the same directory found in a copied tree
   const seen = new Map<string, number>();
@@ -153,7 +186,7 @@ export function collectFiles(o: PartOptions): PkgFile[] {
     try {
       key = normalizePath(f.path);
     } catch (e) {
-      throw o.error('files', (e as Error).message);
+      throw o.error(origin.get(f) ?? 'files', (e as Error).message);
     }
     const prev = seen.get(key);
     if (prev !== undefined) {
@@ -161,7 +194,7 @@ export function collectFiles(o: PartOptions): PkgFile[] {
         result[prev] = { ...result[prev]!, ...f };
         continue;
       }
-      throw o.error('files', `duplicate path in package: ${key}`);
+      throw o.error(origin.get(f) ?? 'files', `duplicate path in package: ${key}`);
     }
     seen.set(key, result.length);
     result.push(f);
@@ -188,16 +221,104 @@ export function debRelToRpm(rel: string): string {
   return alts.length === 1 ? alts[0]! : `(${alts.join(' or ')})`;
 }
 
+/**
+ * A maintainer script, in one of two explicit forms: `NAME = text` is always the script itself
+ * (one line or several; `#!/bin/sh` and `set -e` are added unless it starts with `#!`), and
+ * `NAME-file = path` reads the script from a file (relative to the config file that sets it).
+ */
 function script(o: PartOptions, name: string): string | undefined {
+  const file = o.get(`${name}-file`)?.trim();
+  if (file) return readFileSync(o.resolvePath(`${name}-file`, file), 'utf8');
   const v = o.get(name);
   if (v === undefined || v.trim() === '') return undefined;
   const t = v.trim();
-  if (!t.includes('\n') && !t.startsWith('#!')) {
-    const p = o.resolvePath(name, t);
-    if (hostFile(p) === 'file') return readFileSync(p, 'utf8');
-  }
   return t.startsWith('#!') ? t + '\n' : `#!/bin/sh\nset -e\n${t}\n`;
 }
+
+/** Every maintainer-script option name (each also takes a `-file` form). */
+const SCRIPT_OPTIONS = [...SCRIPTS, 'deb-preinst', 'deb-postinst', 'deb-prerm', 'deb-postrm', 'deb-config', 'rpm-pre', 'rpm-post', 'rpm-preun', 'rpm-postun', 'rpm-pretrans', 'rpm-posttrans'];
+
+const ONE_LINE = ['name', 'version', 'release', 'summary', 'maintainer', 'architecture', 'license', 'copyright', 'source', 'homepage', 'section', 'priority', 'group', 'vendor'];
+
+/** Checks of the package metadata at load time (exit 3 with file:line instead of exit 1 at build time). */
+function validateFields(o: PartOptions, formats: string[]): void {
+  for (const k of ONE_LINE) {
+    const v = o.get(k);
+    if (v === undefined) continue;
+    const t = v.trim();
+    if (/[\n\r]/.test(t)) throw o.error(k, `must be a single line, got ${JSON.stringify(t)}${k === 'summary' ? " (put the long text in 'description')" : ''}`);
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x08\x0b-\x1f\x7f]/.test(t)) throw o.error(k, `contains a control character: ${JSON.stringify(t)}`);
+  }
+  const section = o.get('section')?.trim();
+  if (section !== undefined && !/^[A-Za-z0-9][A-Za-z0-9+._/-]*$/.test(section)) throw o.error('section', `invalid Debian section '${printable(section)}' (a word such as utils, admin, contrib/net)`);
+  const priority = o.get('priority')?.trim();
+  if (priority !== undefined && !['required', 'important', 'standard', 'optional', 'extra'].includes(priority)) throw o.error('priority', `invalid priority '${printable(priority)}' (required, important, standard, optional, extra)`);
+  const homepage = o.get('homepage')?.trim();
+  if (homepage && /\s/.test(homepage)) throw o.error('homepage', `a URL has no white space: ${JSON.stringify(homepage)}`);
+  const maintainer = o.get('maintainer')?.trim();
+  if (maintainer && !/^[^<>]*<[^<>\s]+>$/.test(maintainer)) throw o.error('maintainer', `expected 'Full Name <email@address>', got '${printable(maintainer)}'`);
+  const description = o.get('description');
+  if (description !== undefined && /[\r\0]/.test(description)) throw o.error('description', 'contains a carriage return or NUL byte');
+  // relationships: Debian syntax, and translatable for rpm unless an rpm-* option replaces them
+  for (const f of DEP_FIELDS) {
+    for (const opt of [f, `deb-${f}`]) {
+      const v = o.get(opt);
+      if (v === undefined || !v.trim()) continue;
+      for (const rel of splitDeps(v)) {
+        try {
+          parseRelations(rel);
+        } catch (e) {
+          throw lineError(o, opt, rel, `${(e as Error).message} (Debian syntax: 'name', 'name (>= 1.0)', alternatives with '|', entries separated by ',')`);
+        }
+      }
+    }
+  }
+  if (formats.includes('rpm')) {
+    const RPM_OF: Record<string, string> = { depends: 'requires', 'pre-depends': 'pre-depends', recommends: 'recommends', suggests: 'suggests', enhances: 'enhances', breaks: 'breaks', conflicts: 'conflicts', provides: 'provides' };
+    for (const [deb, rpm] of Object.entries(RPM_OF)) {
+      if (o.get(`rpm-${rpm}`) !== undefined) continue;
+      for (const rel of splitDeps(o.get(deb))) {
+        try {
+          parseDep(debRelToRpm(rel));
+        } catch (e) {
+          const m = (e as Error).message;
+          throw lineError(o, deb, rel, `${m}${m.includes('rpm-') ? '' : ` (or give rpm-${rpm})`}`);
+        }
+      }
+    }
+    for (const rpm of ['requires', 'pre-depends', 'provides', 'conflicts', 'breaks', 'obsoletes', 'recommends', 'suggests', 'enhances']) {
+      for (const line of o.lines(`rpm-${rpm}`)) {
+        for (const d of line.split(/,\s*/).filter(Boolean)) {
+          try {
+            parseDep(d);
+          } catch (e) {
+            throw lineError(o, `rpm-${rpm}`, line, (e as Error).message);
+          }
+        }
+      }
+    }
+  }
+  const triggers = o.get('deb-triggers');
+  if (triggers !== undefined) {
+    for (const line of triggers.split('\n')) {
+      const l = line.replace(/#.*/, '').trim();
+      if (!l) continue;
+      const [d, name, ...rest] = l.split(/\s+/);
+      if (!TRIGGER_DIRECTIVES.includes(d!) || !name || rest.length) throw lineError(o, 'deb-triggers', line, `expected '<${TRIGGER_DIRECTIVES.join('|')}> <trigger-name>' per line, got '${line.trim()}'`);
+    }
+  }
+  for (const s of SCRIPT_OPTIONS) {
+    const inline = o.get(s)?.trim();
+    const file = o.get(`${s}-file`)?.trim();
+    if (inline && file) throw o.error(`${s}-file`, `give '${s}' (the script itself) or '${s}-file' (a file holding it), not both`);
+    if (file && hostFile(o.resolvePath(`${s}-file`, file)) !== 'file') throw o.error(`${s}-file`, `script file not found: ${o.resolvePath(`${s}-file`, file)}`);
+    if (file && !/^#!\s*\/\S/.test(readFileSync(o.resolvePath(`${s}-file`, file), 'utf8').slice(0, 256))) throw o.error(`${s}-file`, `${o.resolvePath(`${s}-file`, file)} must start with an interpreter line such as '#!/bin/sh'`);
+    if (inline?.includes('\0')) throw o.error(s, 'contains a NUL byte');
+  }
+}
+
+const TRIGGER_DIRECTIVES = ['interest', 'interest-await', 'interest-noawait', 'activate', 'activate-await', 'activate-noawait'];
 
 function rfc2822(sde: number): string {
   const d = new Date(sde * 1000);
@@ -246,6 +367,7 @@ function debSpec(ctx: BuildContext | PlanContext, files: PkgFile[], sde: number)
     files: [...files, ...extra],
     scripts,
     triggers: o.get('deb-triggers')?.trim() || undefined,
+    shlibs: o.lines('deb-shlibs').join('\n') || undefined,
     compression: o.get('compression')!.trim() as Compression,
     sourceDateEpoch: sde,
   };
@@ -297,15 +419,16 @@ export const recipe: Recipe = {
     compression: { description: 'payload compression: xz, gzip, zstd (none: deb only)', default: 'xz' },
     changelog: { description: 'rpm changelog text (default: one generated entry)' },
     'deb-triggers': { description: 'dpkg triggers file content' },
+    'deb-shlibs': { description: "DEBIAN/shlibs lines of a shared-library package: 'LIBRARY SOVERSION DEPENDENCY' (e.g. 'libfoo 1 libfoo1 (>= 1.2)'), deb-shlibs(5)" },
     'rpm-pretrans': { description: 'rpm %pretrans scriptlet' },
     'rpm-posttrans': { description: 'rpm %posttrans scriptlet' },
   },
   optionPatterns: [
     new RegExp(`^(deb-|rpm-)?(${DEP_FIELDS.join('|')})$`),
     /^rpm-(requires|obsoletes)$/,
-    new RegExp(`^(${SCRIPTS.join('|')})$`),
-    /^deb-(preinst|postinst|prerm|postrm|config)$/,
-    /^rpm-(pre|post|preun|postun)$/,
+    new RegExp(`^(${SCRIPTS.join('|')})(-file)?$`),
+    /^deb-(preinst|postinst|prerm|postrm|config)(-file)?$/,
+    /^rpm-(pre|post|preun|postun|pretrans|posttrans)(-file)?$/,
   ],
   validate(ctx) {
     const o = ctx.options;
@@ -327,21 +450,25 @@ export const recipe: Recipe = {
       const v = validateRpmVersion(version) ?? validateRpmVersion(release, 'release');
       if (v) throw o.error('version', v);
     }
+    if (o.get('deb-shlibs')?.trim()) {
+      const e = shlibsError(o.lines('deb-shlibs').join('\n'));
+      if (e) throw o.error('deb-shlibs', e);
+    }
     const comp = o.get('compression')!.trim();
     if (!['xz', 'gzip', 'zstd', 'none'].includes(comp)) throw o.error('compression', `unknown compression '${comp}' (xz, gzip, zstd, none)`);
     if (comp === 'none' && formats.includes('rpm')) throw o.error('compression', "'none' is for deb only");
     for (const f of o.list('sign')) if (f !== 'deb' && f !== 'rpm') throw o.error('sign', `unknown format '${f}' (deb, rpm)`);
     if (!/^[a-z]{1,12}$/.test(o.get('deb-signature-role')!.trim())) throw o.error('deb-signature-role', `invalid role '${o.get('deb-signature-role')}' (a lower-case word: origin, maint, archive)`);
     parseFileRules(o);
+    parseDirectories(o);
+    parseSymlinks(o);
+    validateFields(o, formats);
   },
   inputs(ctx) {
     const o = ctx.options;
     const ins = parseFileRules(o).map((r) => r.src).filter((s) => !/[*?[]/.test(s));
-    for (const s of [...SCRIPTS, 'deb-preinst', 'deb-postinst', 'deb-prerm', 'deb-postrm', 'rpm-pre', 'rpm-post', 'rpm-preun', 'rpm-postun']) {
-      const v = o.get(s)?.trim();
-      // a script given as a file: its content is an input (inline one-line scripts are options)
-      if (v && !v.includes('\n') && !v.startsWith('#!') && hostFile(o.resolvePath(s, v)) === 'file') ins.push(o.resolvePath(s, v));
-    }
+    // a script given as a file (NAME-file): its content is an input
+    for (const s of SCRIPT_OPTIONS) if (o.path(`${s}-file`)) ins.push(o.path(`${s}-file`)!);
     for (const k of ['signing-key', 'signing-key-passphrase-file']) if (o.path(k)) ins.push(o.path(k)!);
     return ins;
   },

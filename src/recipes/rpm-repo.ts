@@ -4,7 +4,7 @@
  * Reproducible: --revision/--set-timestamp-to-revision with SOURCE_DATE_EPOCH, no sqlite
  * databases, signatures made at SOURCE_DATE_EPOCH.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Signer } from '../lib/gpg.js';
 import type { Recipe } from '../recipe.js';
@@ -12,7 +12,7 @@ import { expandGlobs } from './package-files.js';
 
 export const recipe: Recipe = {
   kind: 'rpm-repo',
-  version: '1',
+  version: '2',
   description: 'rpm repository (repodata/, signed repomd.xml) from .rpm files',
   options: {
     packages: { description: '.rpm files or globs, one per line', required: true },
@@ -45,6 +45,9 @@ export const recipe: Recipe = {
       if (names.has(b)) throw o.error('packages', `two packages named ${b}: ${names.get(b)} and ${f}`);
       names.set(b, f);
       copyFileSync(f, join(pkgDir, b));
+      // primary.xml records each package file's mtime (<time file=...>): the copy's would make
+      // the repository indexes differ from build to build
+      utimesSync(join(pkgDir, b), ctx.sourceDateEpoch, ctx.sourceDateEpoch);
     }
     const sde = String(ctx.sourceDateEpoch);
     await ctx.run([

@@ -12,6 +12,7 @@ import { closeSync, createWriteStream, existsSync, ftruncateSync, mkdirSync, mkd
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
+import { spawnGuarded } from '../lib/exec.js';
 import { requireTool } from '../lib/tools.js';
 import { cachedKernels } from './kernel.js';
 
@@ -316,10 +317,11 @@ export function bootVm(o: VmOptions): Vm {
   const logStream: WriteStream = createWriteStream(o.serialLog);
   o.log?.(`# ${QEMU} ${args.join(' ')}\n`);
   hook();
-  // qemu runs under coreutils `timeout` in its own process group: even if this process dies
-  // without cleaning up (SIGKILL), the guest cannot outlive its time limit by more than 10 s
+  // qemu runs under coreutils `timeout` in its own process group, guarded like every command of
+  // a part (src/lib/exec.ts): it dies with this process, SIGKILL included; and the guest cannot
+  // outlive its time limit by more than 10 s in any case
   const hardSeconds = Math.ceil(timeoutMs / 1000) + 10;
-  const child = spawn('timeout', ['-s', 'KILL', String(hardSeconds), QEMU, ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawnGuarded('timeout', ['-s', 'KILL', String(hardSeconds), QEMU, ...args], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   running.add(child);
 
   let out = '';

@@ -1,0 +1,312 @@
+/**
+ * kiln:ganeti-extstorage: a Ganeti ExtStorage provider (ganeti-extstorage-interface(7)), checked
+ * at load time and packaged as a .deb and an .rpm.
+ *
+ *   INSTALL-DIR/NAME/              create attach detach remove grow setinfo verify (required),
+ *                                  snapshot open close (optional): the user's executables;
+ *                                  parameters.list (from `parameters`); extra files (libraries)
+ *   /etc/default/PACKAGE           the `defaults` (conffile), when given: KEY='VALUE' lines the
+ *                                  scripts may source
+ *
+ * INSTALL-DIR is one of the directories of Ganeti's ExtStorage search path that a package may own
+ * (/usr/share/ganeti/extstorage by default, /usr/lib/ganeti/extstorage). Ganeti passes each
+ * ExtStorage parameter NAME to the scripts as EXTP_NAME (upper case): the recipe reads the scripts
+ * and refuses a parameter a script reads but `parameters` does not document, and one documented
+ * but read by no script, so parameters.list says exactly what the provider takes.
+ */
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { debFileName, writeDeb, type DebSpec } from '../pkg/deb.js';
+import type { PkgFile } from '../pkg/files.js';
+import { rpmFileName, writeRpm, type RpmSpec } from '../pkg/rpm.js';
+import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
+import { writeFileAtomic } from '../lib/fsutil.js';
+
+/** ganeti/_constants.py ES_SCRIPTS; snapshot, open and close are optional (ExtStorageFromDisk) */
+export const REQUIRED_SCRIPTS = ['create', 'attach', 'detach', 'remove', 'grow', 'setinfo', 'verify'] as const;
+export const OPTIONAL_SCRIPTS = ['snapshot', 'open', 'close'] as const;
+const SCRIPTS: readonly string[] = [...REQUIRED_SCRIPTS, ...OPTIONAL_SCRIPTS];
+/** the ES_SEARCH_PATH entries of Debian's ganeti that belong to packages (/srv and /usr/local do not) */
+const INSTALL_DIRS = ['/usr/share/ganeti/extstorage', '/usr/lib/ganeti/extstorage'];
+
+const NAME_RE = /^[a-z0-9][a-z0-9_.-]*$/;
+/** Ganeti exports a parameter as EXTP_<NAME.upper()>: it must make a shell variable name */
+const PARAM_RE = /^[a-z][a-z0-9_]*$/;
+const PKG_RE = /^[a-z0-9][a-z0-9+.-]+$/;
+const VERSION_RE = /^[0-9][A-Za-z0-9.+~]*$/;
+const DEFAULT_KEY_RE = /^[A-Z_][A-Z0-9_]*$/;
+const DEP_RE = /^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?( \((<<|<=|=|>=|>>) [0-9A-Za-z.+~:-]+\))?$/;
+
+interface Param {
+  name: string;
+  description: string;
+}
+
+function parameters(o: PartOptions): Param[] {
+  return o.lines('parameters').map((l) => {
+    const m = /^(\S+)\s*(.*)$/.exec(l)!;
+    return { name: m[1]!, description: m[2]!.trim() };
+  });
+}
+
+/** script name -> [file, the option that named it] */
+function scriptFiles(o: PartOptions): Map<string, { file: string; option: string }> {
+  const out = new Map<string, { file: string; option: string }>();
+  const dir = o.path('scripts');
+  if (dir && existsSync(dir) && statSync(dir).isDirectory()) {
+    for (const s of SCRIPTS) {
+      const f = join(dir, s);
+      if (existsSync(f)) out.set(s, { file: f, option: 'scripts' });
+    }
+  }
+  for (const s of SCRIPTS) {
+    const f = o.path(`script-${s}`);
+    if (f) out.set(s, { file: f, option: `script-${s}` });
+  }
+  return out;
+}
+
+function pkgName(o: PartOptions): string {
+  return o.get('package-name')?.trim() || `ganeti-extstorage-${o.require('name').trim()}`;
+}
+
+/** `Depends`-style comma lists: one relation per item, alternatives with | */
+function relations(o: PartOptions, name: string): string[] {
+  return (o.get(name) ?? '')
+    .split(/[,\n]/)
+    .map((s) => s.trim().replace(/\s+/g, ' '))
+    .filter(Boolean);
+}
+
+function validate(ctx: PlanContext): void {
+  const o = ctx.options;
+  const name = o.require('name').trim();
+  if (!NAME_RE.test(name)) throw o.error('name', `not a valid ExtStorage provider name: '${name}' (lower-case letters, digits, '_', '.', '-')`);
+  if (!PKG_RE.test(pkgName(o))) throw o.error('package-name', `not a valid package name: '${pkgName(o)}'`);
+  if (!VERSION_RE.test(o.get('version')!.trim())) throw o.error('version', `not a valid version: '${o.get('version')!.trim()}' (digits first; letters, digits, . + ~)`);
+  if (!/^[0-9][A-Za-z0-9.+~]*$/.test(o.get('release')!.trim())) throw o.error('release', `not a valid release: '${o.get('release')!.trim()}'`);
+  for (const k of ['signing-key', 'signing-key-passphrase-file']) {
+    const f = o.path(k);
+    if (f && (!existsSync(f) || !statSync(f).isFile())) throw o.error(k, `file not found: ${f}`);
+  }
+  for (const k of ['maintainer', 'summary', 'license', 'url']) {
+    if (/\n/.test(o.get(k)?.trim() ?? '')) throw o.error(k, 'must be one line');
+  }
+  if (!/^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/.test(o.get('maintainer')!.trim())) throw o.error('maintainer', `expected 'Full Name <email>', got '${o.get('maintainer')!.trim()}'`);
+  const dir = o.get('install-dir')!.trim();
+  if (!INSTALL_DIRS.includes(dir)) throw o.error('install-dir', `expected one of Ganeti's ExtStorage search path directories a package may own: ${INSTALL_DIRS.join(', ')}; got '${dir}'`);
+  for (const f of o.list('formats')) if (!['deb', 'rpm'].includes(f)) throw o.error('formats', `unknown format '${f}' (deb, rpm)`);
+  if (!o.list('formats').length) throw o.error('formats', 'at least one format is needed (deb, rpm)');
+  if (!['xz', 'gzip', 'zstd'].includes(o.get('compression')!.trim())) throw o.error('compression', `expected xz, gzip or zstd, got '${o.get('compression')!.trim()}'`);
+  for (const k of ['depends', 'recommends', 'suggests']) {
+    for (const rel of relations(o, k)) {
+      for (const alt of rel.split('|').map((s) => s.trim())) {
+        if (!DEP_RE.test(alt)) throw o.error(k, `not a package relation: '${alt}' (NAME or NAME (OP VERSION), OP one of << <= = >= >>)`);
+      }
+    }
+  }
+  for (const r of o.lines('rpm-requires')) {
+    if (!/^[A-Za-z0-9_/][A-Za-z0-9_.+/()-]*( (<|<=|=|>=|>) [A-Za-z0-9_.+~^:-]+)?$/.test(r)) throw o.error('rpm-requires', `not an rpm requirement: '${r}' (NAME or NAME OP VERSION, one per line)`);
+  }
+  const defaults = o.env('defaults');
+  for (const [k, v] of Object.entries(defaults)) {
+    if (!DEFAULT_KEY_RE.test(k)) throw o.error('defaults', `not a shell variable name: '${k}' (upper-case letters, digits, '_')`);
+    if (/[\n\0]/.test(v)) throw o.error('defaults', `the value of ${k} must be one line`);
+  }
+
+  // the scripts: where they come from, that they are executable regular files
+  const sdir = o.path('scripts');
+  if (sdir) {
+    if (!existsSync(sdir) || !statSync(sdir).isDirectory()) throw o.error('scripts', `not a directory: ${sdir}`);
+    for (const f of readdirSync(sdir).sort()) {
+      if (!SCRIPTS.includes(f)) {
+        throw o.error('scripts', `${join(sdir, f)}: not an ExtStorage script name (${SCRIPTS.join(', ')}); list helper files in extra-files`);
+      }
+    }
+  }
+  const files = scriptFiles(o);
+  for (const s of REQUIRED_SCRIPTS) {
+    if (!files.has(s)) {
+      const where = sdir ? `neither ${join(sdir, s)} nor script-${s} exists` : `give scripts = DIR or script-${s} = FILE`;
+      throw o.error(sdir ? 'scripts' : `script-${s}`, `the required ExtStorage script '${s}' is missing: ${where}`);
+    }
+  }
+  for (const [s, { file, option }] of files) {
+    if (!existsSync(file)) throw o.error(option, `script '${s}': file not found: ${file}`);
+    const st = statSync(file);
+    if (!st.isFile()) throw o.error(option, `script '${s}': not a regular file: ${file}`);
+    if ((st.mode & 0o100) === 0) throw o.error(option, `script '${s}': not executable: ${file} (chmod +x; Ganeti refuses a provider whose scripts are not executable)`);
+  }
+  const extras = o.paths('extra-files');
+  const seen = new Set<string>(SCRIPTS);
+  seen.add('parameters.list');
+  for (const f of extras) {
+    if (!existsSync(f) || !statSync(f).isFile()) throw o.error('extra-files', `file not found: ${f}`);
+    const b = basename(f);
+    if (seen.has(b)) throw o.error('extra-files', `'${b}' is a name the provider directory already uses`);
+    seen.add(b);
+  }
+
+  // parameters.list against what the scripts read
+  const params = parameters(o);
+  const pseen = new Set<string>();
+  for (const p of params) {
+    if (!PARAM_RE.test(p.name)) throw o.error('parameters', `not a valid parameter name: '${p.name}' (lower-case letters, digits, '_'; Ganeti passes it as EXTP_${p.name.toUpperCase()})`);
+    if (pseen.has(p.name)) throw o.error('parameters', `parameter '${p.name}' is listed twice`);
+    pseen.add(p.name);
+    if (!p.description) throw o.error('parameters', `parameter '${p.name}' has no description (one line each: NAME DESCRIPTION)`);
+  }
+  const reads = new Map<string, string[]>();
+  for (const [s, { file }] of [...files].sort((a, b) => a[0].localeCompare(b[0]))) {
+    for (const m of readFileSync(file, 'latin1').matchAll(/EXTP_([A-Za-z0-9_]+)/g)) {
+      const l = reads.get(m[1]!) ?? [];
+      if (!l.includes(s)) l.push(s);
+      reads.set(m[1]!, l);
+    }
+  }
+  for (const f of extras) {
+    for (const m of readFileSync(f, 'latin1').matchAll(/EXTP_([A-Za-z0-9_]+)/g)) {
+      const l = reads.get(m[1]!) ?? [];
+      if (!l.includes(basename(f))) l.push(basename(f));
+      reads.set(m[1]!, l);
+    }
+  }
+  const documented = new Set(params.map((p) => p.name.toUpperCase()));
+  for (const [v, by] of [...reads].sort()) {
+    if (!documented.has(v)) throw o.error('parameters', `${by.join(', ')} read${by.length === 1 ? 's' : ''} EXTP_${v}, but parameter '${v.toLowerCase()}' is not documented here (add a line: ${v.toLowerCase()} DESCRIPTION)`);
+  }
+  for (const p of params) {
+    if (!reads.has(p.name.toUpperCase())) throw o.error('parameters', `parameter '${p.name}' is documented, but no script reads EXTP_${p.name.toUpperCase()}`);
+  }
+}
+
+const OPTIONS: Recipe['options'] = {
+  name: { description: 'provider name (gnt-instance add --disk provider=NAME; the directory under the search path)', required: true },
+  scripts: { description: 'directory holding the scripts: create attach detach remove grow setinfo verify (required), snapshot open close (optional)' },
+  parameters: { description: 'ExtStorage parameters, one per line: NAME DESCRIPTION (parameters.list; the scripts see EXTP_NAME)' },
+  'extra-files': { description: 'further files installed next to the scripts (a shell library they source), one path per line' },
+  defaults: { description: 'KEY=VALUE lines written to /etc/default/PACKAGE (conffile) for the scripts to source' },
+  'install-dir': { description: "directory of Ganeti's ExtStorage search path: /usr/share/ganeti/extstorage or /usr/lib/ganeti/extstorage", default: '/usr/share/ganeti/extstorage' },
+  'package-name': { description: 'package name (default ganeti-extstorage-NAME)' },
+  version: { description: 'package version', default: '1.0' },
+  release: { description: 'rpm release', default: '1' },
+  maintainer: { description: "'Name <email>' of the packages", default: 'kiln <kiln@example.org>' },
+  url: { description: 'project URL (rpm URL, deb Homepage)' },
+  summary: { description: 'one-line package description' },
+  license: { description: 'license (SPDX) for the copyright file and the rpm', default: 'MIT' },
+  depends: { description: 'Debian dependencies of the provider (comma-separated, e.g. the storage tools it drives)' },
+  recommends: { description: 'Debian Recommends', default: 'ganeti-3.0 | ganeti' },
+  suggests: { description: 'Debian Suggests' },
+  'rpm-requires': { description: 'rpm Requires of the provider, one per line (default: derived from nothing; util-linux for losetup etc. must be named)' },
+  formats: { description: 'deb rpm', default: 'deb rpm' },
+  'signing-key': { description: 'OpenPGP secret key file: the .rpm gets a header signature (as kiln:package)' },
+  'signing-key-passphrase-file': { description: 'file holding the signing key passphrase' },
+  compression: { description: 'payload compression of the packages: xz, gzip, zstd', default: 'xz' },
+};
+
+export const recipe: Recipe = {
+  kind: 'ganeti-extstorage',
+  version: '1',
+  description: 'Ganeti ExtStorage provider (ganeti-extstorage-interface(7)) checked at load time, as .deb and .rpm',
+  options: OPTIONS,
+  optionPatterns: [new RegExp(`^script-(${SCRIPTS.join('|')})$`)],
+  validate,
+  inputs(ctx) {
+    const o = ctx.options;
+    const keys = [o.path('signing-key'), o.path('signing-key-passphrase-file')].filter((x): x is string => !!x);
+    return [...[...scriptFiles(o).values()].map((s) => s.file), ...o.paths('extra-files'), ...keys];
+  },
+  tools(ctx) {
+    return ctx.options.get('signing-key')?.trim() && ctx.options.list('formats').includes('rpm') ? ['gpg', 'gpgconf'] : [];
+  },
+  async install(ctx: BuildContext) {
+    const o = ctx.options;
+    const name = o.require('name').trim();
+    const pkg = pkgName(o);
+    const version = o.get('version')!.trim();
+    const release = o.get('release')!.trim();
+    const maintainer = o.get('maintainer')!.trim();
+    const license = o.get('license')!.trim();
+    const sde = ctx.sourceDateEpoch;
+    const esDir = `${o.get('install-dir')!.trim()}/${name}`;
+    const params = parameters(o);
+    const scripts = [...scriptFiles(o)].sort((a, b) => a[0].localeCompare(b[0]));
+    const defaults = o.env('defaults');
+    // the provider directory is the package's own (rpm removes it with the package)
+    const files: PkgFile[] = [{ path: esDir, type: 'dir', mode: 0o755 }];
+    for (const [s, { file }] of scripts) files.push({ path: `${esDir}/${s}`, type: 'file', source: file, mode: 0o755 });
+    files.push({ path: `${esDir}/parameters.list`, type: 'file', content: params.map((p) => `${p.name} ${p.description}\n`).join(''), mode: 0o644 });
+    for (const f of o.paths('extra-files')) files.push({ path: `${esDir}/${basename(f)}`, type: 'file', source: f, mode: 0o644 });
+    const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    if (Object.keys(defaults).length) {
+      const text =
+        `# Settings of the Ganeti ExtStorage provider '${name}' (package ${pkg}), read by its scripts.\n` +
+        Object.entries(defaults)
+          .map(([k, v]) => `${k}=${shq(v)}\n`)
+          .join('');
+      files.push({ path: `/etc/default/${pkg}`, type: 'file', content: text, mode: 0o644, conffile: true, noreplace: true });
+    }
+    const summaryLine = o.get('summary')?.trim() || `Ganeti ExtStorage provider '${name}'`;
+    const long =
+      `Ganeti ExtStorage provider '${name}' (ganeti-extstorage-interface(7)):\n` +
+      `disks of Ganeti instances created with --disk provider=${name}.\n` +
+      (params.length ? `Parameters: ${params.map((p) => p.name).join(', ')}.` : 'It takes no parameters.');
+    const formats = o.list('formats');
+    const compression = o.get('compression')!.trim() as DebSpec['compression'];
+    const docDir = `/usr/share/doc/${pkg}`;
+    const date = new Date(sde * 1000);
+    const out: string[] = [];
+    if (formats.includes('deb')) {
+      const spec: DebSpec = {
+        name: pkg,
+        version,
+        architecture: 'all',
+        maintainer,
+        section: 'admin',
+        priority: 'optional',
+        description: `${summaryLine}\n${long}`,
+        depends: relations(o, 'depends'),
+        recommends: relations(o, 'recommends'),
+        suggests: relations(o, 'suggests'),
+        homepage: o.get('url')?.trim() || undefined,
+        files: [
+          ...files,
+          { path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${pkg}\n\nFiles: *\nCopyright: ${date.getUTCFullYear()} ${maintainer}\nLicense: ${license}\n` },
+          { path: `${docDir}/changelog.gz`, type: 'file', content: gzipSync(Buffer.from(`${pkg} (${version}) unstable; urgency=medium\n\n  * Built by kiln.\n\n -- ${maintainer}  ${date.toUTCString().replace(/GMT$/, '+0000')}\n`), { level: 9 }) },
+        ],
+        sourceDateEpoch: sde,
+        compression,
+      };
+      await writeDeb(spec, join(ctx.staging, debFileName(spec)));
+      out.push(debFileName(spec));
+    }
+    if (formats.includes('rpm')) {
+      const spec: RpmSpec = {
+        name: pkg,
+        version: version.replace(/[-~]/g, '_'),
+        release,
+        arch: 'noarch',
+        summary: summaryLine,
+        description: long,
+        license,
+        packager: maintainer,
+        group: 'System Environment/Base',
+        url: o.get('url')?.trim() || undefined,
+        requires: [...new Set(['/bin/sh', ...o.lines('rpm-requires')])].sort(),
+        changelog: [{ time: sde, author: maintainer, text: `- ${version}-${release}: built by kiln` }],
+        files: files.map((f) => ({ ...f })),
+        sourceDateEpoch: sde,
+        compression: compression === 'none' ? 'gzip' : compression,
+        signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
+      };
+      await writeRpm(spec, join(ctx.staging, rpmFileName(spec)));
+      out.push(rpmFileName(spec));
+    }
+    writeFileAtomic(
+      join(ctx.staging, 'ganeti-extstorage.json'),
+      JSON.stringify({ name, package: pkg, version, directory: esDir, scripts: scripts.map(([s]) => s), parameters: params, defaults, packages: out }, null, 1) + '\n',
+    );
+  },
+};
+export default recipe;
