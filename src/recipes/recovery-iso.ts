@@ -284,6 +284,10 @@ if [ "$(arg kiln_confirm)" != no ]; then
   read -r answer < /dev/console || answer=
   [ "$answer" = yes ] || die "not confirmed" 16
 fi
+# ocs-sr's device cache (ocs-prep-cache: three ocs-get-dev-info runs per disk and partition, each a
+# bash sourcing the 16,000 lines of ocs-functions) serves its menus; a batch restore onto a named
+# disk does not need it, and under emulation it cost minutes. Clonezilla live's own config file:
+mkdir -p /etc/ocs && echo 'use_dev_list_cache="no"' >> /etc/ocs/ocs-live.conf
 say "KILN-RECOVERY-START $IMAGE_NAME -> /dev/$target"
 t0=$(date +%s)
 ocs-sr $OCS_OPTIONS restoredisk "$IMAGE_NAME" "$target" </dev/null
