@@ -23,7 +23,7 @@ PACKAGES=(
   # Clonezilla images (kiln:clonezilla-image; ocs-chkimg/ocs-sr as oracles)
   clonezilla partclone drbl parted gdisk
   # UEFI Secure Boot media (signed shim/GRUB, sbsign with own keys)
-  sbsigntool shim-signed grub-efi-amd64-signed
+  sbsigntool shim-signed grub-efi-amd64-signed systemd-boot-efi
   # build farm and release evidence: real servers and tools the tests start on 127.0.0.1
   redis-server nginx chromium in-toto
 )

@@ -3,11 +3,11 @@
 // (QEMU, TCG); the ISO's El Torito catalogue and FAT image are checked with xorriso and fsck.fat;
 // two builds at different times give the same bytes.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { addEfiBoot, grubMenu } from '../src/lib/efi-iso.js';
+import { addEfiBoot, buildUki, grubMenu, sbsignFile } from '../src/lib/efi-iso.js';
 import { run } from '../src/lib/exec.js';
 import { buildInitrd } from '../src/vm/initrd.js';
 import { debianKernel, type Kernel } from '../src/vm/kernel.js';
@@ -111,4 +111,48 @@ describe('UEFI boot for ISOs (src/lib/efi-iso.ts)', () => {
     }
     expect(pgrep('kiln-efi-iso-')).toBe('');
   }, 600_000);
+  test('mode shim: Debian-signed shim as BOOTX64.EFI, signed GRUB next to it, the early config where the signed GRUB looks (no QEMU)', async () => {
+    const tree = join(tmp, 'shim-tree');
+    rmSync(tree, { recursive: true, force: true });
+    mkdirSync(join(tree, 'kiln'), { recursive: true });
+    const efi = await addEfiBoot({ tree, work: join(tmp, 'shim-work'), findFile: '/kiln/efi-test.id', sourceDateEpoch: SDE, run: (argv, opts) => run(argv, opts), grubCfg: 'echo hi\n', mode: 'shim' });
+    const img = join(tree, efi.image);
+    expect(spawnSync('fsck.fat', ['-n', img]).status).toBe(0);
+    const mt = { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } };
+    const get = (p: string) => {
+      const out = join(tmp, 'shim-get');
+      execFileSync('mcopy', ['-n', '-i', img, `::/${p}`, out], mt);
+      return readFileSync(out);
+    };
+    expect(get('EFI/BOOT/BOOTX64.EFI').equals(readFileSync('/usr/lib/shim/shimx64.efi.signed'))).toBe(true);
+    expect(get('EFI/BOOT/grubx64.efi').equals(readFileSync('/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed'))).toBe(true);
+    // the signed GRUB's built-in prefix is /EFI/debian: the config that finds the medium is there
+    expect(execFileSync('strings', ['/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed'], { encoding: 'utf8', maxBuffer: 64 << 20 })).toContain('/EFI/debian');
+    expect(get('EFI/debian/grub.cfg').toString()).toBe('search --no-floppy --set=root --file /kiln/efi-test.id\nset prefix=($root)/boot/grub\nconfigfile ($root)/boot/grub/grub.cfg\n');
+    expect(readFileSync(join(tree, 'EFI/debian/grub.cfg'), 'utf8')).toContain('search --no-floppy');
+    expect(readFileSync(join(tree, 'boot/grub/grub.cfg'), 'utf8')).toBe('echo hi\n');
+  }, 120_000);
+
+  test('buildUki + sbsignFile: a unified kernel image signed with an encrypted key (passphrase from the environment); no decrypted key left; no passphrase: a clear error', async () => {
+    const key = '/usr/share/ovmf/PkKek-1-snakeoil.key';
+    const cert = '/usr/share/ovmf/PkKek-1-snakeoil.pem';
+    const work = join(tmp, 'uki-work');
+    const initrd = join(tmp, 'uki-initrd.gz');
+    buildInitrd(initrd, { init: 'echo hi\n', sourceDateEpoch: SDE });
+    const out = join(tmp, 'uki.efi');
+    await buildUki({ out, kernel: kernel.vmlinuz, initrd, cmdline: 'console=ttyS0 kiln_test=1', osRelease: 'ID=kiln-test\n', work, run: (argv, opts) => run(argv, opts) });
+    const sections = execFileSync('objdump', ['-h', out], { encoding: 'utf8' });
+    for (const sec of ['.osrel', '.cmdline', '.linux', '.initrd']) expect(sections).toContain(sec);
+    await expect(sbsignFile({ file: out, key, cert, work, run: (argv, opts) => run(argv, opts) })).rejects.toThrow(/encrypted key: set secure-boot-key-passphrase-env/);
+    expect(spawnSync('sbverify', ['--cert', cert, out]).status).not.toBe(0);
+    process.env.KILN_TEST_UKI_PASS = 'snakeoil';
+    try {
+      await sbsignFile({ file: out, key, cert, work, passEnv: 'KILN_TEST_UKI_PASS', run: (argv, opts) => run(argv, opts) });
+    } finally {
+      delete process.env.KILN_TEST_UKI_PASS;
+    }
+    expect(spawnSync('sbverify', ['--cert', cert, out]).status).toBe(0);
+    expect(readdirSync(work).filter((n) => n.startsWith('.sbkey'))).toEqual([]);
+    expect(existsSync(`${out}.signed`)).toBe(false);
+  }, 120_000);
 });

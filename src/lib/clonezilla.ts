@@ -36,8 +36,8 @@ const MiB = 1024 * 1024;
 /** hidden_data_after_mbr_limit in /etc/drbl/drbl-ocs.conf (MiB) */
 const HIDDEN_DATA_LIMIT = 1024;
 /** ocs-sr's partclone options (PARTCLONE_SAVE_OPT, partclone_dd_bs) */
-const PARTCLONE_Z = '10485760';
-const PARTCLONE_DD_BS = '16777216';
+export const PARTCLONE_Z = '10485760';
+export const PARTCLONE_DD_BS = '16777216';
 
 /** ocs-get-comp-suffix */
 export const COMP_SUFFIX: Record<Compression, string> = { gzip: 'gz', zstd: 'zst', none: 'uncomp' };
@@ -47,7 +47,7 @@ export const COMPRESSOR: Record<Compression, string[]> = {
   zstd: ['zstd', '-c', '-3', '-q'],
   none: ['cat'],
 };
-const DECOMPRESSOR: Record<Compression, string[]> = { gzip: ['pigz', '-dc'], zstd: ['zstd', '-dcq'], none: ['cat'] };
+export const DECOMPRESSOR: Record<Compression, string[]> = { gzip: ['pigz', '-dc'], zstd: ['zstd', '-dcq'], none: ['cat'] };
 /** file systems kiln images with their own partclone; everything else is copied by partclone.dd */
 export const PARTCLONE_FS = ['ext2', 'ext3', 'ext4', 'vfat'];
 

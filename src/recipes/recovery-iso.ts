@@ -7,7 +7,11 @@
  *   recipe = kiln:recovery-iso
  *   image = ${server-image:location}        (a kiln:clonezilla-image part: image/NAME/ + kiln-image.json)
  *   live = ${restore-live:location}          (kiln:chroot with clonezilla partclone drbl ...; or a tarball)
- *   target = auto                           (vda, sda, nvme0n1 ... or auto)
+ *   target = auto                           (vda, sda, nvme0n1 ... or auto: the only disk that is not the
+ *                                            medium nor the image medium and is large enough)
+ *   secure-boot = no                        (yes: Debian's signed shim/GRUB/kernel; with secure-boot-key and
+ *                                            secure-boot-cert: own keys, a signed unified kernel image)
+ *   image-location = iso                    (or label:NAME: the image on a second medium labelled NAME)
  *   confirm = yes                           (ask on the console before writing; no: unattended)
  *   after = poweroff                        (poweroff | reboot | shell)
  *
@@ -25,16 +29,19 @@
  * before the first write (target exists, is not the boot medium, is large enough; every image
  * file against SHA256SUMS; confirmation), then runs Debian's Clonezilla:
  *   ocs-sr -b -nogui -e1 auto -e2 -j2 -k0 -scr -iui -ius -irhr -iefi -p true restoredisk NAME DEV
+ * and verifies every restored partition (fsck for its type; SHA-256 of partclone's stream of the
+ * restored partition against the image's, kiln/verify.list) before it reports success.
  * Messages go to the screen and the serial console; kiln_debug_exit=1 (tests) also reports the
  * status through QEMU's isa-debug-exit port.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { walk } from '../lib/fsutil.js';
 import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
-import { addEfiBoot, grubMenu } from '../lib/efi-iso.js';
+import { addEfiBoot, buildUki, grubMenu, sbsignFile } from '../lib/efi-iso.js';
+import { DECOMPRESSOR, PARTCLONE_DD_BS, PARTCLONE_Z, type Compression } from '../lib/clonezilla.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { debianKernel } from '../vm/kernel.js';
 import { hashFile } from '../engine/hash.js';
@@ -47,6 +54,8 @@ const DVD_BYTES = 4_700_000_000;
 export const LIVE_MODULES = [
   'isofs', 'sr_mod', 'cdrom', 'ata_piix', 'ahci', 'sd_mod', 'virtio_pci', 'virtio_blk', 'virtio_scsi',
   'nvme', 'usb_storage', 'uas', 'xhci_pci', 'ehci_pci', 'squashfs', 'loop', 'overlay',
+  // a second medium holding the image (image-location = label:NAME): ext4 or FAT
+  'ext4', 'crc32c_generic', 'vfat', 'nls_cp437', 'nls_utf8',
 ];
 
 /** ocs-sr restore options: batch, no GUI, partition table from the image, no post-restore fix-ups
@@ -58,8 +67,37 @@ interface ImageManifest {
   device: string;
   diskSize: number;
   table: string;
-  partitions: Array<{ name: string; fs: string; size: number }>;
+  partitions: Array<{ name: string; number: number; fs: string; size: number; files: string[] }>;
+  compression?: Compression;
   imageBytes?: number;
+}
+
+/** image-location: on the ISO, or on a second medium with this file-system label */
+function imageLocation(o: PartOptions): { label?: string } {
+  const v = o.get('image-location')!.trim();
+  if (v === 'iso') return {};
+  const m = /^label:(.*)$/.exec(v);
+  if (!m) throw o.error('image-location', `expected iso or label:NAME, got '${v}'`);
+  if (!/^[A-Za-z0-9_-]{1,16}$/.test(m[1]!)) throw o.error('image-location', `a label of 1-16 characters A-Z a-z 0-9 _ -, got '${m[1]}'`);
+  return { label: m[1] };
+}
+
+/** Secure Boot: none, Debian's signed chain (shim, GRUB, kernel), or own keys (a signed unified kernel image) */
+function secureBoot(o: PartOptions): { mode: 'none' | 'distribution' | 'own'; key?: string; cert?: string; passEnv?: string } {
+  const sb = word(o, 'secure-boot', ['yes', 'no']);
+  const key = o.get('secure-boot-key')?.trim() || undefined;
+  const cert = o.get('secure-boot-cert')?.trim() || undefined;
+  const passEnv = o.get('secure-boot-key-passphrase-env')?.trim() || undefined;
+  if (sb === 'no') {
+    if (key || cert) throw o.error(key ? 'secure-boot-key' : 'secure-boot-cert', 'needs secure-boot = yes');
+    return { mode: 'none' };
+  }
+  if (o.get('uefi')!.trim() !== 'yes') throw o.error('secure-boot', 'needs uefi = yes');
+  if (!key && !cert) return { mode: 'distribution' };
+  if (!key || !cert) throw o.error(key ? 'secure-boot-cert' : 'secure-boot-key', 'own keys need both secure-boot-key (PEM private key) and secure-boot-cert (PEM certificate)');
+  for (const [opt, f] of [['secure-boot-key', key], ['secure-boot-cert', cert]] as const) if (!existsSync(f) || !statSync(f).isFile()) throw o.error(opt, `${f} is not a file`);
+  if (passEnv && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(passEnv)) throw o.error('secure-boot-key-passphrase-env', `not an environment variable name: '${passEnv}'`);
+  return { mode: 'own', key, cert, passEnv };
 }
 
 function word(o: PartOptions, opt: string, allowed: string[]): string {
@@ -106,6 +144,7 @@ arg() { for a in $(cat /proc/cmdline); do case "$a" in "$1="*) echo "\${a#*=}";;
 say() { echo "$*"; [ -c /dev/tty0 ] && echo "$*" > /dev/tty0 2>/dev/null; true; }
 finish() {
   sync
+  say "KILN-RECOVERY-STATUS $1"
   [ "$(arg kiln_debug_exit)" = 1 ] && kiln-exit "$1"
   case "$(arg kiln_after)" in
     reboot) say "kiln: rebooting"; sleep 3; reboot -f ;;
@@ -118,6 +157,23 @@ fail() { say "KILN-RECOVERY-ERROR: $1"; say "kiln: the target disk was not writt
 
 . /kiln/id.env
 say "KILN-RECOVERY-BOOT $KILN_ID"
+# firmware and Secure Boot state, from the firmware's own variable (efivarfs) and the kernel's lockdown
+fw=bios sb=n/a
+if [ -d /sys/firmware/efi ]; then
+  fw=uefi sb=disabled
+  for m in /lib/modules/*/kernel/fs/efivarfs/efivarfs.ko; do [ -f "$m" ] && { insmod "$m" || say "kiln: insmod $m failed"; }; done
+  grep -q efivarfs /proc/mounts || mount -t efivarfs efivarfs /sys/firmware/efi/efivars || say "kiln: cannot mount efivarfs"
+  v=$(od -An -tu1 -j4 -N1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c | tr -d ' ')
+  case "$v" in
+    1) sb=enabled ;;
+    0) sb=disabled ;;
+    # no efivarfs: what the kernel's EFI code read from the same variable at boot
+    *) sb=$(dmesg | awk '/secureboot: Secure boot (enabled|disabled)/ { print $NF; exit }'); sb=\${sb:-unknown} ;;
+  esac
+fi
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+lockdown=$(awk '{ for (i = 1; i <= NF; i++) if (substr($i, 1, 1) == "[") print substr($i, 2, length($i) - 2) }' /sys/kernel/security/lockdown 2>/dev/null)
+say "KILN-RECOVERY-FIRMWARE firmware=$fw secure-boot=$sb lockdown=\${lockdown:-unknown}"
 mkdir -p /medium /live /rw /newroot
 medium=
 i=0
@@ -151,6 +207,7 @@ mkdir -p /rw/pi-upper /rw/pi-work
 mount -t overlay overlay -o lowerdir=/medium/home/partimag,upperdir=/rw/pi-upper,workdir=/rw/pi-work /newroot/home/partimag || fail "cannot mount the image directory" 92
 cp /kiln/restore.sh /newroot/kiln/restore.sh
 echo "$medium" > /newroot/kiln/medium
+echo "firmware=$fw secure-boot=$sb lockdown=\${lockdown:-unknown}" > /newroot/kiln/firmware
 case "$(arg kiln_action)" in
   shell) say "kiln: rescue shell in the live system (exit powers off)"; setsid cttyhack chroot /newroot /bin/bash -l; finish 0 ;;
 esac
@@ -161,28 +218,59 @@ sync
 finish $rc
 `;
 
-/** in the live system: checks, confirmation, ocs-sr. Nothing is written before every check passed. */
+/** in the live system: checks, confirmation, ocs-sr, verification. Nothing is written before
+ *  every check passed; success is only reported when the restored partitions verified. */
 const RESTORE = `#!/bin/bash
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C TERM=\${TERM:-linux}
 arg() { for a in $(cat /proc/cmdline); do case "$a" in "$1="*) echo "\${a#*=}";; esac; done; }
 say() { echo "$*"; [ -c /dev/tty0 ] && echo "$*" > /dev/tty0 2>/dev/null; true; }
 die() { say "KILN-RECOVERY-ERROR: $1"; say "kiln: the target disk was not written."; exit "\${2:-1}"; }
 . /run/kiln/medium/kiln/recovery.env
+whole() { local p; p=$(lsblk -ndo PKNAME "/dev/$1" 2>/dev/null); echo "\${p:-$1}"; }
 medium=$(basename "$(cat /kiln/medium)")
-medium_disk=$(lsblk -ndo PKNAME "/dev/$medium" 2>/dev/null); medium_disk=\${medium_disk:-$medium}
+medium_disk=$(whole "$medium")
+say "KILN-RECOVERY-LIVE $(cat /kiln/firmware)"
 
 /lib/systemd/systemd-udevd --daemon >/dev/null 2>&1
 udevadm trigger >/dev/null 2>&1
 udevadm settle --timeout=30 >/dev/null 2>&1
 
+# the image: on the recovery medium, or on a second medium found by its file-system label
+image_disk=
+if [ -n "\${IMAGE_LABEL:-}" ]; then
+  dev=
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    dev=$(blkid -o device -t "LABEL=$IMAGE_LABEL" 2>/dev/null | head -n 1)
+    [ -n "$dev" ] && break
+    sleep 1; udevadm settle --timeout=5 >/dev/null 2>&1
+  done
+  if [ -z "$dev" ]; then
+    labels=$(blkid -o value -s LABEL 2>/dev/null | tr '\\n' ' ' | sed 's/ $//')
+    die "no file system labelled $IMAGE_LABEL holds the image $IMAGE_NAME (image-location = label:$IMAGE_LABEL); labels found: \${labels:-none}" 18
+  fi
+  image_disk=$(whole "$(basename "$dev")")
+  mkdir -p /run/kiln/images /tmp/pi-upper /tmp/pi-work
+  mount -o ro "$dev" /run/kiln/images || die "cannot mount $dev (label $IMAGE_LABEL)" 18
+  [ -d "/run/kiln/images/$IMAGE_NAME" ] || die "$dev (label $IMAGE_LABEL) has no directory $IMAGE_NAME at its root" 18
+  # ocs-sr writes next to the image: a tmpfs layer over the read-only medium
+  mount -t overlay overlay -o lowerdir=/run/kiln/images,upperdir=/tmp/pi-upper,workdir=/tmp/pi-work /home/partimag || die "cannot mount the image directory" 92
+  say "kiln: image $IMAGE_NAME on $dev (label $IMAGE_LABEL)"
+fi
+
 target=$(arg kiln_target); target=\${target:-auto}
 if [ "$target" = auto ]; then
-  # the first fixed disk that is not the recovery medium
-  target=$(lsblk -dnbo NAME,TYPE,RM | awk -v m="$medium_disk" '$2 == "disk" && $3 == 0 && $1 != m && $1 !~ /^(loop|sr|ram|zram)/ { print $1; exit }')
-  [ -n "$target" ] || die "no target disk found (auto: a fixed disk other than the recovery medium $medium_disk)" 10
+  # the only disk that is not the recovery medium, not the image medium and large enough
+  all=$(lsblk -dnbo NAME,TYPE,SIZE | awk '$2 == "disk" && $1 !~ /^(loop|sr|ram|zram)/ { print $1 " " $3 }')
+  cands=$(echo "$all" | awk -v m="$medium_disk" -v i="$image_disk" -v need="$DISK_SIZE" 'NF == 2 && $1 != m && $1 != i && $2 >= need { print $1 }' | tr '\\n' ' ' | sed 's/ $//')
+  n=$(echo $cands | wc -w)
+  [ "$n" -ge 1 ] || die "no target disk found (auto: a disk other than the recovery medium $medium_disk\${image_disk:+ and the image medium $image_disk} of at least $DISK_SIZE bytes; disks: $(echo $all))" 10
+  [ "$n" -eq 1 ] || die "target = auto is ambiguous: $n candidate disks ($(for d in $cands; do printf '/dev/%s ' "$d"; done | sed 's/ $//')); set target to one of them" 17
+  target=$cands
+  say "kiln: target = auto chose /dev/$target (the only candidate)"
 fi
 [ -b "/dev/$target" ] || die "target disk /dev/$target does not exist" 11
 [ "$target" != "$medium_disk" ] || die "target /dev/$target is the recovery medium itself" 12
+[ "$target" != "$image_disk" ] || die "target /dev/$target holds the image (label $IMAGE_LABEL)" 12
 size=$(blockdev --getsize64 "/dev/$target") || die "cannot read the size of /dev/$target" 13
 [ "$size" -ge "$DISK_SIZE" ] || die "target disk /dev/$target is too small: $size bytes, the image $IMAGE_NAME needs $DISK_SIZE bytes" 14
 say "kiln: checking the image $IMAGE_NAME (SHA-256 of every file)"
@@ -196,13 +284,67 @@ if [ "$(arg kiln_confirm)" != no ]; then
   read -r answer < /dev/console || answer=
   [ "$answer" = yes ] || die "not confirmed" 16
 fi
+# ocs-sr's device cache (ocs-prep-cache: three ocs-get-dev-info runs per disk and partition, each a
+# bash sourcing the 16,000 lines of ocs-functions) serves its menus; a batch restore onto a named
+# disk does not need it, and under emulation it cost minutes. Clonezilla live's own config file:
+mkdir -p /etc/ocs && echo 'use_dev_list_cache="no"' >> /etc/ocs/ocs-live.conf
 say "KILN-RECOVERY-START $IMAGE_NAME -> /dev/$target"
 t0=$(date +%s)
 ocs-sr $OCS_OPTIONS restoredisk "$IMAGE_NAME" "$target" </dev/null
 rc=$?
 sync
 say "kiln: ocs-sr finished with status $rc after $(( $(date +%s) - t0 )) s"
-exit $rc
+[ $rc = 0 ] || exit $rc
+
+part() { case "$1" in *[0-9]) echo "\${1}p$2" ;; *) echo "$1$2" ;; esac; }
+# test hook (kernel parameter kiln_test_corrupt=N:/path): flip the first data byte of a file in
+# restored partition N, so that verification must fail
+hook=$(arg kiln_test_corrupt)
+if [ -n "$hook" ]; then
+  p=/dev/$(part "$target" "\${hook%%:*}") f=\${hook#*:}
+  blk=$(debugfs -R "bmap $f 0" "$p" 2>/dev/null | tail -n 1)
+  bs=$(dumpe2fs -h "$p" 2>/dev/null | awk -F: '/^Block size/ { gsub(/ /, "", $2); print $2 }')
+  if [ -n "$blk" ] && [ -n "$bs" ]; then
+    off=$((blk * bs))
+    b=$(dd if="$p" bs=1 skip="$off" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+    printf "\\\\$(printf %o $(( b ^ 255 )))" | dd of="$p" bs=1 seek="$off" count=1 conv=notrunc 2>/dev/null
+    sync; blockdev --flushbufs "$p"
+    say "kiln: TEST HOOK flipped the byte at offset $off of $p ($f)"
+  else say "kiln: TEST HOOK could not find $f on $p"; fi
+fi
+
+# verification: every restored partition against the image, before success is reported
+say "kiln: verifying the restored partitions of /dev/$target"
+blockdev --flushbufs "/dev/$target" 2>/dev/null; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null
+bad=0
+while read -r num fs want; do
+  [ -n "$num" ] || continue
+  p=$(part "$target" "$num"); dev=/dev/$p
+  if [ ! -b "$dev" ]; then say "KILN-RECOVERY-VERIFY $dev fs=$fs missing"; bad=$((bad + 1)); continue; fi
+  case "$fs" in
+    ext2|ext3|ext4) fsck=(e2fsck -fn "$dev") ;;
+    vfat|fat12|fat16|fat32) fsck=(fsck.vfat -n "$dev") ;;
+    *) fsck=() ;;
+  esac
+  fr=n/a
+  if [ \${#fsck[@]} -gt 0 ]; then
+    if "\${fsck[@]}" > "/tmp/fsck-$p.log" 2>&1; then fr=pass; else fr=FAIL; tail -n 5 "/tmp/fsck-$p.log"; fi
+  fi
+  # partclone's image of a partition has no dates or ids: capturing the restored partition again
+  # gives the same stream as the image's (decompressed) partclone stream when every used block is right
+  if [ "$fs" = dd ]; then got=$(partclone.dd -z "$PARTCLONE_Z" --buffer_size "$PARTCLONE_DD_BS" -L "/tmp/pc-$p.log" -s "$dev" --output - 2>/dev/null | sha256sum)
+  else got=$("partclone.$fs" -z "$PARTCLONE_Z" -L "/tmp/pc-$p.log" -c -s "$dev" --output - 2>/dev/null | sha256sum); fi
+  got=\${got%% *}
+  [ "$got" = "$want" ] && cr=pass || cr=FAIL
+  say "KILN-RECOVERY-VERIFY $dev fs=$fs fsck=$fr checksum=$cr"
+  [ $fr != FAIL ] && [ $cr = pass ] || bad=$((bad + 1))
+done < /run/kiln/medium/kiln/verify.list
+if [ $bad -gt 0 ]; then
+  say "KILN-RECOVERY-VERIFY-FAILED $bad partition(s) of /dev/$target do not match the image $IMAGE_NAME"
+  exit 20
+fi
+say "KILN-RECOVERY-VERIFIED /dev/$target matches the image $IMAGE_NAME"
+exit 0
 `;
 
 function liveTarball(o: PartOptions): string {
@@ -217,8 +359,25 @@ function liveTarball(o: PartOptions): string {
 
 // ---- build ------------------------------------------------------------------------------------
 
+/** squashfs builds under way in this process: several recovery parts with the same live system
+ *  (built in parallel) wait for one build instead of racing on the same file */
+const squashfsBuilds = new Map<string, Promise<{ path: string; key: string }>>();
+
 /** The live system's squashfs (cached) and its cache key, which identifies its content. */
 async function squashfs(ctx: BuildContext, tarball: string): Promise<{ path: string; key: string }> {
+  const id = `${tarball}\0${ctx.cacheDir}\0${ctx.sourceDateEpoch}`;
+  let p = squashfsBuilds.get(id);
+  // a finished build whose file went (cache cleaned): build again
+  if (p && !(await p.then((r) => existsSync(r.path), () => false))) p = undefined;
+  if (!p) {
+    p = buildSquashfs(ctx, tarball);
+    squashfsBuilds.set(id, p);
+    p.catch(() => squashfsBuilds.delete(id));
+  } else ctx.log('# live system: waiting for the same squashfs built for another part\n');
+  return p;
+}
+
+async function buildSquashfs(ctx: BuildContext, tarball: string): Promise<{ path: string; key: string }> {
   // cached by the tarball's content: the same chroot gives the same live system without mksquashfs
   const key = createHash('sha256').update(`recovery-iso squashfs v1\0${await hashFile(tarball)}\0${ctx.sourceDateEpoch}`).digest('hex').slice(0, 32);
   const dir = join(ctx.cacheDir, 'recovery-iso');
@@ -228,7 +387,7 @@ async function squashfs(ctx: BuildContext, tarball: string): Promise<{ path: str
     return { path: out, key };
   }
   mkdirSync(dir, { recursive: true });
-  const tmp = `${out}.tmp-${process.pid}`;
+  const tmp = `${out}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   rmSync(tmp, { force: true });
   const sde = String(ctx.sourceDateEpoch);
   // sqfstar reads the tarball itself: owners, modes and device nodes as the chroot recorded them
@@ -241,10 +400,15 @@ async function squashfs(ctx: BuildContext, tarball: string): Promise<{ path: str
   return { path: out, key };
 }
 
+/** the restore entry's kernel command line (also the unified kernel image's, which has no menu) */
+function restoreCmdline(o: { target: string; confirm: string; after: string; append: string }): string {
+  return `console=tty0 console=ttyS0,115200 panic=30 ${o.append}`.trim() + ` kiln_target=${o.target} kiln_confirm=${o.confirm} kiln_after=${o.after}`;
+}
+
 /** the same two entries for GRUB (UEFI) */
 function grubCfg(o: { title: string; name: string; target: string; confirm: string; after: string; timeout: number; append: string }): string {
   const base = `console=tty0 console=ttyS0,115200 panic=30 ${o.append}`.trim();
-  const what = o.target === 'auto' ? 'the first fixed disk' : `/dev/${o.target}`;
+  const what = o.target === 'auto' ? 'the only candidate disk' : `/dev/${o.target}`;
   return grubMenu({
     title: o.title,
     timeout: o.timeout,
@@ -257,7 +421,7 @@ function grubCfg(o: { title: string; name: string; target: string; confirm: stri
 
 function isolinuxCfg(o: { title: string; name: string; target: string; confirm: string; after: string; timeout: number; append: string }): string {
   const base = `initrd=/live/initrd.gz console=tty0 console=ttyS0,115200 panic=30 ${o.append}`.trim();
-  const what = o.target === 'auto' ? 'the first fixed disk' : `/dev/${o.target}`;
+  const what = o.target === 'auto' ? 'the only candidate disk' : `/dev/${o.target}`;
   return `SERIAL 0 115200
 UI menu.c32
 PROMPT 0
@@ -279,7 +443,7 @@ LABEL shell
 
 export const recipe: Recipe = {
   kind: 'recovery-iso',
-  version: '2',
+  version: '5',
   description: 'bootable hybrid recovery ISO (isolinux, live system from a kiln chroot) restoring a Clonezilla image unattended',
   options: {
     image: { type: 'path', description: 'location of a kiln:clonezilla-image part (image/NAME/ and kiln-image.json)', required: true },
@@ -293,6 +457,11 @@ export const recipe: Recipe = {
     timeout: { type: 'int', min: 0, max: 9999, description: 'seconds the boot menu waits before the default entry', default: '10' },
     uefi: { type: 'enum', choices: ['yes', 'no'], description: 'yes: also a UEFI El Torito entry (GRUB, grub-efi-amd64-bin; src/lib/efi-iso.ts); no: BIOS only', default: 'yes' },
     'kernel-append': { type: 'string', description: 'extra kernel parameters for both entries (e.g. kiln_debug_exit=1 for QEMU tests)', default: '' },
+    'secure-boot': { type: 'enum', choices: ['yes', 'no'], description: "yes: UEFI Secure Boot; without secure-boot-key through Debian's signed shim, GRUB and kernel (keys that ship in firmware)", default: 'no' },
+    'secure-boot-key': { type: 'path', description: 'own keys: PEM private key (db) that signs the kernel and a unified kernel image (sbsign); never copied to the ISO or logged' },
+    'secure-boot-cert': { type: 'path', description: 'own keys: PEM certificate of secure-boot-key' },
+    'secure-boot-key-passphrase-env': { type: 'pattern', pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, expected: 'an environment variable name', description: 'name of an environment variable holding the passphrase of an encrypted secure-boot-key' },
+    'image-location': { type: 'string', description: 'iso: the image is on the ISO; label:NAME: on a second medium (USB disk, drive) whose file system is labelled NAME, in NAME/IMAGE/ … at its root', default: 'iso' },
   },
   validate(ctx) {
     const o = ctx.options;
@@ -309,14 +478,18 @@ export const recipe: Recipe = {
     if (/[^A-Za-z0-9_.,=:/+-\s]/.test(app)) throw o.error('kernel-append', `unexpected characters in '${app}'`);
     const k = o.get('kernel')?.trim();
     if (k && !/^(linux-image-)?[0-9][A-Za-z0-9.+~-]*$/.test(k)) throw o.error('kernel', `not a Debian kernel release: '${k}'`);
+    secureBoot(o);
+    imageLocation(o);
   },
   inputs(ctx) {
-    // a kiln:chroot part is a dependency (its signature covers it); a plain tarball is an input
+    // a kiln:chroot part is a dependency (its signature covers it); a plain tarball is an input;
+    // own Secure Boot keys are inputs (their SHA-256, not their content, enters the build signature)
     const v = ctx.options.get('live')!.trim();
-    return existsSync(v) && statSync(v).isFile() ? [v] : [];
+    const sb = ['secure-boot-key', 'secure-boot-cert'].map((k) => ctx.options.get(k)?.trim()).filter((f): f is string => !!f && existsSync(f));
+    return [...(existsSync(v) && statSync(v).isFile() ? [v] : []), ...sb];
   },
   tools() {
-    return ['xorriso', 'sqfstar', 'sha256sum'];
+    return ['xorriso', 'sqfstar', 'sha256sum', 'pigz', 'zstd'];
   },
   async install(ctx) {
     const o = ctx.options;
@@ -335,6 +508,8 @@ export const recipe: Recipe = {
     } catch (e) {
       throw o.error('image', (e as Error).message);
     }
+    const where = imageLocation(o);
+    const sb = secureBoot(o);
     const files = walk(imageDir).filter((r) => {
       const st = lstatSync(join(imageDir, r));
       if (!st.isFile() && !st.isDirectory()) throw new KilnError(`${join(imageDir, r)}: only regular files and directories can go into the image`);
@@ -343,14 +518,24 @@ export const recipe: Recipe = {
     const sums: string[] = [];
     for (const f of files) sums.push(`${await hashFile(join(imageDir, f))}  ${manifest.name}/${f}\n`);
     const imageBytes = files.reduce((a, f) => a + statSync(join(imageDir, f)).size, 0);
+    // what verification after the restore compares against: the SHA-256 of each partition's
+    // (decompressed) partclone stream, which partclone reproduces from a correctly restored partition
+    const verify: string[] = [];
+    const comp: Compression = manifest.compression ?? 'gzip';
+    for (const p of manifest.partitions ?? []) {
+      if (!Number.isInteger(p.number) || !/^[a-z0-9]+$/.test(p.fs) || !Array.isArray(p.files) || !p.files.length) throw o.error('image', `kiln-image.json: partition ${p.name} lacks number, fs or files`);
+      const r = await ctx.run(['bash', '-c', 'set -o pipefail; cat -- "$@" | ' + DECOMPRESSOR[comp].join(' ') + ' | sha256sum', 'sh', ...p.files.map((f) => join(imageDir, f))]);
+      verify.push(`${p.number} ${p.fs} ${r.stdout.trim().split(/\s+/)[0]}\n`);
+    }
 
     // 2. live system, kernel, initrd
     const live = await squashfs(ctx, tarball);
     const kernel = await debianKernel({ cacheDir: ctx.cacheDir, version: o.get('kernel')?.trim() || undefined, offline: ctx.offline, log: (s) => ctx.log(s), signal: ctx.signal });
-    const id = createHash('sha256').update(sums.join('')).update(live.key).update(kernel.version).update(String(ctx.sourceDateEpoch)).digest('hex').slice(0, 16);
+    const id = createHash('sha256').update(sums.join('')).update(live.key).update(kernel.version).update(String(ctx.sourceDateEpoch)).update(where.label ?? '').digest('hex').slice(0, 16);
     const tree = join(ctx.work, 'iso');
     const mk = (p: string) => mkdirSync(join(tree, p), { recursive: true });
-    for (const d of ['isolinux', 'live', 'kiln', `home/partimag/${manifest.name}`]) mk(d);
+    for (const d of ['isolinux', 'live', 'kiln', where.label ? 'home/partimag' : `home/partimag/${manifest.name}`]) mk(d);
+    const efivarfs = join(kernel.modulesDir, 'kernel/fs/efivarfs/efivarfs.ko');
     buildInitrd(join(tree, 'live', 'initrd.gz'), {
       init: INIT,
       execInit: true,
@@ -360,18 +545,30 @@ export const recipe: Recipe = {
       files: [
         { to: '/kiln/restore.sh', content: RESTORE, mode: 0o755 },
         { to: '/kiln/id.env', content: `KILN_ID=${id}\n` },
+        // loaded by /init only under UEFI (it reads the SecureBoot variable)
+        ...(existsSync(efivarfs) ? [{ to: `/lib/modules/${kernel.version}/kernel/fs/efivarfs/efivarfs.ko`, from: efivarfs }] : []),
       ],
     });
     copyFileSync(kernel.vmlinuz, join(tree, 'live', 'vmlinuz'));
+    if (sb.mode === 'distribution') {
+      // the signed chain ends with the kernel: Debian's linux-image package carries it signed
+      const l = await ctx.run(['sbverify', '--list', kernel.vmlinuz], { allowFailure: true });
+      if (!/signature 1/.test(l.stdout)) throw o.error('secure-boot', `the kernel ${kernel.package} ${kernel.packageVersion} carries no Secure Boot signature (sbverify --list)`);
+      ctx.log(`# secure boot: Debian's signed shim, GRUB and kernel (${kernel.package} ${kernel.packageVersion})\n`);
+    }
     copyFileSync(live.path, join(tree, 'live', 'filesystem.squashfs'));
+    // the image: on the ISO, or (image-location = label:NAME) next to it for the second medium
+    const imageRoot = where.label ? join(ctx.staging, 'image-medium') : join(tree, 'home/partimag');
     for (const f of files) {
-      mkdirSync(join(tree, 'home/partimag', manifest.name, f, '..'), { recursive: true });
-      copyFileSync(join(imageDir, f), join(tree, 'home/partimag', manifest.name, f));
+      mkdirSync(join(imageRoot, manifest.name, f, '..'), { recursive: true });
+      copyFileSync(join(imageDir, f), join(imageRoot, manifest.name, f));
     }
     writeFileSync(join(tree, 'kiln', 'SHA256SUMS'), sums.join(''));
+    writeFileSync(join(tree, 'kiln', 'verify.list'), verify.join(''));
     writeFileSync(
       join(tree, 'kiln', 'recovery.env'),
-      `KILN_ID=${id}\nIMAGE_NAME=${manifest.name}\nIMAGE_DEVICE=${manifest.device}\nDISK_SIZE=${manifest.diskSize}\nOCS_OPTIONS="${OCS_OPTIONS.join(' ')}"\n`,
+      `KILN_ID=${id}\nIMAGE_NAME=${manifest.name}\nIMAGE_DEVICE=${manifest.device}\nDISK_SIZE=${manifest.diskSize}\nIMAGE_LABEL=${where.label ?? ''}\n` +
+        `OCS_OPTIONS="${OCS_OPTIONS.join(' ')}"\nPARTCLONE_Z=${PARTCLONE_Z}\nPARTCLONE_DD_BS=${PARTCLONE_DD_BS}\n`,
     );
     copyFileSync('/usr/lib/ISOLINUX/isolinux.bin', join(tree, 'isolinux', 'isolinux.bin'));
     for (const f of ['ldlinux.c32', 'menu.c32', 'libutil.c32']) copyFileSync(join(c32, f), join(tree, 'isolinux', f));
@@ -379,8 +576,42 @@ export const recipe: Recipe = {
     const menu = { title: oneLine(o, 'menu-title'), name: manifest.name, target: tgt, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim(), timeout: Number(o.get('timeout')!.trim()), append: oneLine(o, 'kernel-append') };
     writeFileSync(join(tree, 'isolinux', 'isolinux.cfg'), isolinuxCfg(menu));
     const uefi = o.get('uefi')!.trim() === 'yes';
+    let efiBinary: string | undefined;
+    if (sb.mode === 'own') {
+      // own keys: the kernel gets the organisation's signature next to Debian's, and a unified kernel
+      // image (systemd-stub + that kernel + the initrd + the restore command line) signed with the
+      // key is what the firmware starts: it checks kernel, initrd and command line in one signature.
+      // The key is read by openssl/sbsign only; it is not copied into the tree, and only its path is logged.
+      const run = (argv: string[], opts?: Parameters<typeof ctx.run>[1]) => ctx.run(argv, opts);
+      const signWork = join(ctx.work, 'sign');
+      await sbsignFile({ file: join(tree, 'live', 'vmlinuz'), key: sb.key!, cert: sb.cert!, passEnv: sb.passEnv, work: signWork, run });
+      efiBinary = join(ctx.work, 'uki', 'kiln-recovery.efi');
+      mkdirSync(join(efiBinary, '..'), { recursive: true });
+      await buildUki({
+        out: efiBinary,
+        kernel: join(tree, 'live', 'vmlinuz'),
+        initrd: join(tree, 'live', 'initrd.gz'),
+        cmdline: restoreCmdline(menu),
+        osRelease: `NAME="kiln recovery"\nID=kiln-recovery\nPRETTY_NAME="${menu.title.replace(/["\\]/g, '')} (${manifest.name})"\nVERSION_ID="${kernel.version}"\n`,
+        work: join(ctx.work, 'uki'),
+        run,
+      });
+      await sbsignFile({ file: efiBinary, key: sb.key!, cert: sb.cert!, passEnv: sb.passEnv, work: signWork, run });
+      ctx.log(`# secure boot: own keys (certificate ${sb.cert}): kernel and unified kernel image signed\n`);
+    }
     const efiArgs = uefi
-      ? (await addEfiBoot({ tree, work: join(ctx.work, 'efi'), grubCfg: grubCfg(menu), findFile: '/kiln/recovery.env', sourceDateEpoch: ctx.sourceDateEpoch, run: (argv, opts) => ctx.run(argv, opts) })).xorrisoArgs
+      ? (
+          await addEfiBoot({
+            tree,
+            work: join(ctx.work, 'efi'),
+            grubCfg: grubCfg(menu),
+            findFile: '/kiln/recovery.env',
+            sourceDateEpoch: ctx.sourceDateEpoch,
+            run: (argv, opts) => ctx.run(argv, opts),
+            mode: sb.mode === 'distribution' ? 'shim' : sb.mode === 'own' ? 'uki' : 'grub',
+            efiBinary,
+          })
+        ).xorrisoArgs
       : [];
 
     // 3. the ISO: clamped dates, root owners, sorted by xorriso; SOURCE_DATE_EPOCH fixes the volume dates and uuid
@@ -400,7 +631,7 @@ export const recipe: Recipe = {
     ctx.log(`# recovery.iso: ${size} bytes (${(size / MB).toFixed(1)} MB), ${fits}; image ${manifest.name} ${imageBytes} bytes; kernel ${kernel.version}\n`);
     writeFileSync(
       join(ctx.staging, 'recovery.json'),
-      JSON.stringify({ iso: 'recovery.iso', size, sha256: await hashFile(iso), fits, image: manifest.name, imageBytes, diskSize: manifest.diskSize, kernel: kernel.version, id, target: tgt, uefi, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim() }, null, 2) + '\n',
+      JSON.stringify({ iso: 'recovery.iso', size, sha256: await hashFile(iso), fits, image: manifest.name, imageBytes, diskSize: manifest.diskSize, kernel: kernel.version, id, target: tgt, uefi, secureBoot: sb.mode, imageLocation: where.label ? `label:${where.label}` : 'iso', confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim() }, null, 2) + '\n',
     );
   },
 };

@@ -54,6 +54,8 @@ export interface VmOptions {
   accel?: Accel;
   /** boot with OVMF (Debian package ovmf) */
   uefi?: boolean;
+  /** UEFI from separate OVMF code and variable stores (pflash), e.g. Secure Boot: see ovmfFirmware() */
+  ovmf?: OvmfFirmware;
   /** add -device isa-debug-exit at port 0xf4 (default true) */
   debugExit?: boolean;
   /** a name part, for pgrep and logs: the VM is `kiln-<name>-<random>` */
@@ -205,6 +207,34 @@ export function ovmfPath(): string {
   return p;
 }
 
+export interface OvmfFirmware {
+  /** OVMF code image (read-only) */
+  code: string;
+  /** the variable store: written by the firmware, so a copy per VM */
+  vars: string;
+  /** q35 with SMM and a secure pflash (what OVMF_CODE_*.secboot.fd needs) */
+  secureBoot?: boolean;
+}
+
+const OVMF_DIR = '/usr/share/OVMF';
+
+/**
+ * Debian's OVMF (package ovmf) as code + a fresh copy of a variable store in dir:
+ * - 'secureboot-ms': OVMF_CODE_4M.secboot.fd + OVMF_VARS_4M.ms.fd (Microsoft keys enrolled, Secure Boot on)
+ * - 'secureboot-snakeoil': OVMF_CODE_4M.secboot.fd + OVMF_VARS_4M.snakeoil.fd (Debian's test key
+ *   /usr/share/ovmf/PkKek-1-snakeoil.{key,pem} as PK, KEK and db; Secure Boot on)
+ * - 'uefi': OVMF_CODE_4M.fd + OVMF_VARS_4M.fd (no Secure Boot)
+ */
+export function ovmfFirmware(kind: 'secureboot-ms' | 'secureboot-snakeoil' | 'uefi', dir: string): OvmfFirmware {
+  const [code, vars] =
+    kind === 'uefi' ? ['OVMF_CODE_4M.fd', 'OVMF_VARS_4M.fd'] : ['OVMF_CODE_4M.secboot.fd', kind === 'secureboot-ms' ? 'OVMF_VARS_4M.ms.fd' : 'OVMF_VARS_4M.snakeoil.fd'];
+  for (const f of [code, vars]) if (!existsSync(join(OVMF_DIR, f))) throw new KilnError(`${join(OVMF_DIR, f)} is missing: install the Debian package ovmf`);
+  mkdirSync(dir, { recursive: true });
+  const copy = join(dir, `${randomBytes(4).toString('hex')}-${vars}`);
+  writeFileSync(copy, readFileSync(join(OVMF_DIR, vars)));
+  return { code: join(OVMF_DIR, code), vars: copy, secureBoot: kind !== 'uefi' };
+}
+
 /** The QEMU command line for these options (without tracking or spawning). */
 export function qemuArgs(o: VmOptions, name: string): string[] {
   const boot = o.boot ?? (o.kernel ? 'kernel' : o.cdrom ? 'cdrom' : 'disk');
@@ -212,7 +242,11 @@ export function qemuArgs(o: VmOptions, name: string): string[] {
   const args = ['-name', name, '-accel', accel, '-m', String(o.memory ?? 256), '-smp', String(o.cpus ?? 1)];
   args.push('-nographic', '-monitor', 'none', '-serial', 'stdio', '-parallel', 'none', '-no-reboot', '-nic', 'none');
   if (o.debugExit !== false) args.push('-device', `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x04`);
-  if (o.uefi) args.push('-bios', ovmfPath());
+  if (o.ovmf) {
+    // Secure Boot capable code needs SMM (q35) and a write-protected flash for the variables
+    if (o.ovmf.secureBoot) args.push('-machine', 'q35,smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on');
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qv(o.ovmf.code)}`, '-drive', `if=pflash,format=raw,unit=1,file=${qv(o.ovmf.vars)}`);
+  } else if (o.uefi) args.push('-bios', ovmfPath());
   if (boot === 'kernel') {
     if (!o.kernel) throw new KilnError('boot = kernel needs a kernel');
     args.push('-kernel', o.kernel);
