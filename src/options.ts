@@ -166,12 +166,12 @@ export function checkOption(o: Options, name: string, spec: OptionSpec): unknown
     return listLike ? [] : type === 'env' ? {} : undefined;
   }
   const single = () => {
-    if (v.includes('\n')) throw o.error(name, `expected a single line, got ${v.split('\n').length} lines`);
+    if (v.includes('\n')) throw o.error(name, `must be a single line (got ${v.split('\n').length} lines)${spec.hint ? `; ${spec.hint}` : ''}`);
   };
   const matches = (item: string, line: string) => {
     if (spec.pattern && !spec.pattern.test(item)) {
       const expected = spec.expected ?? `of the form ${spec.pattern.source}`;
-      throw o.errorAt(name, line, spec.noun ? `invalid ${spec.noun} '${item}' (expected ${expected})` : `'${item}' is not ${expected}`);
+      throw o.errorAt(name, line, spec.noun ? `invalid ${spec.noun} '${item}' (expected ${expected})` : `expected ${expected}, got '${item}'`);
     }
     if (spec.choices && !spec.choices.includes(item)) throw o.errorAt(name, line, `unknown ${spec.noun ?? 'value'} '${item}' (${spec.choices.join(', ')})`);
   };

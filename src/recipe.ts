@@ -40,6 +40,8 @@ export interface OptionSpec {
   pattern?: RegExp;
   /** what `pattern` means, for the error ("a Debian package name") */
   expected?: string;
+  /** added to the error of a multi-line value of a single-line option ("put the long text in 'description'") */
+  hint?: string;
   /** int/size bounds */
   min?: number;
   max?: number;
