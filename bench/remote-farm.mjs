@@ -6,26 +6,16 @@
 // Usage: node bench/remote-farm.mjs [N] [S]     (the issue's full size: 500 parts)
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KILN, kiln, machine, nginx } from './remote-lib.mjs';
+import { KILN, kiln, machine, nginx, waitForPort } from './remote-lib.mjs';
 
 const N = Number(process.argv[2] ?? 500);
 const S = Number(process.argv[3] ?? 1);
 const port = 20000 + Math.floor(Math.random() * 20000);
 const rdir = mkdtempSync(join(tmpdir(), 'kiln-bench-redis-'));
 const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', rdir], { stdio: 'ignore' });
-for (let i = 0; ; i++) {
-  const ok = await new Promise((r) => {
-    const c = connect(port, '127.0.0.1');
-    c.on('connect', () => (c.destroy(), r(true)));
-    c.on('error', () => r(false));
-  });
-  if (ok) break;
-  if (i > 100) throw new Error('redis-server did not start');
-  await new Promise((r) => setTimeout(r, 100));
-}
+await waitForPort(port, 'redis-server');
 const farm = `redis://127.0.0.1:${port}`;
 const ng = await nginx();
 

@@ -42,16 +42,7 @@ http {
 `,
   );
   const child = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', `daemon off; pid ${dir}/nginx.pid;`], { stdio: 'ignore' });
-  for (let i = 0; ; i++) {
-    const ok = await new Promise((r) => {
-      const c = connect(port, '127.0.0.1');
-      c.on('connect', () => (c.destroy(), r(true)));
-      c.on('error', () => r(false));
-    });
-    if (ok) break;
-    if (i > 100) throw new Error('nginx did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitForPort(port, 'nginx');
   return {
     url: `http://127.0.0.1:${port}/`,
     dir,
@@ -89,3 +80,17 @@ export function parseSummary(s) {
 }
 
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Wait until something listens on 127.0.0.1:PORT (10 s at most). */
+export async function waitForPort(port, what) {
+  for (let i = 0; ; i++) {
+    const ok = await new Promise((r) => {
+      const c = connect(port, '127.0.0.1');
+      c.on('connect', () => (c.destroy(), r(true)));
+      c.on('error', () => r(false));
+    });
+    if (ok) return;
+    if (i > 100) throw new Error(`${what} did not start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
