@@ -321,7 +321,7 @@ sha256 = 34f45872c4c164e838092ddfb098b800d9fd38c25aaf7a262481d6c8b87dffdf
 describe('kiln:dkms option checks (at load time, before any build)', () => {
   test('a bad license, copyright or maintainer is a config error (exit 3) naming file:line, part and option', async () => {
     for (const [opt, value, msg] of [
-      ['license', 'GPL 2 or later!', 'not an SPDX license expression'],
+      ['license', 'GPL 2 or later!', 'expected an SPDX license expression'],
       ['copyright', ' ', 'one line of copyright holders'],
       ['maintainer', 'nobody', "expected 'Name <email>'"],
     ] as const) {
