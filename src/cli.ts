@@ -7,7 +7,6 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build, plan } from './engine/build.js';
 import { JsonReporter, PlainReporter, TtyReporter, type Reporter } from './engine/events.js';
-import { toDot, toMermaid } from './engine/graph.js';
 import { loadProject, loadSectionConfig, type Project, type ProjectOptions } from './engine/project.js';
 import { MANIFEST, emptyTrash, quarantine, readManifest, removeTree } from './engine/manifest.js';
 import { Lock, Store, checkEntry } from './engine/store.js';
@@ -16,13 +15,9 @@ import { run } from './lib/exec.js';
 import { rmrf } from './lib/fsutil.js';
 import { reapGnupgHomes, setGnupgRoot } from './lib/gpg.js';
 import { TOOL_PACKAGES, which } from './lib/tools.js';
-import { probeKvm } from './vm/qemu.js';
-import { diffCommand } from './evidence/diff.js';
 import { configuredKey, writeEvidence, writeEvidenceIfChanged, lastRun } from './evidence/index.js';
-import { lintArtifacts } from './evidence/lint.js';
 import { buildManifest, type Manifest } from './evidence/manifest.js';
 import { EvidenceRecorder } from './evidence/record.js';
-import { writeReport } from './evidence/report.js';
 // the remote cache and the farm (BullMQ, ioredis) load only when used: a plain build stays fast
 import type { RemoteCache, RemoteCliOptions } from './remote/cache.js';
 import type { DownloadMode } from './farm/coordinator.js';
@@ -173,7 +168,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'report':
         return await cmdReport(popts(), names, !!o.lint);
       case 'diff':
-        return diffCommand(names, !!o.json);
+        return (await import('./evidence/diff.js')).diffCommand(names, !!o.json);
       case 'doctor':
         return await cmdDoctor(o.config ?? (existsSync('buildout.cfg') ? 'buildout.cfg' : undefined), o, overrides, !!o.json);
       default:
@@ -292,6 +287,9 @@ async function cmdBuild(
       const names = project.closure(targets.length ? targets : undefined);
       if (evidence.report) {
         const mr = await writeEvidence(project, names, recorder.run, { signingKey: evidence.signingKey });
+        // report and lint modules load only when asked for (a plain build does not pay for them)
+        const { lintArtifacts } = await import('./evidence/lint.js');
+        const { writeReport } = await import('./evidence/report.js');
         if (evidence.lint) await lintArtifacts(project, mr.manifest);
         process.stderr.write(`kiln: report: ${writeReport(project, recorder.run, (p) => mr.scans.get(p))}\n`);
       } else await writeEvidenceIfChanged(project, names, recorder.run, { signingKey: evidence.signingKey });
@@ -352,6 +350,8 @@ async function cmdReport(popts: ProjectOptions, targets: string[], lint: boolean
   try {
     const names = project.closure(targets.length ? targets : undefined);
     const mr = existsSync(join(project.outDir, 'manifest.json')) ? await buildManifest(project, names, run) : await writeEvidence(project, names, run);
+    const { lintArtifacts } = await import('./evidence/lint.js');
+    const { writeReport } = await import('./evidence/report.js');
     if (lint) await lintArtifacts(project, JSON.parse(readFileSync(join(project.outDir, 'manifest.json'), 'utf8')) as Manifest);
     console.log(writeReport(project, run, (p) => mr.scans.get(p)));
   } finally {
@@ -401,6 +401,7 @@ async function cmdPlan(popts: ProjectOptions, targets: string[], json: boolean, 
 async function cmdGraph(popts: ProjectOptions, format: string): Promise<number> {
   const { project } = await loadProject(popts, readStatCache(popts));
   noteUnknownRecipes(project);
+  const { toDot, toMermaid } = await import('./engine/graph.js');
   if (format === 'dot') process.stdout.write(toDot(project));
   else if (format === 'mermaid') process.stdout.write(toMermaid(project));
   else if (format === 'svg') {
@@ -578,7 +579,7 @@ async function cmdDoctor(config: string | undefined, o: Record<string, unknown>,
     ? 'absent (TCG)'
     : process.env.KILN_KVM !== '1'
       ? 'present, not used (TCG; set KILN_KVM=1 to use it where a probe proves it boots a kernel)'
-      : probeKvm()
+      : (await import('./vm/qemu.js')).probeKvm()
         ? 'KILN_KVM=1 and the probe booted a kernel: QEMU guests use KVM'
         : 'KILN_KVM=1 but the probe failed (a kernel did not reach its panic under KVM in 20 s): QEMU guests stay on TCG';
   const missingNeeded = needed.filter((n) => !which(n.cmd));
