@@ -163,11 +163,12 @@ export const recipe: Recipe = {
       try {
         await signer.clearsign(join(dist, 'Release'), join(dist, 'InRelease'));
         await signer.detachSign(join(dist, 'Release'), join(dist, 'Release.gpg'));
-        writeFileSync(join(root, 'archive-key.asc'), await signer.exportPublic(true));
+        const armored = await signer.exportPublic(true);
+        writeFileSync(join(root, 'archive-key.asc'), armored);
         writeFileSync(join(root, 'archive-keyring.gpg'), await signer.exportPublic(false));
         // with a url the entry is location-independent: the armored key inline (deb822, apt >= 2.3)
         signedBy = o.get('url')?.trim()
-          ? `Signed-By:\n${(await signer.exportPublic(true)).toString('utf8').trimEnd().split('\n').map((l: string) => ` ${l === '' ? '.' : l}`).join('\n')}\n`
+          ? `Signed-By:\n${armored.toString('utf8').trimEnd().split('\n').map((l: string) => ` ${l === '' ? '.' : l}`).join('\n')}\n`
           : `Signed-By: ${join(ctx.location, 'archive-keyring.gpg')}\n`;
       } finally {
         await signer.close();
