@@ -46,9 +46,9 @@ export const recipe: Recipe = {
   },
   tools: (ctx) => (ctx.options.typed(OPTIONS)['seed-file'] ? [] : ['gpg', 'gpgconf']),
   async install(ctx) {
-    const seed = ctx.options.path('seed-file');
+    const { uid, algorithm, 'seed-file': seed } = ctx.options.typed(OPTIONS);
     if (seed) {
-      const k = seededEd25519Key(readFileSync(seed), ctx.options.require('uid').trim(), ctx.sourceDateEpoch);
+      const k = seededEd25519Key(readFileSync(seed), uid, ctx.sourceDateEpoch);
       writeFileSync(join(ctx.staging, 'secret.asc'), k.secretArmored, { mode: 0o600 });
       writeFileSync(join(ctx.staging, 'public.asc'), k.publicArmored);
       writeFileSync(join(ctx.staging, 'public.gpg'), k.publicBinary);
@@ -58,7 +58,6 @@ export const recipe: Recipe = {
     }
     // under out/.kiln/tmp (mode 0700), never $TMPDIR; removed with its agent even on kill -9
     const home = makeGnupgHome(ctx.work);
-    const { uid, algorithm } = ctx.options.typed(OPTIONS);
     const g = (...args: string[]) => ctx.run(['gpg', '--homedir', home, '--batch', '--no-tty', ...args]);
     try {
       await g('--passphrase', '', '--quick-gen-key', uid, algorithm, 'sign', 'never');
