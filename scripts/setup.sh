@@ -18,7 +18,7 @@ PACKAGES=(
   # chroots, containers, disk images, QEMU
   mmdebstrap debootstrap uidmap docker.io qemu-system-x86 qemu-utils busybox-static e2fsprogs fdisk dosfstools squashfs-tools
   xorriso isolinux syslinux syslinux-common mtools openssl
-  # UEFI boot of ISOs (src/lib/efi-iso.ts) and UEFI guests
+  # UEFI boot of ISOs (src/image/efi-iso.ts) and UEFI guests
   grub-efi-amd64-bin grub-common ovmf
   # Clonezilla images (kiln:clonezilla-image; ocs-chkimg/ocs-sr as oracles)
   clonezilla partclone drbl parted gdisk

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type Origin } from './lib/errors.js';
-import type { OptionSpec, OptionValues, PartOptions } from './recipe.js';
+import type { OptionSpec, OptionValues, PartOptions } from './kind.js';
 
 export class Options implements PartOptions {
   readonly part: string;

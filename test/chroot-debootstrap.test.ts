@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import { recipe } from '../src/recipes/chroot.js';
+import { recipe } from '../src/kinds/chroot.js';
 import { which } from '../src/lib/tools.js';
 import { makeContext } from './helpers/context.js';
 
@@ -33,6 +33,6 @@ test.skipIf(!canRun)('bootstrapper = debootstrap: tarball, manifest, normalised 
   }
   // not the mmdebstrap chroot's key
   const mm = makeContext('bookworm-mm', { ...defaults }, { cacheDir: CACHE });
-  const { chrootKey } = await import('../src/recipes/chroot.js');
+  const { chrootKey } = await import('../src/kinds/chroot.js');
   expect(readFileSync(join(out, 'key'), 'utf8').trim()).not.toBe(chrootKey(mm, mm.sourceDateEpoch));
 }, 600_000);

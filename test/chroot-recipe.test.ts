@@ -4,8 +4,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { recipe } from '../src/recipes/chroot.js';
-import { engineAvailable } from '../src/lib/docker.js';
+import { recipe } from '../src/kinds/chroot.js';
+import { engineAvailable } from '../src/sandbox/docker.js';
 import { MissingToolError } from '../src/lib/errors.js';
 import type { RunOptions } from '../src/lib/exec.js';
 import { makeContext } from './helpers/context.js';
@@ -98,7 +98,7 @@ describe('kiln:chroot', () => {
     expect(list('./etc/kiln-customized')).toBe('customized by kiln\n');
     expect(list('./etc/apt/sources.list.d/kiln.sources')).toBe(sources);
     // a different hook body is a different chroot
-    const { chrootKey } = await import('../src/recipes/chroot.js');
+    const { chrootKey } = await import('../src/kinds/chroot.js');
     const k1 = chrootKey(makeContext('k', { ...defaults, ...values }), 1);
     writeFileSync(hook, '#!/bin/sh\ntrue\n');
     expect(chrootKey(makeContext('k', { ...defaults, ...values }), 1)).not.toBe(k1);

@@ -6,9 +6,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { recipe } from '../src/recipes/chroot.js';
-import { installBuildDeps, resolveChroot, runInChroot, type ChrootEngine } from '../src/lib/chroot-run.js';
-import { engineAvailable, kilnContainers } from '../src/lib/docker.js';
+import { recipe } from '../src/kinds/chroot.js';
+import { installBuildDeps, resolveChroot, runInChroot, type ChrootEngine } from '../src/sandbox/chroot-run.js';
+import { engineAvailable, kilnContainers } from '../src/sandbox/docker.js';
 import { which } from '../src/lib/tools.js';
 import { makeContext } from './helpers/context.js';
 
@@ -138,7 +138,7 @@ describe('chroot references', () => {
 describe('missing host tools', () => {
   test('no docker client: the error names the Debian package docker.io', async () => {
     vi.resetModules(); // a docker.ts that has not yet seen an engine
-    const { ensureEngine } = await import('../src/lib/docker.js');
+    const { ensureEngine } = await import('../src/sandbox/docker.js');
     const path = process.env.PATH;
     process.env.PATH = '/nonexistent';
     try {

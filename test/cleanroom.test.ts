@@ -1,4 +1,4 @@
-// Clean-room builds (`chroot = ${some-chroot:location}`, src/engine/cleanroom.ts) on both engines
+// Clean-room builds (`chroot = ${some-chroot:location}`, src/sandbox/cleanroom.ts) on both engines
 // of runInChroot: GNU hello (recipes/components/hello, a cmmi part in the shared buildenv chroot)
 // built once in a Docker container and once with unshare + chroot (the fallback when no engine
 // answers), into different output directories, as two hosts would: the same bytes.
@@ -8,7 +8,7 @@ import { cpSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { engineAvailable } from '../src/lib/docker.js';
+import { engineAvailable } from '../src/sandbox/docker.js';
 import { walk } from '../src/lib/fsutil.js';
 import { which } from '../src/lib/tools.js';
 import { kilnP, project } from './helpers/kiln.js';

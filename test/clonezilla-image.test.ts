@@ -7,9 +7,9 @@ import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readd
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { recipe } from '../src/recipes/clonezilla-image.js';
-import { verifyImage, lsblkSize } from '../src/lib/clonezilla.js';
-import { OCS_RESTORE_FAST, RESTORE_GUEST_PACKAGES, restoreInGuest } from '../src/lib/clonezilla-guest.js';
+import { recipe } from '../src/kinds/clonezilla-image.js';
+import { verifyImage, lsblkSize } from '../src/image/clonezilla.js';
+import { OCS_RESTORE_FAST, RESTORE_GUEST_PACKAGES, restoreInGuest } from './helpers/clonezilla-guest.js';
 import { run } from '../src/lib/exec.js';
 import { debianKernel } from '../src/vm/kernel.js';
 import { blankDisk } from '../src/vm/qemu.js';

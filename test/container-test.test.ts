@@ -5,9 +5,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { recipe as chrootRecipe } from '../src/recipes/chroot.js';
-import { recipe, testSpecs } from '../src/recipes/container-test.js';
-import { engineAvailable, kilnContainers } from '../src/lib/docker.js';
+import { recipe as chrootRecipe } from '../src/kinds/chroot.js';
+import { recipe, testSpecs } from '../src/kinds/container-test.js';
+import { engineAvailable, kilnContainers } from '../src/sandbox/docker.js';
 import { Options } from '../src/options.js';
 import { makeContext } from './helpers/context.js';
 

@@ -1,4 +1,4 @@
-// UEFI boot for kiln's ISOs (src/lib/efi-iso.ts): a hybrid ISO with isolinux (BIOS) and GRUB
+// UEFI boot for kiln's ISOs (src/image/efi-iso.ts): a hybrid ISO with isolinux (BIOS) and GRUB
 // (UEFI) entries boots the cached Debian kernel + a busybox initrd under OVMF and under SeaBIOS
 // (QEMU, TCG); the ISO's El Torito catalogue and FAT image are checked with xorriso and fsck.fat;
 // two builds at different times give the same bytes.
@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { addEfiBoot, buildUki, grubMenu, sbsignFile } from '../src/lib/efi-iso.js';
+import { addEfiBoot, buildUki, grubMenu, sbsignFile } from '../src/image/efi-iso.js';
 import { run } from '../src/lib/exec.js';
 import { buildInitrd } from '../src/vm/initrd.js';
 import { debianKernel, type Kernel } from '../src/vm/kernel.js';
@@ -71,7 +71,7 @@ beforeAll(async () => {
   console.log(`hybrid BIOS+UEFI ISO built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }, 600_000);
 
-describe('UEFI boot for ISOs (src/lib/efi-iso.ts)', () => {
+describe('UEFI boot for ISOs (src/image/efi-iso.ts)', () => {
   test('El Torito: a BIOS and a UEFI entry; the FAT image holds bootx64.efi and passes fsck.fat; reproducible', async () => {
     const rep = execFileSync('xorriso', ['-indev', iso, '-report_el_torito', 'plain'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(rep).toMatch(/El Torito boot img\s*:\s*1\s+BIOS/);

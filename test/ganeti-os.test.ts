@@ -15,7 +15,7 @@ import { withVm, runningVms } from '../src/vm/qemu.js';
 import { kilnP, project } from './helpers/kiln.js';
 import { BOOT_HOOK, DEBIAN_BOOT_CHROOT } from './helpers/images.js';
 import { makeContext } from './helpers/context.js';
-import { recipe } from '../src/recipes/ganeti-os.js';
+import { recipe } from '../src/kinds/ganeti-os.js';
 
 const OPTION_DEFAULTS = Object.fromEntries(Object.entries(recipe.options).flatMap(([k, v]) => (v.default !== undefined ? [[k, v.default]] : [])));
 

@@ -1,4 +1,4 @@
-// Every option of every built-in recipe kind has a type (src/recipe.ts OptionSpec); a bad value
+// Every option of every built-in recipe kind has a type (src/kind.ts OptionSpec); a bad value
 // of each is a ConfigError at load time (exit 3) naming file:line, the part and the option.
 // Table-driven over the kinds' own option tables, through the in-process loadProject.
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { loadProject } from '../src/engine/project.js';
 import { builtinKinds, resolveRecipe } from '../src/engine/registry.js';
 import { ConfigError } from '../src/lib/errors.js';
 import { checkOption, Options } from '../src/options.js';
-import type { OptionSpec, Recipe } from '../src/recipe.js';
+import type { OptionSpec, Recipe } from '../src/kind.js';
 import { kiln, project } from './helpers/kiln.js';
 
 /** Valid values for each kind's required options (the rest of the part stays unset). */

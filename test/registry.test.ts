@@ -1,5 +1,5 @@
 // The registry of built-in kinds is a typed map of lazy imports: each module's `kind` is its key,
-// every recipe module in src/recipes/ is registered, and no name points at nothing.
+// every recipe module in src/kinds/ is registered, and no name points at nothing.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
@@ -15,8 +15,8 @@ test("each built-in module's kind is its registry key, and every recipe module i
     expect(r.kind, kind).toBe(kind);
     expect((await resolveRecipe(`kiln:${kind}`, undefined, 'p', '/nonexistent')).kind).toBe(kind);
   }
-  // modules of src/recipes/ that export a recipe object are exactly the registered kinds
-  const dir = join(import.meta.dirname, '..', 'src', 'recipes');
+  // modules of src/kinds/ that export a recipe object are exactly the registered kinds
+  const dir = join(import.meta.dirname, '..', 'src', 'kinds');
   const withRecipe: string[] = [];
   for (const f of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
     const mod = await import(join(dir, f));

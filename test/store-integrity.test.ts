@@ -363,13 +363,13 @@ describe('finding 5: shared parts across file systems', () => {
 
 describe('chroot cache', () => {
   test('a damaged cached chroot tarball is quarantined with the file named, and never linked into the part', async () => {
-    const { recipe } = await import('../src/recipes/chroot.js');
-    const { buildManifest, writeManifest, CACHE_MANIFEST } = await import('../src/engine/manifest.js');
+    const { recipe } = await import('../src/kinds/chroot.js');
+    const { buildManifest, writeManifest, CACHE_MANIFEST } = await import('../src/lib/manifest.js');
     const { makeContext } = await import('./helpers/context.js');
     const defaults = Object.fromEntries(Object.entries(recipe.options).flatMap(([k, s]) => (s.default !== undefined ? [[k, s.default]] : [])));
     const cacheDir = mkdtempSync(join(tmpdir(), 'kiln-chroot-cache-'));
     const ctx = makeContext('bookworm', { ...defaults }, { cacheDir });
-    const { chrootKey } = await import('../src/recipes/chroot.js');
+    const { chrootKey } = await import('../src/kinds/chroot.js');
     // a cache entry as an earlier run left it (a small tarball stands in for the root file system)
     const key = chrootKey(ctx, ctx.sourceDateEpoch);
     const entry = join(cacheDir, 'chroots', key);

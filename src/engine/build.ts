@@ -8,13 +8,14 @@ import { run } from '../lib/exec.js';
 import { ExitCode, KilnError } from '../lib/errors.js';
 import { rmrf } from '../lib/fsutil.js';
 import { requireTool } from '../lib/tools.js';
-import type { BuildContext } from '../recipe.js';
-import { cleanRoomRunner } from './cleanroom.js';
+import type { BuildContext } from '../kind.js';
+import { cleanRoomRunner } from '../sandbox/cleanroom.js';
 import type { Reporter } from './events.js';
 import type { Part, Project, SignatureParts } from './project.js';
-import { describe } from './manifest.js';
+import { describe } from '../lib/manifest.js';
 import { StateWriter } from './state-writer.js';
-import { Lock, Store, type PartState, type Staging, type State } from './store.js';
+import { Lock } from '../lib/lock.js';
+import { Store, type PartState, type Staging, type State } from './store.js';
 import type { RemoteCache } from '../remote/cache.js';
 import type { FarmCoordinator } from '../farm/coordinator.js';
 

@@ -11,8 +11,8 @@ import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, type Origin } from '../lib/errors.js';
-import type { Recipe } from '../recipe.js';
-import { sha256 } from './hash.js';
+import type { Recipe } from '../kind.js';
+import { sha256 } from '../lib/hash.js';
 
 type Loader = () => Promise<Record<string, unknown>>;
 
@@ -22,24 +22,24 @@ type Loader = () => Promise<Record<string, unknown>>;
  * `kind` is its key.
  */
 const BUILTIN = {
-  'apt-repo': () => import('../recipes/apt-repo.js'),
-  chroot: () => import('../recipes/chroot.js'),
-  'clonezilla-image': () => import('../recipes/clonezilla-image.js'),
-  cmmi: () => import('../recipes/cmmi.js'),
-  command: () => import('../recipes/command.js'),
-  'container-test': () => import('../recipes/container-test.js'),
-  'disk-image': () => import('../recipes/disk-image.js'),
-  dkms: () => import('../recipes/dkms.js'),
-  download: () => import('../recipes/download.js'),
-  'dpkg-buildpackage': () => import('../recipes/dpkg-buildpackage.js'),
-  'ganeti-extstorage': () => import('../recipes/ganeti-extstorage.js'),
-  'ganeti-os': () => import('../recipes/ganeti-os.js'),
-  'gpg-key': () => import('../recipes/gpg-key.js'),
-  package: () => import('../recipes/package.js'),
-  'qemu-test': () => import('../recipes/qemu-test.js'),
-  'recovery-iso': () => import('../recipes/recovery-iso.js'),
-  'rpm-repo': () => import('../recipes/rpm-repo.js'),
-  rpmbuild: () => import('../recipes/rpmbuild.js'),
+  'apt-repo': () => import('../kinds/apt-repo.js'),
+  chroot: () => import('../kinds/chroot.js'),
+  'clonezilla-image': () => import('../kinds/clonezilla-image.js'),
+  cmmi: () => import('../kinds/cmmi.js'),
+  command: () => import('../kinds/command.js'),
+  'container-test': () => import('../kinds/container-test.js'),
+  'disk-image': () => import('../kinds/disk-image.js'),
+  dkms: () => import('../kinds/dkms.js'),
+  download: () => import('../kinds/download.js'),
+  'dpkg-buildpackage': () => import('../kinds/dpkg-buildpackage.js'),
+  'ganeti-extstorage': () => import('../kinds/ganeti-extstorage.js'),
+  'ganeti-os': () => import('../kinds/ganeti-os.js'),
+  'gpg-key': () => import('../kinds/gpg-key.js'),
+  package: () => import('../kinds/package.js'),
+  'qemu-test': () => import('../kinds/qemu-test.js'),
+  'recovery-iso': () => import('../kinds/recovery-iso.js'),
+  'rpm-repo': () => import('../kinds/rpm-repo.js'),
+  rpmbuild: () => import('../kinds/rpmbuild.js'),
 } satisfies Record<string, Loader>;
 
 export type BuiltinKind = keyof typeof BUILTIN;

@@ -2,7 +2,7 @@
  * On-disk state of a project's outputs.
  *
  *   out/parts/NAME -> ../.kiln/store/SIG/out   (symlink, swapped atomically)
- *   out/.kiln/store/SIG/manifest.json          what the entry held when committed (src/engine/manifest.ts)
+ *   out/.kiln/store/SIG/manifest.json          what the entry held when committed (src/lib/manifest.ts)
  *   out/.kiln/store/SIG/out/                   complete outputs, content-addressed by part signature
  *   out/.kiln/tmp/                             staging and work dirs (wiped at start, under the lock)
  *   out/.kiln/trash/                           entries being deleted (emptied at every start)
@@ -19,13 +19,13 @@
  * (shared = true) live in the shared directory (SHARED/NAME/SIG32/{manifest.json,out}) and are
  * reused across projects; they have their own .trash and .quarantine there (same file system).
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
-import { ExitCode, KilnError } from '../lib/errors.js';
-import { lstatOrNull, processAlive, rmrf, tmpSibling, writeFileAtomic } from '../lib/fsutil.js';
-import type { StatCache } from './hash.js';
-import { MANIFEST, buildManifest, copyTree, emptyTrash, quarantine, quickCheck, readManifest, removeTree, verifyTree, writeManifest, writeManifestAsync, type Difference, type Manifest } from './manifest.js';
+import { KilnError } from '../lib/errors.js';
+import { lstatOrNull, rmrf, tmpSibling, writeFileAtomic } from '../lib/fsutil.js';
+import type { StatCache } from '../lib/hash.js';
+import { MANIFEST, buildManifest, copyTree, emptyTrash, quarantine, quickCheck, readManifest, removeTree, verifyTree, writeManifest, writeManifestAsync, type Difference, type Manifest } from '../lib/manifest.js';
 import type { Part, Project, SignatureParts } from './project.js';
 
 export interface PartState {
@@ -285,75 +285,5 @@ export async function checkEntry(entry: string, mode: 'quick' | 'full', refresh 
     }
   }
   return diffs;
-}
-
-/** One build per out/ directory at a time. A lock left by a dead process is taken over. */
-export class Lock {
-  /** how long an empty lock file counts as being written (not stale) */
-  static EMPTY_GRACE_MS = 5000;
-  private held = false;
-  constructor(private path: string) {}
-
-  private tryAcquire(): number | null {
-    mkdirSync(dirname(this.path), { recursive: true });
-    try {
-      const fd = openSync(this.path, 'wx');
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      this.held = true;
-      return null;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') {
-        rmSync(this.path, { force: true });
-        throw new KilnError(`no space left on device while writing ${this.path}`);
-      }
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    let pid = NaN;
-    let text = '';
-    try {
-      text = readFileSync(this.path, 'utf8');
-      pid = parseInt(text, 10);
-    } catch {
-      return -1; // being written right now
-    }
-    if (Number.isFinite(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) return pid;
-    // empty: another kiln created it and is about to write its pid (open, then write); stale
-    // only once it has stayed empty for a while
-    if (text.trim() === '' && Date.now() - (lstatOrNull(this.path)?.mtimeMs ?? 0) < Lock.EMPTY_GRACE_MS) return -1;
-    // stale: take over by renaming it away (only one contender wins the rename)
-    try {
-      const stale = tmpSibling(this.path);
-      renameSync(this.path, stale);
-      rmSync(stale, { force: true });
-    } catch {
-      /* someone else took it over first */
-    }
-    return -1;
-  }
-
-  async acquire(wait: boolean, onWait?: (pid: number) => void): Promise<void> {
-    let told = false;
-    for (;;) {
-      const holder = this.tryAcquire();
-      if (holder === null) return;
-      if (holder > 0) {
-        if (!wait) throw new KilnError(`another kiln build (pid ${holder}) is using ${dirname(dirname(this.path))}; retry later or drop --no-wait`, ExitCode.LOCKED);
-        if (!told) onWait?.(holder);
-        told = true;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
-  release(): void {
-    if (!this.held) return;
-    this.held = false;
-    try {
-      if (parseInt(readFileSync(this.path, 'utf8'), 10) === process.pid) unlinkSync(this.path);
-    } catch {
-      /* already gone */
-    }
-  }
 }
 

@@ -12,7 +12,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { Project } from '../engine/project.js';
 import { Store } from '../engine/store.js';
-import { hashFile } from '../engine/hash.js';
+import { hashFile } from '../lib/hash.js';
 import type { RunRecord, PartStatus } from './record.js';
 import { classify, ScanCache, type ArtifactType, type PartScan } from './scan.js';
 

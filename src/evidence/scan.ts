@@ -6,7 +6,7 @@
 import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/fsutil.js';
-import { hashFile } from '../engine/hash.js';
+import { hashFile } from '../lib/hash.js';
 import { inspectChroot, inspectDeb, inspectRpm, type InstalledPackage, type PackageInfo } from './inspect.js';
 
 export type ArtifactType =

@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import type { PlanEntry } from '../engine/plan-entry.js';
 import type { Part, Project } from '../engine/project.js';
 import type { Store } from '../engine/store.js';
-import { hashFile } from '../engine/hash.js';
+import { hashFile } from '../lib/hash.js';
 import { ExitCode, KilnError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import { rmrf } from '../lib/fsutil.js';

@@ -6,8 +6,8 @@
  */
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { CACHE_MANIFEST, buildManifest, describe, quarantine, readManifest, removeTree, verifyTree, writeManifest } from '../engine/manifest.js';
-import { Lock } from '../engine/store.js';
+import { CACHE_MANIFEST, buildManifest, describe, quarantine, readManifest, removeTree, verifyTree, writeManifest } from './manifest.js';
+import { Lock } from './lock.js';
 import { rmrf, tmpSibling } from './fsutil.js';
 
 export interface CacheEntry {

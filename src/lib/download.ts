@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from './errors.js';
 import { tmpSibling, writeFileAtomic } from './fsutil.js';
-import { quarantine } from '../engine/manifest.js';
+import { quarantine } from './manifest.js';
 
 export type Algo = 'sha256' | 'sha512' | 'md5';
 export interface Checksums {

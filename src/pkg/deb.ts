@@ -63,7 +63,7 @@ import { writeAll } from './bytewriter.js';
 import { compressToFile, EXT, isCompression, type Compression, type Compressor } from './compress.js';
 import { formatParagraph, parseRelations } from './deb822.js';
 import { buildManifest, type ManifestEntry, type PkgFile } from './files.js';
-import { digestFiles } from './digest.js';
+import { digestFiles } from '../lib/digest.js';
 import { TarWriter, type TarHeader } from './tar.js';
 import { validateDebPackageName, validateDebVersion } from './version.js';
 

@@ -11,7 +11,7 @@
  *   { "kiln": "action-result/1", "payload": "<JSON text>", "signature": "<armored OpenPGP detached signature of payload>" | null }
  * and payload is the JSON of ActionResult below.
  */
-import { sha256 } from '../engine/hash.js';
+import { sha256 } from '../lib/hash.js';
 import type { Part, Project } from '../engine/project.js';
 import type { TreeEntry } from './tree.js';
 

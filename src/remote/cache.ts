@@ -25,7 +25,7 @@ import { actionKeys, ENVELOPE_FORMAT, RESULT_FORMAT, validateResult, type Action
 import { CacheUnavailable, DigestMismatch, HttpCache } from './http.js';
 import { parseTrust, ResultSigner, ResultVerifier } from './trust.js';
 import { manifestTree, sameTree, UnsupportedEntry } from './tree.js';
-import { MANIFEST, describe, readManifest } from '../engine/manifest.js';
+import { MANIFEST, describe, readManifest } from '../lib/manifest.js';
 
 /** Files up to this size travel in packs (one blob per PACK_MAX bytes of small files). */
 export const PACK_THRESHOLD = 64 * 1024;

@@ -1,11 +1,11 @@
 /**
  * The output tree of a store entry, listed by digest: what an action result carries.
  *
- * It is the store's own per-entry manifest (src/engine/manifest.ts: path, type, mode, size,
+ * It is the store's own per-entry manifest (src/lib/manifest.ts: path, type, mode, size,
  * sha256, symlink target, written at commit) without its stat data: uploads take the tree from
  * the verified manifest, and a restored entry's manifest must equal the action result's tree.
  */
-import type { Manifest } from '../engine/manifest.js';
+import type { Manifest } from '../lib/manifest.js';
 
 export interface TreeEntry {
   /** relative path, '/'-separated, no '.', '..' or empty components */

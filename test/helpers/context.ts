@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Options } from '../../src/options.js';
 import { run } from '../../src/lib/exec.js';
-import type { BuildContext } from '../../src/recipe.js';
+import type { BuildContext } from '../../src/kind.js';
 
 export function makeContext(part: string, values: Record<string, string>, extra: Partial<BuildContext> = {}): BuildContext & { root: string; logFile: string } {
   const root = mkdtempSync(join(tmpdir(), `kiln-test-${part}-`));

@@ -16,9 +16,9 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { saveDisk, verifyImage, type Checksum, type Compression } from '../lib/clonezilla.js';
+import { saveDisk, verifyImage, type Checksum, type Compression } from '../image/clonezilla.js';
 import { COMPRESSIONS } from '../pkg/compress.js';
-import type { PartOptions, Recipe } from '../recipe.js';
+import type { PartOptions, Recipe } from '../kind.js';
 
 /** pigz -n, zstd or none: the package payload compressions but xz (Clonezilla images are not xz) */
 const CLONEZILLA_COMPRESSIONS = COMPRESSIONS.filter((c) => c !== 'xz');

@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
-import { CLEAN_ROOM_OPTIONS, type Recipe } from '../recipe.js';
+import { CLEAN_ROOM_OPTIONS, type Recipe } from '../kind.js';
 
 /** The variable an option reaches the script as: foo-bar, foo.bar and FOO_BAR are all KILN_OPT_FOO_BAR. */
 export function optionEnvName(option: string): string {

@@ -17,7 +17,7 @@ import { gzipSync } from 'node:zlib';
 import { Signer } from '../lib/gpg.js';
 import { parseParagraph, type Paragraph } from '../pkg/deb822.js';
 import { KilnError } from '../lib/errors.js';
-import type { BuildContext, Recipe } from '../recipe.js';
+import type { BuildContext, Recipe } from '../kind.js';
 import { checkRepoUrl, expandGlobs } from './package-files.js';
 
 interface DebEntry {

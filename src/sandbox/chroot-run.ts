@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { cachedDir } from './cache.js';
+import { cachedDir } from '../lib/cache.js';
 import {
   containerName,
   dockerRunArgs,
@@ -30,11 +30,11 @@ import {
   trackContainer,
   type Mount,
 } from './docker.js';
-import { KilnError, MissingToolError } from './errors.js';
-import { run, type RunOptions, type RunResult } from './exec.js';
-import { rmrf } from './fsutil.js';
-import { which } from './tools.js';
-import { hashFile, sha256 } from '../engine/hash.js';
+import { KilnError, MissingToolError } from '../lib/errors.js';
+import { run, type RunOptions, type RunResult } from '../lib/exec.js';
+import { rmrf } from '../lib/fsutil.js';
+import { which } from '../lib/tools.js';
+import { hashFile, sha256 } from '../lib/hash.js';
 
 export type { Mount } from './docker.js';
 export type ChrootEngine = 'docker' | 'unshare';

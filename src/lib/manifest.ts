@@ -11,7 +11,7 @@
  * Checks:
  *   quickCheck   stat only (size, mtime, ctime, inode, mode; directory mtimes for added or
  *                removed names): the paths that may have changed. Nothing is read.
- *   verifyTree   every file hashed (worker threads, src/pkg/digest.ts), every name compared:
+ *   verifyTree   every file hashed (worker threads, src/lib/digest.ts), every name compared:
  *                the list of differences, each naming its file. With `only`, just those paths.
  * A suspicious stat alone never condemns an entry: hashing decides, and a tree whose content
  * matches gets its stat data refreshed (hard links and chmod change ctime, copies change inodes).
@@ -21,8 +21,8 @@
  */
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { digestFiles } from '../pkg/digest.js';
-import { rmrf, tmpSibling, writeFileAtomic, writeFileAtomicAsync } from '../lib/fsutil.js';
+import { digestFiles } from './digest.js';
+import { rmrf, tmpSibling, writeFileAtomic, writeFileAtomicAsync } from './fsutil.js';
 
 export const MANIFEST = 'manifest.json';
 export const CACHE_MANIFEST = 'kiln-manifest.json';

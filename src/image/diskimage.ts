@@ -21,12 +21,12 @@
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, closeSync, writeSync, writeFileSync, utimesSync, ftruncateSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { KilnError } from './errors.js';
-import { run, type RunOptions } from './exec.js';
+import { KilnError } from '../lib/errors.js';
+import { run, type RunOptions } from '../lib/exec.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { moduleIndex, resolveModules, type Kernel } from '../vm/kernel.js';
-import { walk } from './fsutil.js';
-import { hashFile } from '../engine/hash.js';
+import { walk } from '../lib/fsutil.js';
+import { hashFile } from '../lib/hash.js';
 
 export type PartitionTable = 'msdos' | 'gpt';
 

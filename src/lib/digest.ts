@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { KilnError } from '../lib/errors.js';
+import { KilnError } from './errors.js';
 
 export interface DigestJob {
   path: string;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchVerified, isUrl, urlBasename } from '../lib/download.js';
 import { containedPath } from '../lib/paths.js';
-import type { BuildContext, PlanContext, Recipe } from '../recipe.js';
+import type { BuildContext, PlanContext, Recipe } from '../kind.js';
 import { extractArchive } from './cmmi.js';
 
 function source(ctx: PlanContext | BuildContext): string {

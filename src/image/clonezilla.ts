@@ -25,8 +25,8 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KilnError } from './errors.js';
-import type { RunOptions, RunResult } from './exec.js';
+import { KilnError } from '../lib/errors.js';
+import type { RunOptions, RunResult } from '../lib/exec.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 export type Checksum = 'md5sum' | 'sha1sum' | 'b2sum';

@@ -7,7 +7,7 @@
 import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Signer } from '../lib/gpg.js';
-import type { OptionSpec, Recipe } from '../recipe.js';
+import type { OptionSpec, Recipe } from '../kind.js';
 import { checkRepoUrl, expandGlobs } from './package-files.js';
 
 const OPTIONS = {

@@ -1,6 +1,6 @@
 /**
  * kiln:disk-image: a bootable raw disk image (BIOS, msdos or GPT) from a root file system
- * tarball, built on plain files by byte offset (see src/lib/diskimage.ts). Boots in QEMU with
+ * tarball, built on plain files by byte offset (see src/image/diskimage.ts). Boots in QEMU with
  * the firmware (no -kernel): syslinux -> kernel + small busybox initrd -> the rootfs's /sbin/init,
  * with the console on ttyS0.
  *
@@ -17,10 +17,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildDiskImage, type PartitionTable } from '../lib/diskimage.js';
+import { buildDiskImage, type PartitionTable } from '../image/diskimage.js';
 import { debianKernel } from '../vm/kernel.js';
 import { parseSize } from '../vm/qemu.js';
-import type { PartOptions, Recipe } from '../recipe.js';
+import type { PartOptions, Recipe } from '../kind.js';
 
 const MiB = 1024 * 1024;
 

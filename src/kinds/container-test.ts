@@ -23,12 +23,12 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { chrootImage } from '../lib/chroot-run.js';
-import { ensureEngine, kilnLabels, trackContainer, untrackContainer } from '../lib/docker.js';
+import { chrootImage } from '../sandbox/chroot-run.js';
+import { ensureEngine, kilnLabels, trackContainer, untrackContainer } from '../sandbox/docker.js';
 import { KilnError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import { junitXml, type TestCase } from '../lib/junit.js';
-import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
+import type { BuildContext, PartOptions, Recipe } from '../kind.js';
 import { expandGlobs } from './package-files.js';
 import type { StartedTestContainer } from 'testcontainers';
 

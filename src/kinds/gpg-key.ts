@@ -12,7 +12,7 @@ import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeGnupgHome, removeGnupgHome } from '../lib/gpg.js';
 import { seededEd25519Key } from '../lib/openpgp-seeded.js';
-import type { OptionSpec, Recipe } from '../recipe.js';
+import type { OptionSpec, Recipe } from '../kind.js';
 
 const OPTIONS = {
   uid: { type: 'string', description: "user id, 'Name <email>'", required: true },

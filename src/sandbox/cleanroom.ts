@@ -1,6 +1,6 @@
 /**
  * Clean-room builds: a part with `chroot = ${some-chroot:location}` runs its commands inside that
- * chroot through runInChroot (src/lib/chroot-run.ts): a Docker container from the chroot's image
+ * chroot through runInChroot (src/sandbox/chroot-run.ts): a Docker container from the chroot's image
  * when an engine answers (or can be started), else `unshare` + `chroot` over the chroot's tree
  * (KILN_CHROOT_ENGINE=docker|unshare forces one). The part's work and staging directories are
  * mounted read-write at the same paths, the project, the cache and the dependencies' outputs
@@ -12,10 +12,10 @@
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultEngine, runInChroot, type ChrootEngine, type Mount } from '../lib/chroot-run.js';
+import { defaultEngine, runInChroot, type ChrootEngine, type Mount } from './chroot-run.js';
 import { ConfigError } from '../lib/errors.js';
 import type { RunOptions, RunResult } from '../lib/exec.js';
-import type { BuildContext } from '../recipe.js';
+import type { BuildContext } from '../kind.js';
 
 export const BUILD_HOSTNAME = 'kiln-build';
 const BUILD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -21,7 +21,7 @@ import type { DebSpec } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
 import { COMPRESSIONS } from '../pkg/compress.js';
 import { writePackages, type PackageInfo } from '../pkg/info.js';
-import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
+import type { BuildContext, PartOptions, PlanContext, Recipe } from '../kind.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 
 /** ganeti/_constants.py ES_SCRIPTS; snapshot, open and close are optional (ExtStorageFromDisk) */

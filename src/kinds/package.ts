@@ -28,7 +28,7 @@ import { shlibsError } from '../pkg/deb.js';
 import { COMPRESSIONS, type Compression } from '../pkg/compress.js';
 import { normalizePath, type PkgFile } from '../pkg/files.js';
 import { validateDebPackageName, validateDebVersion, validateRpmName, validateRpmVersion } from '../pkg/version.js';
-import type { BuildContext, OptionSpec, PartOptions, PlanContext, Recipe } from '../recipe.js';
+import type { BuildContext, OptionSpec, PartOptions, PlanContext, Recipe } from '../kind.js';
 import { globToRegExp } from './package-files.js';
 
 const DEP_FIELDS = ['depends', 'pre-depends', 'recommends', 'suggests', 'enhances', 'breaks', 'conflicts', 'replaces', 'provides'] as const;

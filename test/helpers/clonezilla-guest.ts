@@ -19,12 +19,12 @@
 
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { KilnError } from './errors.js';
-import { run } from './exec.js';
-import { buildInitrd } from '../vm/initrd.js';
-import type { Kernel } from '../vm/kernel.js';
-import { bootVm, exitError, type VmDisk } from '../vm/qemu.js';
-import { hashFile } from '../engine/hash.js';
+import { KilnError } from '../../src/lib/errors.js';
+import { run } from '../../src/lib/exec.js';
+import { buildInitrd } from '../../src/vm/initrd.js';
+import type { Kernel } from '../../src/vm/kernel.js';
+import { bootVm, exitError, type VmDisk } from '../../src/vm/qemu.js';
+import { hashFile } from '../../src/lib/hash.js';
 
 /** packages a kiln:chroot needs to be a restore guest (variant minbase) */
 export const RESTORE_GUEST_PACKAGES = ['clonezilla', 'partclone', 'drbl', 'parted', 'gdisk', 'pigz', 'zstd', 'udev', 'kmod', 'e2fsprogs', 'dosfstools', 'bc', 'procps', 'gawk', 'util-linux', 'fdisk'];

@@ -32,7 +32,7 @@ import { copyFile, cp, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { processAlive, walk } from '../lib/fsutil.js';
-import { CLEAN_ROOM_OPTIONS, type BuildContext, type PartOptions, type Recipe } from '../recipe.js';
+import { CLEAN_ROOM_OPTIONS, type BuildContext, type PartOptions, type Recipe } from '../kind.js';
 
 function words(s: string | undefined): string[] {
   return s ? s.split(/\s+/).filter(Boolean) : [];

@@ -28,10 +28,10 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { copyFile, cp, mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { cleanRoomRunner } from '../engine/cleanroom.js';
+import { cleanRoomRunner } from '../sandbox/cleanroom.js';
 import { KilnError } from '../lib/errors.js';
 import { parse, parseChecksums } from '../pkg/deb822.js';
-import { CLEAN_ROOM_OPTIONS, type BuildContext, type PartOptions, type PlanContext, type Recipe } from '../recipe.js';
+import { CLEAN_ROOM_OPTIONS, type BuildContext, type PartOptions, type PlanContext, type Recipe } from '../kind.js';
 
 /** What the build leaves next to the source tree and the part keeps. */
 const RESULT = /\.(deb|udeb|ddeb|buildinfo|changes|dsc|tar\.(gz|xz|bz2|lzma|zst)|diff\.gz)$/;

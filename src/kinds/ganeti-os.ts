@@ -27,15 +27,15 @@ import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { KilnError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
-import { initScript, BOOT_MODULES, rootfsKernel } from '../lib/diskimage.js';
+import { initScript, BOOT_MODULES, rootfsKernel } from '../image/diskimage.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { debianKernel, moduleIndex, type Kernel } from '../vm/kernel.js';
 import type { DebSpec } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
 import { COMPRESSIONS } from '../pkg/compress.js';
-import type { BuildContext, PartOptions, PlanContext, Recipe } from '../recipe.js';
+import type { BuildContext, PartOptions, PlanContext, Recipe } from '../kind.js';
 import { writePackages, type PackageInfo } from '../pkg/info.js';
-import { hashFile } from '../engine/hash.js';
+import { hashFile } from '../lib/hash.js';
 
 /** the fixed script texts */
 export const SCRIPTS_DIR = new URL('../../share/ganeti-os/', import.meta.url).pathname;

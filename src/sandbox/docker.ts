@@ -8,9 +8,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KilnError, MissingToolError } from './errors.js';
-import { run, type RunOptions, type RunResult } from './exec.js';
-import { which } from './tools.js';
+import { KilnError, MissingToolError } from '../lib/errors.js';
+import { run, type RunOptions, type RunResult } from '../lib/exec.js';
+import { which } from '../lib/tools.js';
 
 export const LABEL = 'kiln';
 /** label carrying the part name on every container kiln starts */

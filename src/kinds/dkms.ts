@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ExitCode, KilnError } from '../lib/errors.js';
 import type { PkgFile } from '../pkg/files.js';
-import type { BuildContext, Recipe } from '../recipe.js';
+import type { BuildContext, Recipe } from '../kind.js';
 import { writePackages } from '../pkg/info.js';
 
 export interface DkmsConf {
@@ -277,7 +277,7 @@ export const recipe: Recipe = {
     mkdirSync(out, { recursive: true });
     const argv = ['bash', '-c', BUILD, 'kiln-dkms-build', out, srcDir, conf.name, conf.version, uarch, ...kernels];
     ctx.log(`# kiln: dkms add + build of ${conf.name}/${conf.version} in the clean room (/usr/src, /var/lib/dkms) for ${kernels.join(' ')}\n`);
-    ctx.log(`# kiln: command in the chroot: bash -c BUILD ${argv.slice(3).map((a) => JSON.stringify(a)).join(' ')} (BUILD: the script in kiln's src/recipes/dkms.ts)\n`);
+    ctx.log(`# kiln: command in the chroot: bash -c BUILD ${argv.slice(3).map((a) => JSON.stringify(a)).join(' ')} (BUILD: the script in kiln's src/kinds/dkms.ts)\n`);
     const r = await ctx.run(argv, { allowFailure: true });
     if (ctx.signal.aborted) throw new KilnError('interrupted', ExitCode.INTERRUPTED);
     if (r.code !== 0) {

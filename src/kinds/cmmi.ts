@@ -14,7 +14,7 @@ import { copyFile, cp, mkdir, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fetchVerified, isUrl } from '../lib/download.js';
 import { KilnError } from '../lib/errors.js';
-import { CLEAN_ROOM_OPTIONS, type BuildContext, type Recipe } from '../recipe.js';
+import { CLEAN_ROOM_OPTIONS, type BuildContext, type Recipe } from '../kind.js';
 
 /** Unpack a tar archive (any compression GNU tar knows) into dest, optionally dropping a single top-level directory. */
 export async function extractArchive(ctx: BuildContext, file: string, dest: string, strip: boolean): Promise<void> {

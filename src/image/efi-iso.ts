@@ -14,8 +14,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KilnError } from './errors.js';
-import type { RunOptions, RunResult } from './exec.js';
+import { KilnError } from '../lib/errors.js';
+import type { RunOptions, RunResult } from '../lib/exec.js';
 
 export const GRUB_EFI_DIR = '/usr/lib/grub/x86_64-efi';
 

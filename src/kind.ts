@@ -1,5 +1,5 @@
 /**
- * The recipe interface. A recipe kind is one module in src/recipes/ that exports a Recipe;
+ * The recipe interface. A recipe kind is one module in src/kinds/ that exports a Recipe;
  * the engine builds a part by calling install() (or update()) with a BuildContext.
  * Like a buildout recipe's install()/update(), like one nfpm packager per format.
  */

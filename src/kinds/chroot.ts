@@ -24,12 +24,12 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { cachedDir } from '../lib/cache.js';
-import { importImage, imageTagForKey } from '../lib/docker.js';
+import { importImage, imageTagForKey } from '../sandbox/docker.js';
 import { MissingToolError } from '../lib/errors.js';
 import { rmrf } from '../lib/fsutil.js';
 import { requireTool, which } from '../lib/tools.js';
-import { sha256 } from '../engine/hash.js';
-import type { BuildContext, PlanContext, Recipe } from '../recipe.js';
+import { sha256 } from '../lib/hash.js';
+import type { BuildContext, PlanContext, Recipe } from '../kind.js';
 
 // 2: apt's partial directories owned by _apt in every build (see scratchBase)
 const VERSION = '2';

@@ -1,7 +1,7 @@
 /** Expanding file lists in options: paths and globs (*, ?, [..], **) resolved like path options. */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PartOptions } from '../recipe.js';
+import type { PartOptions } from '../kind.js';
 
 export function globToRegExp(glob: string): RegExp {
   let re = '';

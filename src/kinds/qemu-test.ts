@@ -18,7 +18,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { junitXml, type TestCase } from '../lib/junit.js';
-import type { PartOptions, Recipe } from '../recipe.js';
+import type { PartOptions, Recipe } from '../kind.js';
 import { buildInitrd, type InitrdFile } from '../vm/initrd.js';
 import { debianKernel } from '../vm/kernel.js';
 import { blankDisk, bootVm, parseSize, type Accel, type VmDisk, type VmExit } from '../vm/qemu.js';

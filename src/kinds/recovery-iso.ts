@@ -39,12 +39,12 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSyn
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { walk } from '../lib/fsutil.js';
-import type { BuildContext, PartOptions, Recipe } from '../recipe.js';
-import { addEfiBoot, buildUki, grubMenu, sbsignFile } from '../lib/efi-iso.js';
-import { DECOMPRESSOR, PARTCLONE_DD_BS, PARTCLONE_Z, type Compression } from '../lib/clonezilla.js';
+import type { BuildContext, PartOptions, Recipe } from '../kind.js';
+import { addEfiBoot, buildUki, grubMenu, sbsignFile } from '../image/efi-iso.js';
+import { DECOMPRESSOR, PARTCLONE_DD_BS, PARTCLONE_Z, type Compression } from '../image/clonezilla.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { debianKernel } from '../vm/kernel.js';
-import { hashFile } from '../engine/hash.js';
+import { hashFile } from '../lib/hash.js';
 
 const MB = 1000 * 1000;
 const CD_BYTES = 700 * 1024 * 1024;
@@ -455,7 +455,7 @@ export const recipe: Recipe = {
     label: { type: 'string', description: 'ISO volume label (up to 32 characters A-Z 0-9 _)', default: 'KILN_RECOVERY' },
     'menu-title': { type: 'string', description: 'boot menu title', default: 'kiln recovery' },
     timeout: { type: 'int', min: 0, max: 9999, description: 'seconds the boot menu waits before the default entry', default: '10' },
-    uefi: { type: 'enum', choices: ['yes', 'no'], description: 'yes: also a UEFI El Torito entry (GRUB, grub-efi-amd64-bin; src/lib/efi-iso.ts); no: BIOS only', default: 'yes' },
+    uefi: { type: 'enum', choices: ['yes', 'no'], description: 'yes: also a UEFI El Torito entry (GRUB, grub-efi-amd64-bin; src/image/efi-iso.ts); no: BIOS only', default: 'yes' },
     'kernel-append': { type: 'string', description: 'extra kernel parameters for both entries (e.g. kiln_debug_exit=1 for QEMU tests)', default: '' },
     'secure-boot': { type: 'enum', choices: ['yes', 'no'], description: "yes: UEFI Secure Boot; without secure-boot-key through Debian's signed shim, GRUB and kernel (keys that ship in firmware)", default: 'no' },
     'secure-boot-key': { type: 'path', description: 'own keys: PEM private key (db) that signs the kernel and a unified kernel image (sbsign); never copied to the ISO or logged' },
@@ -501,7 +501,7 @@ export const recipe: Recipe = {
 
     // 1. the image: checked now (checksums), again on the machine before writing
     ctx.log(`# image ${manifest.name}: ${imageDir}\n`);
-    const { verifyImage } = await import('../lib/clonezilla.js');
+    const { verifyImage } = await import('../image/clonezilla.js');
     try {
       const checked = await verifyImage(imageDir, (argv, opts) => ctx.run(argv, opts));
       ctx.log(`# image checked: ${checked.join(', ')}\n`);
