@@ -78,8 +78,12 @@ function readJson<T>(file: string): T | undefined {
 }
 
 /**
- * writeFileAtomic unless the file already holds exactly `text`: a no-op build rewrites (and
- * fsyncs) no evidence file it would leave unchanged.
+ * writeFileAtomic unless the file already holds exactly `text`: a no-op build rewrites no evidence
+ * file it would leave unchanged. Without an fsync per file (a 500-part build writes three files a
+ * part: one fsync each was a third of the build's main-thread file-system time): evidence is
+ * derived data, readers never see a partial file (temporary name + rename), and a file a power
+ * failure truncates or loses no longer has the size the stamp records, so the next build
+ * regenerates it (writeEvidenceIfChanged).
  */
 function writeIfChanged(path: string, text: string): void {
   let old: string | undefined;
@@ -88,7 +92,7 @@ function writeIfChanged(path: string, text: string): void {
   } catch {
     /* missing */
   }
-  if (old !== text) writeFileAtomic(path, text);
+  if (old !== text) writeFileAtomic(path, text, { durable: false });
 }
 
 /** Remove files of `dir` ending in one of `suffixes` that are not in `keep`. */
