@@ -240,18 +240,11 @@ function validateFields(o: PartOptions, formats: string[]): void {
     const v = o.get(k);
     if (v === undefined) continue;
     const t = v.trim();
+    // (section, priority, homepage and maintainer: the table's types) a carriage return or another control character
     if (/[\n\r]/.test(t)) throw o.error(k, `must be a single line, got ${JSON.stringify(t)}${k === 'summary' ? " (put the long text in 'description')" : ''}`);
     // eslint-disable-next-line no-control-regex
     if (/[\x00-\x08\x0b-\x1f\x7f]/.test(t)) throw o.error(k, `contains a control character: ${JSON.stringify(t)}`);
   }
-  const section = o.get('section')?.trim();
-  if (section !== undefined && !/^[A-Za-z0-9][A-Za-z0-9+._/-]*$/.test(section)) throw o.error('section', `invalid Debian section '${printable(section)}' (a word such as utils, admin, contrib/net)`);
-  const priority = o.get('priority')?.trim();
-  if (priority !== undefined && !['required', 'important', 'standard', 'optional', 'extra'].includes(priority)) throw o.error('priority', `invalid priority '${printable(priority)}' (required, important, standard, optional, extra)`);
-  const homepage = o.get('homepage')?.trim();
-  if (homepage && /\s/.test(homepage)) throw o.error('homepage', `a URL has no white space: ${JSON.stringify(homepage)}`);
-  const maintainer = o.get('maintainer')?.trim();
-  if (maintainer && !/^[^<>]*<[^<>\s]+>$/.test(maintainer)) throw o.error('maintainer', `expected 'Full Name <email@address>', got '${printable(maintainer)}'`);
   const description = o.get('description');
   if (description !== undefined && /[\r\0]/.test(description)) throw o.error('description', 'contains a carriage return or NUL byte');
   // relationships: Debian syntax, and translatable for rpm unless an rpm-* option replaces them
