@@ -36,7 +36,7 @@ export interface OptionSpec {
   choices?: readonly string[];
   /** what one value is called in errors: "unknown NOUN 'x' (choices)" (default 'value') */
   noun?: string;
-  /** pattern: the whole value; list/lines: each word/line */
+  /** pattern: the whole value; path: the path as written; list/lines: each word/line */
   pattern?: RegExp;
   /** what `pattern` means, for the error ("a Debian package name") */
   expected?: string;
@@ -56,6 +56,27 @@ export const CLEAN_ROOM_OPTIONS = {
   chroot: { type: 'path', description: 'build inside this chroot (${some-chroot:location}): a container, no network, clean room' },
   network: { type: 'bool', description: 'allow network access inside the chroot', default: 'false' },
 } as const satisfies Record<string, OptionSpec>;
+
+/**
+ * The options of a kind that signs what it makes with an OpenPGP key: one spec for every such
+ * kind; `what` says what the key signs ("repomd.xml", "the .rpm header").
+ */
+export function signingOptions(what: string) {
+  return {
+    'signing-key': { type: 'path', description: `OpenPGP secret key file (armored or binary): ${what}` },
+    'signing-key-passphrase-file': { type: 'path', description: 'file holding the signing key passphrase' },
+  } as const satisfies Record<string, OptionSpec>;
+}
+
+/** The key files of signingOptions() that are set: inputs of the part. */
+export function signingInputs(v: { 'signing-key'?: string; 'signing-key-passphrase-file'?: string }): string[] {
+  return [v['signing-key'], v['signing-key-passphrase-file']].filter((x): x is string => !!x);
+}
+
+/** The host tools signing needs when a key is set. */
+export function signingTools(v: { 'signing-key'?: string }): string[] {
+  return v['signing-key'] ? ['gpg', 'gpgconf'] : [];
+}
 
 type ValueOf<S extends OptionSpec> = S extends { type: 'bool' }
   ? boolean
@@ -106,6 +127,12 @@ export interface PartOptions {
    * time; checked here, defaults applied, when a test hands a recipe options directly).
    */
   typed<T extends Record<string, OptionSpec>>(specs: T): OptionValues<T>;
+  /**
+   * The trimmed, typed value of an option no table names (one of the recipe's optionPatterns,
+   * e.g. ganeti-os' suite-VARIANT) read with `spec` (the table entry of the option it overrides):
+   * the same check and the same error, at its own file:line.
+   */
+  typedAs(name: string, spec: OptionSpec): unknown;
 }
 
 export interface BuildContext {

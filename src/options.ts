@@ -130,6 +130,9 @@ export class Options implements PartOptions {
     for (const [name, spec] of Object.entries(specs)) out[name] = checkOption(this, name, spec);
     this.checked = { specs, values: out };
   }
+  typedAs(name: string, spec: OptionSpec): unknown {
+    return checkOption(this, name, spec);
+  }
   typed<T extends Record<string, OptionSpec>>(specs: T): OptionValues<T> {
     if (this.checked?.specs !== specs) this.check(specs);
     return this.checked!.values as OptionValues<T>;
@@ -161,18 +164,27 @@ export function checkOption(o: Options, name: string, spec: OptionSpec): unknown
   const type = spec.type ?? 'string';
   const v = raw?.trim() ?? '';
   const listLike = type === 'paths' || type === 'list' || type === 'lines';
+  const notThePattern = (item: string) => {
+    const expected = spec.expected ?? `of the form ${spec.pattern!.source}`;
+    return spec.noun ? `invalid ${spec.noun} '${item}' (expected ${expected})` : `expected ${expected}, got '${item}'`;
+  };
+  const notAChoice = (item: string) => (spec.noun ? `unknown ${spec.noun} '${item}' (${spec.choices!.join(', ')})` : `expected ${spec.choices!.join(', ')}, got '${item}'`);
   if (v === '') {
     if (spec.required) throw new ConfigError(`missing required option '${name}' (${spec.description})`, { origin: o.origin(name), section: o.part, option: name });
+    // set but empty where a default exists: a number or a switch takes its default (as
+    // PartOptions.bool/int do); a choice or a name is refused (no empty codename, format...)
+    if (spec.default?.trim() && o.has(name)) {
+      if (type === 'bool' || type === 'int' || type === 'size') return checkOption(new Options(o.part, { [name]: spec.default }, (n) => o.origin(n)), name, spec);
+      if (type === 'enum') throw o.error(name, notAChoice(''));
+      if (type === 'pattern' && !spec.pattern!.test('')) throw o.error(name, notThePattern(''));
+    }
     return listLike ? [] : type === 'env' ? {} : undefined;
   }
   const single = () => {
     if (v.includes('\n')) throw o.error(name, `must be a single line (got ${v.split('\n').length} lines)${spec.hint ? `; ${spec.hint}` : ''}`);
   };
   const matches = (item: string, line: string) => {
-    if (spec.pattern && !spec.pattern.test(item)) {
-      const expected = spec.expected ?? `of the form ${spec.pattern.source}`;
-      throw o.errorAt(name, line, spec.noun ? `invalid ${spec.noun} '${item}' (expected ${expected})` : `expected ${expected}, got '${item}'`);
-    }
+    if (spec.pattern && !spec.pattern.test(item)) throw o.errorAt(name, line, notThePattern(item));
     if (spec.choices && !spec.choices.includes(item)) throw o.errorAt(name, line, `unknown ${spec.noun ?? 'value'} '${item}' (${spec.choices.join(', ')})`);
   };
   switch (type) {
@@ -194,7 +206,7 @@ export function checkOption(o: Options, name: string, spec: OptionSpec): unknown
       return n;
     }
     case 'enum':
-      if (!spec.choices!.includes(v)) throw o.error(name, spec.noun ? `unknown ${spec.noun} '${v}' (${spec.choices!.join(', ')})` : `expected ${spec.choices!.join(', ')}, got '${v}'`);
+      if (!spec.choices!.includes(v)) throw o.error(name, notAChoice(v));
       return v;
     case 'pattern':
       single();
@@ -211,6 +223,7 @@ export function checkOption(o: Options, name: string, spec: OptionSpec): unknown
         checkUrl(o, name, v);
         return v;
       }
+      matches(v, v);
       return o.resolvePath(name, v);
     case 'paths':
       return o.lines(name).map((l) => {

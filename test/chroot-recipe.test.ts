@@ -110,10 +110,15 @@ describe('kiln:chroot', () => {
       expect(() => recipe.validate!(ctx)).toThrow(re);
     };
     check({ format: 'zip' }, /test\.cfg:1: \[c\] format: unknown format 'zip'/);
-    check({ packages: 'hello $(reboot)' }, /\[c\] packages: not a package name: '\$\(reboot\)'/);
-    check({ suite: 'bookworm;true' }, /\[c\] suite: not a valid suite/);
+    check({ packages: 'hello $(reboot)' }, /\[c\] packages: expected a package name, got '\$\(reboot\)'/);
+    check({ suite: 'bookworm;true' }, /\[c\] suite: expected a suite or codename, got 'bookworm;true'/);
     check({ customize: '/nonexistent/hook.sh' }, /\[c\] customize: file not found: \/nonexistent\/hook\.sh/);
     check({ mirror: 'deb.debian.org' }, /\[c\] mirror: expected a mirror URL/);
+    // comma-separated names: each one is a package name; a set but empty name is no name
+    check({ packages: 'curl,-rf' }, /\[c\] packages: expected a package name, got 'curl,-rf'/);
+    check({ suite: '' }, /\[c\] suite: expected a suite or codename, got ''/);
+    check({ format: '' }, /\[c\] format: unknown format '' \(tar, tar\.xz, tar\.zst\)/);
+    expect(() => recipe.validate!(makeContext('c', { ...defaults, packages: 'curl,ca-certificates, jq' }, { cacheDir: CACHE }))).not.toThrow();
   });
 
   test('no mmdebstrap and no debootstrap: the error names the Debian package', async () => {

@@ -137,12 +137,14 @@ describe('clonezilla-image recipe', () => {
   test('options are checked', () => {
     const v = (opts: Record<string, string>) => () => recipe.validate!({ part: 'img', options: makeContext('img', opts).options, projectDir: tmp, cacheDir: CACHE });
     expect(v({})).toThrow(/missing required option 'disk'/);
-    expect(v({ disk: 'd.img', compression: 'xz' })).toThrow(/compression: expected gzip, zstd or none/);
-    expect(v({ disk: 'd.img', 'split-size': '4G' })).toThrow(/split-size: expected a size in MB/);
-    expect(v({ disk: 'd.img', name: '../x' })).toThrow(/name: '..\/x' is not a usable/);
+    expect(v({ disk: 'd.img', compression: 'xz' })).toThrow(/compression: unknown compression 'xz' \(/);
+    expect(v({ disk: 'd.img', 'split-size': '4G' })).toThrow(/split-size: expected an integer, got '4G'/);
+    expect(v({ disk: 'd.img', name: '../x' })).toThrow(/name: expected a usable image directory name \(letters, digits, \. _ \+ -\), got '\.\.\/x'/);
     expect(v({ disk: 'd.img', 'target-device-name': 'sd a' })).toThrow(/target-device-name/);
-    expect(v({ disk: 'd.img', checksums: 'md5sum crc32' })).toThrow(/checksums: expected/);
+    expect(v({ disk: 'd.img', checksums: 'md5sum crc32' })).toThrow(/checksums: unknown checksum 'crc32' \(md5sum, sha1sum, b2sum\)/);
     expect(v({ disk: 'd.img', compression: 'zstd', 'split-size': '0', 'target-device-name': '/dev/nvme0n1' })).not.toThrow();
+    // without 'name', the part name is the directory name: it must be one
+    expect(() => recipe.validate!({ part: 'a b', options: makeContext('a b', { disk: 'd.img' }).options, projectDir: tmp, cacheDir: CACHE })).toThrow(/name: 'a b' is not a usable image directory name/);
     expect(lsblkSize(64 * MiB)).toBe('64M');
     expect(lsblkSize(1536 * MiB)).toBe('1.5G');
   });

@@ -51,11 +51,12 @@ describe('disk-image recipe', () => {
   test('options are checked', () => {
     const v = (opts: Record<string, string>) => () => recipe.validate!({ part: 'img', options: makeContext('img', opts).options, projectDir: tmp, cacheDir: CACHE });
     expect(v({})).toThrow(/missing required option 'rootfs'/);
-    expect(v({ rootfs: 'x.tar', 'partition-table': 'apm' })).toThrow(/partition-table: expected msdos or gpt/);
-    expect(v({ rootfs: 'x.tar', filesystem: 'xfs' })).toThrow(/only ext4/);
+    expect(v({ rootfs: 'x.tar', 'partition-table': 'apm' })).toThrow(/partition-table: unknown partition table 'apm' \(msdos, gpt\)/);
+    expect(v({ rootfs: 'x.tar', filesystem: 'xfs' })).toThrow(/filesystem: unknown file system 'xfs' \(ext4\)/);
     expect(v({ rootfs: 'x.tar', bootloader: 'grub' })).toThrow(/grub is not supported yet/);
     expect(v({ rootfs: 'x.tar', size: '100M', 'boot-size': '80M' })).toThrow(/too small/);
-    expect(v({ rootfs: 'x.tar', size: '1000001' })).toThrow(/multiple of 1 MiB/);
+    expect(v({ rootfs: 'x.tar', size: '1000001' })).toThrow(/size: 1000001 is below the minimum 1048576/);
+    expect(v({ rootfs: 'x.tar', size: '1048577' })).toThrow(/size: 1048577 is not a multiple of 1 MiB/);
     expect(v({ rootfs: 'x.tar', size: '256M', 'partition-table': 'gpt', hostname: 'a' })).not.toThrow();
   });
 

@@ -439,9 +439,13 @@ describe('option errors name the option', () => {
     [{ parameters: 'colour' }, /parameters.*has no description/],
     [{ parameters: 'colour c', 'check-colour': '(red' }, /check-colour.*not a valid extended regular expression/],
     [{ 'check-size': 'x' }, /check-size.*'size' is not in parameters/],
-    [{ name: 'a+b' }, /name.*not a valid OS name/],
+    [{ name: 'a+b' }, /name: expected a valid OS name \(lower-case letters, digits, '_', '\.', '-'\), got 'a\+b'/],
     [{ 'variant-a': '/x/rootfs.img' }, /variant-a.*expected a tarball/],
-    [{ 'append-a': 'quiet $(reboot)' }, /append-a.*one line without quotes/],
+    [{ 'append-a': 'quiet $(reboot)' }, /append-a: expected a kernel command line without quotes, backslashes or \$, got 'quiet \$\(reboot\)'/],
+    // a KEY-VARIANT option is checked with KEY's table entry, at its own line
+    [{ 'suite-a': 'bookworm;true' }, /suite-a: expected a valid suite, got 'bookworm;true'/],
+    [{ 'extra-packages-a': 'curl,-rf' }, /extra-packages-a: expected a package name, got 'curl,-rf'/],
+    [{ 'partition-style-a': 'gpt' }, /partition-style-a: unknown partition style 'gpt' \(msdos, none\)/],
     [{ formats: 'deb tgz' }, /formats.*unknown format 'tgz'/],
   ])('%o', (opts, msg) => {
     const ctx = makeContext('gos', { ...OPTION_DEFAULTS, ...base, ...opts } as Record<string, string>);

@@ -256,6 +256,6 @@ describe('kiln:qemu-test through the CLI', () => {
     const p = project({ 'buildout.cfg': `[buildout]\nparts = x\n[x]\nrecipe = kiln:qemu-test\ninit = true\nextra-disks = lots\n` });
     const r = await kilnP(p.dir, ['build'], env);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/\[x\] extra-disks: not a size: 'lots'/);
+    expect(r.stderr).toMatch(/buildout\.cfg:6: \[x\] extra-disks: expected a size such as 64M or 1G, got 'lots'/);
   });
 });

@@ -180,7 +180,7 @@ describe('kiln:recovery-iso', () => {
     ['confirm', 'confirm = maybe', /\[recovery\] confirm: expected yes, no, got 'maybe'/],
     ['after', 'after = halt', /\[recovery\] after: expected poweroff, reboot, shell, got 'halt'/],
     ['label', 'label = kiln recovery', /\[recovery\] label: expected 1-32 characters A-Z 0-9 _/],
-    ['kernel-append', 'kernel-append = quiet;reboot', /\[recovery\] kernel-append: unexpected characters/],
+    ['kernel-append', 'kernel-append = quiet;reboot', /\[recovery\] kernel-append: expected kernel parameters \(letters, digits, _ \. , = : \/ \+ - and spaces\), got 'quiet;reboot'/],
   ])('bad option %s: an error naming file:line, nothing built', async (opt, line, re) => {
     // only the [recovery] section (the last one) gets the bad line
     const [head, tail] = cfg('recovery').split('\n[recovery]\n') as [string, string];

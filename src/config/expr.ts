@@ -212,18 +212,17 @@ class Parser {
     return a;
   }
   private orTest(): Node {
-    let a = this.andTest();
-    while (this.isKw('or')) {
-      this.p++;
-      a = { k: 'or', a, b: this.andTest() };
-    }
-    return a;
+    return this.leftFold('or', () => this.andTest());
   }
   private andTest(): Node {
-    let a = this.notTest();
-    while (this.isKw('and')) {
+    return this.leftFold('and', () => this.notTest());
+  }
+  /** `x (KW x)*` grouped to the left, as Python's grammar does for `or` and `and`. */
+  private leftFold(kw: 'or' | 'and', operand: () => Node): Node {
+    let a = operand();
+    while (this.isKw(kw)) {
       this.p++;
-      a = { k: 'and', a, b: this.notTest() };
+      a = { k: kw, a, b: operand() };
     }
     return a;
   }

@@ -12,7 +12,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { Project } from '../engine/project.js';
 import { Store } from '../engine/store.js';
-import { hashFile } from '../lib/hash.js';
+import { hashFile, relocateSignature } from '../lib/hash.js';
 import type { RunRecord, PartStatus } from './record.js';
 import { classify, ScanCache, type ArtifactType, type PartScan } from './scan.js';
 
@@ -87,12 +87,7 @@ export function relocatedSignatures(project: Project): Map<string, string> {
   for (const name of project.order) {
     const part = project.parts.get(name)!;
     const sp = part.sigParts;
-    const options: Record<string, string> = {};
-    for (const k of Object.keys(sp.options).sort()) options[k] = rel(sp.options[k]!);
-    const inputs: Record<string, string> = {};
-    for (const k of Object.keys(sp.inputs).sort()) inputs[rel(k)] = sp.inputs[k]!;
-    const deps: Record<string, string> = {};
-    for (const d of Object.keys(sp.deps).sort()) deps[d] = out.get(d) ?? sp.deps[d]!;
+    const { options, inputs, deps } = relocateSignature(sp, rel, (d, sig) => out.get(d) ?? sig);
     out.set(name, createHash('sha256').update(JSON.stringify({ recipe: sp.recipe, version: sp.version, options, inputs, deps, sourceDateEpoch: sp.sourceDateEpoch })).digest('hex'));
   }
   relocatedMemo.set(project, out);

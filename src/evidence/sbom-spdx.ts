@@ -13,6 +13,28 @@ export function spdxId(kind: string, name: string, ref: string): string {
   return `SPDXRef-${kind}-${name.replace(/[^A-Za-z0-9.-]+/g, '-').slice(0, 60)}-${shortHash(ref)}`;
 }
 
+/** An SPDX package: what sources, chroots, their packages and built packages all say, in one key order. */
+function spdxPackage(p: { id: string; name: string; version?: string; fileName?: string; url?: string; sha256?: string; homepage?: string; license?: string; summary?: string; purl?: string; purpose: string; comment?: string }): Json {
+  const some = <K extends string>(key: K, value: unknown) => (value !== undefined ? { [key]: value } : {});
+  return {
+    SPDXID: p.id,
+    name: p.name,
+    ...some('versionInfo', p.version),
+    ...some('packageFileName', p.fileName),
+    downloadLocation: p.url ?? 'NOASSERTION',
+    filesAnalyzed: false,
+    ...some('checksums', p.sha256 !== undefined ? [{ algorithm: 'SHA256', checksumValue: p.sha256 }] : undefined),
+    ...some('homepage', p.homepage),
+    licenseConcluded: 'NOASSERTION',
+    licenseDeclared: p.license ?? 'NOASSERTION',
+    copyrightText: 'NOASSERTION',
+    ...some('summary', p.summary),
+    ...some('externalRefs', p.purl !== undefined ? [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: p.purl }] : undefined),
+    primaryPackagePurpose: p.purpose,
+    ...some('comment', p.comment),
+  };
+}
+
 export function spdx(inv: Inventory): Json {
   const packages: Json[] = [];
   const files: Json[] = [];
@@ -22,52 +44,27 @@ export function spdx(inv: Inventory): Json {
   for (const s of inv.sources) {
     const id = spdxId('Source', s.name, s.ref);
     idOf.set(s.ref, id);
-    packages.push({
-      SPDXID: id,
-      name: s.name,
-      ...(s.version ? { versionInfo: s.version } : {}),
-      downloadLocation: /^[a-z][a-z0-9+.-]*:\/\//i.test(s.url) ? s.url : 'NOASSERTION',
-      filesAnalyzed: false,
-      ...(s.sha256 ? { checksums: [{ algorithm: 'SHA256', checksumValue: s.sha256 }] } : {}),
-      licenseConcluded: 'NOASSERTION',
-      licenseDeclared: 'NOASSERTION',
-      copyrightText: 'NOASSERTION',
-      primaryPackagePurpose: 'SOURCE',
-      comment: `kiln part ${s.part}`,
-    });
+    packages.push(
+      spdxPackage({
+        id,
+        name: s.name,
+        version: s.version || undefined,
+        url: /^[a-z][a-z0-9+.-]*:\/\//i.test(s.url) ? s.url : undefined,
+        sha256: s.sha256 || undefined,
+        purpose: 'SOURCE',
+        comment: `kiln part ${s.part}`,
+      }),
+    );
   }
   for (const c of inv.chroots) {
     const id = spdxId('Chroot', c.part, c.ref);
     idOf.set(c.ref, id);
     describes.push(id);
-    packages.push({
-      SPDXID: id,
-      name: c.part,
-      versionInfo: c.suite,
-      packageFileName: c.artifact,
-      downloadLocation: 'NOASSERTION',
-      filesAnalyzed: false,
-      checksums: [{ algorithm: 'SHA256', checksumValue: c.sha256 }],
-      licenseConcluded: 'NOASSERTION',
-      licenseDeclared: 'NOASSERTION',
-      copyrightText: 'NOASSERTION',
-      primaryPackagePurpose: 'OPERATING_SYSTEM',
-    });
+    packages.push(spdxPackage({ id, name: c.part, version: c.suite, fileName: c.artifact, sha256: c.sha256, purpose: 'OPERATING_SYSTEM' }));
     for (const p of c.packages) {
       const pid = spdxId('Deb', p.name, p.ref);
       idOf.set(p.ref, pid);
-      packages.push({
-        SPDXID: pid,
-        name: p.name,
-        versionInfo: p.version,
-        downloadLocation: 'NOASSERTION',
-        filesAnalyzed: false,
-        licenseConcluded: 'NOASSERTION',
-        licenseDeclared: 'NOASSERTION',
-        copyrightText: 'NOASSERTION',
-        externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: p.purl }],
-        primaryPackagePurpose: 'INSTALL',
-      });
+      packages.push(spdxPackage({ id: pid, name: p.name, version: p.version, purl: p.purl, purpose: 'INSTALL' }));
       rels.push([id, 'CONTAINS', pid]);
     }
     for (const p of c.packages) for (const d of p.dependsOn) rels.push([idOf.get(p.ref)!, 'DEPENDS_ON', idOf.get(d)!]);
@@ -77,23 +74,21 @@ export function spdx(inv: Inventory): Json {
     const id = spdxId(i.format === 'deb' ? 'Deb' : 'Rpm', i.name, b.ref);
     idOf.set(b.ref, id);
     describes.push(id);
-    packages.push({
-      SPDXID: id,
-      name: i.name,
-      versionInfo: i.version,
-      packageFileName: b.artifacts[0],
-      downloadLocation: 'NOASSERTION',
-      filesAnalyzed: false,
-      checksums: [{ algorithm: 'SHA256', checksumValue: b.sha256 }],
-      ...(i.homepage && /^https?:\/\//.test(i.homepage) ? { homepage: i.homepage } : {}),
-      licenseConcluded: 'NOASSERTION',
-      licenseDeclared: i.license ?? 'NOASSERTION',
-      copyrightText: 'NOASSERTION',
-      ...(i.summary ? { summary: i.summary } : {}),
-      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: b.purl }],
-      primaryPackagePurpose: 'INSTALL',
-      comment: `kiln part ${b.part}; artifacts: ${b.artifacts.join(' ')}`,
-    });
+    packages.push(
+      spdxPackage({
+        id,
+        name: i.name,
+        version: i.version,
+        fileName: b.artifacts[0],
+        sha256: b.sha256,
+        homepage: i.homepage && /^https?:\/\//.test(i.homepage) ? i.homepage : undefined,
+        license: i.license,
+        summary: i.summary || undefined,
+        purl: b.purl,
+        purpose: 'INSTALL',
+        comment: `kiln part ${b.part}; artifacts: ${b.artifacts.join(' ')}`,
+      }),
+    );
     for (const f of i.files) {
       const fid = `SPDXRef-File-${shortHash(`${b.ref}:${f.path}`, 16)}`;
       files.push({ SPDXID: fid, fileName: `.${f.path}`, checksums: f.sha256 ? [{ algorithm: 'SHA256', checksumValue: f.sha256 }] : [], licenseConcluded: 'NOASSERTION', copyrightText: 'NOASSERTION' });

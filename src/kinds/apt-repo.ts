@@ -17,7 +17,7 @@ import { gzipSync } from 'node:zlib';
 import { Signer } from '../lib/gpg.js';
 import { parseParagraph, type Paragraph } from '../pkg/deb822.js';
 import { KilnError } from '../lib/errors.js';
-import type { BuildContext, Recipe } from '../kind.js';
+import { signingInputs, signingOptions, signingTools, type BuildContext, type OptionSpec, type Recipe } from '../kind.js';
 import { checkRepoUrl, expandGlobs } from './package-files.js';
 
 interface DebEntry {
@@ -37,46 +37,40 @@ async function xz(ctx: BuildContext, file: string): Promise<void> {
   await ctx.run(['xz', '-9e', '-T1', '--keep', '--force', file]);
 }
 
+const OPTIONS = {
+  packages: { type: 'paths', description: '.deb files or globs, one per line (e.g. ${hello-deb:location}/*.deb)', required: true },
+  codename: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9.+-]*$/, expected: 'a codename (lower-case letters, digits, . + -)', description: 'distribution codename (dists/CODENAME)', default: 'bookworm' },
+  url: { type: 'url', description: "where clients reach the repository, written into kiln.sources with the public key inline (default: file://LOCATION with Signed-By the keyring's path)" },
+  suite: { type: 'pattern', pattern: /^[A-Za-z0-9][A-Za-z0-9.+_-]*$/, expected: 'a suite name', description: 'Suite field', default: 'stable' },
+  component: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9.+-]*$/, expected: 'a component name', description: 'component', default: 'main' },
+  architectures: { type: 'list', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'architectures to index (packages of Architecture: all go into each)', default: 'amd64' },
+  origin: { type: 'string', description: 'Origin field', default: 'kiln' },
+  label: { type: 'string', description: 'Label field', default: 'kiln' },
+  description: { type: 'string', description: 'Description field' },
+  'valid-days': { type: 'int', min: 1, description: 'add Valid-Until this many days after SOURCE_DATE_EPOCH' },
+  'by-hash': { type: 'bool', description: 'also publish indexes under by-hash/ (Acquire-By-Hash: yes)', default: 'false' },
+  ...signingOptions('signs Release (InRelease, Release.gpg)'),
+} as const satisfies Record<string, OptionSpec>;
+
 export const recipe: Recipe = {
   kind: 'apt-repo',
   version: '1',
   description: 'signed apt repository (pool/, Packages, Release, InRelease, Release.gpg) from .deb files',
-  options: {
-    packages: { type: 'paths', description: '.deb files or globs, one per line (e.g. ${hello-deb:location}/*.deb)', required: true },
-    codename: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9.+-]*$/, expected: 'a codename (lower-case letters, digits, . + -)', description: 'distribution codename (dists/CODENAME)', default: 'bookworm' },
-    url: { type: 'url', description: "where clients reach the repository, written into kiln.sources with the public key inline (default: file://LOCATION with Signed-By the keyring's path)" },
-    suite: { type: 'pattern', pattern: /^[A-Za-z0-9][A-Za-z0-9.+_-]*$/, expected: 'a suite name', description: 'Suite field', default: 'stable' },
-    component: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9.+-]*$/, expected: 'a component name', description: 'component', default: 'main' },
-    architectures: { type: 'list', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'architectures to index (packages of Architecture: all go into each)', default: 'amd64' },
-    origin: { type: 'string', description: 'Origin field', default: 'kiln' },
-    label: { type: 'string', description: 'Label field', default: 'kiln' },
-    description: { type: 'string', description: 'Description field' },
-    'valid-days': { type: 'int', min: 1, description: 'add Valid-Until this many days after SOURCE_DATE_EPOCH' },
-    'by-hash': { type: 'bool', description: 'also publish indexes under by-hash/ (Acquire-By-Hash: yes)', default: 'false' },
-    'signing-key': { type: 'path', description: 'OpenPGP secret key file (armored or binary) to sign Release with' },
-    'signing-key-passphrase-file': { type: 'path', description: 'file holding the key passphrase' },
-  },
+  options: OPTIONS,
   validate(ctx) {
-    const o = ctx.options;
-    o.bool('by-hash', false);
-    if (o.get('valid-days')) o.int('valid-days', 0);
-    checkRepoUrl(o);
-    for (const n of ['codename', 'component'] as const) if (!/^[a-z0-9][a-z0-9.+-]*$/.test(o.get(n)!.trim())) throw o.error(n, `not a valid ${n}: '${o.get(n)}'`);
+    checkRepoUrl(ctx.options);
   },
-  inputs(ctx) {
-    return [ctx.options.path('signing-key'), ctx.options.path('signing-key-passphrase-file')].filter((x): x is string => !!x);
-  },
-  tools(ctx) {
-    return ['dpkg-deb', 'xz', ...(ctx.options.get('signing-key') ? ['gpg', 'gpgconf'] : [])];
-  },
+  inputs: (ctx) => signingInputs(ctx.options.typed(OPTIONS)),
+  tools: (ctx) => ['dpkg-deb', 'xz', ...signingTools(ctx.options.typed(OPTIONS))],
   // without url, kiln.sources points at the repository's location (URIs: file://LOCATION, Signed-By)
-  locationInOutput: (ctx) => !ctx.options.get('url')?.trim(),
+  locationInOutput: (ctx) => !ctx.options.typed(OPTIONS).url,
   async install(ctx) {
     const o = ctx.options;
+    const v = o.typed(OPTIONS);
     const files = expandGlobs(o, 'packages', ['.deb', '.udeb']);
-    const component = o.get('component')!.trim();
-    const codename = o.get('codename')!.trim();
-    const archs = o.list('architectures');
+    const { component, codename, architectures: archs } = v;
+    // set but empty: an empty field, as written
+    const [suite, origin, label] = [v.suite ?? '', v.origin ?? '', v.label ?? ''];
     const entries: DebEntry[] = [];
     const seen = new Map<string, string>();
     for (const file of files) {
@@ -126,10 +120,10 @@ export const recipe: Recipe = {
       writeFileSync(packages + '.gz', gzipSync(readFileSync(packages), { level: 9 }));
       await xz(ctx, packages);
       indexFiles.push(...['Packages', 'Packages.gz', 'Packages.xz'].map((f) => join(dir, f)));
-      writeFileSync(join(dir, 'Release'), `Archive: ${o.get('suite')!.trim()}\nOrigin: ${o.get('origin')!.trim()}\nLabel: ${o.get('label')!.trim()}\nComponent: ${component}\nArchitecture: ${arch}\n`);
+      writeFileSync(join(dir, 'Release'), `Archive: ${suite}\nOrigin: ${origin}\nLabel: ${label}\nComponent: ${component}\nArchitecture: ${arch}\n`);
       indexFiles.push(join(dir, 'Release'));
     }
-    const byHash = o.bool('by-hash', false);
+    const byHash = v['by-hash'];
     const sums: Record<'MD5Sum' | 'SHA256', string[]> = { MD5Sum: [], SHA256: [] };
     for (const f of indexFiles) {
       const data = readFileSync(f);
@@ -146,20 +140,20 @@ export const recipe: Recipe = {
       }
     }
     const sde = ctx.sourceDateEpoch;
-    const validDays = o.get('valid-days') ? o.int('valid-days', 0) : undefined;
-    let release = `Origin: ${o.get('origin')!.trim()}\nLabel: ${o.get('label')!.trim()}\nSuite: ${o.get('suite')!.trim()}\nCodename: ${codename}\n`;
+    const validDays = v['valid-days'];
+    let release = `Origin: ${origin}\nLabel: ${label}\nSuite: ${suite}\nCodename: ${codename}\n`;
     release += `Date: ${releaseDate(sde)}\n`;
     if (validDays !== undefined) release += `Valid-Until: ${releaseDate(sde + validDays * 86400)}\n`;
     release += `Architectures: ${archs.join(' ')}\nComponents: ${component}\n`;
-    if (o.get('description')?.trim()) release += `Description: ${o.get('description')!.trim()}\n`;
+    if (v.description) release += `Description: ${v.description}\n`;
     if (byHash) release += 'Acquire-By-Hash: yes\n';
     release += `MD5Sum:\n${sums.MD5Sum.join('\n')}\nSHA256:\n${sums.SHA256.join('\n')}\n`;
     writeFileSync(join(dist, 'Release'), release);
 
-    const keyFile = o.path('signing-key');
+    const keyFile = v['signing-key'];
     let signedBy = '';
     if (keyFile) {
-      const signer = await Signer.open({ keyFile, passphraseFile: o.path('signing-key-passphrase-file') }, sde, { log: ctx.log, signal: ctx.signal, part: ctx.part });
+      const signer = await Signer.open({ keyFile, passphraseFile: v['signing-key-passphrase-file'] }, sde, { log: ctx.log, signal: ctx.signal, part: ctx.part });
       try {
         await signer.clearsign(join(dist, 'Release'), join(dist, 'InRelease'));
         await signer.detachSign(join(dist, 'Release'), join(dist, 'Release.gpg'));
@@ -167,7 +161,7 @@ export const recipe: Recipe = {
         writeFileSync(join(root, 'archive-key.asc'), armored);
         writeFileSync(join(root, 'archive-keyring.gpg'), await signer.exportPublic(false));
         // with a url the entry is location-independent: the armored key inline (deb822, apt >= 2.3)
-        signedBy = o.get('url')?.trim()
+        signedBy = v.url
           ? `Signed-By:\n${armored.toString('utf8').trimEnd().split('\n').map((l: string) => ` ${l === '' ? '.' : l}`).join('\n')}\n`
           : `Signed-By: ${join(ctx.location, 'archive-keyring.gpg')}\n`;
       } finally {
@@ -178,9 +172,9 @@ export const recipe: Recipe = {
     }
     writeFileSync(
       join(root, 'kiln.sources'),
-      `Types: deb\nURIs: ${o.get('url')?.trim() || `file://${ctx.location}`}\nSuites: ${codename}\nComponents: ${component}\n${signedBy || 'Trusted: yes\n'}`,
+      `Types: deb\nURIs: ${v.url || `file://${ctx.location}`}\nSuites: ${codename}\nComponents: ${component}\n${signedBy || 'Trusted: yes\n'}`,
     );
-    if (entries.length === 0) throw new KilnError(`[${ctx.part}] no packages matched: ${o.lines('packages').join(' ')}`);
+    if (entries.length === 0) throw new KilnError(`[${ctx.part}] no packages matched: ${v.packages.join(' ')}`);
   },
 };
 export default recipe;

@@ -29,14 +29,15 @@ import { MissingToolError } from '../lib/errors.js';
 import { rmrf } from '../lib/fsutil.js';
 import { requireTool, which } from '../lib/tools.js';
 import { sha256 } from '../lib/hash.js';
-import type { BuildContext, PlanContext, Recipe } from '../kind.js';
+import type { BuildContext, OptionSpec, PartOptions, PlanContext, Recipe } from '../kind.js';
 
 // 2: apt's partial directories owned by _apt in every build (see scratchBase)
 const VERSION = '2';
-const FORMATS = ['tar', 'tar.xz', 'tar.zst'];
+const FORMATS = ['tar', 'tar.xz', 'tar.zst'] as const;
 
-function words(s: string | undefined): string[] {
-  return (s ?? '').split(/[\s,]+/).filter(Boolean);
+/** The packages to include: the list's words, split at commas too. */
+function packages(o: PartOptions): string[] {
+  return o.typed(OPTIONS).packages.flatMap((p) => p.split(',')).filter(Boolean);
 }
 
 export function tarName(format: string): string {
@@ -63,22 +64,23 @@ export function bootstrapper(part?: string, wanted = 'auto'): 'mmdebstrap' | 'de
  */
 export function chrootKey(ctx: PlanContext | BuildContext, sde: number, tool: 'mmdebstrap' | 'debootstrap' = 'mmdebstrap'): string {
   const o = ctx.options;
-  const hooks = o.paths('customize').map((p) => sha256(readFileSync(p)));
-  const keyrings = o.paths('keyrings').map((p) => sha256(readFileSync(p)));
+  const v = o.typed(OPTIONS);
+  const hooks = v.customize.map((p) => sha256(readFileSync(p)));
+  const keyrings = v.keyrings.map((p) => sha256(readFileSync(p)));
   return sha256(
     JSON.stringify({
       v: VERSION,
-      suite: o.get('suite')!.trim(),
-      variant: o.get('variant')!.trim(),
-      arch: o.get('architecture')!.trim(),
-      components: words(o.get('components')),
-      mirror: o.get('mirror')!.trim(),
-      mirrors: o.lines('mirrors'),
-      packages: words(o.get('packages')).sort(),
+      suite: v.suite,
+      variant: v.variant,
+      arch: v.architecture,
+      components: v.components,
+      mirror: v.mirror,
+      mirrors: v.mirrors,
+      packages: packages(o).sort(),
       hooks,
       keyrings,
-      sources: o.get('apt-sources') ?? '',
-      format: o.get('format')!.trim(),
+      sources: v['apt-sources'] ?? '',
+      format: v.format,
       sde,
       // debootstrap's tree differs from mmdebstrap's: its own entries (the mmdebstrap key is unchanged)
       tool: tool === 'mmdebstrap' ? undefined : tool,
@@ -140,7 +142,8 @@ function scratchBase(ctx: BuildContext): string {
 
 async function build(ctx: BuildContext, dir: string, tool: 'mmdebstrap' | 'debootstrap'): Promise<void> {
   const o = ctx.options;
-  const format = o.get('format')!.trim();
+  const v = o.typed(OPTIONS);
+  const format = v.format;
   const tar = join(dir, tarName(format));
   // a private scratch dir (mode 0755 so that _apt can reach the tree); hooks live in it: no shell
   // metacharacters in their paths, so mmdebstrap execs them directly
@@ -157,13 +160,14 @@ async function build(ctx: BuildContext, dir: string, tool: 'mmdebstrap' | 'deboo
       return p;
     };
     const env: Record<string, string> = { SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch), KILN_MANIFEST: join(hooks, 'manifest') };
-    if (o.get('apt-sources')?.trim()) {
+    const sources = v['apt-sources']?.trim();
+    if (sources) {
       env.KILN_APT_SOURCES = join(hooks, 'kiln.sources');
-      writeFileSync(env.KILN_APT_SOURCES, o.get('apt-sources')!.trim() + '\n');
+      writeFileSync(env.KILN_APT_SOURCES, sources + '\n');
       chmodSync(env.KILN_APT_SOURCES, 0o644);
       hookFiles.push(hook('10-sources', HOOK_SOURCES));
     }
-    o.paths('customize').forEach((p, i) => {
+    v.customize.forEach((p, i) => {
       const n = String(i + 1).padStart(2, '0');
       copyFileSync(p, join(hooks, `user-${n}`));
       chmodSync(join(hooks, `user-${n}`), 0o755);
@@ -171,27 +175,26 @@ async function build(ctx: BuildContext, dir: string, tool: 'mmdebstrap' | 'deboo
     });
     hookFiles.push(hook('90-manifest', HOOK_MANIFEST));
 
-    const suite = o.get('suite')!.trim();
-    const arch = o.get('architecture')!.trim();
-    const pkgs = words(o.get('packages'));
+    const { suite, architecture: arch, variant, mirror } = v;
+    const components = v.components.join(',');
+    const pkgs = packages(o);
     const rawTar = join(ctx.work, 'rootfs.tar');
     if (tool === 'mmdebstrap') {
-      const args = ['mmdebstrap', `--variant=${o.get('variant')!.trim()}`, `--architectures=${arch}`, `--components=${words(o.get('components')).join(',')}`, '--format=tar'];
+      const args = ['mmdebstrap', `--variant=${variant}`, `--architectures=${arch}`, `--components=${components}`, '--format=tar'];
       if (pkgs.length) args.push(`--include=${pkgs.join(',')}`);
-      for (const k of o.paths('keyrings')) args.push(`--keyring=${k}`);
+      for (const k of v.keyrings) args.push(`--keyring=${k}`);
       for (const h of hookFiles) args.push(`--customize-hook=${h}`);
       // extra `deb URI SUITE COMPONENTS` lines (e.g. bookworm-security) follow the main mirror
-      args.push(suite, rawTar, o.get('mirror')!.trim(), ...o.lines('mirrors'));
+      args.push(suite, rawTar, mirror, ...v.mirrors);
       await ctx.run(args, { env: { ...env, TMPDIR: scratch } });
     } else {
       // debootstrap fallback: a directory, the same hooks, the known-variable files removed, then a
       // sorted tarball with clamped mtimes and numeric owners
       const root = join(scratch, 'root');
-      const variant = o.get('variant')!.trim();
-      const args = ['debootstrap', `--variant=${variant === 'minbase' || variant === 'buildd' ? variant : 'minbase'}`, `--arch=${arch}`, `--components=${words(o.get('components')).join(',')}`];
+      const args = ['debootstrap', `--variant=${variant === 'minbase' || variant === 'buildd' ? variant : 'minbase'}`, `--arch=${arch}`, `--components=${components}`];
       if (pkgs.length) args.push(`--include=${pkgs.join(',')}`);
-      for (const k of o.paths('keyrings')) args.push(`--keyring=${k}`);
-      args.push(suite, root, o.get('mirror')!.trim());
+      for (const k of v.keyrings) args.push(`--keyring=${k}`);
+      args.push(suite, root, mirror);
       await ctx.run(args, { env });
       for (const h of [...hookFiles, hook('95-normalise', HOOK_NORMALISE)]) await ctx.run([h, root], { env });
       await ctx.run(
@@ -212,64 +215,56 @@ async function build(ctx: BuildContext, dir: string, tool: 'mmdebstrap' | 'deboo
   }
 }
 
+const OPTIONS = {
+  suite: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9.+_-]*$/i, expected: 'a suite or codename', description: 'suite or codename', default: 'bookworm' },
+  variant: { type: 'enum', choices: ['extract', 'custom', 'essential', 'apt', 'required', 'minbase', 'buildd', 'important', 'standard'], noun: 'variant', description: 'mmdebstrap variant: extract, custom, essential, apt, required, minbase, buildd, important, standard', default: 'minbase' },
+  architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9.+_-]*$/i, expected: 'a Debian architecture', description: 'Debian architecture', default: 'amd64' },
+  components: { type: 'list', pattern: /^[a-z0-9][a-z0-9/._-]*$/i, expected: 'a component name', description: 'archive components', default: 'main' },
+  mirror: { type: 'pattern', pattern: /^[a-z][a-z0-9+.-]*:\/\/\S+$/i, expected: 'a mirror URL', description: 'mirror URL', default: 'http://deb.debian.org/debian' },
+  mirrors: { type: 'lines', pattern: /^deb(-src)?\s+\S+:\/\/\S+\s+\S+(\s+\S+)*$/, expected: "an apt source line 'deb URI SUITE COMPONENT...'", description: "more apt sources, one 'deb URI SUITE COMPONENT...' line each (e.g. the security suite)" },
+  packages: { type: 'list', pattern: /^,*[a-z0-9](?!.*,[^a-z0-9,])[a-z0-9+.:=~,-]*$/, expected: 'a package name', description: 'extra packages to include (whitespace or comma separated)' },
+  keyrings: { type: 'paths', description: 'keyring files to verify the mirror with, one per line' },
+  customize: { type: 'paths', description: 'hook scripts (one per line) run with the target as $1 and $TARGET' },
+  'apt-sources': { type: 'string', multiline: true, description: 'deb822 sources written to /etc/apt/sources.list.d/kiln.sources' },
+  format: { type: 'enum', choices: FORMATS, noun: 'format', description: 'tar, tar.xz or tar.zst', default: 'tar' },
+  image: { type: 'bool', description: 'import the tarball as a local container image (tag in image-tag)', default: 'false' },
+  directory: { type: 'bool', description: 'also extract the tree into rootfs/ (needs root for device nodes and owners)', default: 'false' },
+  cache: { type: 'bool', description: 'use the content-keyed chroot cache', default: 'true' },
+  bootstrapper: { type: 'enum', choices: ['auto', 'mmdebstrap', 'debootstrap'], noun: 'bootstrapper', description: 'auto (mmdebstrap, else debootstrap), mmdebstrap or debootstrap', default: 'auto' },
+} as const satisfies Record<string, OptionSpec>;
+
 export const recipe: Recipe = {
   kind: 'chroot',
   version: VERSION,
   description: 'Debian root file system (mmdebstrap) as a reproducible tarball and a local container image, cached by content',
-  options: {
-    suite: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9.+_-]*$/i, expected: 'a suite or codename', description: 'suite or codename', default: 'bookworm' },
-    variant: { type: 'enum', choices: ['extract', 'custom', 'essential', 'apt', 'required', 'minbase', 'buildd', 'important', 'standard'], noun: 'variant', description: 'mmdebstrap variant: extract, custom, essential, apt, required, minbase, buildd, important, standard', default: 'minbase' },
-    architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9.+_-]*$/i, expected: 'a Debian architecture', description: 'Debian architecture', default: 'amd64' },
-    components: { type: 'list', pattern: /^[a-z0-9][a-z0-9/._-]*$/i, expected: 'a component name', description: 'archive components', default: 'main' },
-    mirror: { type: 'pattern', pattern: /^[a-z][a-z0-9+.-]*:\/\/\S+$/i, expected: 'a mirror URL', description: 'mirror URL', default: 'http://deb.debian.org/debian' },
-    mirrors: { type: 'lines', pattern: /^deb(-src)?\s+\S+:\/\/\S+\s+\S+(\s+\S+)*$/, expected: "an apt source line 'deb URI SUITE COMPONENT...'", description: "more apt sources, one 'deb URI SUITE COMPONENT...' line each (e.g. the security suite)" },
-    packages: { type: 'list', pattern: /^[a-z0-9][a-z0-9+.:=~,-]*$/, expected: 'a package name', description: 'extra packages to include (whitespace or comma separated)' },
-    keyrings: { type: 'paths', description: 'keyring files to verify the mirror with, one per line' },
-    customize: { type: 'paths', description: 'hook scripts (one per line) run with the target as $1 and $TARGET' },
-    'apt-sources': { type: 'string', multiline: true, description: 'deb822 sources written to /etc/apt/sources.list.d/kiln.sources' },
-    format: { type: 'enum', choices: ['tar', 'tar.xz', 'tar.zst'], noun: 'format', description: 'tar, tar.xz or tar.zst', default: 'tar' },
-    image: { type: 'bool', description: 'import the tarball as a local container image (tag in image-tag)', default: 'false' },
-    directory: { type: 'bool', description: 'also extract the tree into rootfs/ (needs root for device nodes and owners)', default: 'false' },
-    cache: { type: 'bool', description: 'use the content-keyed chroot cache', default: 'true' },
-    bootstrapper: { type: 'enum', choices: ['auto', 'mmdebstrap', 'debootstrap'], noun: 'bootstrapper', description: 'auto (mmdebstrap, else debootstrap), mmdebstrap or debootstrap', default: 'auto' },
-  },
+  options: OPTIONS,
   validate(ctx) {
     const o = ctx.options;
-    if (!FORMATS.includes(o.get('format')!.trim())) throw o.error('format', `unknown format '${o.get('format')}' (tar, tar.xz, tar.zst)`);
-    o.bool('image', false);
-    o.bool('directory', false);
-    o.bool('cache', true);
-    if (!['auto', 'mmdebstrap', 'debootstrap'].includes(o.get('bootstrapper')?.trim() ?? 'auto')) throw o.error('bootstrapper', `expected auto, mmdebstrap or debootstrap, got '${o.get('bootstrapper')}'`);
-    for (const name of ['suite', 'variant', 'architecture'] as const) {
-      if (!/^[a-z0-9][a-z0-9.+_-]*$/i.test(o.get(name)!.trim())) throw o.error(name, `not a valid ${name}: '${o.get(name)}'`);
-    }
-    for (const c of words(o.get('components'))) if (!/^[a-z0-9][a-z0-9/._-]*$/i.test(c)) throw o.error('components', `not a component name: '${c}'`);
-    if (!/^[a-z][a-z0-9+.-]*:\/\/\S+$/i.test(o.get('mirror')!.trim())) throw o.error('mirror', `expected a mirror URL, got '${o.get('mirror')}'`);
-    for (const name of ['customize', 'keyrings'] as const) for (const p of o.paths(name)) if (!existsSync(p)) throw o.error(name, `file not found: ${p}`);
-    for (const l of o.lines('mirrors')) if (!/^deb(-src)?\s+\S+:\/\/\S+\s+\S+(\s+\S+)*$/.test(l)) throw o.error('mirrors', `expected 'deb URI SUITE COMPONENT...', got '${l}'`);
-    for (const pk of words(o.get('packages'))) if (!/^[a-z0-9][a-z0-9+.:=~-]*$/.test(pk)) throw o.error('packages', `not a package name: '${pk}'`);
+    const v = o.typed(OPTIONS);
+    for (const name of ['customize', 'keyrings'] as const) for (const p of v[name]) if (!existsSync(p)) throw o.error(name, `file not found: ${p}`);
   },
   inputs(ctx) {
-    return [...ctx.options.paths('customize'), ...ctx.options.paths('keyrings')];
+    const v = ctx.options.typed(OPTIONS);
+    return [...v.customize, ...v.keyrings];
   },
   tools(ctx) {
-    const o = ctx.options;
-    const wanted = o.get('bootstrapper')?.trim() ?? 'auto';
+    const v = ctx.options.typed(OPTIONS);
+    const wanted = v.bootstrapper;
     const t: string[] = [wanted !== 'auto' ? wanted : which('mmdebstrap') || !which('debootstrap') ? 'mmdebstrap' : 'debootstrap'];
-    const format = o.get('format')?.trim();
-    if (format === 'tar.xz') t.push('xz');
-    if (format === 'tar.zst') t.push('zstd');
-    if (o.bool('image', false)) t.push('docker');
-    if (o.bool('directory', false)) t.push('tar');
+    if (v.format === 'tar.xz') t.push('xz');
+    if (v.format === 'tar.zst') t.push('zstd');
+    if (v.image) t.push('docker');
+    if (v.directory) t.push('tar');
     return t;
   },
   async install(ctx) {
     const o = ctx.options;
-    const tool = bootstrapper(ctx.part, o.get('bootstrapper')?.trim());
+    const v = o.typed(OPTIONS);
+    const tool = bootstrapper(ctx.part, v.bootstrapper);
     const key = chrootKey(ctx, ctx.sourceDateEpoch, tool);
-    const tar = tarName(o.get('format')!.trim());
+    const tar = tarName(v.format);
     let from: string;
-    if (o.bool('cache', true)) {
+    if (v.cache) {
       const entry = await cachedDir(join(ctx.cacheDir, 'chroots'), key, {
         complete: (d) => existsSync(join(d, tar)) && existsSync(join(d, 'manifest')),
         build: (tmp) => build(ctx, tmp, tool),
@@ -285,12 +280,12 @@ export const recipe: Recipe = {
     }
     for (const f of [tar, 'manifest']) linkOrCopy(join(from, f), join(ctx.staging, f));
     writeFileSync(join(ctx.staging, 'key'), key + '\n');
-    if (o.bool('directory', false)) {
+    if (v.directory) {
       const root = join(ctx.staging, 'rootfs');
       mkdirSync(root);
       await ctx.run(['tar', '-x', '--numeric-owner', '--same-permissions', '--xattrs', '--xattrs-include=*', '-f', join(ctx.staging, tar), '-C', root]);
     }
-    if (o.bool('image', false)) {
+    if (v.image) {
       const tag = imageTagForKey(key);
       await importImage(join(ctx.staging, tar), tag, { log: ctx.log, signal: ctx.signal, part: ctx.part });
       writeFileSync(join(ctx.staging, 'image-tag'), tag + '\n');

@@ -18,73 +18,45 @@ import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFi
 import { join } from 'node:path';
 import { saveDisk, verifyImage, type Checksum, type Compression } from '../image/clonezilla.js';
 import { COMPRESSIONS } from '../pkg/compress.js';
-import type { PartOptions, Recipe } from '../kind.js';
+import type { OptionSpec, Recipe } from '../kind.js';
 
 /** pigz -n, zstd or none: the package payload compressions but xz (Clonezilla images are not xz) */
 const CLONEZILLA_COMPRESSIONS = COMPRESSIONS.filter((c) => c !== 'xz');
-const CHECKSUMS = ['md5sum', 'sha1sum', 'b2sum'];
+const CHECKSUMS: readonly Checksum[] = ['md5sum', 'sha1sum', 'b2sum'];
 
-function name(o: PartOptions): string {
-  const n = o.get('name')?.trim() || o.part;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(n)) throw o.error('name', `'${n}' is not a usable image directory name (letters, digits, . _ + -)`);
-  return n;
-}
-function compression(o: PartOptions): Compression {
-  const c = o.get('compression')?.trim() || 'gzip';
-  if (!(CLONEZILLA_COMPRESSIONS as readonly string[]).includes(c)) throw o.error('compression', `expected gzip, zstd or none, got '${c}'`);
-  return c as Compression;
-}
-function splitSize(o: PartOptions): number {
-  const v = o.get('split-size')?.trim() || '4096';
-  if (!/^\d+$/.test(v)) throw o.error('split-size', `expected a size in MB (e.g. 4096) or 0 for no split, got '${v}'`);
-  return Number(v);
-}
-function device(o: PartOptions): string {
-  const d = (o.get('target-device-name')?.trim() || 'sda').replace(/^\/dev\//, '');
-  if (!/^[a-z][a-z0-9]*$/.test(d)) throw o.error('target-device-name', `expected a disk name such as sda, vda or nvme0n1, got '${d}'`);
-  return d;
-}
-function checksums(o: PartOptions): Checksum[] {
-  const l = o.has('checksums') ? o.list('checksums') : ['md5sum', 'sha1sum'];
-  for (const c of l) if (!CHECKSUMS.includes(c)) throw o.error('checksums', `expected md5sum, sha1sum and/or b2sum, got '${c}'`);
-  return l as Checksum[];
-}
+const OPTIONS = {
+  disk: { type: 'path', description: 'disk image file (raw, or qcow2: converted first), e.g. ${disk:location}/disk.img', required: true },
+  name: { type: 'pattern', pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]*$/, expected: 'a usable image directory name (letters, digits, . _ + -)', description: 'image name (the directory image/NAME/); default the part name' },
+  compression: { type: 'enum', choices: CLONEZILLA_COMPRESSIONS, noun: 'compression', description: 'gzip (pigz -n), zstd or none', default: 'gzip' },
+  'split-size': { type: 'int', min: 0, description: 'volume size in MB (split -b NMB: .aa, .ab ...); 0: no split', default: '4096' },
+  'target-device-name': { type: 'pattern', pattern: /^(\/dev\/)?[a-z][a-z0-9]*$/, expected: 'a disk name such as sda, vda or nvme0n1', description: 'disk name inside the image (DEV-pt.sf, DEVpN images)', default: 'sda' },
+  checksums: { type: 'list', choices: CHECKSUMS, noun: 'checksum', description: 'md5sum sha1sum b2sum (MD5SUMS, SHA1SUMS, B2SUMS); empty for none', default: 'md5sum sha1sum' },
+  verify: { type: 'bool', description: 'check the written image (checksums, partclone.chkimg)', default: 'true' },
+} as const satisfies Record<string, OptionSpec>;
 
 export const recipe: Recipe = {
   kind: 'clonezilla-image',
   version: '1',
   description: "Clonezilla image directory (ocs-sr savedisk format: partclone images, partition tables, Info files, checksums) from a raw disk image",
-  options: {
-    disk: { type: 'path', description: 'disk image file (raw, or qcow2: converted first), e.g. ${disk:location}/disk.img', required: true },
-    name: { type: 'pattern', pattern: /^[A-Za-z0-9][A-Za-z0-9._+-]*$/, expected: 'a usable image directory name (letters, digits, . _ + -)', description: 'image name (the directory image/NAME/); default the part name' },
-    compression: { type: 'enum', choices: CLONEZILLA_COMPRESSIONS, noun: 'compression', description: 'gzip (pigz -n), zstd or none', default: 'gzip' },
-    'split-size': { type: 'int', min: 0, description: 'volume size in MB (split -b NMB: .aa, .ab ...); 0: no split', default: '4096' },
-    'target-device-name': { type: 'pattern', pattern: /^(\/dev\/)?[a-z][a-z0-9]*$/, expected: 'a disk name such as sda, vda or nvme0n1', description: 'disk name inside the image (DEV-pt.sf, DEVpN images)', default: 'sda' },
-    checksums: { type: 'list', choices: ['md5sum', 'sha1sum', 'b2sum'], noun: 'checksum', description: 'md5sum sha1sum b2sum (MD5SUMS, SHA1SUMS, B2SUMS); empty for none', default: 'md5sum sha1sum' },
-    verify: { type: 'bool', description: 'check the written image (checksums, partclone.chkimg)', default: 'true' },
-  },
+  options: OPTIONS,
   validate(ctx) {
     const o = ctx.options;
-    o.require('disk');
-    name(o);
-    compression(o);
-    splitSize(o);
-    device(o);
-    checksums(o);
-    o.bool('verify', true);
+    // without 'name', the part name is the image directory's name
+    if (o.typed(OPTIONS).name === undefined && !OPTIONS.name.pattern.test(o.part)) throw o.error('name', `'${o.part}' is not a usable image directory name (letters, digits, . _ + -): set 'name'`);
   },
   inputs(ctx) {
-    const d = ctx.options.path('disk');
+    const d = ctx.options.typed(OPTIONS).disk;
     // a missing disk is reported by install() with file:line; a dependency's output does not exist at plan time
     return d && existsSync(d) ? [d] : [];
   },
   tools(ctx) {
-    const c = ctx.options.get('compression')?.trim() || 'gzip';
+    const c = ctx.options.typed(OPTIONS).compression;
     return ['sfdisk', 'sgdisk', 'parted', 'blkid', 'dd', 'split', 'partclone.ext4', 'partclone.vfat', 'partclone.dd', 'partclone.chkimg', ...(c === 'gzip' ? ['pigz'] : c === 'zstd' ? ['zstd'] : [])];
   },
   async install(ctx) {
     const o = ctx.options;
-    const disk = o.path('disk')!;
+    const v = o.typed(OPTIONS);
+    const disk = v.disk;
     if (!existsSync(disk)) throw o.error('disk', `${disk} does not exist`);
     if (!statSync(disk).isFile()) throw o.error('disk', `${disk} is not a regular file (a raw disk image is needed)`);
     let raw = disk;
@@ -97,7 +69,7 @@ export const recipe: Recipe = {
       raw = join(ctx.work, 'disk.raw');
       await ctx.run(['qemu-img', 'convert', '-q', '-f', 'qcow2', '-O', 'raw', disk, raw]);
     }
-    const n = name(o);
+    const n = v.name ?? o.part;
     const dir = join(ctx.staging, 'image', n);
     mkdirSync(dir, { recursive: true });
     const t0 = Date.now();
@@ -105,10 +77,10 @@ export const recipe: Recipe = {
       disk: raw,
       dir,
       name: n,
-      device: device(o),
-      compression: compression(o),
-      splitMB: splitSize(o),
-      checksums: checksums(o),
+      device: v['target-device-name'].replace(/^\/dev\//, ''),
+      compression: v.compression,
+      splitMB: v['split-size'],
+      checksums: v.checksums as Checksum[],
       work: ctx.work,
       sourceDateEpoch: ctx.sourceDateEpoch,
       run: ctx.run,
@@ -118,7 +90,7 @@ export const recipe: Recipe = {
       throw o.error('disk', e.message);
     });
     const saved = (Date.now() - t0) / 1000;
-    if (o.bool('verify', true)) {
+    if (v.verify) {
       const checked = await verifyImage(dir, ctx.run);
       ctx.log(`# verified: ${checked.join(', ')}\n`);
     }

@@ -13,7 +13,19 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
-import { CLEAN_ROOM_OPTIONS, type Recipe } from '../kind.js';
+import { CLEAN_ROOM_OPTIONS, type OptionSpec, type Recipe } from '../kind.js';
+
+const OPTIONS = {
+  ...CLEAN_ROOM_OPTIONS,
+  command: { type: 'string', multiline: true, description: 'bash script (your own code); options reach it as $KILN_OPT_<NAME>' },
+  argv: { type: 'lines', description: 'a command, one argument per line, run without a shell' },
+  'update-command': { type: 'string', multiline: true, description: 'plone.recipe.command compatibility (ignored: kiln rebuilds when inputs change)' },
+  'stop-on-error': { type: 'string', description: 'plone.recipe.command compatibility (always true)' },
+  inputs: { type: 'paths', description: 'files or directories (one per line) whose content is part of the signature' },
+  outputs: { type: 'lines', pattern: /^(?!\/)(?!(.*\/)?\.\.(\/|$)).+$/, expected: 'a path relative to $OUT that stays inside it', description: 'paths (relative to $OUT) that must exist after the run' },
+  environment: { type: 'env', description: 'KEY=VALUE lines' },
+  cwd: { type: 'path', description: 'working directory (default: a scratch directory)' },
+} as const satisfies Record<string, OptionSpec>;
 
 /** The variable an option reaches the script as: foo-bar, foo.bar and FOO_BAR are all KILN_OPT_FOO_BAR. */
 export function optionEnvName(option: string): string {
@@ -27,27 +39,15 @@ export const recipe: Recipe = {
   kind: 'command',
   version: '1',
   description: 'run a command or a bash script with declared inputs and outputs',
+  options: OPTIONS,
   cleanRoom: true,
-  options: {
-    ...CLEAN_ROOM_OPTIONS,
-    command: { type: 'string', multiline: true, description: 'bash script (your own code); options reach it as $KILN_OPT_<NAME>' },
-    argv: { type: 'lines', description: 'a command, one argument per line, run without a shell' },
-    'update-command': { type: 'string', multiline: true, description: 'plone.recipe.command compatibility (ignored: kiln rebuilds when inputs change)' },
-    'stop-on-error': { type: 'string', description: 'plone.recipe.command compatibility (always true)' },
-    inputs: { type: 'paths', description: 'files or directories (one per line) whose content is part of the signature' },
-    outputs: { type: 'lines', pattern: /^(?!\/)(?!(.*\/)?\.\.(\/|$)).+$/, expected: 'a path relative to $OUT that stays inside it', description: 'paths (relative to $OUT) that must exist after the run' },
-    environment: { type: 'env', description: 'KEY=VALUE lines' },
-    cwd: { type: 'path', description: 'working directory (default: a scratch directory)' },
-  },
   // any other option is a variable of the script, exported as $KILN_OPT_<NAME>
   optionPatterns: [/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/],
   validate(ctx) {
     const o = ctx.options;
-    const has = (n: string) => !!o.get(n)?.trim();
-    if (!has('command') && !has('argv')) throw o.error('command', "one of 'command' or 'argv' is required");
-    if (has('command') && has('argv')) throw o.error('argv', "give 'command' or 'argv', not both");
-    o.env('environment');
-    for (const out of o.lines('outputs')) if (out.startsWith('/') || out.split('/').includes('..')) throw o.error('outputs', `output paths are relative to $OUT and stay inside it: '${out}'`);
+    const { command, argv } = o.typed(OPTIONS);
+    if (!command?.trim() && !argv.length) throw o.error('command', "one of 'command' or 'argv' is required");
+    if (command?.trim() && argv.length) throw o.error('argv', "give 'command' or 'argv', not both");
     // every option becomes an environment variable: two options on one variable would hide one
     const byVar = new Map<string, string>();
     for (const [k, v] of Object.entries(o.all()).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
@@ -60,18 +60,19 @@ export const recipe: Recipe = {
     }
   },
   inputs(ctx) {
-    const o = ctx.options;
-    return o.paths('inputs');
+    return ctx.options.typed(OPTIONS).inputs;
   },
   tools(ctx) {
-    return ctx.options.get('argv')?.trim() ? [ctx.options.lines('argv')[0]!] : ['bash'];
+    const { argv } = ctx.options.typed(OPTIONS);
+    return argv.length ? [argv[0]!] : ['bash'];
   },
   // the command gets $LOCATION: when it uses it, assume the output may record it
   locationInOutput: (ctx) => Object.values(ctx.options.all()).some((v) => v.includes('LOCATION')),
   async install(ctx) {
     const o = ctx.options;
+    const v = o.typed(OPTIONS);
     const env: Record<string, string> = {
-      ...o.env('environment'),
+      ...v.environment,
       OUT: ctx.staging,
       LOCATION: ctx.location,
       WORK: ctx.work,
@@ -79,10 +80,10 @@ export const recipe: Recipe = {
       SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch),
     };
     for (const [k, v] of Object.entries(o.all())) env[optionEnvName(k)] = v;
-    const cwd = o.path('cwd') ?? ctx.work;
-    if (o.get('argv')?.trim()) await ctx.run(o.lines('argv'), { cwd, env });
-    else await ctx.run(['bash', '-euo', 'pipefail', '-c', o.require('command')], { cwd, env });
-    const missing = o.lines('outputs').filter((p) => !existsSync(join(ctx.staging, p)));
+    const cwd = v.cwd ?? ctx.work;
+    if (v.argv.length) await ctx.run(v.argv, { cwd, env });
+    else await ctx.run(['bash', '-euo', 'pipefail', '-c', v.command!], { cwd, env });
+    const missing = v.outputs.filter((p) => !existsSync(join(ctx.staging, p)));
     if (missing.length) {
       const spaced = missing.some((m) => /\s/.test(m)) ? ' (outputs takes one path per line)' : '';
       throw new KilnError(`[${ctx.part}] declared outputs missing after the command: ${missing.map((m) => `'${m}'`).join(', ')} (write them under $OUT)${spaced}`);

@@ -28,12 +28,25 @@ import { ensureEngine, kilnLabels, trackContainer, untrackContainer } from '../s
 import { KilnError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import { junitXml, type TestCase } from '../lib/junit.js';
-import type { BuildContext, PartOptions, Recipe } from '../kind.js';
+import type { BuildContext, OptionSpec, PartOptions, Recipe } from '../kind.js';
 import { expandGlobs } from './package-files.js';
 import type { StartedTestContainer } from 'testcontainers';
 
 const tail = (s: string, n = 20) => s.replace(/\s+$/, '').split('\n').slice(-n).join('\n');
 const INSTALL_KEYWORDS = ['dpkg', 'apt', 'rpm'];
+
+const OPTIONS = {
+  image: { type: 'string', description: 'a kiln:chroot output (${bookworm:location}) or an image tag; tests: test (+ expect-output, expect-exit), tests (one per line), test-NAME (+ expect-NAME, expect-exit-NAME)', required: true },
+  packages: { type: 'paths', description: 'package files or globs to copy in (to /kiln/packages/)' },
+  install: { type: 'string', multiline: true, description: 'dpkg | apt | rpm (the package files) or a shell command; default dpkg -i / rpm -i of the packages' },
+  environment: { type: 'env', description: 'KEY=VALUE lines set in the container' },
+  network: { type: 'bool', description: 'network in the container', default: 'false' },
+  timeout: { type: 'int', min: 1, description: 'seconds per command', default: '300' },
+  test: { type: 'string', multiline: true, description: 'a shell command run in the container' },
+  'expect-output': { type: 'string', description: "a regular expression the test's output must match" },
+  'expect-exit': { type: 'int', min: 0, max: 255, description: "the test's exit code (default 0)" },
+  tests: { type: 'lines', description: 'shell commands, one per line, each expected to exit 0' },
+} as const satisfies Record<string, OptionSpec>;
 
 interface TestSpec {
   name: string;
@@ -62,7 +75,9 @@ export function testSpecs(o: PartOptions): TestSpec[] {
     if (!/^\d+$/.test(v) || Number(v) > 255) throw o.error(opt, `expected an exit code (0-255), got '${v}'`);
     return Number(v);
   };
-  if (o.get('test')?.trim()) specs.push({ name: 'test', option: 'test', cmd: o.get('test')!.trim(), exit: exit('expect-exit'), output: regex('expect-output') });
+  // read like test-NAME and expect-NAME (options no table declares), so that it stands on its own
+  const test = o.get('test')?.trim();
+  if (test) specs.push({ name: 'test', option: 'test', cmd: test, exit: exit('expect-exit'), output: regex('expect-output') });
   else if (o.has('expect-output') || o.has('expect-exit')) throw o.error(o.has('expect-output') ? 'expect-output' : 'expect-exit', "applies to the 'test' option, which is not set");
   o.lines('tests').forEach((cmd, i) => specs.push({ name: `tests-${i + 1}`, option: 'tests', cmd, exit: 0 }));
   const all = o.all();
@@ -80,7 +95,7 @@ export function testSpecs(o: PartOptions): TestSpec[] {
 
 /** The install step as an argument array (keywords) or a shell command, or nothing. */
 function installArgv(o: PartOptions, targets: string[]): string[] | undefined {
-  let how = o.get('install')?.trim();
+  let how = o.typed(OPTIONS).install?.trim();
   if (!how) {
     if (!targets.length) return undefined;
     how = targets.every((t) => t.endsWith('.rpm')) ? 'rpm' : 'dpkg';
@@ -105,26 +120,27 @@ async function configureReaper(log: (t: string) => void): Promise<void> {
 
 async function runTests(ctx: BuildContext, cases: TestCase[]): Promise<void> {
   const o = ctx.options;
+  const v = o.typed(OPTIONS);
   const specs = testSpecs(o);
   await ensureEngine();
   await configureReaper(ctx.log);
   const { GenericContainer } = await import('testcontainers');
-  const imageOpt = o.require('image').trim();
+  const imageOpt = v.image;
   const image = imageOpt.startsWith('/') ? await chrootImage(imageOpt, { log: ctx.log, signal: ctx.signal, part: ctx.part }) : imageOpt;
-  const files = o.get('packages')?.trim() ? expandGlobs(o, 'packages') : [];
+  const files = v.packages.length ? expandGlobs(o, 'packages') : [];
   const targets = files.map((f) => `/kiln/packages/${basename(f)}`);
   const dup = targets.find((t, i) => targets.indexOf(t) !== i);
   if (dup) throw o.error('packages', `two package files are named ${basename(dup)}`);
   const install = installArgv(o, targets);
-  const timeoutMs = o.int('timeout', 300) * 1000;
-  const env = o.env('environment');
+  const timeoutMs = v.timeout * 1000;
+  const env = v.environment;
 
   let c = new GenericContainer(image)
     .withCommand(['sleep', 'infinity'])
     .withLabels(kilnLabels(ctx.part))
     .withEnvironment(env)
     .withCopyFilesToContainer(files.map((f, i) => ({ source: f, target: targets[i]! })));
-  if (!o.bool('network', false)) c = c.withNetworkMode('none');
+  if (!v.network) c = c.withNetworkMode('none');
   ctx.log(`# starting a container from ${image}\n`);
   if (ctx.signal.aborted) throw new KilnError('interrupted');
   trackContainer(`starting:${ctx.part}`); // removed by its session label if kiln exits during start
@@ -189,29 +205,16 @@ export const recipe: Recipe = {
   kind: 'container-test',
   version: '2',
   description: 'install packages in a container from a chroot and run tests (testcontainers, JUnit)',
-  options: {
-    image: { type: 'string', description: 'a kiln:chroot output (${bookworm:location}) or an image tag; tests: test (+ expect-output, expect-exit), tests (one per line), test-NAME (+ expect-NAME, expect-exit-NAME)', required: true },
-    packages: { type: 'paths', description: 'package files or globs to copy in (to /kiln/packages/)' },
-    install: { type: 'string', multiline: true, description: 'dpkg | apt | rpm (the package files) or a shell command; default dpkg -i / rpm -i of the packages' },
-    environment: { type: 'env', description: 'KEY=VALUE lines set in the container' },
-    network: { type: 'bool', description: 'network in the container', default: 'false' },
-    timeout: { type: 'int', min: 1, description: 'seconds per command', default: '300' },
-    test: { type: 'string', multiline: true, description: 'a shell command run in the container' },
-    'expect-output': { type: 'string', description: "a regular expression the test's output must match" },
-    'expect-exit': { type: 'int', min: 0, max: 255, description: "the test's exit code (default 0)" },
-    tests: { type: 'lines', description: 'shell commands, one per line, each expected to exit 0' },
-  },
+  options: OPTIONS,
   // test-NAME, expect-NAME and expect-exit-NAME (the engine takes test-os next to 'tests': the
   // pattern does not match the declared name, so it is not a typo of it)
   optionPatterns: [/^test-[A-Za-z0-9_.-]+$/, /^expect-(?!(exit|output)$)(exit-)?[A-Za-z0-9_.-]+$/],
   validate(ctx) {
     const o = ctx.options;
     if (!testSpecs(o).length) throw o.error('image', 'no tests: add test, tests or test-NAME options');
-    o.int('timeout', 300);
-    o.bool('network', false);
-    o.env('environment');
-    const how = o.get('install')?.trim();
-    if (how && INSTALL_KEYWORDS.includes(how) && !o.get('packages')?.trim()) throw o.error('install', `'${how}' installs the files of the packages option, which is not set`);
+    const v = o.typed(OPTIONS);
+    const how = v.install?.trim();
+    if (how && INSTALL_KEYWORDS.includes(how) && !v.packages.length) throw o.error('install', `'${how}' installs the files of the packages option, which is not set`);
   },
   tools: () => ['docker'],
   async install(ctx) {

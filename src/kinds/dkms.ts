@@ -21,8 +21,31 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ExitCode, KilnError } from '../lib/errors.js';
 import type { PkgFile } from '../pkg/files.js';
-import type { BuildContext, Recipe } from '../kind.js';
+import { signingInputs, signingOptions, signingTools, type BuildContext, type OptionSpec, type Recipe } from '../kind.js';
 import { writePackages } from '../pkg/info.js';
+
+const SPDX_RE = /^\(?[A-Za-z0-9][A-Za-z0-9.+-]*(?:\s+(?:AND|OR|WITH|and|or|with)\s+\(?[A-Za-z0-9][A-Za-z0-9.+-]*\)?)*\)?$/;
+
+const OPTIONS = {
+  source: { type: 'path', description: 'module source: a directory or tarball with dkms.conf, or a *-dkms .deb', required: true },
+  kernels: { type: 'list', pattern: /^\d+\.\d+[\w.+-]*$/, expected: 'a kernel version (uname -r)', description: 'kernel versions (uname -r), e.g. 6.1.0-56-amd64; their linux-headers must be in the chroot', required: true },
+  chroot: { type: 'path', description: 'build chroot with dkms, gcc, make and the linux-headers of each kernel', required: true },
+  network: { type: 'bool', description: 'network in the build chroot', default: 'false' },
+  architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'Debian architecture of the modules', default: 'amd64' },
+  formats: { type: 'list', choices: ['bmdeb', 'kmod-rpm', 'dkms-deb'], noun: 'output', description: 'outputs: bmdeb (binary module .deb), kmod-rpm, dkms-deb (source)', default: 'bmdeb kmod-rpm dkms-deb' },
+  maintainer: { type: 'pattern', noun: 'maintainer', pattern: /^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/, expected: "'Name <email>'", description: "'Name <email>' for the packages (default: dkms's own, as mkbmdeb writes it)", default: 'Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists.alioth.debian.org>' },
+  license: { type: 'pattern', pattern: SPDX_RE, expected: 'an SPDX license expression', description: 'license (SPDX) for the rpm and a generated copyright file', default: 'GPL-2.0-only' },
+  copyright: { type: 'string', description: "copyright holders for a generated copyright file (e.g. '2024 Jane Doe <jane@example.org>')" },
+  'copyright-file': { type: 'path', description: 'the packages\' /usr/share/doc/PKG/copyright (default: the source\'s own, else one written from copyright and license)' },
+  'package-name': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'a name without quotes, $, ` or \\', description: 'PACKAGE_NAME when the source has no dkms.conf' },
+  'package-version': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'a version without quotes, $, ` or \\', description: 'PACKAGE_VERSION when the source has no dkms.conf' },
+  'built-module-name': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'module names without quotes, $, ` or \\', description: 'module names when the source has no dkms.conf' },
+  'dest-module-location': { type: 'pattern', pattern: /^\/[^"$`\\\s]*$/, expected: 'an absolute module directory', description: 'DEST_MODULE_LOCATION when writing dkms.conf', default: '/updates' },
+  make: { type: 'string', description: 'MAKE[0] when writing dkms.conf' },
+  clean: { type: 'string', description: 'CLEAN when writing dkms.conf' },
+  autoinstall: { type: 'bool', description: 'AUTOINSTALL when writing dkms.conf', default: 'true' },
+  ...signingOptions('the kmod .rpm gets a header signature (as kiln:package)'),
+} as const satisfies Record<string, OptionSpec>;
 
 export interface DkmsConf {
   name: string;
@@ -64,7 +87,8 @@ function findDkmsConf(dir: string, depth = 0): string | undefined {
 /** Put the module source in work/src-in and return the directory holding dkms.conf. */
 async function unpackSource(ctx: BuildContext): Promise<string> {
   const o = ctx.options;
-  const src = o.path('source')!;
+  const v = o.typed(OPTIONS);
+  const src = v.source;
   const into = join(ctx.work, 'src-in');
   mkdirSync(into, { recursive: true });
   if (!existsSync(src)) throw o.error('source', `not found: ${src}`);
@@ -73,18 +97,15 @@ async function unpackSource(ctx: BuildContext): Promise<string> {
   else await ctx.run(['tar', '-xf', src, '-C', into, '--no-same-owner']);
   let dir = findDkmsConf(into);
   if (!dir) {
-    const name = o.get('package-name')?.trim();
-    const version = o.get('package-version')?.trim();
+    // names and versions: no quotes, $, ` or \ (the options' patterns), one line each
+    const { 'package-name': name, 'package-version': version } = v;
     if (!name || !version) throw o.error('source', `no dkms.conf in ${src}: give package-name, package-version and built-module-name to write one`);
     dir = into;
-    const mods = o.list('built-module-name').length ? o.list('built-module-name') : [name];
-    let conf = `PACKAGE_NAME="${name}"\nPACKAGE_VERSION="${version}"\nAUTOINSTALL="${o.bool('autoinstall', true) ? 'yes' : 'no'}"\n`;
-    if (o.get('make')?.trim()) conf += `MAKE[0]="${o.get('make')!.trim()}"\n`;
-    if (o.get('clean')?.trim()) conf += `CLEAN="${o.get('clean')!.trim()}"\n`;
-    mods.forEach((m, i) => (conf += `BUILT_MODULE_NAME[${i}]="${m}"\nDEST_MODULE_LOCATION[${i}]="${o.get('dest-module-location')?.trim() || '/updates'}"\n`));
-    for (const [k, val] of [['name', name], ['version', version], ...mods.map((m) => ['module', m])]) {
-      if (/["$`\\\n]/.test(val!)) throw o.error(k === 'module' ? 'built-module-name' : `package-${k}`, `unsafe characters in '${val}'`);
-    }
+    const mods = v['built-module-name']?.split(/\s+/) ?? [name];
+    let conf = `PACKAGE_NAME="${name}"\nPACKAGE_VERSION="${version}"\nAUTOINSTALL="${v.autoinstall ? 'yes' : 'no'}"\n`;
+    if (v.make) conf += `MAKE[0]="${v.make}"\n`;
+    if (v.clean) conf += `CLEAN="${v.clean}"\n`;
+    mods.forEach((m, i) => (conf += `BUILT_MODULE_NAME[${i}]="${m}"\nDEST_MODULE_LOCATION[${i}]="${v['dest-module-location']}"\n`));
     writeFileSync(join(dir, 'dkms.conf'), conf);
   }
   return dir;
@@ -191,7 +212,8 @@ const GPL = /GNU GENERAL PUBLIC LICENSE\s+Version (\d)/;
  */
 function copyrightText(ctx: BuildContext, srcIn: string, srcDir: string, name: string, version: string): { text: string; from: string } {
   const o = ctx.options;
-  const explicit = o.path('copyright-file');
+  const v = o.typed(OPTIONS);
+  const explicit = v['copyright-file'];
   if (explicit) {
     if (!existsSync(explicit) || !statSync(explicit).isFile()) throw o.error('copyright-file', `not a file: ${explicit}`);
     return { text: readFileSync(explicit, 'utf8'), from: explicit };
@@ -200,15 +222,15 @@ function copyrightText(ctx: BuildContext, srcIn: string, srcDir: string, name: s
   const candidates = [join(srcDir, 'debian/copyright'), join(srcDir, 'copyright'), ...(existsSync(docs) ? readdirSync(docs).sort().map((d) => join(docs, d, 'copyright')) : [])];
   for (const c of candidates) if (existsSync(c) && statSync(c).isFile()) return { text: readFileSync(c, 'utf8'), from: c };
   const licenseFile = LICENSE_FILES.map((f) => join(srcDir, f)).find((f) => existsSync(f) && statSync(f).isFile());
-  const holder = o.get('copyright')?.trim() || `the ${name} authors`;
-  let license = o.get('license')!.trim();
+  const holder = v.copyright || `the ${name} authors`;
+  let license = v.license;
   let body: string;
   const lt = licenseFile ? readFileSync(licenseFile, 'utf8') : '';
   const gpl = GPL.exec(lt);
   if (gpl || /^GPL-[23]/.test(license)) {
-    const v = gpl?.[1] ?? license[4]!;
-    if (gpl && !license.startsWith(`GPL-${v}`)) license = `GPL-${v}`;
-    body = `On Debian systems, the complete text of the GNU General Public License version ${v} can be found in /usr/share/common-licenses/GPL-${v}.`;
+    const gplv = gpl?.[1] ?? license[4]!;
+    if (gpl && !license.startsWith(`GPL-${gplv}`)) license = `GPL-${gplv}`;
+    body = `On Debian systems, the complete text of the GNU General Public License version ${gplv} can be found in /usr/share/common-licenses/GPL-${gplv}.`;
   } else if (lt.trim()) {
     body = lt.replace(/\s+$/, '');
   } else body = `See the ${name} ${version} source for the license text.`;
@@ -217,61 +239,35 @@ function copyrightText(ctx: BuildContext, srcIn: string, srcDir: string, name: s
   return { text, from: licenseFile ? `options and ${licenseFile}` : 'options' };
 }
 
-const SPDX_RE = /^\(?[A-Za-z0-9][A-Za-z0-9.+-]*(?:\s+(?:AND|OR|WITH|and|or|with)\s+\(?[A-Za-z0-9][A-Za-z0-9.+-]*\)?)*\)?$/;
-
 export const recipe: Recipe = {
   kind: 'dkms',
   version: '2',
   description: 'DKMS modules prebuilt for given kernels in a chroot: binary module .deb (mkbmdeb), kmod .rpm, source dkms .deb',
+  options: OPTIONS,
   cleanRoom: true,
-  options: {
-    source: { type: 'path', description: 'module source: a directory or tarball with dkms.conf, or a *-dkms .deb', required: true },
-    kernels: { type: 'list', pattern: /^\d+\.\d+[\w.+-]*$/, expected: 'a kernel version (uname -r)', description: 'kernel versions (uname -r), e.g. 6.1.0-56-amd64; their linux-headers must be in the chroot', required: true },
-    chroot: { type: 'path', description: 'build chroot with dkms, gcc, make and the linux-headers of each kernel', required: true },
-    network: { type: 'bool', description: 'network in the build chroot', default: 'false' },
-    architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'Debian architecture of the modules', default: 'amd64' },
-    formats: { type: 'list', choices: ['bmdeb', 'kmod-rpm', 'dkms-deb'], noun: 'output', description: 'outputs: bmdeb (binary module .deb), kmod-rpm, dkms-deb (source)', default: 'bmdeb kmod-rpm dkms-deb' },
-    maintainer: { type: 'pattern', noun: 'maintainer', pattern: /^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/, expected: "'Name <email>'", description: "'Name <email>' for the packages (default: dkms's own, as mkbmdeb writes it)", default: 'Dynamic Kernel Modules Support Team <pkg-dkms-maint@lists.alioth.debian.org>' },
-    license: { type: 'pattern', pattern: SPDX_RE, expected: 'an SPDX license expression', description: 'license (SPDX) for the rpm and a generated copyright file', default: 'GPL-2.0-only' },
-    copyright: { type: 'string', description: "copyright holders for a generated copyright file (e.g. '2024 Jane Doe <jane@example.org>')" },
-    'copyright-file': { type: 'path', description: 'the packages\' /usr/share/doc/PKG/copyright (default: the source\'s own, else one written from copyright and license)' },
-    'package-name': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'a name without quotes, $, ` or \\', description: 'PACKAGE_NAME when the source has no dkms.conf' },
-    'package-version': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'a version without quotes, $, ` or \\', description: 'PACKAGE_VERSION when the source has no dkms.conf' },
-    'built-module-name': { type: 'pattern', pattern: /^[^"$`\\]+$/, expected: 'module names without quotes, $, ` or \\', description: 'module names when the source has no dkms.conf' },
-    'dest-module-location': { type: 'pattern', pattern: /^\/[^"$`\\\s]*$/, expected: 'an absolute module directory', description: 'DEST_MODULE_LOCATION when writing dkms.conf', default: '/updates' },
-    make: { type: 'string', description: 'MAKE[0] when writing dkms.conf' },
-    clean: { type: 'string', description: 'CLEAN when writing dkms.conf' },
-    autoinstall: { type: 'bool', description: 'AUTOINSTALL when writing dkms.conf', default: 'true' },
-    'signing-key': { type: 'path', description: 'OpenPGP secret key file: the kmod .rpm gets a header signature (as kiln:package)' },
-    'signing-key-passphrase-file': { type: 'path', description: 'file holding the signing key passphrase' },
-  },
   validate(ctx) {
     const o = ctx.options;
-    for (const k of o.list('kernels')) if (!/^\d+\.\d+[\w.+-]*$/.test(k)) throw o.error('kernels', `not a kernel version: '${k}'`);
-    for (const f of o.list('formats')) if (!['bmdeb', 'kmod-rpm', 'dkms-deb'].includes(f)) throw o.error('formats', `unknown output '${f}' (bmdeb, kmod-rpm, dkms-deb)`);
-    const lic = o.get('license')!.trim();
-    if (!/^\(?[A-Za-z0-9][A-Za-z0-9.+-]*(?:\s+(?:AND|OR|WITH|and|or|with)\s+\(?[A-Za-z0-9][A-Za-z0-9.+-]*\)?)*\)?$/.test(lic)) throw o.error('license', `not an SPDX license expression: '${lic}'`);
+    const v = o.typed(OPTIONS);
+    // set but empty, or control characters (a tab): not a line of holders
     const c = o.get('copyright');
     if (c !== undefined && (!c.trim() || /[\x00-\x1f\x7f]/.test(c.trim()))) throw o.error('copyright', 'one line of copyright holders, e.g. 2024 Jane Doe <jane@example.org>');
-    const m = o.get('maintainer')!.trim();
-    if (!/^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/.test(m)) throw o.error('maintainer', `expected 'Name <email>', got '${m}'`);
-    for (const k of ['signing-key', 'signing-key-passphrase-file']) {
-      const f = o.path(k);
+    for (const k of ['signing-key', 'signing-key-passphrase-file'] as const) {
+      const f = v[k];
       if (f && (!existsSync(f) || !statSync(f).isFile())) throw o.error(k, `file not found: ${f}`);
     }
   },
   inputs(ctx) {
-    const o = ctx.options;
-    const keys = [o.path('signing-key'), o.path('signing-key-passphrase-file')].filter((x): x is string => !!x);
-    return [o.path('source')!, ...(o.get('copyright-file')?.trim() ? [o.path('copyright-file')!] : []), ...keys];
+    const v = ctx.options.typed(OPTIONS);
+    return [v.source, ...(v['copyright-file'] ? [v['copyright-file']] : []), ...signingInputs(v)];
   },
-  tools: (ctx) => ['docker', 'xz', ...(ctx.options.get('signing-key')?.trim() ? ['gpg', 'gpgconf'] : [])],
+  tools: (ctx) => ['docker', 'xz', ...signingTools(ctx.options.typed(OPTIONS))],
   async install(ctx) {
     const o = ctx.options;
-    const kernels = o.list('kernels');
+    const v = o.typed(OPTIONS);
+    const kernels = v.kernels;
     const srcDir = await unpackSource(ctx);
     const conf = parseDkmsConf(readFileSync(join(srcDir, 'dkms.conf'), 'utf8'));
-    const arch = o.get('architecture')!.trim();
+    const arch = v.architecture;
     const uarch = arch === 'amd64' ? 'x86_64' : arch === 'arm64' ? 'aarch64' : arch;
     const out = join(ctx.work, 'build-out');
     mkdirSync(out, { recursive: true });
@@ -308,8 +304,7 @@ export const recipe: Recipe = {
     if (!built.length) {
       throw new KilnError(`[${ctx.part}] module ${conf.name}/${conf.version}: every kernel is excluded by dkms.conf's BUILD_EXCLUSIVE, nothing to package:\n${[...excluded].map(([k, w]) => `  ${k}: ${w}`).join('\n')}`);
     }
-    const maintainer = o.get('maintainer')!.trim();
-    const formats = o.list('formats');
+    const { maintainer, formats } = v;
     const sde = ctx.sourceDateEpoch;
     const copyright = copyrightText(ctx, join(ctx.work, 'src-in'), srcDir, conf.name, conf.version);
     ctx.log(`# kiln: copyright file from ${copyright.from}\n`);
@@ -369,10 +364,10 @@ export const recipe: Recipe = {
             maintainer,
             summary: `${conf.name} kernel modules for ${k}`,
             description: wrap(`The ${conf.name} kernel modules (${kos.map((f) => f.replace(/\.ko(\..*)?$/, '')).join(', ')}) prebuilt by kiln with DKMS for the ${k} Linux kernel.`),
-            license: o.get('license')!.trim(),
+            license: v.license,
             files,
             sourceDateEpoch: sde,
-            signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
+            signingKey: v['signing-key'] ? { keyFile: v['signing-key'], passphraseFile: v['signing-key-passphrase-file'] } : undefined,
             rpm: {
               group: 'System Environment/Kernel',
               // RHEL-style kernels provide kernel-uname-r = `uname -r`; a Debian release such as

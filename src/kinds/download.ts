@@ -7,19 +7,19 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchVerified, isUrl, urlBasename } from '../lib/download.js';
 import { containedPath } from '../lib/paths.js';
-import type { BuildContext, PlanContext, Recipe } from '../kind.js';
+import type { BuildContext, OptionSpec, PlanContext, Recipe } from '../kind.js';
 import { extractArchive } from './cmmi.js';
 
 function source(ctx: PlanContext | BuildContext): string {
-  const url = ctx.options.require('url').trim();
-  return isUrl(url) ? url : ctx.options.path('url')!;
+  const { url } = ctx.options.typed(OPTIONS);
+  return isUrl(url) ? url : ctx.options.resolvePath('url', url);
 }
 
 /** The file's path in `dir`: `filename`, or the URL's last component, kept inside `dir`. */
 function target(ctx: PlanContext | BuildContext, dir: string): string {
   const opts = { single: true, inside: "the part's directory" };
   const o = ctx.options;
-  const given = o.get('filename')?.trim();
+  const given = o.typed(OPTIONS).filename;
   if (given) return containedPath(dir, given, 'file name', (d) => o.error('filename', d), opts);
   const src = source(ctx);
   let name: string;
@@ -31,31 +31,26 @@ function target(ctx: PlanContext | BuildContext, dir: string): string {
   return containedPath(dir, name, `file name taken from the URL (after decoding)`, (d) => o.error('url', `${d}; set 'filename' to name the file`), opts);
 }
 
+const OPTIONS = {
+  url: { type: 'url', description: 'URL or local path (relative to the file that sets it)', required: true },
+  sha256: { type: 'pattern', pattern: /^[0-9a-fA-F]{64}$/, expected: '64 hex digits', description: 'expected SHA-256 of the file' },
+  sha512: { type: 'pattern', pattern: /^[0-9a-fA-F]{128}$/, expected: '128 hex digits', description: 'expected SHA-512 of the file' },
+  md5sum: { type: 'pattern', pattern: /^[0-9a-fA-F]{32}$/, expected: '32 hex digits', description: 'expected MD5 of the file (SlapOS compatible)' },
+  filename: { type: 'string', description: "name of the file in the part (default: the last URL component, percent-decoded for http(s); a local file's own name)" },
+  destination: { type: 'string', description: 'SlapOS compatible alias of the output directory (ignored: the output is the location)' },
+  extract: { type: 'bool', description: 'unpack the archive into the part instead of copying it', default: 'false' },
+  'strip-top-level-dir': { type: 'bool', description: 'when unpacking, drop a single top-level directory', default: 'true' },
+  mode: { type: 'pattern', pattern: /^0?[0-7]{3,4}$/, expected: 'an octal mode like 0755', description: 'octal file mode of the downloaded file, e.g. 0755' },
+} as const satisfies Record<string, OptionSpec>;
+
 export const recipe: Recipe = {
   kind: 'download',
   version: '1',
   description: 'Download a file (http(s), file:// or a local path), verify its checksum, cache it, optionally unpack it',
-  options: {
-    url: { type: 'url', description: 'URL or local path (relative to the file that sets it)', required: true },
-    sha256: { type: 'pattern', pattern: /^[0-9a-fA-F]{64}$/, expected: '64 hex digits', description: 'expected SHA-256 of the file' },
-    sha512: { type: 'pattern', pattern: /^[0-9a-fA-F]{128}$/, expected: '128 hex digits', description: 'expected SHA-512 of the file' },
-    md5sum: { type: 'pattern', pattern: /^[0-9a-fA-F]{32}$/, expected: '32 hex digits', description: 'expected MD5 of the file (SlapOS compatible)' },
-    filename: { type: 'string', description: "name of the file in the part (default: the last URL component, percent-decoded for http(s); a local file's own name)" },
-    destination: { type: 'string', description: 'SlapOS compatible alias of the output directory (ignored: the output is the location)' },
-    extract: { type: 'bool', description: 'unpack the archive into the part instead of copying it', default: 'false' },
-    'strip-top-level-dir': { type: 'bool', description: 'when unpacking, drop a single top-level directory', default: 'true' },
-    mode: { type: 'pattern', pattern: /^0?[0-7]{3,4}$/, expected: 'an octal mode like 0755', description: 'octal file mode of the downloaded file, e.g. 0755' },
-  },
+  options: OPTIONS,
   validate(ctx) {
     const o = ctx.options;
-    for (const [opt, len] of [['sha256', 64], ['sha512', 128], ['md5sum', 32]] as const) {
-      const v = o.get(opt)?.trim();
-      if (v && !new RegExp(`^[0-9a-fA-F]{${len}}$`).test(v)) throw o.error(opt, `expected ${len} hex digits, got '${v}'`);
-    }
-    const m = o.get('mode')?.trim();
-    if (m && !/^0?[0-7]{3,4}$/.test(m)) throw o.error('mode', `expected an octal mode like 0755, got '${m}'`);
-    o.bool('extract', false);
-    const url = o.require('url').trim();
+    const { url, extract } = o.typed(OPTIONS);
     if (url.startsWith('file://')) {
       try {
         fileURLToPath(url);
@@ -63,30 +58,30 @@ export const recipe: Recipe = {
         throw o.error('url', `not a usable file:// URL: ${url} (${(e as Error).message}; a '%' in a file name is written %25 in a URL, or give the plain path)`);
       }
     }
-    if (!o.bool('extract', false)) target(ctx, '/staging');
+    if (!extract) target(ctx, '/staging');
   },
   inputs(ctx) {
     // a local file without checksum: its content is the input
-    const url = ctx.options.require('url').trim();
-    return isUrl(url) ? [] : [ctx.options.path('url')!];
+    const src = source(ctx);
+    return isUrl(src) ? [] : [src];
   },
   async install(ctx) {
     const o = ctx.options;
+    const v = o.typed(OPTIONS);
     const src = source(ctx);
     const file = await fetchVerified(
       src,
-      { sha256: o.get('sha256'), sha512: o.get('sha512'), md5: o.get('md5sum') },
+      { sha256: v.sha256, sha512: v.sha512, md5: v.md5sum },
       { cacheDir: ctx.downloadCache ?? join(ctx.cacheDir, 'downloads'), offline: ctx.offline, signal: ctx.signal, log: ctx.log, error: (opt, d) => o.error(opt === 'url' ? 'url' : opt, d) },
     );
-    if (o.bool('extract', false)) {
-      await extractArchive(ctx, file, ctx.staging, o.bool('strip-top-level-dir', true));
+    if (v.extract) {
+      await extractArchive(ctx, file, ctx.staging, v['strip-top-level-dir']);
       return;
     }
     await mkdir(ctx.staging, { recursive: true });
     const dest = target(ctx, ctx.staging);
     await copyFile(file, dest);
-    const mode = o.get('mode')?.trim();
-    await chmod(dest, mode ? parseInt(mode, 8) : 0o644);
+    await chmod(dest, v.mode ? parseInt(v.mode, 8) : 0o644);
   },
 };
 export default recipe;

@@ -31,10 +31,18 @@ import { basename, dirname, join } from 'node:path';
 import { cleanRoomRunner } from '../sandbox/cleanroom.js';
 import { KilnError } from '../lib/errors.js';
 import { parse, parseChecksums } from '../pkg/deb822.js';
-import { CLEAN_ROOM_OPTIONS, type BuildContext, type PartOptions, type PlanContext, type Recipe } from '../kind.js';
+import { CLEAN_ROOM_OPTIONS, type BuildContext, type OptionSpec, type PartOptions, type PlanContext, type Recipe } from '../kind.js';
 
 /** What the build leaves next to the source tree and the part keeps. */
 const RESULT = /\.(deb|udeb|ddeb|buildinfo|changes|dsc|tar\.(gz|xz|bz2|lzma|zst)|diff\.gz)$/;
+
+const OPTIONS = {
+  ...CLEAN_ROOM_OPTIONS,
+  source: { type: 'path', description: 'a source tree with debian/, or a .dsc (its files next to it); relative to this file', required: true },
+  options: { type: 'string', multiline: true, description: 'dpkg-buildpackage arguments, whitespace separated', default: '-us -uc -b' },
+  'build-depends': { type: 'bool', description: 'in a chroot: install the Build-Depends first (downloaded with network, installed and built without)', default: 'false' },
+  environment: { type: 'env', description: 'KEY=VALUE lines added to the build environment (e.g. DEB_BUILD_OPTIONS=nocheck)' },
+} as const satisfies Record<string, OptionSpec>;
 
 function words(s: string | undefined): string[] {
   return s ? s.split(/\s+/).filter(Boolean) : [];
@@ -64,26 +72,19 @@ function dscFiles(o: PartOptions, dsc: string): string[] {
 }
 
 function sourcePath(ctx: PlanContext | BuildContext): string {
-  return ctx.options.path('source')!;
+  return ctx.options.typed(OPTIONS).source;
 }
 
 export const recipe: Recipe = {
   kind: 'dpkg-buildpackage',
   version: '1',
   description: 'build an existing Debian source package (debian/ directory or .dsc) with dpkg-buildpackage, on the host or in a chroot',
+  options: OPTIONS,
   cleanRoom: true,
-  options: {
-    ...CLEAN_ROOM_OPTIONS,
-    source: { type: 'path', description: 'a source tree with debian/, or a .dsc (its files next to it); relative to this file', required: true },
-    options: { type: 'string', multiline: true, description: 'dpkg-buildpackage arguments, whitespace separated', default: '-us -uc -b' },
-    'build-depends': { type: 'bool', description: 'in a chroot: install the Build-Depends first (downloaded with network, installed and built without)', default: 'false' },
-    environment: { type: 'env', description: 'KEY=VALUE lines added to the build environment (e.g. DEB_BUILD_OPTIONS=nocheck)' },
-  },
   validate(ctx) {
     const o = ctx.options;
-    o.require('source');
-    o.env('environment');
-    if (o.bool('build-depends', false) && !o.get('chroot')?.trim()) {
+    const v = o.typed(OPTIONS);
+    if (v['build-depends'] && !v.chroot) {
       throw o.error('build-depends', 'installing build dependencies needs a chroot (kiln does not install packages on the host; install them yourself, dpkg-buildpackage checks them)');
     }
   },
@@ -93,11 +94,12 @@ export const recipe: Recipe = {
     return [src, ...dscFiles(ctx.options, src)];
   },
   tools(ctx) {
-    return ['dpkg-buildpackage', ...(isDsc(ctx.options.get('source')!.trim()) ? ['dpkg-source'] : [])];
+    return ['dpkg-buildpackage', ...(isDsc(sourcePath(ctx)) ? ['dpkg-source'] : [])];
   },
   async install(ctx) {
     const o = ctx.options;
-    const src = sourcePath(ctx);
+    const v = o.typed(OPTIONS);
+    const src = v.source;
     const build = join(ctx.work, 'build');
     await mkdir(build, { recursive: true });
     let tree: string;
@@ -117,13 +119,13 @@ export const recipe: Recipe = {
     const env: Record<string, string> = {
       LC_ALL: 'C.UTF-8',
       TZ: 'UTC',
-      ...o.env('environment'),
+      ...v.environment,
       SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch),
     };
     if (isDsc(src)) await ctx.run(['dpkg-source', '-x', basename(src), tree], { cwd: build, env });
-    const dpkgBuildpackage = ['dpkg-buildpackage', ...words(o.get('options'))];
-    const chroot = o.get('chroot')?.trim();
-    if (chroot && o.bool('build-depends', false)) {
+    const dpkgBuildpackage = ['dpkg-buildpackage', ...words(v.options)];
+    const chroot = v.chroot;
+    if (chroot && v['build-depends']) {
       // private apt state in the work dir: lists and archives survive from one container to the next
       const apt = join(ctx.work, 'apt');
       await mkdir(join(apt, 'lists', 'partial'), { recursive: true });
@@ -142,7 +144,7 @@ export const recipe: Recipe = {
     }
     const made = readdirSync(build).filter((f) => !before.has(f) && RESULT.test(f)).sort();
     if (!made.some((f) => /\.(deb|udeb|ddeb|dsc)$/.test(f))) {
-      throw new KilnError(`[${ctx.part}] dpkg-buildpackage ${words(o.get('options')).join(' ')} produced no package next to the source tree (found: ${made.join(', ') || 'nothing'})`);
+      throw new KilnError(`[${ctx.part}] dpkg-buildpackage ${words(v.options).join(' ')} produced no package next to the source tree (found: ${made.join(', ') || 'nothing'})`);
     }
     for (const f of made) await copyFile(join(build, f), join(ctx.staging, f));
     ctx.log(`# kiln: collected ${made.join(' ')}\n`);

@@ -17,11 +17,10 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { DebSpec } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
 import { COMPRESSIONS } from '../pkg/compress.js';
 import { writePackages, type PackageInfo } from '../pkg/info.js';
-import type { BuildContext, PartOptions, PlanContext, Recipe } from '../kind.js';
+import { signingInputs, signingOptions, signingTools, type BuildContext, type OptionSpec, type PartOptions, type PlanContext, type Recipe } from '../kind.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 
 /** ganeti/_constants.py ES_SCRIPTS; snapshot, open and close are optional (ExtStorageFromDisk) */
@@ -47,7 +46,7 @@ interface Param {
 }
 
 function parameters(o: PartOptions): Param[] {
-  return o.lines('parameters').map((l) => {
+  return o.typed(OPTIONS).parameters.map((l) => {
     const m = /^(\S+)\s*(.*)$/.exec(l)!;
     return { name: m[1]!, description: m[2]!.trim() };
   });
@@ -56,7 +55,7 @@ function parameters(o: PartOptions): Param[] {
 /** script name -> [file, the option that named it] */
 function scriptFiles(o: PartOptions): Map<string, { file: string; option: string }> {
   const out = new Map<string, { file: string; option: string }>();
-  const dir = o.path('scripts');
+  const dir = o.typed(OPTIONS).scripts;
   if (dir && existsSync(dir) && statSync(dir).isDirectory()) {
     for (const s of SCRIPTS) {
       const f = join(dir, s);
@@ -71,12 +70,13 @@ function scriptFiles(o: PartOptions): Map<string, { file: string; option: string
 }
 
 function pkgName(o: PartOptions): string {
-  return o.get('package-name')?.trim() || `ganeti-extstorage-${o.require('name').trim()}`;
+  const v = o.typed(OPTIONS);
+  return v['package-name'] ?? `ganeti-extstorage-${v.name}`;
 }
 
 /** `Depends`-style comma lists: one relation per item, alternatives with | */
-function relations(o: PartOptions, name: string): string[] {
-  return (o.get(name) ?? '')
+function relations(o: PartOptions, name: 'depends' | 'recommends' | 'suggests'): string[] {
+  return (o.typed(OPTIONS)[name] ?? '')
     .split(/[,\n]/)
     .map((s) => s.trim().replace(/\s+/g, ' '))
     .filter(Boolean);
@@ -84,42 +84,29 @@ function relations(o: PartOptions, name: string): string[] {
 
 function validate(ctx: PlanContext): void {
   const o = ctx.options;
-  const name = o.require('name').trim();
-  if (!NAME_RE.test(name)) throw o.error('name', `not a valid ExtStorage provider name: '${name}' (lower-case letters, digits, '_', '.', '-')`);
+  const v = o.typed(OPTIONS);
+  // the package name made from the provider name ('_' is no package name character)
   if (!PKG_RE.test(pkgName(o))) throw o.error('package-name', `not a valid package name: '${pkgName(o)}'`);
-  if (!VERSION_RE.test(o.get('version')!.trim())) throw o.error('version', `not a valid version: '${o.get('version')!.trim()}' (digits first; letters, digits, . + ~)`);
-  if (!/^[0-9][A-Za-z0-9.+~]*$/.test(o.get('release')!.trim())) throw o.error('release', `not a valid release: '${o.get('release')!.trim()}'`);
-  for (const k of ['signing-key', 'signing-key-passphrase-file']) {
-    const f = o.path(k);
+  for (const k of ['signing-key', 'signing-key-passphrase-file'] as const) {
+    const f = v[k];
     if (f && (!existsSync(f) || !statSync(f).isFile())) throw o.error(k, `file not found: ${f}`);
   }
-  for (const k of ['maintainer', 'summary', 'license', 'url']) {
-    if (/\n/.test(o.get(k)?.trim() ?? '')) throw o.error(k, 'must be one line');
-  }
-  if (!/^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/.test(o.get('maintainer')!.trim())) throw o.error('maintainer', `expected 'Full Name <email>', got '${o.get('maintainer')!.trim()}'`);
-  const dir = o.get('install-dir')!.trim();
-  if (!INSTALL_DIRS.includes(dir)) throw o.error('install-dir', `expected one of Ganeti's ExtStorage search path directories a package may own: ${INSTALL_DIRS.join(', ')}; got '${dir}'`);
-  for (const f of o.list('formats')) if (!['deb', 'rpm'].includes(f)) throw o.error('formats', `unknown format '${f}' (deb, rpm)`);
-  if (!o.list('formats').length) throw o.error('formats', 'at least one format is needed (deb, rpm)');
-  if (!(PAYLOAD_COMPRESSIONS as readonly string[]).includes(o.get('compression')!.trim())) throw o.error('compression', `expected xz, gzip or zstd, got '${o.get('compression')!.trim()}'`);
-  for (const k of ['depends', 'recommends', 'suggests']) {
+  if (!INSTALL_DIRS.includes(v['install-dir'])) throw o.error('install-dir', `expected one of Ganeti's ExtStorage search path directories a package may own: ${INSTALL_DIRS.join(', ')}; got '${v['install-dir']}'`);
+  if (!v.formats.length) throw o.error('formats', 'at least one format is needed (deb, rpm)');
+  for (const k of ['depends', 'recommends', 'suggests'] as const) {
     for (const rel of relations(o, k)) {
       for (const alt of rel.split('|').map((s) => s.trim())) {
         if (!DEP_RE.test(alt)) throw o.error(k, `not a package relation: '${alt}' (NAME or NAME (OP VERSION), OP one of << <= = >= >>)`);
       }
     }
   }
-  for (const r of o.lines('rpm-requires')) {
-    if (!/^[A-Za-z0-9_/][A-Za-z0-9_.+/()-]*( (<|<=|=|>=|>) [A-Za-z0-9_.+~^:-]+)?$/.test(r)) throw o.error('rpm-requires', `not an rpm requirement: '${r}' (NAME or NAME OP VERSION, one per line)`);
-  }
-  const defaults = o.env('defaults');
-  for (const [k, v] of Object.entries(defaults)) {
+  for (const [k, val] of Object.entries(v.defaults)) {
     if (!DEFAULT_KEY_RE.test(k)) throw o.error('defaults', `not a shell variable name: '${k}' (upper-case letters, digits, '_')`);
-    if (/[\n\0]/.test(v)) throw o.error('defaults', `the value of ${k} must be one line`);
+    if (/[\n\0]/.test(val)) throw o.error('defaults', `the value of ${k} must be one line`);
   }
 
   // the scripts: where they come from, that they are executable regular files
-  const sdir = o.path('scripts');
+  const sdir = v.scripts;
   if (sdir) {
     if (!existsSync(sdir) || !statSync(sdir).isDirectory()) throw o.error('scripts', `not a directory: ${sdir}`);
     for (const f of readdirSync(sdir).sort()) {
@@ -141,7 +128,7 @@ function validate(ctx: PlanContext): void {
     if (!st.isFile()) throw o.error(option, `script '${s}': not a regular file: ${file}`);
     if ((st.mode & 0o100) === 0) throw o.error(option, `script '${s}': not executable: ${file} (chmod +x; Ganeti refuses a provider whose scripts are not executable)`);
   }
-  const extras = o.paths('extra-files');
+  const extras = v['extra-files'];
   const seen = new Set<string>(SCRIPTS);
   seen.add('parameters.list');
   for (const f of extras) {
@@ -176,15 +163,15 @@ function validate(ctx: PlanContext): void {
     }
   }
   const documented = new Set(params.map((p) => p.name.toUpperCase()));
-  for (const [v, by] of [...reads].sort()) {
-    if (!documented.has(v)) throw o.error('parameters', `${by.join(', ')} read${by.length === 1 ? 's' : ''} EXTP_${v}, but parameter '${v.toLowerCase()}' is not documented here (add a line: ${v.toLowerCase()} DESCRIPTION)`);
+  for (const [x, by] of [...reads].sort()) {
+    if (!documented.has(x)) throw o.error('parameters', `${by.join(', ')} read${by.length === 1 ? 's' : ''} EXTP_${x}, but parameter '${x.toLowerCase()}' is not documented here (add a line: ${x.toLowerCase()} DESCRIPTION)`);
   }
   for (const p of params) {
     if (!reads.has(p.name.toUpperCase())) throw o.error('parameters', `parameter '${p.name}' is documented, but no script reads EXTP_${p.name.toUpperCase()}`);
   }
 }
 
-const OPTIONS: Recipe['options'] = {
+const OPTIONS = {
   name: { type: 'pattern', pattern: NAME_RE, expected: "a valid ExtStorage provider name (lower-case letters, digits, '_', '.', '-')", description: 'provider name (gnt-instance add --disk provider=NAME; the directory under the search path)', required: true },
   scripts: { type: 'path', description: 'directory holding the scripts: create attach detach remove grow setinfo verify (required), snapshot open close (optional)' },
   parameters: { type: 'lines', description: 'ExtStorage parameters, one per line: NAME DESCRIPTION (parameters.list; the scripts see EXTP_NAME)' },
@@ -203,10 +190,9 @@ const OPTIONS: Recipe['options'] = {
   suggests: { type: 'string', description: 'Debian Suggests' },
   'rpm-requires': { type: 'lines', pattern: /^[A-Za-z0-9_/][A-Za-z0-9_.+/()-]*( (<|<=|=|>=|>) [A-Za-z0-9_.+~^:-]+)?$/, expected: 'an rpm requirement (NAME or NAME OP VERSION)', description: 'rpm Requires of the provider, one per line (default: derived from nothing; util-linux for losetup etc. must be named)' },
   formats: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: 'deb rpm', default: 'deb rpm' },
-  'signing-key': { type: 'path', description: 'OpenPGP secret key file: the .rpm gets a header signature (as kiln:package)' },
-  'signing-key-passphrase-file': { type: 'path', description: 'file holding the signing key passphrase' },
+  ...signingOptions('the .rpm gets a header signature (as kiln:package)'),
   compression: { type: 'enum', choices: PAYLOAD_COMPRESSIONS, noun: 'compression', description: 'payload compression of the packages: xz, gzip, zstd', default: 'xz' },
-};
+} as const satisfies Record<string, OptionSpec>;
 
 export const recipe: Recipe = {
   kind: 'ganeti-extstorage',
@@ -217,46 +203,44 @@ export const recipe: Recipe = {
   validate,
   inputs(ctx) {
     const o = ctx.options;
-    const keys = [o.path('signing-key'), o.path('signing-key-passphrase-file')].filter((x): x is string => !!x);
-    return [...[...scriptFiles(o).values()].map((s) => s.file), ...o.paths('extra-files'), ...keys];
+    const v = o.typed(OPTIONS);
+    return [...[...scriptFiles(o).values()].map((s) => s.file), ...v['extra-files'], ...signingInputs(v)];
   },
   tools(ctx) {
-    return ctx.options.get('signing-key')?.trim() && ctx.options.list('formats').includes('rpm') ? ['gpg', 'gpgconf'] : [];
+    const v = ctx.options.typed(OPTIONS);
+    return v.formats.includes('rpm') ? signingTools(v) : [];
   },
   async install(ctx: BuildContext) {
     const o = ctx.options;
-    const name = o.require('name').trim();
+    const v = o.typed(OPTIONS);
+    const { name, version, release, maintainer } = v;
     const pkg = pkgName(o);
-    const version = o.get('version')!.trim();
-    const release = o.get('release')!.trim();
-    const maintainer = o.get('maintainer')!.trim();
-    const license = o.get('license')!.trim();
+    const license = v.license ?? '';
     const sde = ctx.sourceDateEpoch;
-    const esDir = `${o.get('install-dir')!.trim()}/${name}`;
+    const esDir = `${v['install-dir']}/${name}`;
     const params = parameters(o);
     const scripts = [...scriptFiles(o)].sort((a, b) => a[0].localeCompare(b[0]));
-    const defaults = o.env('defaults');
+    const defaults = v.defaults;
     // the provider directory is the package's own (rpm removes it with the package)
     const files: PkgFile[] = [{ path: esDir, type: 'dir', mode: 0o755 }];
     for (const [s, { file }] of scripts) files.push({ path: `${esDir}/${s}`, type: 'file', source: file, mode: 0o755 });
     files.push({ path: `${esDir}/parameters.list`, type: 'file', content: params.map((p) => `${p.name} ${p.description}\n`).join(''), mode: 0o644 });
-    for (const f of o.paths('extra-files')) files.push({ path: `${esDir}/${basename(f)}`, type: 'file', source: f, mode: 0o644 });
+    for (const f of v['extra-files']) files.push({ path: `${esDir}/${basename(f)}`, type: 'file', source: f, mode: 0o644 });
     const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     if (Object.keys(defaults).length) {
       const text =
         `# Settings of the Ganeti ExtStorage provider '${name}' (package ${pkg}), read by its scripts.\n` +
         Object.entries(defaults)
-          .map(([k, v]) => `${k}=${shq(v)}\n`)
+          .map(([k, val]) => `${k}=${shq(val)}\n`)
           .join('');
       files.push({ path: `/etc/default/${pkg}`, type: 'file', content: text, mode: 0o644, conffile: true, noreplace: true });
     }
-    const summaryLine = o.get('summary')?.trim() || `Ganeti ExtStorage provider '${name}'`;
+    const summaryLine = v.summary || `Ganeti ExtStorage provider '${name}'`;
     const long =
       `Ganeti ExtStorage provider '${name}' (ganeti-extstorage-interface(7)):\n` +
       `disks of Ganeti instances created with --disk provider=${name}.\n` +
       (params.length ? `Parameters: ${params.map((p) => p.name).join(', ')}.` : 'It takes no parameters.');
-    const formats = o.list('formats');
-    const compression = o.get('compression')!.trim() as DebSpec['compression'];
+    const { formats, compression } = v;
     const docDir = `/usr/share/doc/${pkg}`;
     const date = new Date(sde * 1000);
     const info: PackageInfo = {
@@ -268,12 +252,12 @@ export const recipe: Recipe = {
       summary: summaryLine,
       description: long,
       license,
-      homepage: o.get('url')?.trim() || undefined,
+      homepage: v.url,
       relations: { depends: relations(o, 'depends'), recommends: relations(o, 'recommends'), suggests: relations(o, 'suggests') },
       files,
       compression,
       sourceDateEpoch: sde,
-      signingKey: o.path('signing-key') ? { keyFile: o.path('signing-key')!, passphraseFile: o.path('signing-key-passphrase-file') } : undefined,
+      signingKey: v['signing-key'] ? { keyFile: v['signing-key'], passphraseFile: v['signing-key-passphrase-file'] } : undefined,
       deb: {
         section: 'admin',
         priority: 'optional',
@@ -287,7 +271,7 @@ export const recipe: Recipe = {
         version: version.replace(/[-~]/g, '_'),
         group: 'System Environment/Base',
         // the provider's tools are named explicitly (rpm-requires): no translation of depends
-        requires: [...new Set(['/bin/sh', ...o.lines('rpm-requires')])].sort(),
+        requires: [...new Set(['/bin/sh', ...v['rpm-requires']])].sort(),
         recommends: [],
         suggests: [],
         changelog: [{ time: sde, author: maintainer, text: `- ${version}-${release}: built by kiln` }],

@@ -30,10 +30,9 @@ import { run } from '../lib/exec.js';
 import { initScript, BOOT_MODULES, rootfsKernel } from '../image/diskimage.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { debianKernel, moduleIndex, type Kernel } from '../vm/kernel.js';
-import type { DebSpec } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
 import { COMPRESSIONS } from '../pkg/compress.js';
-import type { BuildContext, PartOptions, PlanContext, Recipe } from '../kind.js';
+import type { BuildContext, PartOptions, PlanContext, Recipe, OptionSpec, OptionValues } from '../kind.js';
 import { writePackages, type PackageInfo } from '../pkg/info.js';
 import { hashFile } from '../lib/hash.js';
 
@@ -67,24 +66,32 @@ interface Variant {
   append: string;
 }
 
-function per(o: PartOptions, key: string, v: string): string | undefined {
-  const x = o.get(`${key}-${v}`)?.trim();
-  return x !== undefined && x !== '' ? x : undefined;
+/**
+ * The value of KEY for variant V: KEY-V when it is set (checked with KEY's table entry, at its own
+ * file:line), else KEY.
+ */
+function per<K extends Exclude<(typeof PER_VARIANT)[number], 'variant'>>(o: PartOptions, key: K, v: string): OptionValues<typeof OPTIONS>[K] {
+  const own = `${key}-${v}`;
+  if (o.get(own)?.trim()) return o.typedAs(own, OPTIONS[key]) as OptionValues<typeof OPTIONS>[K];
+  return o.typed(OPTIONS)[key];
 }
 
 function variants(o: PartOptions): Variant[] {
-  return o.list('variants').map((name) => ({
+  return o.typed(OPTIONS).variants.map((name) => ({
     name,
-    tarball: o.has(`variant-${name}`) && o.get(`variant-${name}`)!.trim() ? o.resolvePath(`variant-${name}`, o.get(`variant-${name}`)!.trim()) : undefined,
-    kernel: per(o, 'kernel', name) ?? o.get('kernel')!.trim(),
-    suite: per(o, 'suite', name) ?? o.get('suite')!.trim(),
-    arch: per(o, 'architecture', name) ?? o.get('architecture')!.trim(),
-    extra: (per(o, 'extra-packages', name) ?? o.get('extra-packages') ?? '').split(/[\s,]+/).filter(Boolean),
-    mirror: per(o, 'mirror', name) ?? o.get('mirror')!.trim(),
-    partitionStyle: per(o, 'partition-style', name) ?? o.get('partition-style')!.trim(),
-    append: per(o, 'append', name) ?? (o.get('append') ?? '').trim(),
+    tarball: o.get(`variant-${name}`)?.trim() ? (o.typedAs(`variant-${name}`, VARIANT_TARBALL) as string) : undefined,
+    kernel: per(o, 'kernel', name),
+    suite: per(o, 'suite', name),
+    arch: per(o, 'architecture', name),
+    extra: per(o, 'extra-packages', name).flatMap((p: string) => p.split(',')).filter(Boolean),
+    mirror: per(o, 'mirror', name),
+    partitionStyle: per(o, 'partition-style', name),
+    append: per(o, 'append', name) ?? '',
   }));
 }
+
+/** variant-NAME: the root file system tarball of a variant */
+const VARIANT_TARBALL: OptionSpec = { type: 'path', pattern: /\.(tar|tar\.gz|tgz|tar\.xz|tar\.zst)$/, expected: 'a tarball (.tar, .tar.gz, .tar.xz, .tar.zst)', description: 'root file system of the variant' };
 
 interface Param {
   name: string;
@@ -93,27 +100,25 @@ interface Param {
 }
 
 function parameters(o: PartOptions): Param[] {
-  return o.lines('parameters').map((l) => {
+  return o.typed(OPTIONS).parameters.map((l) => {
     const m = /^(\S+)\s*(.*)$/.exec(l)!;
     return { name: m[1]!, description: m[2]!.trim(), check: o.get(`check-${m[1]}`)?.trim() || undefined };
   });
 }
 
 function pkgName(o: PartOptions): string {
-  return o.get('package-name')?.trim() || `ganeti-instance-${o.require('name').trim()}`;
+  const v = o.typed(OPTIONS);
+  return v['package-name'] ?? `ganeti-instance-${v.name}`;
 }
 
 function validate(ctx: PlanContext): void {
   const o = ctx.options;
-  const name = o.require('name').trim();
-  if (!NAME_RE.test(name)) throw o.error('name', `not a valid OS name: '${name}' (lower-case letters, digits, '_', '.', '-'; '+' separates variants)`);
+  const t = o.typed(OPTIONS);
+  // the package name made from the OS name ('_' is no package name character)
   if (!/^[a-z0-9][a-z0-9+.-]+$/.test(pkgName(o))) throw o.error('package-name', `not a valid package name: '${pkgName(o)}'`);
-  if (!/^[0-9][A-Za-z0-9.+~]*$/.test(o.get('version')!.trim())) throw o.error('version', `not a valid version: '${o.get('version')}' (digits first; letters, digits, . + ~)`);
-  const vs = o.list('variants');
-  if (!vs.length) throw o.error('variants', 'at least one variant is needed');
+  const vs = t.variants;
   const seen = new Set<string>();
   for (const v of vs) {
-    if (!VARIANT_RE.test(v)) throw o.error('variants', `not a valid variant name: '${v}'`);
     if (seen.has(v)) throw o.error('variants', `variant '${v}' is listed twice`);
     seen.add(v);
   }
@@ -123,19 +128,11 @@ function validate(ctx: PlanContext): void {
     const p = PER_VARIANT.find((x) => k.startsWith(`${x}-`));
     if (p && !seen.has(k.slice(p.length + 1))) throw o.error(k, `'${k.slice(p.length + 1)}' is not in variants (${vs.join(' ')})`);
   }
-  const generate = o.bool('generate-cache', false);
+  // each variant's values: its own KEY-VARIANT options checked like KEY (variants() reads them)
   for (const v of variants(o)) {
-    if (!v.tarball && !generate) throw o.error('variants', `variant '${v.name}' has no root file system: give variant-${v.name} = a chroot tarball (e.g. \${some-chroot:location}/rootfs.tar), or generate-cache = true`);
-    if (v.tarball && !/\.(tar|tar\.gz|tgz|tar\.xz|tar\.zst)$/.test(v.tarball)) throw o.error(`variant-${v.name}`, `expected a tarball (.tar, .tar.gz, .tar.xz, .tar.zst), got '${v.tarball}'`);
+    if (!v.tarball && !t['generate-cache']) throw o.error('variants', `variant '${v.name}' has no root file system: give variant-${v.name} = a chroot tarball (e.g. \${some-chroot:location}/rootfs.tar), or generate-cache = true`);
     const opt = (k: string) => (o.has(`${k}-${v.name}`) ? `${k}-${v.name}` : k);
-    if (!KERNEL_RE.test(v.kernel)) throw o.error(opt('kernel'), `expected none, rootfs, debian or debian:RELEASE, got '${v.kernel}'`);
-    if (!['msdos', 'none'].includes(v.partitionStyle)) throw o.error(opt('partition-style'), `expected msdos or none, got '${v.partitionStyle}'`);
     if (v.kernel !== 'none' && v.partitionStyle !== 'msdos') throw o.error(opt('partition-style'), `variant '${v.name}' boots its own kernel (kernel = ${v.kernel}): it needs partition-style = msdos`);
-    if (v.suite && !/^[a-z0-9][a-z0-9.+_-]*$/i.test(v.suite)) throw o.error(opt('suite'), `not a valid suite: '${v.suite}'`);
-    if (v.arch && !/^[a-z0-9][a-z0-9-]*$/.test(v.arch)) throw o.error(opt('architecture'), `not a valid architecture: '${v.arch}'`);
-    if (v.mirror && !/^[a-z][a-z0-9+.-]*:\/\/[^\s'"\\`$]+$/i.test(v.mirror)) throw o.error(opt('mirror'), `expected a mirror URL, got '${v.mirror}'`);
-    for (const p of v.extra) if (!/^[a-z0-9][a-z0-9+.:=~-]*$/.test(p)) throw o.error(opt('extra-packages'), `not a package name: '${p}'`);
-    if (/[\n'"\\`$]/.test(v.append)) throw o.error(opt('append'), 'the kernel command line must be one line without quotes, backslashes or $');
   }
   const pseen = new Set<string>();
   for (const p of parameters(o)) {
@@ -155,23 +152,13 @@ function validate(ctx: PlanContext): void {
   for (const k of Object.keys(o.all())) {
     if (k.startsWith('check-') && !pseen.has(k.slice('check-'.length))) throw o.error(k, `'${k.slice('check-'.length)}' is not in parameters`);
   }
-  for (const f of o.list('formats')) if (!['deb', 'rpm'].includes(f)) throw o.error('formats', `unknown format '${f}' (deb, rpm)`);
-  for (const h of o.paths('customize')) {
+  for (const h of t.customize) {
     if (!existsSync(h)) throw o.error('customize', `file not found: ${h}`);
     if (!/^[A-Za-z0-9_-]+$/.test(basename(h))) throw o.error('customize', `hook '${basename(h)}': run-parts only runs names of letters, digits, '_' and '-'`);
   }
-  o.int('clean-cache', 14);
-  o.int('boot-size', 64);
-  if (o.int('boot-size', 64) < 33) throw o.error('boot-size', 'the FAT16 boot partition needs at least 33 MiB');
-  for (const k of ['proxy'] as const) {
-    const v = o.get(k)?.trim();
-    if (v && !/^[a-z][a-z0-9+.-]*:\/\/[^\s'"\\`$]+$/i.test(v)) throw o.error(k, `expected a URL, got '${v}'`);
-  }
-  if (!(COMPRESSIONS as readonly string[]).includes(o.get('compression')!.trim())) throw o.error('compression', `expected xz, gzip, zstd or none`);
-  if (!['zstd', 'xz', 'none'].includes(o.get('rootfs-compression')!.trim())) throw o.error('rootfs-compression', `expected zstd, xz or none`);
 }
 
-const OPTIONS: Recipe['options'] = {
+const OPTIONS = {
   name: { type: 'pattern', pattern: NAME_RE, expected: "a valid OS name (lower-case letters, digits, '_', '.', '-')", description: 'OS name (gnt-instance add -o NAME+VARIANT)', required: true },
   'package-name': { type: 'pattern', pattern: /^[a-z0-9][a-z0-9+.-]+$/, expected: 'a valid package name', description: 'package name (default ganeti-instance-NAME)' },
   version: { type: 'pattern', pattern: /^[0-9][A-Za-z0-9.+~]*$/, expected: 'a valid version (digits first; letters, digits, . + ~)', description: 'package version', default: '1.0' },
@@ -184,7 +171,7 @@ const OPTIONS: Recipe['options'] = {
   kernel: { type: 'pattern', pattern: KERNEL_RE, expected: 'none, rootfs, debian or debian:RELEASE', description: 'none (Ganeti boots its own kernel_path), rootfs (the newest /boot/vmlinuz-* in the tarball), debian or debian:RELEASE (kiln\'s cached Debian kernel); kernel-VARIANT per variant', default: 'none' },
   suite: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9.+_-]*$/i, expected: 'a valid suite', description: 'SUITE (hooks, GENERATE_CACHE); suite-VARIANT per variant', default: 'bookworm' },
   architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a valid architecture', description: 'ARCH and the package architecture; architecture-VARIANT per variant', default: 'amd64' },
-  'extra-packages': { type: 'list', pattern: /^[a-z0-9][a-z0-9+.:=~-]*$/, expected: 'a package name', description: 'EXTRAPKGS (hooks, GENERATE_CACHE); extra-packages-VARIANT per variant' },
+  'extra-packages': { type: 'list', pattern: /^,*[a-z0-9](?!.*,[^a-z0-9,])[a-z0-9+.:=~,-]*$/, expected: 'a package name', description: 'EXTRAPKGS (hooks, GENERATE_CACHE); extra-packages-VARIANT per variant' },
   mirror: { type: 'pattern', pattern: MIRROR_RE, expected: 'a mirror URL', description: 'MIRROR (GENERATE_CACHE); mirror-VARIANT per variant', default: 'http://deb.debian.org/debian' },
   proxy: { type: 'pattern', pattern: MIRROR_RE, expected: 'a URL', description: 'PROXY for GENERATE_CACHE' },
   'partition-style': { type: 'enum', choices: ['msdos', 'none'], noun: 'partition style', description: 'PARTITION_STYLE: msdos or none (whole-disk file system); partition-style-VARIANT per variant', default: 'msdos' },
@@ -197,7 +184,7 @@ const OPTIONS: Recipe['options'] = {
   formats: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: 'deb rpm', default: 'deb rpm' },
   compression: { type: 'enum', choices: COMPRESSIONS, noun: 'compression', description: 'payload compression of the packages: xz, gzip, zstd, none (the root file systems in them are compressed already)', default: 'gzip' },
   'rootfs-compression': { type: 'enum', choices: ['zstd', 'xz', 'none'], noun: 'compression', description: 'how a plain .tar root file system is shipped: zstd (-3), xz (-6, slower) or none', default: 'zstd' },
-};
+} as const satisfies Record<string, OptionSpec>;
 const KNOWN_OPTIONS = new Set(Object.keys(OPTIONS));
 
 /** Space the tree takes in ext4: each file rounded up to 4 KiB, plus an inode's worth per entry. */
@@ -231,22 +218,23 @@ function infoFile(fields: Record<string, string | number>): string {
 }
 
 function defaultsFile(o: PartOptions, name: string, pkg: string): string {
+  const t = o.typed(OPTIONS);
   const set = (k: string, v: string, doc: string) => `# ${doc}\n${k}=${shq(v)}\n\n`;
   return (
     `# Settings of the Ganeti OS definition '${name}' (package ${pkg}), read by its scripts.\n` +
     `# A variant's /etc/ganeti/instance-${name}/variants/VARIANT.conf overrides them.\n\n` +
-    set('MIRROR', o.get('mirror')!.trim(), 'mirror for GENERATE_CACHE (debootstrap)') +
-    set('PROXY', o.get('proxy')?.trim() ?? '', 'HTTP proxy for GENERATE_CACHE') +
-    set('SUITE', o.get('suite')!.trim(), 'suite: passed to the customize hooks; GENERATE_CACHE bootstraps it') +
-    set('ARCH', o.get('architecture')!.trim(), 'architecture: passed to the hooks; GENERATE_CACHE bootstraps it') +
-    set('EXTRAPKGS', (o.get('extra-packages') ?? '').split(/[\s,]+/).filter(Boolean).join(' '), 'extra packages (hooks see EXTRA_PKGS); GENERATE_CACHE includes them') +
+    set('MIRROR', t.mirror, 'mirror for GENERATE_CACHE (debootstrap)') +
+    set('PROXY', t.proxy ?? '', 'HTTP proxy for GENERATE_CACHE') +
+    set('SUITE', t.suite, 'suite: passed to the customize hooks; GENERATE_CACHE bootstraps it') +
+    set('ARCH', t.architecture, 'architecture: passed to the hooks; GENERATE_CACHE bootstraps it') +
+    set('EXTRAPKGS', t['extra-packages'].flatMap((p) => p.split(',')).filter(Boolean).join(' '), 'extra packages (hooks see EXTRA_PKGS); GENERATE_CACHE includes them') +
     set('CUSTOMIZE_DIR', `/etc/ganeti/instance-${name}/hooks`, 'run-parts directory of customize hooks (TARGET, SUITE, ARCH, PARTITION_STYLE, EXTRA_PKGS, BLOCKDEV, FSYSDEV)') +
-    set('GENERATE_CACHE', o.bool('generate-cache', false) ? 'yes' : 'no', 'yes: a variant without a packaged root file system is made with debootstrap and cached') +
-    set('CLEAN_CACHE', String(o.int('clean-cache', 14)), 'days to keep a generated root file system in CACHE_DIR') +
+    set('GENERATE_CACHE', t['generate-cache'] ? 'yes' : 'no', 'yes: a variant without a packaged root file system is made with debootstrap and cached') +
+    set('CLEAN_CACHE', String(t['clean-cache']), 'days to keep a generated root file system in CACHE_DIR') +
     set('CACHE_DIR', `/var/cache/${pkg}`, 'where GENERATE_CACHE keeps root file systems') +
-    set('PARTITION_STYLE', o.get('partition-style')!.trim(), 'msdos (partition table) or none (file system on the whole disk)') +
-    set('KERNEL_ARGS', (o.get('append') ?? '').trim(), 'extra kernel command line for variants that install a kernel') +
-    set('BOOT_SIZE_MB', String(o.int('boot-size', 64)), 'size of the FAT boot partition (MiB) for variants that install a kernel')
+    set('PARTITION_STYLE', t['partition-style'], 'msdos (partition table) or none (file system on the whole disk)') +
+    set('KERNEL_ARGS', t.append ?? '', 'extra kernel command line for variants that install a kernel') +
+    set('BOOT_SIZE_MB', String(t['boot-size']), 'size of the FAT boot partition (MiB) for variants that install a kernel')
   );
 }
 
@@ -273,20 +261,21 @@ export const recipe: Recipe = {
   validate,
   inputs(ctx) {
     const o = ctx.options;
-    return [SCRIPTS_DIR, ...o.paths('customize'), ...variants(o).flatMap((v) => (v.tarball ? [v.tarball] : []))];
+    return [SCRIPTS_DIR, ...o.typed(OPTIONS).customize, ...variants(o).flatMap((v) => (v.tarball ? [v.tarball] : []))];
   },
   tools(ctx) {
     const t = ['tar'];
     if (variants(ctx.options).some((v) => v.kernel !== 'none')) t.push('busybox');
-    if (ctx.options.get('compression')?.trim() === 'xz' || ctx.options.get('rootfs-compression')?.trim() === 'xz') t.push('xz');
-    if (ctx.options.get('rootfs-compression')?.trim() === 'zstd') t.push('zstd');
+    const v = ctx.options.typed(OPTIONS);
+    if (v.compression === 'xz' || v['rootfs-compression'] === 'xz') t.push('xz');
+    if (v['rootfs-compression'] === 'zstd') t.push('zstd');
     return t;
   },
   async install(ctx) {
     const o = ctx.options;
-    const name = o.require('name').trim();
+    const t = o.typed(OPTIONS);
+    const { name, version } = t;
     const pkg = pkgName(o);
-    const version = o.get('version')!.trim();
     const sde = ctx.sourceDateEpoch;
     const osDir = `/usr/share/ganeti/os/${name}`;
     const confDir = `/etc/ganeti/instance-${name}`;
@@ -315,7 +304,7 @@ export const recipe: Recipe = {
     text(`${confDir}/variants.list`, vs.map((v) => v.name + '\n').join(''), 0o644, true);
     for (const v of vs) text(`${confDir}/variants/${v.name}.conf`, variantConf(o, v, name), 0o644, true);
     files.push({ path: `${confDir}/hooks`, type: 'dir', mode: 0o755 });
-    for (const h of o.paths('customize')) files.push({ path: `${confDir}/hooks/${basename(h)}`, type: 'file', source: h, mode: 0o755, conffile: true, noreplace: true });
+    for (const h of t.customize) files.push({ path: `${confDir}/hooks/${basename(h)}`, type: 'file', source: h, mode: 0o755, conffile: true, noreplace: true });
 
     // package data: each distinct tarball once, per-variant info, kernels and initrds
     const tarballs = new Map<string, string>();
@@ -328,7 +317,7 @@ export const recipe: Recipe = {
         if (!existsSync(v.tarball) || !statSync(v.tarball).isFile()) throw o.error(o.has(`variant-${v.name}`) ? `variant-${v.name}` : 'variants', `tarball not found: ${v.tarball}`);
         const sha = await hashFile(v.tarball);
         const ext = /\.(tar(\.gz|\.xz|\.zst)?|tgz)$/.exec(v.tarball)![0];
-        const rc = o.get('rootfs-compression')!.trim();
+        const rc = t['rootfs-compression'];
         const packed = ext === '.tar' && rc !== 'none' ? `${ext}.${rc === 'xz' ? 'xz' : 'zst'}` : ext;
         const shared = `${dataDir}/rootfs/${sha.slice(0, 16)}${packed}`;
         if (!tarballs.has(shared)) {
@@ -368,8 +357,8 @@ export const recipe: Recipe = {
     // the OS definition as a directory too (what the packages install under /usr/share/ganeti/os)
     const debArch = [...new Set(vs.map((v) => v.arch))].length === 1 && vs.some((v) => v.kernel !== 'none' || v.tarball) ? vs[0]!.arch : 'all';
     const docDir = `/usr/share/doc/${pkg}`;
-    const maintainer = o.get('maintainer')!.trim();
-    const summaryLine = o.get('summary')?.trim() || `Ganeti OS definition '${name}' (kiln)`;
+    const maintainer = t.maintainer ?? '';
+    const summaryLine = t.summary || `Ganeti OS definition '${name}' (kiln)`;
     const long =
       `Ganeti OS definition '${name}' (OS API 20) made by kiln. Instances are\n` +
       `installed from packaged root file systems, without network access.\n` +
@@ -380,21 +369,20 @@ export const recipe: Recipe = {
     const exts = [...tarballs.keys()];
     if (exts.some((e) => e.endsWith('.xz'))) uses.add('xz-utils');
     if (exts.some((e) => e.endsWith('.zst'))) uses.add('zstd');
-    if (o.bool('generate-cache', false)) uses.add('debootstrap');
-    const formats = o.list('formats');
-    const compression = o.get('compression')!.trim() as DebSpec['compression'];
+    if (t['generate-cache']) uses.add('debootstrap');
+    const { formats, compression } = t;
     const RPM_NAMES: Record<string, string> = { fdisk: 'util-linux', mount: 'util-linux', debianutils: '/usr/bin/run-parts', 'syslinux-common': 'syslinux', 'xz-utils': 'xz' };
     const rpmUses = [...uses].map((u) => RPM_NAMES[u] ?? u);
     const info: PackageInfo = {
       name: pkg,
       version,
-      release: o.get('release')!.trim(),
+      release: t.release,
       arch: debArch,
       maintainer,
       summary: summaryLine,
       description: long,
-      license: o.get('license')!.trim(),
-      homepage: o.get('url')?.trim() || undefined,
+      license: t.license ?? '',
+      homepage: t.url,
       files,
       compression,
       sourceDateEpoch: sde,
@@ -406,7 +394,7 @@ export const recipe: Recipe = {
           ...files,
           // Debian policy: symbolic links between top-level directories are absolute
           { path: `${osDir}/variants.list`, type: 'symlink', target: `${confDir}/variants.list` },
-          { path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${pkg}\n\nFiles: *\nCopyright: ${new Date(sde * 1000).getUTCFullYear()} ${maintainer}\nLicense: ${o.get('license')!.trim()}\n` },
+          { path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${pkg}\n\nFiles: *\nCopyright: ${new Date(sde * 1000).getUTCFullYear()} ${maintainer}\nLicense: ${t.license ?? ''}\n` },
           // a native package (no Debian revision): changelog.gz
           { path: `${docDir}/changelog.gz`, type: 'file', content: gzipSync(Buffer.from(`${pkg} (${version}) unstable; urgency=medium\n\n  * Built by kiln.\n\n -- ${maintainer}  ${new Date(sde * 1000).toUTCString().replace(/GMT$/, '+0000')}\n`), { level: 9 }) },
         ],
@@ -415,7 +403,7 @@ export const recipe: Recipe = {
         version: version.replace(/[-~]/g, '_'),
         requires: [...new Set(['ganeti', 'tar', '/usr/bin/run-parts', ...rpmUses])].sort(),
         group: 'System Environment/Base',
-        changelog: [{ time: sde, author: maintainer, text: `- ${version}-${o.get('release')!.trim()}: built by kiln` }],
+        changelog: [{ time: sde, author: maintainer, text: `- ${version}-${t.release}: built by kiln` }],
         // hooks are programs: not %config for rpm (rpmlint: executable-marked-as-config-file);
         // rpmlint wants relative symbolic links
         files: [

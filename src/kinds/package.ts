@@ -28,7 +28,7 @@ import { shlibsError } from '../pkg/deb.js';
 import { COMPRESSIONS, type Compression } from '../pkg/compress.js';
 import { normalizePath, type PkgFile } from '../pkg/files.js';
 import { validateDebPackageName, validateDebVersion, validateRpmName, validateRpmVersion } from '../pkg/version.js';
-import type { BuildContext, OptionSpec, PartOptions, PlanContext, Recipe } from '../kind.js';
+import { signingInputs, signingOptions, type BuildContext, type OptionSpec, type PartOptions, type PlanContext, type Recipe } from '../kind.js';
 import { globToRegExp } from './package-files.js';
 
 const DEP_FIELDS = ['depends', 'pre-depends', 'recommends', 'suggests', 'enhances', 'breaks', 'conflicts', 'replaces', 'provides'] as const;
@@ -240,18 +240,11 @@ function validateFields(o: PartOptions, formats: string[]): void {
     const v = o.get(k);
     if (v === undefined) continue;
     const t = v.trim();
+    // (section, priority, homepage and maintainer: the table's types) a carriage return or another control character
     if (/[\n\r]/.test(t)) throw o.error(k, `must be a single line, got ${JSON.stringify(t)}${k === 'summary' ? " (put the long text in 'description')" : ''}`);
     // eslint-disable-next-line no-control-regex
     if (/[\x00-\x08\x0b-\x1f\x7f]/.test(t)) throw o.error(k, `contains a control character: ${JSON.stringify(t)}`);
   }
-  const section = o.get('section')?.trim();
-  if (section !== undefined && !/^[A-Za-z0-9][A-Za-z0-9+._/-]*$/.test(section)) throw o.error('section', `invalid Debian section '${printable(section)}' (a word such as utils, admin, contrib/net)`);
-  const priority = o.get('priority')?.trim();
-  if (priority !== undefined && !['required', 'important', 'standard', 'optional', 'extra'].includes(priority)) throw o.error('priority', `invalid priority '${printable(priority)}' (required, important, standard, optional, extra)`);
-  const homepage = o.get('homepage')?.trim();
-  if (homepage && /\s/.test(homepage)) throw o.error('homepage', `a URL has no white space: ${JSON.stringify(homepage)}`);
-  const maintainer = o.get('maintainer')?.trim();
-  if (maintainer && !/^[^<>]*<[^<>\s]+>$/.test(maintainer)) throw o.error('maintainer', `expected 'Full Name <email@address>', got '${printable(maintainer)}'`);
   const description = o.get('description');
   if (description !== undefined && /[\r\0]/.test(description)) throw o.error('description', 'contains a carriage return or NUL byte');
   // relationships: Debian syntax, and translatable for rpm unless an rpm-* option replaces them
@@ -330,12 +323,11 @@ function rpmScript(text: string | undefined): RpmScript | undefined {
 /** The part's options as one format-neutral package description (src/pkg/info.ts), with what only .deb or .rpm has. */
 function packageInfo(ctx: BuildContext | PlanContext, files: PkgFile[], sde: number): PackageInfo {
   const o = ctx.options;
-  const name = o.require('name').trim();
-  const version = o.require('version').trim();
-  const maintainer = o.require('maintainer').trim();
-  const sign = o.list('sign');
-  const keyFile = o.path('signing-key');
-  const key = keyFile ? { keyFile, passphraseFile: o.path('signing-key-passphrase-file') } : undefined;
+  const v = o.typed(OPTIONS);
+  const { name, version, maintainer, sign } = v;
+  const source = v.source || undefined;
+  const keyFile = v['signing-key'];
+  const key = keyFile ? { keyFile, passphraseFile: v['signing-key-passphrase-file'] } : undefined;
   // .deb: a copyright file and changelog.Debian.gz unless the files list has them
   const debScripts: Record<string, string | undefined> = {};
   for (const s of SCRIPTS) debScripts[DEB_SCRIPT[s]] = script(o, `deb-${DEB_SCRIPT[s]}`) ?? script(o, s);
@@ -343,11 +335,11 @@ function packageInfo(ctx: BuildContext | PlanContext, files: PkgFile[], sde: num
   const extra: PkgFile[] = [];
   const has = (p: string) => files.some((f) => normalizePath(f.path) === p);
   if (!has(`${docDir}/copyright`)) {
-    const holder = o.get('copyright')?.trim() || maintainer;
-    extra.push({ path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${o.get('source')?.trim() || name}\n\nFiles: *\nCopyright: ${holder}\nLicense: ${o.get('license')?.trim() || 'unknown'}\n` });
+    const holder = v.copyright || maintainer;
+    extra.push({ path: `${docDir}/copyright`, type: 'file', content: `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: ${source ?? name}\n\nFiles: *\nCopyright: ${holder}\nLicense: ${v.license || 'unknown'}\n` });
   }
   if (!has(`${docDir}/changelog.Debian.gz`) && !has(`${docDir}/changelog.gz`)) {
-    const text = `${o.get('source')?.trim() || name} (${version}) unstable; urgency=medium\n\n  * Package built by kiln.\n\n -- ${maintainer}  ${rfc2822(sde)}\n`;
+    const text = `${source ?? name} (${version}) unstable; urgency=medium\n\n  * Package built by kiln.\n\n -- ${maintainer}  ${rfc2822(sde)}\n`;
     extra.push({ path: `${docDir}/changelog.Debian.gz`, type: 'file', content: gzipSync(Buffer.from(text), { level: 9 }) });
   }
   const debDep = (f: (typeof DEP_FIELDS)[number]) => splitDeps(o.get(`deb-${f}`) ?? o.get(f));
@@ -362,25 +354,25 @@ function packageInfo(ctx: BuildContext | PlanContext, files: PkgFile[], sde: num
   }
   rpmScripts.pretrans = rpmScript(script(o, 'rpm-pretrans'));
   rpmScripts.posttrans = rpmScript(script(o, 'rpm-posttrans'));
-  const { epoch, version: rpmVersion, release } = rpmVersionRelease(version, o.get('release')?.trim());
+  const { epoch, version: rpmVersion, release } = rpmVersionRelease(version, v.release);
   return {
     name,
     version,
-    release: o.get('release')?.trim() || undefined,
-    arch: o.get('architecture')!.trim(),
+    release: v.release,
+    arch: v.architecture,
     maintainer,
-    summary: o.require('summary').trim(),
-    description: o.get('description')?.trim() || undefined,
-    license: o.get('license')!.trim(),
-    homepage: o.get('homepage')?.trim() || undefined,
+    summary: v.summary,
+    description: v.description?.trim() || undefined,
+    license: v.license ?? '',
+    homepage: v.homepage,
     files,
-    compression: o.get('compression')!.trim() as Compression,
+    compression: v.compression,
     sourceDateEpoch: sde,
     signingKey: key && sign.includes('rpm') ? key : undefined,
     deb: {
-      source: o.get('source')?.trim() || undefined,
-      section: o.get('section')!.trim(),
-      priority: o.get('priority')!.trim(),
+      source,
+      section: v.section,
+      priority: v.priority,
       depends: debDep('depends'),
       preDepends: debDep('pre-depends'),
       recommends: debDep('recommends'),
@@ -392,13 +384,13 @@ function packageInfo(ctx: BuildContext | PlanContext, files: PkgFile[], sde: num
       provides: debDep('provides'),
       files: [...files, ...extra],
       scripts: debScripts,
-      triggers: o.get('deb-triggers')?.trim() || undefined,
-      shlibs: o.lines('deb-shlibs').join('\n') || undefined,
-      ...(key && sign.includes('deb') ? { signingKey: key, signatureRole: o.get('deb-signature-role')!.trim() } : {}),
+      triggers: v['deb-triggers']?.trim() || undefined,
+      shlibs: v['deb-shlibs'].join('\n') || undefined,
+      ...(key && sign.includes('deb') ? { signingKey: key, signatureRole: v['deb-signature-role'] } : {}),
     },
     rpm: {
-      group: o.get('group')?.trim(),
-      vendor: o.get('vendor')?.trim() || undefined,
+      group: v.group ?? '',
+      vendor: v.vendor,
       requires: [...rpmDeps('requires', 'depends'), ...rpmDeps('pre-depends', 'pre-depends')],
       provides: rpmDeps('provides', 'provides'),
       conflicts: [...rpmDeps('conflicts', 'conflicts'), ...rpmDeps('breaks', 'breaks')],
@@ -407,77 +399,73 @@ function packageInfo(ctx: BuildContext | PlanContext, files: PkgFile[], sde: num
       suggests: rpmDeps('suggests', 'suggests'),
       enhances: rpmDeps('enhances', 'enhances'),
       scripts: rpmScripts,
-      changelog: [{ time: sde, author: `${maintainer} - ${epoch !== undefined ? `${epoch}:` : ''}${rpmVersion}-${release}`, text: o.get('changelog')?.trim() || '- Package built by kiln.' }],
-      sourceRpm: `${o.get('source')?.trim() || name}-${rpmVersion}-${release}.src.rpm`,
+      changelog: [{ time: sde, author: `${maintainer} - ${epoch !== undefined ? `${epoch}:` : ''}${rpmVersion}-${release}`, text: v.changelog?.trim() || '- Package built by kiln.' }],
+      sourceRpm: `${source ?? name}-${rpmVersion}-${release}.src.rpm`,
     },
   };
 }
+
+const OPTIONS = {
+  name: { type: 'pattern', pattern: /^[^\n]+$/, expected: 'a package name', description: 'package name', required: true },
+  version: { type: 'string', description: "version, Debian style 'upstream-revision' (rpm: version-release)", required: true },
+  release: { type: 'string', description: 'rpm release (default: the Debian revision, or 1)' },
+  summary: { type: 'string', hint: "put the long text in 'description'", description: 'one-line summary', required: true },
+  description: { type: 'string', multiline: true, description: 'long description (multi-line)' },
+  maintainer: { type: 'pattern', pattern: /^[^<>]*<[^<>\s]+>$/, expected: "'Full Name <email@address>'", description: "'Name <email>'", required: true },
+  architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'Debian architecture (all, amd64, ...); rpm gets noarch, x86_64, ...', default: 'all' },
+  formats: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: 'deb and/or rpm', default: 'deb rpm' },
+  license: { type: 'string', description: 'license (SPDX), rpm License and the generated copyright file', default: 'unknown' },
+  copyright: { type: 'string', description: 'copyright holder for the generated copyright file' },
+  source: { type: 'string', description: 'source package name (several binary packages from one source)' },
+  homepage: { type: 'url', description: 'upstream URL' },
+  section: { type: 'pattern', pattern: /^[A-Za-z0-9][A-Za-z0-9+._/-]*$/, noun: 'Debian section', expected: 'a word such as utils, admin, contrib/net', description: 'Debian section', default: 'misc' },
+  priority: { type: 'enum', choices: ['required', 'important', 'standard', 'optional', 'extra'], noun: 'priority', description: 'Debian priority', default: 'optional' },
+  group: { type: 'string', description: 'rpm group', default: 'Applications/System' },
+  ...signingOptions('.rpm packages get a header signature; .deb packages a debsigs signature (_gpg<role> member) when `sign` lists deb'),
+  sign: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: "which formats the signing key signs: rpm, deb (deb is opt-in: lintian reports every debsigs member as misplaced-extra-member-in-deb, as it does for debsigs' own output)", default: 'rpm' },
+  'deb-signature-role': { type: 'pattern', noun: 'role', pattern: /^[a-z]{1,12}$/, expected: 'a lower-case word: origin, maint, archive', description: 'debsigs signature role: the ar member _gpg<role> (origin, maint, archive)', default: 'origin' },
+  vendor: { type: 'string', description: 'rpm vendor' },
+  files: { type: 'lines', description: "'SOURCE => /dest [mode=] [owner=] [group=] [config] [noreplace] [doc] [license] [ghost]' lines" },
+  directories: { type: 'lines', description: "'/path [mode=] [owner=] [group=]' lines" },
+  symlinks: { type: 'lines', description: "'/path -> target' lines" },
+  compression: { type: 'enum', choices: COMPRESSIONS, noun: 'compression', description: 'payload compression: xz, gzip, zstd (none: deb only)', default: 'xz' },
+  changelog: { type: 'string', multiline: true, description: 'rpm changelog text (default: one generated entry)' },
+  'deb-triggers': { type: 'string', multiline: true, description: 'dpkg triggers file content' },
+  'deb-shlibs': { type: 'lines', description: "DEBIAN/shlibs lines of a shared-library package: 'LIBRARY SOVERSION DEPENDENCY' (e.g. 'libfoo 1 libfoo1 (>= 1.2)'), deb-shlibs(5)" },
+  'rpm-pretrans': { type: 'string', multiline: true, description: 'rpm %pretrans scriptlet' },
+  'rpm-posttrans': { type: 'string', multiline: true, description: 'rpm %posttrans scriptlet' },
+  ...RELATION_AND_SCRIPT_OPTIONS,
+} as const satisfies Record<string, OptionSpec>;
 
 export const recipe: Recipe = {
   kind: 'package',
   version: '1',
   description: 'binary packages (.deb and/or .rpm) from files of other parts',
-  options: {
-    name: { type: 'pattern', pattern: /^[^\n]+$/, expected: 'a package name', description: 'package name', required: true },
-    version: { type: 'string', description: "version, Debian style 'upstream-revision' (rpm: version-release)", required: true },
-    release: { type: 'string', description: 'rpm release (default: the Debian revision, or 1)' },
-    summary: { type: 'string', hint: "put the long text in 'description'", description: 'one-line summary', required: true },
-    description: { type: 'string', multiline: true, description: 'long description (multi-line)' },
-    maintainer: { type: 'pattern', pattern: /^[^<>]*<[^<>\s]+>$/, expected: "'Full Name <email@address>'", description: "'Name <email>'", required: true },
-    architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'Debian architecture (all, amd64, ...); rpm gets noarch, x86_64, ...', default: 'all' },
-    formats: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: 'deb and/or rpm', default: 'deb rpm' },
-    license: { type: 'string', description: 'license (SPDX), rpm License and the generated copyright file', default: 'unknown' },
-    copyright: { type: 'string', description: 'copyright holder for the generated copyright file' },
-    source: { type: 'string', description: 'source package name (several binary packages from one source)' },
-    homepage: { type: 'url', description: 'upstream URL' },
-    section: { type: 'pattern', pattern: /^[A-Za-z0-9][A-Za-z0-9+._/-]*$/, noun: 'Debian section', expected: 'a word such as utils, admin, contrib/net', description: 'Debian section', default: 'misc' },
-    priority: { type: 'enum', choices: ['required', 'important', 'standard', 'optional', 'extra'], noun: 'priority', description: 'Debian priority', default: 'optional' },
-    group: { type: 'string', description: 'rpm group', default: 'Applications/System' },
-    'signing-key': { type: 'path', description: "OpenPGP secret key file: .rpm packages get a header signature; .deb packages a debsigs signature (_gpg<role> member) when `sign` lists deb" },
-    sign: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: "which formats the signing key signs: rpm, deb (deb is opt-in: lintian reports every debsigs member as misplaced-extra-member-in-deb, as it does for debsigs' own output)", default: 'rpm' },
-    'deb-signature-role': { type: 'pattern', noun: 'role', pattern: /^[a-z]{1,12}$/, expected: 'a lower-case word: origin, maint, archive', description: 'debsigs signature role: the ar member _gpg<role> (origin, maint, archive)', default: 'origin' },
-    'signing-key-passphrase-file': { type: 'path', description: 'file holding the signing key passphrase' },
-    vendor: { type: 'string', description: 'rpm vendor' },
-    files: { type: 'lines', description: "'SOURCE => /dest [mode=] [owner=] [group=] [config] [noreplace] [doc] [license] [ghost]' lines" },
-    directories: { type: 'lines', description: "'/path [mode=] [owner=] [group=]' lines" },
-    symlinks: { type: 'lines', description: "'/path -> target' lines" },
-    compression: { type: 'enum', choices: COMPRESSIONS, noun: 'compression', description: 'payload compression: xz, gzip, zstd (none: deb only)', default: 'xz' },
-    changelog: { type: 'string', multiline: true, description: 'rpm changelog text (default: one generated entry)' },
-    'deb-triggers': { type: 'string', multiline: true, description: 'dpkg triggers file content' },
-    'deb-shlibs': { type: 'lines', description: "DEBIAN/shlibs lines of a shared-library package: 'LIBRARY SOVERSION DEPENDENCY' (e.g. 'libfoo 1 libfoo1 (>= 1.2)'), deb-shlibs(5)" },
-    'rpm-pretrans': { type: 'string', multiline: true, description: 'rpm %pretrans scriptlet' },
-    'rpm-posttrans': { type: 'string', multiline: true, description: 'rpm %posttrans scriptlet' },
-    ...RELATION_AND_SCRIPT_OPTIONS,
-  },
+  options: OPTIONS,
   validate(ctx) {
     const o = ctx.options;
-    const formats = o.list('formats');
-    for (const f of formats) if (f !== 'deb' && f !== 'rpm') throw o.error('formats', `unknown format '${f}' (deb, rpm)`);
+    const v = o.typed(OPTIONS);
+    const { formats, name } = v;
     if (!formats.length) throw o.error('formats', 'no format given');
-    const name = o.require('name').trim();
+    // name and version rules of the formats built
     if (formats.includes('deb')) {
       const e = validateDebPackageName(name);
       if (e) throw o.error('name', e);
-      const v = validateDebVersion(o.require('version').trim());
-      if (v) throw o.error('version', v);
-      if (!/^[a-z0-9][a-z0-9-]*$/.test(o.get('architecture')!.trim())) throw o.error('architecture', `invalid architecture '${o.get('architecture')}'`);
+      const ve = validateDebVersion(v.version);
+      if (ve) throw o.error('version', ve);
     }
     if (formats.includes('rpm')) {
       const e = validateRpmName(name);
       if (e) throw o.error('name', e);
-      const { version, release } = rpmVersionRelease(o.require('version').trim(), o.get('release')?.trim());
-      const v = validateRpmVersion(version) ?? validateRpmVersion(release, 'release');
-      if (v) throw o.error('version', v);
+      const { version, release } = rpmVersionRelease(v.version, v.release);
+      const ve = validateRpmVersion(version) ?? validateRpmVersion(release, 'release');
+      if (ve) throw o.error('version', ve);
     }
-    if (o.get('deb-shlibs')?.trim()) {
-      const e = shlibsError(o.lines('deb-shlibs').join('\n'));
+    if (v['deb-shlibs'].length) {
+      const e = shlibsError(v['deb-shlibs'].join('\n'));
       if (e) throw o.error('deb-shlibs', e);
     }
-    const comp = o.get('compression')!.trim();
-    if (!(COMPRESSIONS as readonly string[]).includes(comp)) throw o.error('compression', `unknown compression '${comp}' (xz, gzip, zstd, none)`);
-    if (comp === 'none' && formats.includes('rpm')) throw o.error('compression', "'none' is for deb only");
-    for (const f of o.list('sign')) if (f !== 'deb' && f !== 'rpm') throw o.error('sign', `unknown format '${f}' (deb, rpm)`);
-    if (!/^[a-z]{1,12}$/.test(o.get('deb-signature-role')!.trim())) throw o.error('deb-signature-role', `invalid role '${o.get('deb-signature-role')}' (a lower-case word: origin, maint, archive)`);
+    if (v.compression === 'none' && formats.includes('rpm')) throw o.error('compression', "'none' is for deb only");
     parseFileRules(o);
     parseDirectories(o);
     parseSymlinks(o);
@@ -488,17 +476,16 @@ export const recipe: Recipe = {
     const ins = parseFileRules(o).map((r) => r.src).filter((s) => !/[*?[]/.test(s));
     // a script given as a file (NAME-file): its content is an input
     for (const s of SCRIPT_OPTIONS) if (o.path(`${s}-file`)) ins.push(o.path(`${s}-file`)!);
-    for (const k of ['signing-key', 'signing-key-passphrase-file']) if (o.path(k)) ins.push(o.path(k)!);
-    return ins;
+    return [...ins, ...signingInputs(o.typed(OPTIONS))];
   },
   tools(ctx) {
-    const c = ctx.options.get('compression')?.trim();
+    const c = ctx.options.typed(OPTIONS).compression;
     return c === 'xz' ? ['xz'] : c === 'zstd' ? ['zstd'] : [];
   },
   async install(ctx) {
     const o = ctx.options;
     const files = collectFiles(o);
-    const formats = o.list('formats');
+    const { formats } = o.typed(OPTIONS);
     const sde = ctx.sourceDateEpoch;
     const wrap = (e: unknown) => (e instanceof KilnError ? new KilnError(`[${ctx.part}] ${e.message}`) : e);
     const order = (['deb', 'rpm'] as const).filter((f) => formats.includes(f));

@@ -18,97 +18,87 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { junitXml, type TestCase } from '../lib/junit.js';
-import type { PartOptions, Recipe } from '../kind.js';
+import type { OptionSpec, PartOptions, Recipe } from '../kind.js';
 import { buildInitrd, type InitrdFile } from '../vm/initrd.js';
 import { debianKernel } from '../vm/kernel.js';
 import { blankDisk, bootVm, parseSize, type Accel, type VmDisk, type VmExit } from '../vm/qemu.js';
 
 const DEFAULT_APPEND = 'console=ttyS0 panic=-1 quiet';
+/** a `files` line: HOST-PATH [=>] /GUEST/PATH */
+const FILES_RE = /^(\S+)\s+(?:=>\s+)?(\/\S*)$/;
+
+const OPTIONS = {
+  kernel: { type: 'path', description: "'debian' (the bookworm kernel from apt, cached) or a path to a kernel image" },
+  'kernel-version': { type: 'pattern', pattern: /^[0-9][A-Za-z0-9.+~-]*$/, expected: 'a Debian kernel release', description: 'Debian kernel release for kernel = debian, e.g. 6.1.0-56-amd64 (default: what linux-image-amd64 depends on)' },
+  initrd: { type: 'path', description: 'path to an initrd' },
+  init: { type: 'string', multiline: true, description: 'shell script for a generated busybox initrd (exit status = test status)' },
+  modules: { type: 'list', pattern: /^[A-Za-z0-9_-]+$/, expected: 'a kernel module name', description: 'kernel modules to put in the generated initrd and load (with dependencies)' },
+  files: { type: 'lines', pattern: FILES_RE, expected: "a 'HOST-PATH /GUEST/PATH' line", description: "'HOST-PATH /GUEST/PATH' lines: extra files for the generated initrd" },
+  disk: { type: 'path', description: 'disk image (raw or .qcow2), attached as the first virtio disk; never modified (snapshot)' },
+  iso: { type: 'path', description: 'ISO image attached as a CD-ROM' },
+  'extra-disks': { type: 'list', pattern: /^\d+(\.\d+)?[KMGT]?(i?B)?$/i, expected: 'a size such as 64M or 1G', description: 'sizes of blank disks to attach (e.g. 64M 1G)' },
+  boot: { type: 'enum', choices: ['kernel', 'disk', 'cdrom'], noun: 'boot device', description: 'kernel, disk or cdrom (default: kernel when there is one, else cdrom with an iso, else disk)' },
+  append: { type: 'string', description: `extra kernel command line (after '${DEFAULT_APPEND}')` },
+  memory: { type: 'int', min: 32, description: 'MiB', default: '256' },
+  cpus: { type: 'int', min: 1, description: 'virtual CPUs', default: '1' },
+  timeout: { type: 'int', min: 1, description: 'seconds before the guest is killed', default: '120' },
+  expect: { type: 'lines', description: 'console markers that must appear, in order, one per line' },
+  pass: { type: 'enum', choices: ['status', 'markers'], noun: 'pass rule', description: "'status' (wait for the guest's isa-debug-exit status 0) or 'markers' (pass once all expect markers appeared)" },
+  accel: { type: 'enum', choices: ['tcg', 'kvm', 'auto'], noun: 'accelerator', description: 'tcg, kvm or auto (tcg unless KILN_KVM=1)', default: 'auto' },
+  uefi: { type: 'bool', description: 'boot with OVMF (Debian package ovmf)', default: 'false' },
+} as const satisfies Record<string, OptionSpec>;
 
 function usesDebianKernel(o: PartOptions): boolean {
+  // the word 'debian' as written (the typed value of a path option is resolved)
   const k = o.get('kernel')?.trim();
-  return k === 'debian' || (!k && !!o.get('init')?.trim());
+  return k === 'debian' || (!k && !!o.typed(OPTIONS).init?.trim());
 }
 
+/** The `files` lines (checked by the option's pattern) as initrd entries. */
 function extraFiles(o: PartOptions): InitrdFile[] {
-  return o.lines('files').map((line) => {
-    const m = /^(\S+)\s+(?:=>\s+)?(\/\S*)$/.exec(line);
-    if (!m) throw o.error('files', `expected 'HOST-PATH /GUEST/PATH' lines, got '${line}'`);
+  return o.typed(OPTIONS).files.map((line) => {
+    const m = FILES_RE.exec(line)!;
     return { from: o.resolvePath('files', m[1]!), to: m[2]! };
   });
 }
+
 
 function diskFormat(file: string): 'raw' | 'qcow2' {
   return /\.qcow2$/i.test(file) ? 'qcow2' : 'raw';
 }
 
 function passMode(o: PartOptions): 'status' | 'markers' {
-  const p = o.get('pass')?.trim();
-  if (p === 'status' || p === 'markers') return p;
-  return o.get('init')?.trim() || !o.lines('expect').length ? 'status' : 'markers';
+  const v = o.typed(OPTIONS);
+  return v.pass ?? (v.init?.trim() || !v.expect.length ? 'status' : 'markers');
 }
 
 export const recipe: Recipe = {
   kind: 'qemu-test',
   version: '1',
   description: 'boot a QEMU guest (kernel+initrd, disk or ISO) and check its exit status and console markers',
-  options: {
-    kernel: { type: 'path', description: "'debian' (the bookworm kernel from apt, cached) or a path to a kernel image" },
-    'kernel-version': { type: 'pattern', pattern: /^[0-9][A-Za-z0-9.+~-]*$/, expected: 'a Debian kernel release', description: 'Debian kernel release for kernel = debian, e.g. 6.1.0-56-amd64 (default: what linux-image-amd64 depends on)' },
-    initrd: { type: 'path', description: 'path to an initrd' },
-    init: { type: 'string', multiline: true, description: 'shell script for a generated busybox initrd (exit status = test status)' },
-    modules: { type: 'list', pattern: /^[A-Za-z0-9_-]+$/, expected: 'a kernel module name', description: 'kernel modules to put in the generated initrd and load (with dependencies)' },
-    files: { type: 'lines', pattern: /^(\S+)\s+(?:=>\s+)?(\/\S*)$/, expected: "a 'HOST-PATH /GUEST/PATH' line", description: "'HOST-PATH /GUEST/PATH' lines: extra files for the generated initrd" },
-    disk: { type: 'path', description: 'disk image (raw or .qcow2), attached as the first virtio disk; never modified (snapshot)' },
-    iso: { type: 'path', description: 'ISO image attached as a CD-ROM' },
-    'extra-disks': { type: 'list', description: 'sizes of blank disks to attach (e.g. 64M 1G)' },
-    boot: { type: 'enum', choices: ['kernel', 'disk', 'cdrom'], noun: 'boot device', description: 'kernel, disk or cdrom (default: kernel when there is one, else cdrom with an iso, else disk)' },
-    append: { type: 'string', description: `extra kernel command line (after '${DEFAULT_APPEND}')` },
-    memory: { type: 'int', min: 32, description: 'MiB', default: '256' },
-    cpus: { type: 'int', min: 1, description: 'virtual CPUs', default: '1' },
-    timeout: { type: 'int', min: 1, description: 'seconds before the guest is killed', default: '120' },
-    expect: { type: 'lines', description: 'console markers that must appear, in order, one per line' },
-    pass: { type: 'enum', choices: ['status', 'markers'], noun: 'pass rule', description: "'status' (wait for the guest's isa-debug-exit status 0) or 'markers' (pass once all expect markers appeared)" },
-    accel: { type: 'enum', choices: ['tcg', 'kvm', 'auto'], noun: 'accelerator', description: 'tcg, kvm or auto (tcg unless KILN_KVM=1)', default: 'auto' },
-    uefi: { type: 'bool', description: 'boot with OVMF (Debian package ovmf)', default: 'false' },
-  },
+  options: OPTIONS,
   validate(ctx) {
     const o = ctx.options;
-    const has = (n: string) => !!o.get(n)?.trim();
+    const v = o.typed(OPTIONS);
+    const has = (n: keyof typeof OPTIONS) => { const x = v[n]; return Array.isArray(x) ? x.length > 0 : typeof x === 'string' ? !!x.trim() : x !== undefined; };
     if (has('init') && has('initrd')) throw o.error('init', "give 'init' (a generated initrd) or 'initrd', not both");
     if ((has('modules') || has('files')) && !has('init')) throw o.error(has('modules') ? 'modules' : 'files', "only for a generated initrd: add 'init'");
     if (has('modules') && !usesDebianKernel(o)) throw o.error('modules', 'modules come from the Debian kernel: use kernel = debian');
     if (has('kernel-version') && !usesDebianKernel(o)) throw o.error('kernel-version', 'only with kernel = debian');
     if (!has('kernel') && !has('init') && !has('disk') && !has('iso')) throw o.error('kernel', "nothing to boot: give 'kernel' (+ 'init' or 'initrd'), 'disk' or 'iso'");
     if (has('initrd') && !has('kernel')) throw o.error('initrd', "an initrd needs a 'kernel'");
-    const boot = o.get('boot')?.trim();
-    if (boot && !['kernel', 'disk', 'cdrom'].includes(boot)) throw o.error('boot', `expected kernel, disk or cdrom, got '${boot}'`);
+    const { boot, pass } = v;
     if (boot === 'disk' && !has('disk')) throw o.error('boot', "boot = disk needs 'disk'");
     if (boot === 'cdrom' && !has('iso')) throw o.error('boot', "boot = cdrom needs 'iso'");
-    const pass = o.get('pass')?.trim();
-    if (pass && !['status', 'markers'].includes(pass)) throw o.error('pass', `expected status or markers, got '${pass}'`);
-    if (pass === 'markers' && !o.lines('expect').length) throw o.error('pass', "pass = markers needs 'expect' markers");
-    const accel = o.get('accel')?.trim() || 'auto';
-    if (!['tcg', 'kvm', 'auto'].includes(accel)) throw o.error('accel', `expected tcg, kvm or auto, got '${accel}'`);
-    for (const s of o.list('extra-disks')) {
-      try {
-        parseSize(s);
-      } catch (e) {
-        throw o.error('extra-disks', (e as Error).message);
-      }
-    }
-    if (o.int('memory', 256) < 32) throw o.error('memory', 'at least 32 (MiB)');
-    if (o.int('cpus', 1) < 1) throw o.error('cpus', 'at least 1');
-    if (o.int('timeout', 120) < 1) throw o.error('timeout', 'at least 1 (seconds)');
-    o.bool('uefi', false);
-    if (has('files')) extraFiles(o);
+    if (pass === 'markers' && !v.expect.length) throw o.error('pass', "pass = markers needs 'expect' markers");
   },
   inputs(ctx) {
     const o = ctx.options;
+    const v = o.typed(OPTIONS);
     const out: string[] = [];
-    if (o.get('kernel')?.trim() && !usesDebianKernel(o)) out.push(o.path('kernel')!);
-    for (const n of ['initrd', 'disk', 'iso']) if (o.get(n)?.trim()) out.push(o.path(n)!);
-    if (o.get('init')?.trim()) for (const f of extraFiles(o)) out.push(f.from!);
+    if (v.kernel && !usesDebianKernel(o)) out.push(v.kernel);
+    for (const n of ['initrd', 'disk', 'iso'] as const) if (v[n]) out.push(v[n]);
+    if (v.init?.trim()) for (const f of extraFiles(o)) out.push(f.from!);
     return out;
   },
   tools(ctx) {
@@ -118,49 +108,47 @@ export const recipe: Recipe = {
   },
   async install(ctx) {
     const o = ctx.options;
+    const v = o.typed(OPTIONS);
     const t0 = Date.now();
-    const expect = o.lines('expect');
+    const expect = v.expect;
     const mode = passMode(o);
-    const timeoutMs = o.int('timeout', 120) * 1000;
+    const timeoutMs = v.timeout * 1000;
     const disks: VmDisk[] = [];
-    if (o.get('disk')?.trim()) {
-      const f = o.path('disk')!;
-      disks.push({ file: f, format: diskFormat(f), snapshot: true });
-    }
-    o.list('extra-disks').forEach((s, i) => {
+    if (v.disk) disks.push({ file: v.disk, format: diskFormat(v.disk), snapshot: true });
+    v['extra-disks'].forEach((s, i) => {
       disks.push({ file: blankDisk(join(ctx.work, `extra-${i}.img`), parseSize(s)), format: 'raw' });
     });
 
     let kernelPath: string | undefined;
-    let initrdPath = o.path('initrd');
+    let initrdPath = v.initrd;
     if (usesDebianKernel(o)) {
-      const k = await debianKernel({ cacheDir: ctx.cacheDir, version: o.get('kernel-version')?.trim() || undefined, offline: ctx.offline, log: ctx.log, signal: ctx.signal });
+      const k = await debianKernel({ cacheDir: ctx.cacheDir, version: v['kernel-version'], offline: ctx.offline, log: ctx.log, signal: ctx.signal });
       ctx.log(`# kernel ${k.version} (${k.package} ${k.packageVersion})\n`);
       kernelPath = k.vmlinuz;
-      const init = o.get('init');
+      const init = v.init;
       if (init?.trim()) {
-        const modules = o.list('modules');
+        const modules = [...v.modules];
         if (disks.length && !modules.includes('virtio_blk')) modules.push('virtio_blk');
         const r = buildInitrd(join(ctx.work, 'initrd.gz'), { init, modules, kernel: k, files: extraFiles(o), sourceDateEpoch: ctx.sourceDateEpoch });
         ctx.log(`# initrd: ${r.entries} entries, modules: ${r.modules.map((m) => m.split('/').pop()).join(' ') || '(none)'}\n`);
         initrdPath = r.path;
       }
-    } else if (o.get('kernel')?.trim()) kernelPath = o.path('kernel');
+    } else if (v.kernel) kernelPath = v.kernel;
 
     const serialLog = join(ctx.staging, 'serial.log');
     const vm = bootVm({
       kernel: kernelPath,
       initrd: initrdPath,
-      append: [DEFAULT_APPEND, o.get('append')?.trim()].filter(Boolean).join(' '),
+      append: [DEFAULT_APPEND, v.append].filter(Boolean).join(' '),
       disks,
-      cdrom: o.path('iso'),
-      boot: (o.get('boot')?.trim() || undefined) as 'kernel' | 'disk' | 'cdrom' | undefined,
-      memory: o.int('memory', 256),
-      cpus: o.int('cpus', 1),
+      cdrom: v.iso,
+      boot: v.boot,
+      memory: v.memory,
+      cpus: v.cpus,
       timeoutMs,
       serialLog,
-      accel: (o.get('accel')?.trim() || 'auto') as Accel,
-      uefi: o.bool('uefi', false),
+      accel: v.accel satisfies Accel,
+      uefi: v.uefi,
       name: ctx.part,
       signal: ctx.signal,
       log: ctx.log,

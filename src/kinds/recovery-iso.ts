@@ -39,7 +39,7 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSyn
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { walk } from '../lib/fsutil.js';
-import type { BuildContext, PartOptions, Recipe } from '../kind.js';
+import type { BuildContext, PartOptions, OptionSpec, Recipe } from '../kind.js';
 import { addEfiBoot, buildUki, grubMenu, sbsignFile } from '../image/efi-iso.js';
 import { DECOMPRESSOR, PARTCLONE_DD_BS, PARTCLONE_Z, type Compression } from '../image/clonezilla.js';
 import { buildInitrd } from '../vm/initrd.js';
@@ -74,25 +74,19 @@ interface ImageManifest {
 
 /** image-location: on the ISO, or on a second medium with this file-system label */
 function imageLocation(o: PartOptions): { label?: string } {
-  const v = o.get('image-location')!.trim();
-  if (v === 'iso') return {};
-  const m = /^label:(.*)$/.exec(v);
-  if (!m) throw o.error('image-location', `expected iso or label:NAME, got '${v}'`);
-  if (!/^[A-Za-z0-9_-]{1,16}$/.test(m[1]!)) throw o.error('image-location', `a label of 1-16 characters A-Z a-z 0-9 _ -, got '${m[1]}'`);
-  return { label: m[1] };
+  const v = o.typed(OPTIONS)['image-location'];
+  return v === 'iso' ? {} : { label: v.slice('label:'.length) };
 }
 
 /** Secure Boot: none, Debian's signed chain (shim, GRUB, kernel), or own keys (a signed unified kernel image) */
 function secureBoot(o: PartOptions): { mode: 'none' | 'distribution' | 'own'; key?: string; cert?: string; passEnv?: string } {
-  const sb = word(o, 'secure-boot', ['yes', 'no']);
-  const key = o.get('secure-boot-key')?.trim() || undefined;
-  const cert = o.get('secure-boot-cert')?.trim() || undefined;
-  const passEnv = o.get('secure-boot-key-passphrase-env')?.trim() || undefined;
+  const v = o.typed(OPTIONS);
+  const { 'secure-boot': sb, 'secure-boot-key': key, 'secure-boot-cert': cert, 'secure-boot-key-passphrase-env': passEnv } = v;
   if (sb === 'no') {
     if (key || cert) throw o.error(key ? 'secure-boot-key' : 'secure-boot-cert', 'needs secure-boot = yes');
     return { mode: 'none' };
   }
-  if (o.get('uefi')!.trim() !== 'yes') throw o.error('secure-boot', 'needs uefi = yes');
+  if (v.uefi !== 'yes') throw o.error('secure-boot', 'needs uefi = yes');
   if (!key && !cert) return { mode: 'distribution' };
   if (!key || !cert) throw o.error(key ? 'secure-boot-cert' : 'secure-boot-key', 'own keys need both secure-boot-key (PEM private key) and secure-boot-cert (PEM certificate)');
   for (const [opt, f] of [['secure-boot-key', key], ['secure-boot-cert', cert]] as const) if (!existsSync(f) || !statSync(f).isFile()) throw o.error(opt, `${f} is not a file`);
@@ -100,23 +94,6 @@ function secureBoot(o: PartOptions): { mode: 'none' | 'distribution' | 'own'; ke
   return { mode: 'own', key, cert, passEnv };
 }
 
-function word(o: PartOptions, opt: string, allowed: string[]): string {
-  const v = o.get(opt)!.trim();
-  if (!allowed.includes(v)) throw o.error(opt, `expected ${allowed.join(', ')}, got '${v}'`);
-  return v;
-}
-
-function target(o: PartOptions): string {
-  const t = o.get('target')!.trim().replace(/^\/dev\//, '');
-  if (t !== 'auto' && !/^[a-z][a-z0-9]*$/.test(t)) throw o.error('target', `expected a disk name (vda, sda, nvme0n1) or auto, got '${t}'`);
-  return t;
-}
-
-function oneLine(o: PartOptions, opt: string): string {
-  const v = o.get(opt)?.trim() ?? '';
-  if (/[\n\r]/.test(v)) throw o.error(opt, 'must be one line');
-  return v;
-}
 
 function readManifest(o: PartOptions, loc: string): { manifest: ImageManifest; dir: string } {
   const mf = join(loc, 'kiln-image.json');
@@ -348,7 +325,7 @@ exit 0
 `;
 
 function liveTarball(o: PartOptions): string {
-  const v = o.require('live').trim();
+  const v = o.typed(OPTIONS).live;
   if (existsSync(v) && statSync(v).isFile()) return v;
   if (existsSync(v) && statSync(v).isDirectory()) {
     for (const n of ['rootfs.tar', 'rootfs.tar.zst', 'rootfs.tar.xz', 'rootfs.tar.gz']) if (existsSync(join(v, n))) return join(v, n);
@@ -441,59 +418,48 @@ LABEL shell
 `;
 }
 
+const OPTIONS = {
+  image: { type: 'path', description: 'location of a kiln:clonezilla-image part (image/NAME/ and kiln-image.json)', required: true },
+  live: { type: 'path', description: 'live system: a kiln:chroot location (or its rootfs tarball) with clonezilla partclone drbl parted gdisk pigz zstd udev', required: true },
+  kernel: { type: 'pattern', pattern: /^(linux-image-)?[0-9][A-Za-z0-9.+~-]*$/, expected: 'a Debian kernel release', description: 'Debian kernel release for the live system (default: what linux-image-amd64 depends on; cached)' },
+  target: { type: 'pattern', pattern: /^(\/dev\/)?[a-z][a-z0-9]*$/, expected: 'a disk name (vda, sda, nvme0n1) or auto', description: 'disk to restore onto: vda, sda, nvme0n1 ... or auto (first fixed disk that is not the medium)', default: 'auto' },
+  confirm: { type: 'enum', choices: ['yes', 'no'], description: 'yes: ask on the console before writing; no: unattended', default: 'yes' },
+  after: { type: 'enum', choices: ['poweroff', 'reboot', 'shell'], description: 'after the restore: poweroff, reboot or shell', default: 'poweroff' },
+  label: { type: 'pattern', pattern: /^[A-Z0-9_]{1,32}$/, expected: '1-32 characters A-Z 0-9 _', description: 'ISO volume label (up to 32 characters A-Z 0-9 _)', default: 'KILN_RECOVERY' },
+  'menu-title': { type: 'string', description: 'boot menu title', default: 'kiln recovery' },
+  timeout: { type: 'int', min: 0, max: 9999, description: 'seconds the boot menu waits before the default entry', default: '10' },
+  uefi: { type: 'enum', choices: ['yes', 'no'], description: 'yes: also a UEFI El Torito entry (GRUB, grub-efi-amd64-bin; src/image/efi-iso.ts); no: BIOS only', default: 'yes' },
+  'kernel-append': { type: 'pattern', pattern: /^[A-Za-z0-9_.,=:/+\s-]*$/, expected: 'kernel parameters (letters, digits, _ . , = : / + - and spaces)', description: 'extra kernel parameters for both entries (e.g. kiln_debug_exit=1 for QEMU tests)', default: '' },
+  'secure-boot': { type: 'enum', choices: ['yes', 'no'], description: "yes: UEFI Secure Boot; without secure-boot-key through Debian's signed shim, GRUB and kernel (keys that ship in firmware)", default: 'no' },
+  'secure-boot-key': { type: 'path', description: 'own keys: PEM private key (db) that signs the kernel and a unified kernel image (sbsign); never copied to the ISO or logged' },
+  'secure-boot-cert': { type: 'path', description: 'own keys: PEM certificate of secure-boot-key' },
+  'secure-boot-key-passphrase-env': { type: 'pattern', pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, expected: 'an environment variable name', description: 'name of an environment variable holding the passphrase of an encrypted secure-boot-key' },
+  'image-location': { type: 'pattern', pattern: /^(iso|label:[A-Za-z0-9_-]{1,16})$/, expected: 'iso or label:NAME (NAME: 1-16 characters A-Z a-z 0-9 _ -)', description: 'iso: the image is on the ISO; label:NAME: on a second medium (USB disk, drive) whose file system is labelled NAME, in NAME/IMAGE/ … at its root', default: 'iso' },
+} as const satisfies Record<string, OptionSpec>;
+
 export const recipe: Recipe = {
   kind: 'recovery-iso',
   version: '5',
   description: 'bootable hybrid recovery ISO (isolinux, live system from a kiln chroot) restoring a Clonezilla image unattended',
-  options: {
-    image: { type: 'path', description: 'location of a kiln:clonezilla-image part (image/NAME/ and kiln-image.json)', required: true },
-    live: { type: 'path', description: 'live system: a kiln:chroot location (or its rootfs tarball) with clonezilla partclone drbl parted gdisk pigz zstd udev', required: true },
-    kernel: { type: 'pattern', pattern: /^(linux-image-)?[0-9][A-Za-z0-9.+~-]*$/, expected: 'a Debian kernel release', description: 'Debian kernel release for the live system (default: what linux-image-amd64 depends on; cached)' },
-    target: { type: 'string', description: 'disk to restore onto: vda, sda, nvme0n1 ... or auto (first fixed disk that is not the medium)', default: 'auto' },
-    confirm: { type: 'enum', choices: ['yes', 'no'], description: 'yes: ask on the console before writing; no: unattended', default: 'yes' },
-    after: { type: 'enum', choices: ['poweroff', 'reboot', 'shell'], description: 'after the restore: poweroff, reboot or shell', default: 'poweroff' },
-    label: { type: 'string', description: 'ISO volume label (up to 32 characters A-Z 0-9 _)', default: 'KILN_RECOVERY' },
-    'menu-title': { type: 'string', description: 'boot menu title', default: 'kiln recovery' },
-    timeout: { type: 'int', min: 0, max: 9999, description: 'seconds the boot menu waits before the default entry', default: '10' },
-    uefi: { type: 'enum', choices: ['yes', 'no'], description: 'yes: also a UEFI El Torito entry (GRUB, grub-efi-amd64-bin; src/image/efi-iso.ts); no: BIOS only', default: 'yes' },
-    'kernel-append': { type: 'string', description: 'extra kernel parameters for both entries (e.g. kiln_debug_exit=1 for QEMU tests)', default: '' },
-    'secure-boot': { type: 'enum', choices: ['yes', 'no'], description: "yes: UEFI Secure Boot; without secure-boot-key through Debian's signed shim, GRUB and kernel (keys that ship in firmware)", default: 'no' },
-    'secure-boot-key': { type: 'path', description: 'own keys: PEM private key (db) that signs the kernel and a unified kernel image (sbsign); never copied to the ISO or logged' },
-    'secure-boot-cert': { type: 'path', description: 'own keys: PEM certificate of secure-boot-key' },
-    'secure-boot-key-passphrase-env': { type: 'pattern', pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, expected: 'an environment variable name', description: 'name of an environment variable holding the passphrase of an encrypted secure-boot-key' },
-    'image-location': { type: 'string', description: 'iso: the image is on the ISO; label:NAME: on a second medium (USB disk, drive) whose file system is labelled NAME, in NAME/IMAGE/ … at its root', default: 'iso' },
-  },
+  options: OPTIONS,
   validate(ctx) {
-    const o = ctx.options;
-    o.require('image');
-    o.require('live');
-    target(o);
-    word(o, 'confirm', ['yes', 'no']);
-    word(o, 'after', ['poweroff', 'reboot', 'shell']);
-    word(o, 'uefi', ['yes', 'no']);
-    if (!/^[A-Z0-9_]{1,32}$/.test(o.get('label')!.trim())) throw o.error('label', `expected 1-32 characters A-Z 0-9 _, got '${o.get('label')}'`);
-    oneLine(o, 'menu-title');
-    if (!/^\d{1,4}$/.test(o.get('timeout')!.trim())) throw o.error('timeout', `expected whole seconds, got '${o.get('timeout')}'`);
-    const app = oneLine(o, 'kernel-append');
-    if (/[^A-Za-z0-9_.,=:/+-\s]/.test(app)) throw o.error('kernel-append', `unexpected characters in '${app}'`);
-    const k = o.get('kernel')?.trim();
-    if (k && !/^(linux-image-)?[0-9][A-Za-z0-9.+~-]*$/.test(k)) throw o.error('kernel', `not a Debian kernel release: '${k}'`);
-    secureBoot(o);
-    imageLocation(o);
+    // secure-boot with uefi, both own keys or none, key files that exist
+    secureBoot(ctx.options);
   },
   inputs(ctx) {
     // a kiln:chroot part is a dependency (its signature covers it); a plain tarball is an input;
     // own Secure Boot keys are inputs (their SHA-256, not their content, enters the build signature)
-    const v = ctx.options.get('live')!.trim();
-    const sb = ['secure-boot-key', 'secure-boot-cert'].map((k) => ctx.options.get(k)?.trim()).filter((f): f is string => !!f && existsSync(f));
-    return [...(existsSync(v) && statSync(v).isFile() ? [v] : []), ...sb];
+    const { live, 'secure-boot-key': key, 'secure-boot-cert': cert } = ctx.options.typed(OPTIONS);
+    const sb = [key, cert].filter((f): f is string => !!f && existsSync(f));
+    return [...(existsSync(live) && statSync(live).isFile() ? [live] : []), ...sb];
   },
   tools() {
     return ['xorriso', 'sqfstar', 'sha256sum', 'pigz', 'zstd'];
   },
   async install(ctx) {
     const o = ctx.options;
-    const { manifest, dir: imageDir } = readManifest(o, o.require('image').trim());
+    const v = o.typed(OPTIONS);
+    const { manifest, dir: imageDir } = readManifest(o, v.image);
     const tarball = liveTarball(o);
     for (const f of ['/usr/lib/ISOLINUX/isolinux.bin', '/usr/lib/ISOLINUX/isohdpfx.bin']) if (!existsSync(f)) throw new KilnError(`${f} is missing: install the Debian package isolinux`);
     const c32 = '/usr/lib/syslinux/modules/bios';
@@ -530,7 +496,7 @@ export const recipe: Recipe = {
 
     // 2. live system, kernel, initrd
     const live = await squashfs(ctx, tarball);
-    const kernel = await debianKernel({ cacheDir: ctx.cacheDir, version: o.get('kernel')?.trim() || undefined, offline: ctx.offline, log: (s) => ctx.log(s), signal: ctx.signal });
+    const kernel = await debianKernel({ cacheDir: ctx.cacheDir, version: v.kernel, offline: ctx.offline, log: (s) => ctx.log(s), signal: ctx.signal });
     const id = createHash('sha256').update(sums.join('')).update(live.key).update(kernel.version).update(String(ctx.sourceDateEpoch)).update(where.label ?? '').digest('hex').slice(0, 16);
     const tree = join(ctx.work, 'iso');
     const mk = (p: string) => mkdirSync(join(tree, p), { recursive: true });
@@ -572,10 +538,10 @@ export const recipe: Recipe = {
     );
     copyFileSync('/usr/lib/ISOLINUX/isolinux.bin', join(tree, 'isolinux', 'isolinux.bin'));
     for (const f of ['ldlinux.c32', 'menu.c32', 'libutil.c32']) copyFileSync(join(c32, f), join(tree, 'isolinux', f));
-    const tgt = target(o);
-    const menu = { title: oneLine(o, 'menu-title'), name: manifest.name, target: tgt, confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim(), timeout: Number(o.get('timeout')!.trim()), append: oneLine(o, 'kernel-append') };
+    const tgt = v.target.replace(/^\/dev\//, '');
+    const menu = { title: v['menu-title'] ?? '', name: manifest.name, target: tgt, confirm: v.confirm, after: v.after, timeout: v.timeout, append: v['kernel-append'] ?? '' };
     writeFileSync(join(tree, 'isolinux', 'isolinux.cfg'), isolinuxCfg(menu));
-    const uefi = o.get('uefi')!.trim() === 'yes';
+    const uefi = v.uefi === 'yes';
     let efiBinary: string | undefined;
     if (sb.mode === 'own') {
       // own keys: the kernel gets the organisation's signature next to Debian's, and a unified kernel
@@ -619,7 +585,7 @@ export const recipe: Recipe = {
     const iso = join(ctx.staging, 'recovery.iso');
     await ctx.run(
       [
-        'xorriso', '-as', 'mkisofs', '-quiet', '-o', iso, '-V', o.get('label')!.trim(), '-iso-level', '3', '-r', '-J', '-joliet-long',
+        'xorriso', '-as', 'mkisofs', '-quiet', '-o', iso, '-V', v.label, '-iso-level', '3', '-r', '-J', '-joliet-long',
         '-isohybrid-mbr', '/usr/lib/ISOLINUX/isohdpfx.bin', '-b', 'isolinux/isolinux.bin', '-c', 'isolinux/boot.cat',
         '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', ...efiArgs, tree,
       ],
@@ -631,7 +597,7 @@ export const recipe: Recipe = {
     ctx.log(`# recovery.iso: ${size} bytes (${(size / MB).toFixed(1)} MB), ${fits}; image ${manifest.name} ${imageBytes} bytes; kernel ${kernel.version}\n`);
     writeFileSync(
       join(ctx.staging, 'recovery.json'),
-      JSON.stringify({ iso: 'recovery.iso', size, sha256: await hashFile(iso), fits, image: manifest.name, imageBytes, diskSize: manifest.diskSize, kernel: kernel.version, id, target: tgt, uefi, secureBoot: sb.mode, imageLocation: where.label ? `label:${where.label}` : 'iso', confirm: o.get('confirm')!.trim(), after: o.get('after')!.trim() }, null, 2) + '\n',
+      JSON.stringify({ iso: 'recovery.iso', size, sha256: await hashFile(iso), fits, image: manifest.name, imageBytes, diskSize: manifest.diskSize, kernel: kernel.version, id, target: tgt, uefi, secureBoot: sb.mode, imageLocation: where.label ? `label:${where.label}` : 'iso', confirm: v.confirm, after: v.after }, null, 2) + '\n',
     );
   },
 };

@@ -7,15 +7,14 @@
 import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Signer } from '../lib/gpg.js';
-import type { OptionSpec, Recipe } from '../kind.js';
+import { signingInputs, signingOptions, signingTools, type OptionSpec, type Recipe } from '../kind.js';
 import { checkRepoUrl, expandGlobs } from './package-files.js';
 
 const OPTIONS = {
   packages: { type: 'paths', description: '.rpm files or globs, one per line', required: true },
   name: { type: 'pattern', pattern: /^[A-Za-z0-9._:-]+$/, expected: 'a valid repository id', description: 'repository id in the generated .repo file', default: 'kiln' },
   url: { type: 'url', description: 'where clients reach the repository: baseurl and gpgkey of the .repo file (default: file://LOCATION)' },
-  'signing-key': { type: 'path', description: 'OpenPGP secret key file to sign repomd.xml with' },
-  'signing-key-passphrase-file': { type: 'path', description: 'file holding the key passphrase' },
+  ...signingOptions('signs repomd.xml'),
   'packages-signed': { type: 'bool', description: 'set gpgcheck=1 in the .repo file (packages carry signatures)', default: 'false' },
   compression: { type: 'enum', choices: ['gz', 'xz', 'zstd', 'bz2'], noun: 'compression', description: 'metadata compression (createrepo_c --general-compress-type)', default: 'xz' },
 } as const satisfies Record<string, OptionSpec>;
@@ -28,15 +27,10 @@ export const recipe: Recipe = {
   validate(ctx) {
     checkRepoUrl(ctx.options);
   },
-  inputs(ctx) {
-    const v = ctx.options.typed(OPTIONS);
-    return [v['signing-key'], v['signing-key-passphrase-file']].filter((x): x is string => !!x);
-  },
-  tools(ctx) {
-    return ['createrepo_c', ...(ctx.options.typed(OPTIONS)['signing-key'] ? ['gpg', 'gpgconf'] : [])];
-  },
+  inputs: (ctx) => signingInputs(ctx.options.typed(OPTIONS)),
+  tools: (ctx) => ['createrepo_c', ...signingTools(ctx.options.typed(OPTIONS))],
   // without url, NAME.repo points at the repository's location (baseurl, gpgkey)
-  locationInOutput: (ctx) => !ctx.options.get('url')?.trim(),
+  locationInOutput: (ctx) => !ctx.options.typed(OPTIONS).url,
   async install(ctx) {
     const o = ctx.options;
     const v = o.typed(OPTIONS);

@@ -32,17 +32,27 @@ import { copyFile, cp, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { processAlive, walk } from '../lib/fsutil.js';
-import { CLEAN_ROOM_OPTIONS, type BuildContext, type PartOptions, type Recipe } from '../kind.js';
+import { CLEAN_ROOM_OPTIONS, type BuildContext, type OptionSpec, type PartOptions, type Recipe } from '../kind.js';
+
+const OPTIONS = {
+  ...CLEAN_ROOM_OPTIONS,
+  spec: { type: 'path', pattern: /\.spec$/, expected: 'a .spec file', description: 'the .spec file (relative to this file)', required: true },
+  sources: { type: 'paths', description: 'files copied into SOURCES, one per line; a directory contributes its contents' },
+  defines: { type: 'lines', pattern: /^[A-Za-z_][A-Za-z0-9_]*\s+\S/, expected: "a 'name value' line", description: "'name value' lines, each passed as --define 'name value'" },
+  options: { type: 'string', multiline: true, description: 'rpmbuild stage and extra arguments, whitespace separated', default: '-ba' },
+  nodeps: { type: 'bool', description: 'do not check BuildRequires (the rpm database of a Debian host is empty)', default: 'false' },
+  environment: { type: 'env', description: 'KEY=VALUE lines added to the build environment' },
+} as const satisfies Record<string, OptionSpec>;
 
 function words(s: string | undefined): string[] {
   return s ? s.split(/\s+/).filter(Boolean) : [];
 }
 
-function parseDefines(o: PartOptions): Array<[string, string]> {
-  return o.lines('defines').map((l) => {
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:\s+(.*))?$/.exec(l);
-    if (!m) throw o.error('defines', `expected 'name value' lines (a macro name, then its value), got '${l}'`);
-    return [m[1]!, m[2] ?? ''];
+/** 'name value' lines (checked by the option's pattern) as [name, value] pairs. */
+function parseDefines(lines: string[]): Array<[string, string]> {
+  return lines.map((l) => {
+    const m = /^(\S+)\s+(.*)$/.exec(l)!;
+    return [m[1]!, m[2]!];
   });
 }
 
@@ -56,7 +66,6 @@ function clampMtimes(path: string, sde: number): void {
 }
 
 const STABLE_ROOT = '/tmp/kiln-rpmbuild';
-
 
 /** Point the stable path at target, holding a pid lock for it; returns the release function. */
 async function linkStable(stable: string, target: string, ctx: BuildContext): Promise<() => void> {
@@ -103,32 +112,22 @@ export const recipe: Recipe = {
   kind: 'rpmbuild',
   version: '1',
   description: 'build an existing .spec with rpmbuild (binary and source rpms), on the host or in a chroot',
+  options: OPTIONS,
   cleanRoom: true,
-  options: {
-    ...CLEAN_ROOM_OPTIONS,
-    spec: { type: 'pattern', pattern: /\.spec$/, expected: 'a .spec file', description: 'the .spec file (relative to this file)', required: true },
-    sources: { type: 'paths', description: 'files copied into SOURCES, one per line; a directory contributes its contents' },
-    defines: { type: 'lines', pattern: /^[A-Za-z_][A-Za-z0-9_]*\s+\S/, expected: "a 'name value' line", description: "'name value' lines, each passed as --define 'name value'" },
-    options: { type: 'string', multiline: true, description: 'rpmbuild stage and extra arguments, whitespace separated', default: '-ba' },
-    nodeps: { type: 'bool', description: 'do not check BuildRequires (the rpm database of a Debian host is empty)', default: 'false' },
-    environment: { type: 'env', description: 'KEY=VALUE lines added to the build environment' },
-  },
   validate(ctx) {
-    const o = ctx.options;
-    if (!o.require('spec').trim().endsWith('.spec')) throw o.error('spec', `expected a .spec file, got '${o.get('spec')!.trim()}'`);
-    parseDefines(o);
-    o.env('environment');
-    o.bool('nodeps', false);
+    ctx.options.typed(OPTIONS);
   },
   inputs(ctx) {
-    return [ctx.options.path('spec')!, ...ctx.options.paths('sources')];
+    const v = ctx.options.typed(OPTIONS);
+    return [v.spec, ...v.sources];
   },
   tools() {
     return ['rpmbuild'];
   },
   async install(ctx) {
     const o = ctx.options;
-    const spec = o.path('spec')!;
+    const v = o.typed(OPTIONS);
+    const spec = v.spec;
     if (!existsSync(spec) || !statSync(spec).isFile()) throw o.error('spec', `spec file not found: ${spec}`);
     const top = join(ctx.work, 'rpmbuild');
     for (const d of ['SPECS', 'SOURCES', 'BUILD', 'BUILDROOT', 'RPMS', 'SRPMS', 'tmp']) await mkdir(join(top, d), { recursive: true });
@@ -136,7 +135,7 @@ export const recipe: Recipe = {
     await mkdir(home, { recursive: true });
     const specCopy = join(top, 'SPECS', basename(spec));
     await copyFile(spec, specCopy);
-    for (const s of o.paths('sources')) {
+    for (const s of v.sources) {
       if (!existsSync(s)) throw o.error('sources', `source not found: ${s}`);
       if (statSync(s).isDirectory()) await cp(s, join(top, 'SOURCES'), { recursive: true, verbatimSymlinks: true });
       else await copyFile(s, join(top, 'SOURCES', basename(s)));
@@ -151,14 +150,14 @@ export const recipe: Recipe = {
       ['use_source_date_epoch_as_buildtime', '1'],
       ['clamp_mtime_to_source_date_epoch', '1'],
       ['_buildhost', 'kiln'],
-      ...parseDefines(o),
+      ...parseDefines(v.defines),
     ];
-    const argv = ['rpmbuild', ...words(o.get('options'))];
-    if (o.bool('nodeps', false)) argv.push('--nodeps');
+    const argv = ['rpmbuild', ...words(v.options)];
+    if (v.nodeps) argv.push('--nodeps');
     for (const [k, v] of defines) argv.push('--define', `${k} ${v}`);
     argv.push(join(stable, 'SPECS', basename(spec)));
-    const env: Record<string, string> = { LC_ALL: 'C.UTF-8', TZ: 'UTC', ...o.env('environment'), HOME: home, SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch) };
-    if (o.get('chroot')?.trim()) {
+    const env: Record<string, string> = { LC_ALL: 'C.UTF-8', TZ: 'UTC', ...v.environment, HOME: home, SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch) };
+    if (v.chroot) {
       // the container's /tmp is its own: make the link there, then build (values reach sh through the environment)
       const script = 'mkdir -p "${KILN_STABLE%/*}"\nln -s "$KILN_TOP" "$KILN_STABLE"\nexec "$@"';
       await ctx.run(['sh', '-ec', script, 'sh', ...argv], { cwd: top, env: { ...env, KILN_STABLE: stable, KILN_TOP: top } });
@@ -172,7 +171,7 @@ export const recipe: Recipe = {
     }
     const binaries = walk(join(top, 'RPMS')).map((r) => join(top, 'RPMS', r)).filter((f) => f.endsWith('.rpm')).sort();
     const sources = readdirSync(join(top, 'SRPMS')).filter((f) => f.endsWith('.rpm')).sort();
-    if (!binaries.length && !sources.length) throw new KilnError(`[${ctx.part}] rpmbuild ${words(o.get('options')).join(' ')} produced no rpm`);
+    if (!binaries.length && !sources.length) throw new KilnError(`[${ctx.part}] rpmbuild ${words(v.options).join(' ')} produced no rpm`);
     const seen = new Set<string>();
     for (const f of binaries) {
       const name = basename(f);

@@ -60,3 +60,22 @@ export async function hashPath(path: string, cache: StatCache, used: StatCache):
   }
   return sha256(`other:${st.mode}`);
 }
+
+/**
+ * The options, inputs and dependencies of a part's signature made independent of where the
+ * project lives: option values and input paths through `rel`, each dependency's signature
+ * replaced by `dep(name, signature)`; keys sorted (the order they are hashed in).
+ */
+export function relocateSignature(
+  sp: { options: Record<string, string>; inputs: Record<string, string>; deps: Record<string, string> },
+  rel: (s: string) => string,
+  dep: (name: string, signature: string) => string,
+): { options: Record<string, string>; inputs: Record<string, string>; deps: Record<string, string> } {
+  const options: Record<string, string> = {};
+  for (const k of Object.keys(sp.options).sort()) options[k] = rel(sp.options[k]!);
+  const inputs: Record<string, string> = {};
+  for (const k of Object.keys(sp.inputs).sort()) inputs[rel(k)] = sp.inputs[k]!;
+  const deps: Record<string, string> = {};
+  for (const d of Object.keys(sp.deps).sort()) deps[d] = dep(d, sp.deps[d]!);
+  return { options, inputs, deps };
+}

@@ -54,16 +54,10 @@ function field(buf: Buffer, off: number, len: number, value: Buffer, what: strin
   value.copy(buf, off);
 }
 
-interface RawHeader {
+/** A header as written: the name and link name as bytes, the type as its flag. */
+interface RawHeader extends Omit<TarHeader, 'name' | 'type' | 'linkname'> {
   name: Buffer;
   typeflag: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  uname: string;
-  gname: string;
-  mtime: number;
-  size: number;
   linkname: Buffer;
 }
 

@@ -11,7 +11,7 @@
  *   { "kiln": "action-result/1", "payload": "<JSON text>", "signature": "<armored OpenPGP detached signature of payload>" | null }
  * and payload is the JSON of ActionResult below.
  */
-import { sha256 } from '../lib/hash.js';
+import { relocateSignature, sha256 } from '../lib/hash.js';
 import type { Part, Project } from '../engine/project.js';
 import type { TreeEntry } from './tree.js';
 
@@ -72,12 +72,7 @@ export function actionKeys(project: Project): Map<string, string> {
     const part = project.parts.get(name);
     if (!part) continue;
     const sp = part.sigParts;
-    const options: Record<string, string> = {};
-    for (const k of Object.keys(sp.options).sort()) options[k] = norm(sp.options[k]!);
-    const inputs: Record<string, string> = {};
-    for (const k of Object.keys(sp.inputs).sort()) inputs[norm(k)] = sp.inputs[k]!;
-    const deps: Record<string, string> = {};
-    for (const d of Object.keys(sp.deps).sort()) deps[d] = keys.get(d) ?? `unknown:${sp.deps[d]}`;
+    const { options, inputs, deps } = relocateSignature(sp, norm, (d, sig) => keys.get(d) ?? `unknown:${sig}`);
     const doc = {
       v: 1,
       recipe: sp.recipe,
