@@ -14,6 +14,7 @@ import type { Reporter } from './events.js';
 import type { Part, Project, SignatureParts } from './project.js';
 import { describe } from '../lib/manifest.js';
 import { StateWriter } from './state-writer.js';
+import { Scheduler, runSchedule } from './scheduler.js';
 import { Lock } from '../lib/lock.js';
 import { Store, type PartState, type Staging, type State } from './store.js';
 import type { RemoteCache } from '../remote/cache.js';
@@ -167,11 +168,6 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
     const onAbort = () => ac.abort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
-    const done = new Set<string>();
-    const failed = new Set<string>();
-    const skipped = new Set<string>();
-    const running = new Map<string, Promise<void>>();
-    let stopping = false;
 
     const record = (part: Part, seconds: number) => {
       const prevState = state.parts[part.name];
@@ -208,7 +204,13 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       stateWriter!.changed();
     };
 
-    const buildOne = async (part: Part): Promise<void> => {
+    let failedCount = 0;
+    const buildOne = async (part: Part, slots: number): Promise<boolean> => {
+      const failedBefore = failedCount;
+      await buildPart(part, slots);
+      return failedCount === failedBefore;
+    };
+    const buildPart = async (part: Part, slots: number): Promise<void> => {
       const entry = status.get(part.name)!;
       if (entry.status === 'up-to-date') {
         if (state.parts[part.name]?.signature !== part.signature) {
@@ -225,7 +227,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       const fail = (e: unknown) => {
         const err = e instanceof Error ? e : new Error(String(e));
         res.failed.push({ part: part.name, error: err });
-        failed.add(part.name);
+        failedCount++;
         opts.reporter.event({
           type: 'part-failed',
           part: part.name,
@@ -234,7 +236,6 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
           error: err.message,
           log: logFile,
         });
-        if (!opts.keepGoing) stopping = true;
       };
       // restoring an entry, or reusing a shared one built elsewhere: hash it fully first
       if ((entry.status === 'restore' && !entry.remote) || store.entryExists(part)) {
@@ -323,7 +324,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
           cacheDir: project.cacheDir,
           downloadCache: project.downloadCache,
           offline: project.offline,
-          jobs: opts.jobs,
+          jobs: slots,
           sourceDateEpoch: project.sourceDateEpoch,
           signal: ac.signal,
           previous,
@@ -392,59 +393,21 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       }
     };
 
-    // dependency-driven scheduling: a part becomes ready when its last dependency is done
-    const waiting = new Map<string, number>();
-    const dependants = new Map<string, string[]>();
-    for (const n of names) {
-      const ds = [...project.parts.get(n)!.deps.keys()];
-      waiting.set(n, ds.length);
-      for (const d of ds) {
-        let l = dependants.get(d);
-        if (!l) dependants.set(d, (l = []));
-        l.push(n);
-      }
-    }
-    const ready: string[] = names.filter((n) => waiting.get(n) === 0);
-    const skip = (n: string, because: string) => {
-      if (skipped.has(n)) return;
-      skipped.add(n);
-      opts.reporter.event({ type: 'part-skipped', part: n, because });
-      for (const m of dependants.get(n) ?? []) skip(m, `dependency '${n}' was skipped`);
-    };
-    const finished = (n: string) => {
-      if (failed.has(n)) {
-        for (const m of dependants.get(n) ?? []) skip(m, `dependency '${n}' failed`);
-        return;
-      }
-      done.add(n);
-      for (const m of dependants.get(n) ?? []) {
-        const left = waiting.get(m)! - 1;
-        waiting.set(m, left);
-        if (left === 0 && !skipped.has(m)) ready.push(m);
-      }
-    };
-    let readyIndex = 0;
-    for (;;) {
-      while (!stopping && !ac.signal.aborted && running.size < opts.jobs && readyIndex < ready.length) {
-        const n = ready[readyIndex++]!;
-        if (skipped.has(n)) continue;
-        const part = project.parts.get(n)!;
-        if (status.get(n)!.status === 'up-to-date') {
-          await buildOne(part); // no I/O beyond the state bookkeeping: handle inline
-          finished(n);
-          continue;
-        }
-        const p = buildOne(part).then(() => {
-          running.delete(n);
-          finished(n);
-        });
-        running.set(n, p);
-      }
-      if (running.size === 0) break;
-      await Promise.race(running.values());
-    }
-    for (const n of names) {
-      if (done.has(n) || failed.has(n) || skipped.has(n)) continue;
+    // dependency-driven scheduling, one budget of -j slots (src/engine/scheduler.ts)
+    const upToDate = (n: string) => status.get(n)!.status === 'up-to-date';
+    const sched = new Scheduler(names, (n) => project.parts.get(n)!.deps.keys(), {
+      slots: opts.jobs,
+      keepGoing: opts.keepGoing,
+      onSkip: (part, because) => opts.reporter.event({ type: 'part-skipped', part, because }),
+      cheap: upToDate,
+    });
+    await runSchedule(sched, {
+      run: (n, slots) => buildOne(project.parts.get(n)!, slots),
+      inline: upToDate, // no I/O beyond the state bookkeeping: handled at once
+      aborted: () => ac.signal.aborted,
+    });
+    const { failed, skipped } = sched;
+    for (const n of sched.notReached()) {
       skipped.add(n);
       opts.reporter.event({ type: 'part-skipped', part: n, because: ac.signal.aborted ? 'interrupted' : 'the build stopped after a failure' });
     }
