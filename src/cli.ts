@@ -44,7 +44,8 @@ options:
   -c, --config FILE   recipe file (default: buildout.cfg, or kiln.cfg, in the current directory)
   -o, --out DIR       output directory (default: ./out)
       --cache DIR     persistent cache for downloads, chroots and shared parts (default: ~/.cache/kiln)
-  -j, --jobs N        parts built in parallel (default: number of cores)
+  -j, --jobs N        job slots shared by the parts built at once and their make -j, compressors
+                      and digests (default: number of cores)
   -k, --keep-going    after a failure, go on building parts that do not depend on it
       --offline       no network: downloads must be in the cache
       --json          machine-readable events, one JSON object per line on stdout

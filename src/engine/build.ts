@@ -240,7 +240,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       // restoring an entry, or reusing a shared one built elsewhere: hash it fully first
       if ((entry.status === 'restore' && !entry.remote) || store.entryExists(part)) {
         try {
-          const diffs = await store.check(part, 'full', true);
+          const diffs = await store.check(part, 'full', true, slots);
           if (diffs.length === 0) {
             if (!part.shared) store.link(part);
             record(part, 0);
@@ -353,7 +353,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
         else await part.recipe.install(ctx);
         if (ac.signal.aborted) throw new KilnError('interrupted', ExitCode.INTERRUPTED);
         if (logErr) throw logErr; // an incomplete log: nothing is committed
-        await store.commit(part, st);
+        await store.commit(part, st, undefined, slots);
         committed = true;
         const seconds = (Date.now() - started) / 1000;
         record(part, seconds);

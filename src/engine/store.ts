@@ -130,8 +130,8 @@ export class Store {
    * 'full' by hashing everything. With refresh, stat data that moved without a content change
    * are written back to the manifest (call with the lock held).
    */
-  async check(part: Part, mode: 'quick' | 'full', refresh = false): Promise<Difference[]> {
-    return checkEntry(this.entryPath(part), mode, refresh);
+  async check(part: Part, mode: 'quick' | 'full', refresh = false, threads?: number): Promise<Difference[]> {
+    return checkEntry(this.entryPath(part), mode, refresh, threads);
   }
 
   /** Move a damaged or incomplete entry to the quarantine; returns its new path. */
@@ -167,15 +167,15 @@ export class Store {
    * point the location at it. `expect` sees the manifest before anything is written and throws
    * to refuse the entry (a remote-cache restore checks it against the action result).
    */
-  async commit(part: Part, st: Staging, expect?: (m: Manifest) => void): Promise<void> {
-    const m = await buildManifest(st.staging);
+  async commit(part: Part, st: Staging, expect?: (m: Manifest) => void, threads?: number): Promise<void> {
+    const m = await buildManifest(st.staging, [], threads);
     expect?.(m);
     await writeManifestAsync(join(st.entry, MANIFEST), m);
     const dest = this.entryPath(part);
     mkdirSync(dirname(dest), { recursive: true });
     if (this.entryExists(part)) {
       // built concurrently by another project sharing the entry: keep theirs if it is sound
-      if ((await this.check(part, 'full', true)).length === 0) {
+      if ((await this.check(part, 'full', true, threads)).length === 0) {
         await rmrf(st.entry);
         if (!part.shared) this.link(part);
         return;
@@ -191,7 +191,7 @@ export class Store {
         const tmp = tmpSibling(dest);
         try {
           copyTree(st.staging, join(tmp, 'out'), m);
-          const { diffs, refreshed } = await verifyTree(join(tmp, 'out'), m);
+          const { diffs, refreshed } = await verifyTree(join(tmp, 'out'), m, { threads });
           if (diffs.length) throw new KilnError(`[${part.name}] the copy of its output to ${dest} differs: ${diffs[0]!.path}: ${diffs[0]!.problem}`);
           writeManifest(join(tmp, MANIFEST), refreshed ?? m);
           await rename(tmp, dest);
@@ -267,7 +267,7 @@ export class Store {
 }
 
 /** Differences of ENTRY/out from ENTRY/manifest.json (see Store.check). */
-export async function checkEntry(entry: string, mode: 'quick' | 'full', refresh = false): Promise<Difference[]> {
+export async function checkEntry(entry: string, mode: 'quick' | 'full', refresh = false, threads?: number): Promise<Difference[]> {
   const m = readManifest(join(entry, MANIFEST));
   if (!m) return [{ path: MANIFEST, problem: existsSync(entry) ? 'missing or incomplete (the entry is incomplete)' : 'the entry is missing' }];
   const tree = join(entry, 'out');
@@ -276,7 +276,7 @@ export async function checkEntry(entry: string, mode: 'quick' | 'full', refresh 
     only = quickCheck(tree, m);
     if (only.length === 0) return [];
   }
-  const { diffs, refreshed } = await verifyTree(tree, m, { only });
+  const { diffs, refreshed } = await verifyTree(tree, m, { only, threads });
   if (refresh && refreshed) {
     try {
       writeManifest(join(entry, MANIFEST), refreshed);

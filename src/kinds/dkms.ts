@@ -350,6 +350,7 @@ export const recipe: Recipe = {
           },
           ['deb'],
           ctx.staging,
+          { threads: ctx.jobs },
         );
         summary.push(written[0]!.file);
       }
@@ -385,6 +386,7 @@ export const recipe: Recipe = {
           },
           ['rpm'],
           ctx.staging,
+          { threads: ctx.jobs },
         );
         summary.push(written[0]!.file);
       }
@@ -422,6 +424,7 @@ export const recipe: Recipe = {
         },
         ['deb'],
         ctx.staging,
+        { threads: ctx.jobs },
       );
       summary.push(written[0]!.file);
     }
