@@ -9,7 +9,6 @@ import { ExitCode, KilnError } from '../lib/errors.js';
 import { rmrf } from '../lib/fsutil.js';
 import { requireTool } from '../lib/tools.js';
 import type { BuildContext } from '../kind.js';
-import { cleanRoomRunner } from '../sandbox/cleanroom.js';
 import type { Reporter } from './events.js';
 import type { Part, Project, SignatureParts } from './project.js';
 import { describe } from '../lib/manifest.js';
@@ -67,12 +66,12 @@ export async function plan(project: Project, targets?: string[], opts: { refresh
     const part = project.parts.get(name)!;
     let status: PlanStatus;
     let reasons: string[];
-    const linked = store.isLinked(part); // a readlink and a stat: once per part
+    const linked = store.linkedEntry(part); // a readlink and the manifest's read: once per part
     if (linked && part.shared && state.parts[name]?.signature !== part.signature) {
       status = 'restore';
       reasons = ['shared part built elsewhere: verified (hashed) before use'];
     } else if (linked) {
-      const diffs = await store.check(part, 'quick', opts.refresh);
+      const diffs = await store.checkManifest(part, linked.manifest, 'quick', opts.refresh);
       if (diffs.length === 0) {
         status = 'up-to-date';
         reasons = [];
@@ -204,11 +203,10 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       stateWriter!.changed();
     };
 
-    let failedCount = 0;
+    const failedParts = new Set<string>(); // fail() of each part (parts run concurrently)
     const buildOne = async (part: Part, slots: number): Promise<boolean> => {
-      const failedBefore = failedCount;
       await buildPart(part, slots);
-      return failedCount === failedBefore;
+      return !failedParts.has(part.name);
     };
     const buildPart = async (part: Part, slots: number): Promise<void> => {
       const entry = status.get(part.name)!;
@@ -227,7 +225,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       const fail = (e: unknown) => {
         const err = e instanceof Error ? e : new Error(String(e));
         res.failed.push({ part: part.name, error: err });
-        failedCount++;
+        failedParts.add(part.name);
         opts.reporter.event({
           type: 'part-failed',
           part: part.name,
@@ -347,6 +345,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
         const chroot = part.recipe.cleanRoom ? part.options.get('chroot')?.trim() : undefined;
         if (chroot) {
           log(`# kiln: clean-room build in ${chroot}\n`);
+          const { cleanRoomRunner } = await import('../sandbox/cleanroom.js'); // only clean-room parts need Docker's code
           ctx.run = await cleanRoomRunner(ctx, chroot, part.options.bool('network', false), { log, logFile, part: part.name, signal: ac.signal });
         }
         if (previous && part.recipe.update) await part.recipe.update(ctx);

@@ -10,7 +10,7 @@ import type { Config } from '../config/types.js';
 import { ConfigError, formatOrigin, type Origin } from '../lib/errors.js';
 import { containedPath, partNameProblem } from '../lib/paths.js';
 import { Options } from '../options.js';
-import type { PlanContext, Recipe } from '../kind.js';
+import type { OptionSpec, PlanContext, Recipe } from '../kind.js';
 import { hashPath, sha256, type StatCache } from '../lib/hash.js';
 import { isMappedRecipe, resolveRecipe, UnknownRecipeError, unknownRecipe } from './registry.js';
 import { urlBasename } from '../lib/download.js';
@@ -445,6 +445,20 @@ async function edgesStep(p: Project, recipes: Recipes): Promise<Edges> {
   return deps;
 }
 
+const KIND_TABLES = new WeakMap<Recipe, { allowed: Set<string>; required: Array<[string, OptionSpec]> }>();
+/** Per kind, once (not once a part): the option names a part may set, and the required options. */
+function kindTables(recipe: Recipe): { allowed: Set<string>; required: Array<[string, OptionSpec]> } {
+  let t = KIND_TABLES.get(recipe);
+  if (!t) {
+    t = {
+      allowed: new Set([...ENGINE_OPTIONS, ...(INIT_OPTION_NAMES[recipe.kind] ?? []), ...Object.keys(recipe.options)]),
+      required: Object.entries(recipe.options).filter(([, s]) => s.required),
+    };
+    KIND_TABLES.set(recipe, t);
+  }
+  return t;
+}
+
 /** A part whose options passed its kind's checks (or, for a mapped SlapOS recipe, the error kept for build time). */
 interface Validated {
   name: string;
@@ -483,7 +497,7 @@ function validateStep(p: Project, name: string, recipes: Recipes, referenced: Se
       unsupported = e;
     }
   };
-  const allowed = new Set([...ENGINE_OPTIONS, ...(INIT_OPTION_NAMES[recipe.kind] ?? []), ...Object.keys(recipe.options)]);
+  const { allowed, required } = kindTables(recipe);
   for (const opt of isUnknown ? [] : config.optionNames(name)) {
     if (allowed.has(opt)) continue;
     // a near miss of a declared option is a typo, even where a pattern of the recipe takes it,
@@ -512,8 +526,8 @@ function validateStep(p: Project, name: string, recipes: Recipes, referenced: Se
     }
   }
   const options = new Options(name, values, (o) => config.origin(name, o), config.sectionOrigin(name), p.projectDir);
-  for (const [opt, ospec] of Object.entries(recipe.options)) {
-    if (ospec.required && (values[opt] === undefined || values[opt]!.trim() === '')) {
+  for (const [opt, ospec] of required) {
+    if (values[opt] === undefined || values[opt]!.trim() === '') {
       check(() => {
         throw new ConfigError(`missing required option '${opt}' for recipe ${spec} (${ospec.description})`, {
           origin: config.sectionOrigin(name),

@@ -25,7 +25,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { lstatOrNull, rmrf, tmpSibling, writeFileAtomic } from '../lib/fsutil.js';
 import type { StatCache } from '../lib/hash.js';
-import { MANIFEST, buildManifest, copyTree, emptyTrash, quarantine, quickCheck, readManifest, removeTree, verifyTree, writeManifest, writeManifestAsync, type Difference, type Manifest } from '../lib/manifest.js';
+import { MANIFEST, buildManifest, parseManifest, copyTree, emptyTrash, quarantine, quickCheck, readManifest, removeTree, verifyTree, writeManifest, writeManifestAsync, type Difference, type Manifest } from '../lib/manifest.js';
 import type { Part, Project, SignatureParts } from './project.js';
 
 export interface PartState {
@@ -113,6 +113,33 @@ export class Store {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * isLinked and the entry's manifest in one read (plan's check of every part): undefined when
+   * not linked or there is no manifest file; `manifest` null when the file is there but torn.
+   */
+  linkedEntry(part: Part): { manifest: Manifest | null } | undefined {
+    if (!part.shared) {
+      try {
+        if (resolve(dirname(part.location), readlinkSync(part.location)) !== this.storePath(part)) return undefined;
+      } catch {
+        return undefined;
+      }
+    }
+    let text: string;
+    try {
+      text = readFileSync(join(this.entryPath(part), MANIFEST), 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return code === 'ENOENT' || code === 'ENOTDIR' ? undefined : { manifest: null };
+    }
+    return { manifest: parseManifest(text) };
+  }
+
+  /** check() against a manifest already read (linkedEntry). */
+  async checkManifest(part: Part, m: Manifest | null, mode: 'quick' | 'full', refresh = false): Promise<Difference[]> {
+    return checkAgainst(this.entryPath(part), m, mode, refresh);
   }
 
   /** A complete entry (with its manifest) exists for the signature. */
@@ -268,7 +295,10 @@ export class Store {
 
 /** Differences of ENTRY/out from ENTRY/manifest.json (see Store.check). */
 export async function checkEntry(entry: string, mode: 'quick' | 'full', refresh = false, threads?: number): Promise<Difference[]> {
-  const m = readManifest(join(entry, MANIFEST));
+  return checkAgainst(entry, readManifest(join(entry, MANIFEST)), mode, refresh, threads);
+}
+
+async function checkAgainst(entry: string, m: Manifest | null, mode: 'quick' | 'full', refresh = false, threads?: number): Promise<Difference[]> {
   if (!m) return [{ path: MANIFEST, problem: existsSync(entry) ? 'missing or incomplete (the entry is incomplete)' : 'the entry is missing' }];
   const tree = join(entry, 'out');
   let only: string[] | undefined;

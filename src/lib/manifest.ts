@@ -129,10 +129,19 @@ export function writeManifestAsync(path: string, m: Manifest): Promise<void> {
 /** The manifest at `path`, or null when it is missing or not a complete manifest. */
 export function readManifest(path: string): Manifest | null {
   try {
-    const m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+    return parseManifest(readFileSync(path, 'utf8'));
+  } catch {
+    return null; /* missing: incomplete */
+  }
+}
+
+/** A manifest's text parsed, or null when it is not a complete manifest (torn). */
+export function parseManifest(text: string): Manifest | null {
+  try {
+    const m = JSON.parse(text) as Manifest;
     if (m && m.kiln === 'manifest' && m.version === 1 && Array.isArray(m.entries)) return m;
   } catch {
-    /* missing or torn: incomplete */
+    /* torn: incomplete */
   }
   return null;
 }
