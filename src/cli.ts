@@ -10,7 +10,7 @@ import { JsonReporter, PlainReporter, TtyReporter, type Reporter } from './engin
 import { loadProject, loadSectionConfig, type Project, type ProjectOptions } from './engine/project.js';
 import { MANIFEST, emptyTrash, quarantine, readManifest, removeTree } from './lib/manifest.js';
 import { Lock } from './lib/lock.js';
-import { Store, checkEntry } from './engine/store.js';
+import { Store, checkEntry, readStateFile } from './engine/store.js';
 import { ConfigError, ExitCode, KilnError, formatOrigin } from './lib/errors.js';
 import { run } from './lib/exec.js';
 import { rmrf } from './lib/fsutil.js';
@@ -366,7 +366,8 @@ async function cmdReport(popts: ProjectOptions, targets: string[], lint: boolean
 function readStatCache(popts: ProjectOptions): Record<string, { k: string; h: string }> {
   const out = resolve(popts.outDir ?? 'out');
   try {
-    return (JSON.parse(readFileSync(join(out, '.kiln', 'state.json'), 'utf8')) as { statCache?: Record<string, { k: string; h: string }> }).statCache ?? {};
+    // kept parsed: the build reads the same file again under its lock (src/engine/store.ts)
+    return readStateFile(join(out, '.kiln', 'state.json'), true)?.statCache ?? {};
   } catch {
     return {};
   }

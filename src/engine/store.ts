@@ -19,7 +19,7 @@
  * (shared = true) live in the shared directory (SHARED/NAME/SIG32/{manifest.json,out}) and are
  * reused across projects; they have their own .trash and .quarantine there (same file system).
  */
-import { existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { KilnError } from '../lib/errors.js';
@@ -48,6 +48,39 @@ export interface State {
 
 const STATE_VERSION = 1;
 
+/**
+ * The state file parsed, or undefined (missing, unreadable, another version). With `keep` (a
+ * caller that only reads it: the CLI's early read of the stat cache) the parse is kept for the next
+ * read of the same unchanged file (same inode, size, mtime, ctime: the state is only ever replaced
+ * by a rename), so the build's read under the lock does not parse a large state again. A kept
+ * parse is handed out once more, then forgotten.
+ */
+export function readStateFile(path: string, keep = false): State | undefined {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch {
+    return undefined;
+  }
+  const stamp = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  if (lastState && lastState.path === path && lastState.stamp === stamp) {
+    const s = lastState.state;
+    lastState = undefined;
+    return s;
+  }
+  try {
+    const s = JSON.parse(readFileSync(path, 'utf8')) as State;
+    if (s.version === STATE_VERSION && s.parts) {
+      lastState = keep ? { path, stamp, state: s } : undefined;
+      return s;
+    }
+  } catch {
+    /* torn or not JSON */
+  }
+  return undefined;
+}
+let lastState: { path: string; stamp: string; state: State } | undefined;
+
 export interface Staging {
   /** the part's output directory (ctx.staging) */
   staging: string;
@@ -75,12 +108,9 @@ export class Store {
   }
 
   loadState(): State {
-    try {
-      const s = JSON.parse(readFileSync(this.statePath, 'utf8')) as State;
-      if (s.version === STATE_VERSION && s.parts) return { ...s, statCache: s.statCache ?? {} };
-    } catch {
-      /* no state yet, or unreadable: start afresh (outputs are still found by signature) */
-    }
+    // no state yet, or unreadable: start afresh (outputs are still found by signature)
+    const s = readStateFile(this.statePath);
+    if (s) return { ...s, statCache: s.statCache ?? {} };
     return { version: STATE_VERSION, parts: {}, statCache: {} };
   }
 
