@@ -10,7 +10,7 @@ import { JsonReporter, PlainReporter, TtyReporter, type Reporter } from './engin
 import { loadProject, loadSectionConfig, type Project, type ProjectOptions } from './engine/project.js';
 import { MANIFEST, emptyTrash, quarantine, readManifest, removeTree } from './lib/manifest.js';
 import { Lock } from './lib/lock.js';
-import { Store, checkEntry } from './engine/store.js';
+import { Store, checkEntry, readStateFile } from './engine/store.js';
 import { ConfigError, ExitCode, KilnError, formatOrigin } from './lib/errors.js';
 import { run } from './lib/exec.js';
 import { rmrf } from './lib/fsutil.js';
@@ -44,7 +44,8 @@ options:
   -c, --config FILE   recipe file (default: buildout.cfg, or kiln.cfg, in the current directory)
   -o, --out DIR       output directory (default: ./out)
       --cache DIR     persistent cache for downloads, chroots and shared parts (default: ~/.cache/kiln)
-  -j, --jobs N        parts built in parallel (default: number of cores)
+  -j, --jobs N        job slots shared by the parts built at once and their make -j, compressors
+                      and digests (default: number of cores)
   -k, --keep-going    after a failure, go on building parts that do not depend on it
       --offline       no network: downloads must be in the cache
       --json          machine-readable events, one JSON object per line on stdout
@@ -365,7 +366,8 @@ async function cmdReport(popts: ProjectOptions, targets: string[], lint: boolean
 function readStatCache(popts: ProjectOptions): Record<string, { k: string; h: string }> {
   const out = resolve(popts.outDir ?? 'out');
   try {
-    return (JSON.parse(readFileSync(join(out, '.kiln', 'state.json'), 'utf8')) as { statCache?: Record<string, { k: string; h: string }> }).statCache ?? {};
+    // kept parsed: the build reads the same file again under its lock (src/engine/store.ts)
+    return readStateFile(join(out, '.kiln', 'state.json'), true)?.statCache ?? {};
   } catch {
     return {};
   }

@@ -158,6 +158,19 @@ command = sleep 0.5; echo ok > "$OUT/ok"
     expect(parts(r, 'part-done')).toEqual(['independent']);
     expect(parts(r, 'part-skipped')).toEqual(['after']);
   });
+  test('--keep-going -j2: a failure while another part runs fails only itself; the other part and its dependant build', () => {
+    const cfg = failing.replace('[buildout]\nparts = ', '[buildout]\nparts = needs-independent ') + `[needs-independent]
+recipe = kiln:command
+in = \${independent:location}
+command = cp "$KILN_OPT_IN/ok" "$OUT/ok"
+`;
+    const p = project({ 'buildout.cfg': cfg });
+    const r = kiln(p.dir, ['build', '-j2', '--keep-going', '--json']);
+    expect(r.code).toBe(1);
+    expect(parts(r, 'part-failed')).toEqual(['bad']);
+    expect(parts(r, 'part-done')).toEqual(['independent', 'needs-independent']);
+    expect(parts(r, 'part-skipped')).toEqual(['after']);
+  });
   test('a failed rebuild keeps the previous good output', () => {
     const good = `[buildout]\nparts = p\n[p]\nrecipe = kiln:command\nv = 1\ncommand = echo good > "$OUT/f"; test "$KILN_OPT_V" = 1\n`;
     const p = project({ 'buildout.cfg': good });

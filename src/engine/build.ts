@@ -9,11 +9,11 @@ import { ExitCode, KilnError } from '../lib/errors.js';
 import { rmrf } from '../lib/fsutil.js';
 import { requireTool } from '../lib/tools.js';
 import type { BuildContext } from '../kind.js';
-import { cleanRoomRunner } from '../sandbox/cleanroom.js';
 import type { Reporter } from './events.js';
 import type { Part, Project, SignatureParts } from './project.js';
 import { describe } from '../lib/manifest.js';
 import { StateWriter } from './state-writer.js';
+import { Scheduler, runSchedule } from './scheduler.js';
 import { Lock } from '../lib/lock.js';
 import { Store, type PartState, type Staging, type State } from './store.js';
 import type { RemoteCache } from '../remote/cache.js';
@@ -66,12 +66,12 @@ export async function plan(project: Project, targets?: string[], opts: { refresh
     const part = project.parts.get(name)!;
     let status: PlanStatus;
     let reasons: string[];
-    const linked = store.isLinked(part); // a readlink and a stat: once per part
+    const linked = store.linkedEntry(part); // a readlink and the manifest's read: once per part
     if (linked && part.shared && state.parts[name]?.signature !== part.signature) {
       status = 'restore';
       reasons = ['shared part built elsewhere: verified (hashed) before use'];
     } else if (linked) {
-      const diffs = await store.check(part, 'quick', opts.refresh);
+      const diffs = await store.checkManifest(part, linked.manifest, 'quick', opts.refresh);
       if (diffs.length === 0) {
         status = 'up-to-date';
         reasons = [];
@@ -167,11 +167,6 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
     const onAbort = () => ac.abort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
-    const done = new Set<string>();
-    const failed = new Set<string>();
-    const skipped = new Set<string>();
-    const running = new Map<string, Promise<void>>();
-    let stopping = false;
 
     const record = (part: Part, seconds: number) => {
       const prevState = state.parts[part.name];
@@ -208,7 +203,12 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       stateWriter!.changed();
     };
 
-    const buildOne = async (part: Part): Promise<void> => {
+    const failedParts = new Set<string>(); // fail() of each part (parts run concurrently)
+    const buildOne = async (part: Part, slots: number): Promise<boolean> => {
+      await buildPart(part, slots);
+      return !failedParts.has(part.name);
+    };
+    const buildPart = async (part: Part, slots: number): Promise<void> => {
       const entry = status.get(part.name)!;
       if (entry.status === 'up-to-date') {
         if (state.parts[part.name]?.signature !== part.signature) {
@@ -225,7 +225,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       const fail = (e: unknown) => {
         const err = e instanceof Error ? e : new Error(String(e));
         res.failed.push({ part: part.name, error: err });
-        failed.add(part.name);
+        failedParts.add(part.name);
         opts.reporter.event({
           type: 'part-failed',
           part: part.name,
@@ -234,12 +234,11 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
           error: err.message,
           log: logFile,
         });
-        if (!opts.keepGoing) stopping = true;
       };
       // restoring an entry, or reusing a shared one built elsewhere: hash it fully first
       if ((entry.status === 'restore' && !entry.remote) || store.entryExists(part)) {
         try {
-          const diffs = await store.check(part, 'full', true);
+          const diffs = await store.check(part, 'full', true, slots);
           if (diffs.length === 0) {
             if (!part.shared) store.link(part);
             record(part, 0);
@@ -323,7 +322,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
           cacheDir: project.cacheDir,
           downloadCache: project.downloadCache,
           offline: project.offline,
-          jobs: opts.jobs,
+          jobs: slots,
           sourceDateEpoch: project.sourceDateEpoch,
           signal: ac.signal,
           previous,
@@ -346,13 +345,14 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
         const chroot = part.recipe.cleanRoom ? part.options.get('chroot')?.trim() : undefined;
         if (chroot) {
           log(`# kiln: clean-room build in ${chroot}\n`);
+          const { cleanRoomRunner } = await import('../sandbox/cleanroom.js'); // only clean-room parts need Docker's code
           ctx.run = await cleanRoomRunner(ctx, chroot, part.options.bool('network', false), { log, logFile, part: part.name, signal: ac.signal });
         }
         if (previous && part.recipe.update) await part.recipe.update(ctx);
         else await part.recipe.install(ctx);
         if (ac.signal.aborted) throw new KilnError('interrupted', ExitCode.INTERRUPTED);
         if (logErr) throw logErr; // an incomplete log: nothing is committed
-        await store.commit(part, st);
+        await store.commit(part, st, undefined, slots);
         committed = true;
         const seconds = (Date.now() - started) / 1000;
         record(part, seconds);
@@ -392,59 +392,21 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       }
     };
 
-    // dependency-driven scheduling: a part becomes ready when its last dependency is done
-    const waiting = new Map<string, number>();
-    const dependants = new Map<string, string[]>();
-    for (const n of names) {
-      const ds = [...project.parts.get(n)!.deps.keys()];
-      waiting.set(n, ds.length);
-      for (const d of ds) {
-        let l = dependants.get(d);
-        if (!l) dependants.set(d, (l = []));
-        l.push(n);
-      }
-    }
-    const ready: string[] = names.filter((n) => waiting.get(n) === 0);
-    const skip = (n: string, because: string) => {
-      if (skipped.has(n)) return;
-      skipped.add(n);
-      opts.reporter.event({ type: 'part-skipped', part: n, because });
-      for (const m of dependants.get(n) ?? []) skip(m, `dependency '${n}' was skipped`);
-    };
-    const finished = (n: string) => {
-      if (failed.has(n)) {
-        for (const m of dependants.get(n) ?? []) skip(m, `dependency '${n}' failed`);
-        return;
-      }
-      done.add(n);
-      for (const m of dependants.get(n) ?? []) {
-        const left = waiting.get(m)! - 1;
-        waiting.set(m, left);
-        if (left === 0 && !skipped.has(m)) ready.push(m);
-      }
-    };
-    let readyIndex = 0;
-    for (;;) {
-      while (!stopping && !ac.signal.aborted && running.size < opts.jobs && readyIndex < ready.length) {
-        const n = ready[readyIndex++]!;
-        if (skipped.has(n)) continue;
-        const part = project.parts.get(n)!;
-        if (status.get(n)!.status === 'up-to-date') {
-          await buildOne(part); // no I/O beyond the state bookkeeping: handle inline
-          finished(n);
-          continue;
-        }
-        const p = buildOne(part).then(() => {
-          running.delete(n);
-          finished(n);
-        });
-        running.set(n, p);
-      }
-      if (running.size === 0) break;
-      await Promise.race(running.values());
-    }
-    for (const n of names) {
-      if (done.has(n) || failed.has(n) || skipped.has(n)) continue;
+    // dependency-driven scheduling, one budget of -j slots (src/engine/scheduler.ts)
+    const upToDate = (n: string) => status.get(n)!.status === 'up-to-date';
+    const sched = new Scheduler(names, (n) => project.parts.get(n)!.deps.keys(), {
+      slots: opts.jobs,
+      keepGoing: opts.keepGoing,
+      onSkip: (part, because) => opts.reporter.event({ type: 'part-skipped', part, because }),
+      cheap: upToDate,
+    });
+    await runSchedule(sched, {
+      run: (n, slots) => buildOne(project.parts.get(n)!, slots),
+      inline: upToDate, // no I/O beyond the state bookkeeping: handled at once
+      aborted: () => ac.signal.aborted,
+    });
+    const { failed, skipped } = sched;
+    for (const n of sched.notReached()) {
       skipped.add(n);
       opts.reporter.event({ type: 'part-skipped', part: n, because: ac.signal.aborted ? 'interrupted' : 'the build stopped after a failure' });
     }

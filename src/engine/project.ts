@@ -10,7 +10,7 @@ import type { Config } from '../config/types.js';
 import { ConfigError, formatOrigin, type Origin } from '../lib/errors.js';
 import { containedPath, partNameProblem } from '../lib/paths.js';
 import { Options } from '../options.js';
-import type { PlanContext, Recipe } from '../kind.js';
+import type { OptionSpec, PlanContext, Recipe } from '../kind.js';
 import { hashPath, sha256, type StatCache } from '../lib/hash.js';
 import { isMappedRecipe, resolveRecipe, UnknownRecipeError, unknownRecipe } from './registry.js';
 import { urlBasename } from '../lib/download.js';
@@ -233,9 +233,38 @@ export async function loadSectionConfig(opts: ProjectOptions): Promise<Config> {
   return config;
 }
 
+/**
+ * Load a project: a short list of named steps, each taking what the previous ones produced.
+ *
+ *   config    the resolved config, directories, SOURCE_DATE_EPOCH       -> Project (no parts yet)
+ *   select    [buildout] parts checked, candidate parts from raw refs   -> Selection
+ *   defaults  every part's location (shared parts: a placeholder)       -> shared part names
+ *   recipes   recipe kinds loaded, their option defaults applied        -> Recipes
+ *   edges     exact dependency edges of the needed parts                -> Edges
+ *   order     topological order, cycles reported with their path        -> project.order
+ *   validate  each part's options against its kind (file:line errors)   -> Validated
+ *   sign      inputs hashed, signature, final location                  -> Part
+ */
 export async function loadProject(opts: ProjectOptions, statCache: StatCache = {}): Promise<LoadProjectResult> {
-  const p = new Project();
+  const p = await configStep(opts);
+  const sel = selectStep(p);
+  const sharedParts = defaultsStep(p);
+  const recipes = await recipesStep(p, sel.candidates);
+  const deps = await edgesStep(p, recipes);
+  p.order = topoOrder(p.selected, deps, p.config);
   const statCacheUsed: StatCache = {};
+  for (const name of p.order) {
+    const v = validateStep(p, name, recipes, sel.referenced);
+    p.parts.set(name, await signStep(p, v, deps.get(name)!, sharedParts.has(name), statCache, statCacheUsed));
+  }
+  return { project: p, statCacheUsed };
+}
+
+const engineOrigin = (kind: string): Origin => ({ file: `<kiln default for ${kind}>`, line: 0 });
+
+/** config: the resolved config with kiln's buildout defaults, the project's directories and SOURCE_DATE_EPOCH. */
+async function configStep(opts: ProjectOptions): Promise<Project> {
+  const p = new Project();
   p.configFile = resolve(opts.configFile);
   p.cacheDir = resolve(opts.cacheDir ?? defaultCacheDir());
   const config = await loadProjectConfig(opts, p.configFile, p.cacheDir);
@@ -258,7 +287,19 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     });
   }
   p.sourceDateEpoch = Number(sdeRaw.trim());
+  return p;
+}
 
+interface Selection {
+  /** sections with a recipe reachable from the selection through raw references (a superset of the parts) */
+  candidates: string[];
+  /** `section\0option` pairs referenced anywhere (variables other options use are no typos) */
+  referenced: Set<string>;
+}
+
+/** select: [buildout] parts names sections with a recipe; candidate parts found from raw references. */
+function selectStep(p: Project): Selection {
+  const config = p.config;
   const partsOrigin = config.origin('buildout', 'parts');
   p.selected = config.get('buildout', 'parts').split(/\s+/).filter(Boolean);
   for (const s of p.selected) {
@@ -276,38 +317,53 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       });
     }
   }
-
-  // Discover candidate parts from raw references (a superset; exact edges come after resolution).
+  // a superset of the parts; exact edges come after resolution (edgesStep)
   const { pairs: referenced, bySection } = scanRawReferences(config);
   const candidates: string[] = [];
-  {
-    const seen = new Set<string>();
-    const stack = [...p.selected].reverse();
-    while (stack.length) {
-      const s = stack.pop()!;
-      if (seen.has(s)) continue;
-      seen.add(s);
-      if (config.has(s) && hasRecipe(config, s)) candidates.push(s);
-      for (const t of bySection.get(s) ?? []) if (config.has(t) && !seen.has(t)) stack.push(t);
-    }
+  const seen = new Set<string>();
+  const stack = [...p.selected].reverse();
+  while (stack.length) {
+    const s = stack.pop()!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    if (config.has(s) && hasRecipe(config, s)) candidates.push(s);
+    for (const t of bySection.get(s) ?? []) if (config.has(t) && !seen.has(t)) stack.push(t);
   }
+  return { candidates, referenced };
+}
 
-  // Engine defaults (location) first: resolving any option of a section may resolve the whole
-  // section and the sections it references (buildout semantics), so nothing is resolved before this.
+/**
+ * defaults: every section with a recipe gets its location, as zc.buildout's recipes set it when
+ * the section is first used (a reference to ${x:location} from a section that is not a part
+ * works). First of all: resolving any option may resolve whole sections (buildout semantics).
+ */
+function defaultsStep(p: Project): Set<string> {
   const sharedParts = new Set<string>();
-  const engineOrigin = (kind: string): Origin => ({ file: `<kiln default for ${kind}>`, line: 0 });
-  // Every section with a recipe gets its location, as zc.buildout's recipes set it when the
-  // section is first used (a reference to ${x:location} from a section that is not a part works).
-  setLocations(config, p.partsDir, sharedParts, engineOrigin('part'));
-  // Load recipes (from the raw `recipe` value when it has no substitution), then their option defaults.
-  const recipes = new Map<string, { recipe: Recipe; spec: string }>();
-  const recipeSpec = (name: string) => {
+  setLocations(p.config, p.partsDir, sharedParts, engineOrigin('part'));
+  return sharedParts;
+}
+
+/** Each part's kind, the spec it was named by; kinds kiln does not implement in `unknown`. */
+interface Recipes {
+  byPart: Map<string, { recipe: Recipe; spec: string }>;
+  unknown: Set<string>;
+  load(name: string): Promise<{ recipe: Recipe; spec: string }>;
+}
+
+/**
+ * recipes: load the candidates' kinds (those named without substitution first, then the rest,
+ * each resolving only after the defaults before it) and apply their option defaults; a recipe
+ * kiln does not implement (a buildout egg) is no error until such a part is built.
+ */
+async function recipesStep(p: Project, candidates: string[]): Promise<Recipes> {
+  const config = p.config;
+  const byPart = new Map<string, { recipe: Recipe; spec: string }>();
+  const unknown = new Set<string>();
+  const specOf = (name: string) => {
     const raw = config.raw(name, 'recipe')!;
     return (raw.includes('${') ? config.get(name, 'recipe') : raw).trim();
   };
-  // A recipe kiln does not implement (a buildout egg) is no error until such a part is built.
-  const unknown = new Set<string>();
-  const load = async (name: string, spec: string): Promise<Recipe> => {
+  const loadKind = async (name: string, spec: string): Promise<Recipe> => {
     try {
       return await resolveRecipe(spec, config.origin(name, 'recipe'), name, p.cacheDir);
     } catch (e) {
@@ -316,33 +372,42 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
       return unknownRecipe(spec);
     }
   };
-  const rawFirst = candidates.filter((n) => !config.raw(n, 'recipe')!.includes('${'));
-  await Promise.all(
-    rawFirst.map(async (name) => {
-      const spec = recipeSpec(name);
-      recipes.set(name, { recipe: await load(name, spec), spec });
-    }),
-  );
+  const load = async (name: string) => {
+    let r = byPart.get(name);
+    if (!r) {
+      const spec = specOf(name);
+      r = { recipe: await loadKind(name, spec), spec };
+      byPart.set(name, r);
+    }
+    return r;
+  };
   const lateDefaults: Array<() => void> = [];
-  const applyRecipeDefaults = (name: string) => {
-    const { recipe } = recipes.get(name)!;
+  const applyDefaults = (name: string) => {
+    const { recipe } = byPart.get(name)!;
     for (const [opt, spec] of Object.entries(recipe.options)) {
       if (spec.default !== undefined && config.raw(name, opt) === undefined) config.setDefault(name, opt, spec.default, engineOrigin(recipe.kind));
     }
     const init = INIT_OPTIONS[recipe.kind];
     if (init) lateDefaults.push(() => init(config, name, engineOrigin(recipe.kind)));
   };
-  for (const name of rawFirst) applyRecipeDefaults(name);
+  const rawFirst = candidates.filter((n) => !config.raw(n, 'recipe')!.includes('${'));
+  await Promise.all(rawFirst.map(load));
+  for (const name of rawFirst) applyDefaults(name);
   for (const name of candidates) {
-    if (recipes.has(name)) continue;
-    const spec = recipeSpec(name);
-    recipes.set(name, { recipe: await load(name, spec), spec });
-    applyRecipeDefaults(name);
+    if (byPart.has(name)) continue;
+    await load(name);
+    applyDefaults(name);
   }
   for (const f of lateDefaults) f();
+  return { byPart, unknown, load };
+}
 
-  // Exact dependency edges: references of each part, followed through plain sections.
-  const deps = new Map<string, Map<string, Origin>>();
+type Edges = Map<string, Map<string, Origin>>;
+
+/** edges: each needed part's dependencies (its references, followed through plain sections), with the origin of each. */
+async function edgesStep(p: Project, recipes: Recipes): Promise<Edges> {
+  const config = p.config;
+  const deps: Edges = new Map();
   const plainRefs = new Map<string, Map<string, Origin>>();
   const partRefs = (name: string): Map<string, Origin> => {
     const out = new Map<string, Origin>();
@@ -350,7 +415,7 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     const follow = (refs: Map<string, Origin>, via: Origin | undefined) => {
       for (const [sec, o] of refs) {
         if (sec === name || sec === 'buildout') continue;
-        if (recipes.has(sec) || hasRecipe(config, sec)) {
+        if (recipes.byPart.has(sec) || hasRecipe(config, sec)) {
           if (!out.has(sec)) out.set(sec, via ?? o);
         } else if (!seenPlain.has(sec)) {
           seenPlain.add(sec);
@@ -366,135 +431,158 @@ export async function loadProject(opts: ProjectOptions, statCache: StatCache = {
     follow(config.references(name), undefined);
     return out;
   };
-  const needed: string[] = [];
-  {
-    const seen = new Set<string>();
-    const queue = [...p.selected];
-    while (queue.length) {
-      const n = queue.shift()!;
-      if (seen.has(n)) continue;
-      seen.add(n);
-      needed.push(n);
-      if (!recipes.has(n)) {
-        const spec = recipeSpec(n);
-        recipes.set(n, { recipe: await load(n, spec), spec });
-      }
-      const d = partRefs(n);
-      deps.set(n, d);
-      for (const t of d.keys()) queue.push(t);
+  const seen = new Set<string>();
+  const queue = [...p.selected];
+  for (let i = 0; i < queue.length; i++) {
+    const n = queue[i]!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    await recipes.load(n); // a part only an exact edge reaches
+    const d = partRefs(n);
+    deps.set(n, d);
+    for (const t of d.keys()) queue.push(t);
+  }
+  return deps;
+}
+
+const KIND_TABLES = new WeakMap<Recipe, { allowed: Set<string>; required: Array<[string, OptionSpec]> }>();
+/** Per kind, once (not once a part): the option names a part may set, and the required options. */
+function kindTables(recipe: Recipe): { allowed: Set<string>; required: Array<[string, OptionSpec]> } {
+  let t = KIND_TABLES.get(recipe);
+  if (!t) {
+    t = {
+      allowed: new Set([...ENGINE_OPTIONS, ...(INIT_OPTION_NAMES[recipe.kind] ?? []), ...Object.keys(recipe.options)]),
+      required: Object.entries(recipe.options).filter(([, s]) => s.required),
+    };
+    KIND_TABLES.set(recipe, t);
+  }
+  return t;
+}
+
+/** A part whose options passed its kind's checks (or, for a mapped SlapOS recipe, the error kept for build time). */
+interface Validated {
+  name: string;
+  recipe: Recipe;
+  spec: string;
+  isUnknown: boolean;
+  lenient: boolean;
+  values: Record<string, string>;
+  options: Options;
+  unsupported?: ConfigError;
+}
+
+/** validate: the part's name, unknown options (typo hints), `$$`, shared locations, required and typed options, the kind's validate. */
+function validateStep(p: Project, name: string, recipes: Recipes, referenced: Set<string>): Validated {
+  const config = p.config;
+  const nameProblem = partNameProblem(name);
+  if (nameProblem) throw new ConfigError(nameProblem, { origin: config.sectionOrigin(name), section: name });
+  const { recipe, spec } = recipes.byPart.get(name)!;
+  const isUnknown = recipes.unknown.has(name);
+  if (isUnknown) {
+    let l = p.unknownRecipes.get(spec);
+    if (!l) p.unknownRecipes.set(spec, (l = []));
+    l.push(name);
+  }
+  // Imported profiles (SlapOS recipe names kiln maps) may use options kiln's kind does not
+  // take: such a part is planned and shown, and only building it is an error.
+  const lenient = isMappedRecipe(spec);
+  let unsupported: ConfigError | undefined;
+  const check = (f: () => void) => {
+    if (!lenient) return f();
+    if (unsupported) return;
+    try {
+      f();
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      unsupported = e;
+    }
+  };
+  const { allowed, required } = kindTables(recipe);
+  for (const opt of isUnknown ? [] : config.optionNames(name)) {
+    if (allowed.has(opt)) continue;
+    // a near miss of a declared option is a typo, even where a pattern of the recipe takes it,
+    // when that pattern would take the declared name as well (a catch-all such as
+    // kiln:command's): 'commnad' is a typo of 'command'. A pattern that does not take the
+    // declared name is explicit: container-test's test-os next to 'tests' is meant.
+    const near = nearMisses(opt, allowed);
+    if (recipe.optionPatterns?.some((re) => re.test(opt) && !near.some((n) => re.test(n)))) continue;
+    const typo = near.length > 0;
+    if (!typo && referenced.has(`${name}\0${opt}`)) continue; // a variable other options use, as in buildout profiles
+    check(() => {
+      throw new ConfigError(
+        `unknown option '${opt}' for recipe ${spec}${didYouMean(opt, [...allowed])}; it takes: ${Object.keys(recipe.options).sort().join(', ')}`,
+        { origin: config.origin(name, opt), section: name, option: opt },
+      );
+    });
+  }
+  const values = config.section(name);
+  // buildout keeps `$$` in resolved values; recipes get the `$` it stands for (so `$${VAR}`
+  // in a recipe file reaches a script as `${VAR}`)
+  for (const [k, v] of Object.entries(values)) if (v.includes('$$')) values[k] = v.replace(/\$\$/g, '$');
+  // replace shared-part placeholders by their real locations (deps come first in order)
+  for (const [k, v] of Object.entries(values)) {
+    if (v.includes('@@kiln-shared-location:')) {
+      values[k] = v.replace(/@@kiln-shared-location:([^@]+)@@/g, (all: string, n: string) => p.parts.get(n)?.location ?? all);
     }
   }
-
-  // Topological order (dependencies first), cycles reported with their path.
-  p.order = topoOrder(p.selected, deps, config);
-
-  // Validate options, then compute signatures in order.
-  for (const name of p.order) {
-    const nameProblem = partNameProblem(name);
-    if (nameProblem) throw new ConfigError(nameProblem, { origin: config.sectionOrigin(name), section: name });
-    const { recipe, spec } = recipes.get(name)!;
-    const shared = sharedParts.has(name);
-    const isUnknown = unknown.has(name);
-    if (isUnknown) {
-      let l = p.unknownRecipes.get(spec);
-      if (!l) p.unknownRecipes.set(spec, (l = []));
-      l.push(name);
-    }
-    // Imported profiles (SlapOS recipe names kiln maps) may use options kiln's kind does not
-    // take: such a part is planned and shown, and only building it is an error.
-    const lenient = isMappedRecipe(spec);
-    let unsupported: ConfigError | undefined;
-    const check = (f: () => void) => {
-      if (!lenient) return f();
-      if (unsupported) return;
-      try {
-        f();
-      } catch (e) {
-        if (!(e instanceof ConfigError)) throw e;
-        unsupported = e;
-      }
-    };
-    const allowed = new Set([...ENGINE_OPTIONS, ...(INIT_OPTION_NAMES[recipe.kind] ?? []), ...Object.keys(recipe.options)]);
-    for (const opt of isUnknown ? [] : config.optionNames(name)) {
-      if (allowed.has(opt)) continue;
-      // a near miss of a declared option is a typo, even where a pattern of the recipe takes it,
-      // when that pattern would take the declared name as well (a catch-all such as
-      // kiln:command's): 'commnad' is a typo of 'command'. A pattern that does not take the
-      // declared name is explicit: container-test's test-os next to 'tests' is meant.
-      const near = nearMisses(opt, allowed);
-      if (recipe.optionPatterns?.some((re) => re.test(opt) && !near.some((n) => re.test(n)))) continue;
-      const typo = near.length > 0;
-      if (!typo && referenced.has(`${name}\0${opt}`)) continue; // a variable other options use, as in buildout profiles
+  const options = new Options(name, values, (o) => config.origin(name, o), config.sectionOrigin(name), p.projectDir);
+  for (const [opt, ospec] of required) {
+    if (values[opt] === undefined || values[opt]!.trim() === '') {
       check(() => {
-        throw new ConfigError(
-          `unknown option '${opt}' for recipe ${spec}${didYouMean(opt, [...allowed])}; it takes: ${Object.keys(recipe.options).sort().join(', ')}`,
-          { origin: config.origin(name, opt), section: name, option: opt },
-        );
+        throw new ConfigError(`missing required option '${opt}' for recipe ${spec} (${ospec.description})`, {
+          origin: config.sectionOrigin(name),
+          section: name,
+          option: opt,
+        });
       });
     }
-    const values = config.section(name);
-    // buildout keeps `$$` in resolved values; recipes get the `$` it stands for (so `$${VAR}`
-    // in a recipe file reaches a script as `${VAR}`)
-    for (const [k, v] of Object.entries(values)) if (v.includes('$$')) values[k] = v.replace(/\$\$/g, '$');
-    // replace shared-part placeholders by their real locations (deps come first in order)
-    for (const [k, v] of Object.entries(values)) {
-      if (v.includes('@@kiln-shared-location:')) {
-        values[k] = v.replace(/@@kiln-shared-location:([^@]+)@@/g, (all: string, n: string) => p.parts.get(n)?.location ?? all);
-      }
-    }
-    const options = new Options(name, values, (o) => config.origin(name, o), config.sectionOrigin(name), p.projectDir);
-    for (const [opt, ospec] of Object.entries(recipe.options)) {
-      if (ospec.required && (values[opt] === undefined || values[opt]!.trim() === '')) {
-        check(() => {
-          throw new ConfigError(`missing required option '${opt}' for recipe ${spec} (${ospec.description})`, {
-            origin: config.sectionOrigin(name),
-            section: name,
-            option: opt,
-          });
-        });
-      }
-    }
-    // every option against its type (once, here): recipes read the typed values
-    if (!unsupported) check(() => options.check(isUnknown ? {} : recipe.options));
-    const planCtx: PlanContext = { part: name, options, projectDir: p.projectDir, cacheDir: p.cacheDir };
-    if (!isUnknown && !unsupported) check(() => recipe.validate?.(planCtx));
-    const depLocations = [...deps.get(name)!.keys()].map((d) => p.parts.get(d)!.location);
-    const inputs: Record<string, string> = {};
-    let declared: string[] = [];
-    if (!isUnknown && !unsupported) {
-      try {
-        declared = (await recipe.inputs?.(planCtx)) ?? [];
-      } catch (e) {
-        if (!lenient || !(e instanceof ConfigError)) throw e;
-        unsupported = e;
-      }
-    }
-    for (const inp of declared) {
-      const abs = resolve(p.projectDir, inp);
-      if (abs === p.outDir || abs.startsWith(p.outDir + sep) || depLocations.some((l) => abs === l || abs.startsWith(l + sep))) continue;
-      inputs[abs] = await hashPath(abs, statCache, statCacheUsed);
-    }
-    const sigOptions: Record<string, string> = {};
-    for (const k of Object.keys(values).sort()) if (!(shared && k === 'location')) sigOptions[k] = values[k]!;
-    const depSigs: Record<string, string> = {};
-    for (const d of [...deps.get(name)!.keys()].sort()) depSigs[d] = p.parts.get(d)!.signature;
-    const sigParts: SignatureParts = {
-      recipe: recipe.kind,
-      version: recipe.version,
-      options: sigOptions,
-      inputs,
-      deps: depSigs,
-      sourceDateEpoch: p.sourceDateEpoch,
-    };
-    const signature = sha256(JSON.stringify(sigParts));
-    let location = resolve(values.location!);
-    if (shared && values.location === SHARED_PLACEHOLDER(name)) {
-      location = join(p.sharedDir, name, signature.slice(0, 32), 'out');
-      values.location = location;
-    }
-    p.parts.set(name, { name, recipeSpec: spec, recipe, options, deps: deps.get(name)!, location, shared, signature, sigParts, unknownRecipe: isUnknown || undefined, unsupported });
   }
-  return { project: p, statCacheUsed };
+  // every option against its type (once, here): recipes read the typed values
+  if (!unsupported) check(() => options.check(isUnknown ? {} : recipe.options));
+  const planCtx: PlanContext = { part: name, options, projectDir: p.projectDir, cacheDir: p.cacheDir };
+  if (!isUnknown && !unsupported) check(() => recipe.validate?.(planCtx));
+  return { name, recipe, spec, isUnknown, lenient, values, options, unsupported };
+}
+
+/** sign: the declared inputs hashed, the signature over kind, options, inputs, dependencies and SOURCE_DATE_EPOCH, the final location. */
+async function signStep(p: Project, v: Validated, deps: Map<string, Origin>, shared: boolean, statCache: StatCache, statCacheUsed: StatCache): Promise<Part> {
+  const { name, recipe, values, options } = v;
+  let unsupported = v.unsupported;
+  const depLocations = [...deps.keys()].map((d) => p.parts.get(d)!.location);
+  const inputs: Record<string, string> = {};
+  let declared: string[] = [];
+  if (!v.isUnknown && !unsupported) {
+    try {
+      declared = (await recipe.inputs?.({ part: name, options, projectDir: p.projectDir, cacheDir: p.cacheDir })) ?? [];
+    } catch (e) {
+      if (!v.lenient || !(e instanceof ConfigError)) throw e;
+      unsupported = e;
+    }
+  }
+  for (const inp of declared) {
+    const abs = resolve(p.projectDir, inp);
+    if (abs === p.outDir || abs.startsWith(p.outDir + sep) || depLocations.some((l) => abs === l || abs.startsWith(l + sep))) continue;
+    inputs[abs] = await hashPath(abs, statCache, statCacheUsed);
+  }
+  const sigOptions: Record<string, string> = {};
+  for (const k of Object.keys(values).sort()) if (!(shared && k === 'location')) sigOptions[k] = values[k]!;
+  const depSigs: Record<string, string> = {};
+  for (const d of [...deps.keys()].sort()) depSigs[d] = p.parts.get(d)!.signature;
+  const sigParts: SignatureParts = {
+    recipe: recipe.kind,
+    version: recipe.version,
+    options: sigOptions,
+    inputs,
+    deps: depSigs,
+    sourceDateEpoch: p.sourceDateEpoch,
+  };
+  const signature = sha256(JSON.stringify(sigParts));
+  let location = resolve(values.location!);
+  if (shared && values.location === SHARED_PLACEHOLDER(name)) {
+    location = join(p.sharedDir, name, signature.slice(0, 32), 'out');
+    values.location = location;
+  }
+  return { name, recipeSpec: v.spec, recipe, options, deps, location, shared, signature, sigParts, unknownRecipe: v.isUnknown || undefined, unsupported };
 }
 
 /**

@@ -19,13 +19,13 @@
  * (shared = true) live in the shared directory (SHARED/NAME/SIG32/{manifest.json,out}) and are
  * reused across projects; they have their own .trash and .quarantine there (same file system).
  */
-import { existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, type Stats } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { lstatOrNull, rmrf, tmpSibling, writeFileAtomic } from '../lib/fsutil.js';
 import type { StatCache } from '../lib/hash.js';
-import { MANIFEST, buildManifest, copyTree, emptyTrash, quarantine, quickCheck, readManifest, removeTree, verifyTree, writeManifest, writeManifestAsync, type Difference, type Manifest } from '../lib/manifest.js';
+import { MANIFEST, buildManifest, parseManifest, copyTree, emptyTrash, quarantine, quickCheck, readManifest, removeTree, verifyTree, writeManifest, writeManifestAsync, type Difference, type Manifest } from '../lib/manifest.js';
 import type { Part, Project, SignatureParts } from './project.js';
 
 export interface PartState {
@@ -47,6 +47,39 @@ export interface State {
 }
 
 const STATE_VERSION = 1;
+
+/**
+ * The state file parsed, or undefined (missing, unreadable, another version). With `keep` (a
+ * caller that only reads it: the CLI's early read of the stat cache) the parse is kept for the next
+ * read of the same unchanged file (same inode, size, mtime, ctime: the state is only ever replaced
+ * by a rename), so the build's read under the lock does not parse a large state again. A kept
+ * parse is handed out once more, then forgotten.
+ */
+export function readStateFile(path: string, keep = false): State | undefined {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch {
+    return undefined;
+  }
+  const stamp = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  if (lastState && lastState.path === path && lastState.stamp === stamp) {
+    const s = lastState.state;
+    lastState = undefined;
+    return s;
+  }
+  try {
+    const s = JSON.parse(readFileSync(path, 'utf8')) as State;
+    if (s.version === STATE_VERSION && s.parts) {
+      lastState = keep ? { path, stamp, state: s } : undefined;
+      return s;
+    }
+  } catch {
+    /* torn or not JSON */
+  }
+  return undefined;
+}
+let lastState: { path: string; stamp: string; state: State } | undefined;
 
 export interface Staging {
   /** the part's output directory (ctx.staging) */
@@ -75,12 +108,9 @@ export class Store {
   }
 
   loadState(): State {
-    try {
-      const s = JSON.parse(readFileSync(this.statePath, 'utf8')) as State;
-      if (s.version === STATE_VERSION && s.parts) return { ...s, statCache: s.statCache ?? {} };
-    } catch {
-      /* no state yet, or unreadable: start afresh (outputs are still found by signature) */
-    }
+    // no state yet, or unreadable: start afresh (outputs are still found by signature)
+    const s = readStateFile(this.statePath);
+    if (s) return { ...s, statCache: s.statCache ?? {} };
     return { version: STATE_VERSION, parts: {}, statCache: {} };
   }
 
@@ -115,6 +145,33 @@ export class Store {
     }
   }
 
+  /**
+   * isLinked and the entry's manifest in one read (plan's check of every part): undefined when
+   * not linked or there is no manifest file; `manifest` null when the file is there but torn.
+   */
+  linkedEntry(part: Part): { manifest: Manifest | null } | undefined {
+    if (!part.shared) {
+      try {
+        if (resolve(dirname(part.location), readlinkSync(part.location)) !== this.storePath(part)) return undefined;
+      } catch {
+        return undefined;
+      }
+    }
+    let text: string;
+    try {
+      text = readFileSync(join(this.entryPath(part), MANIFEST), 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return code === 'ENOENT' || code === 'ENOTDIR' ? undefined : { manifest: null };
+    }
+    return { manifest: parseManifest(text) };
+  }
+
+  /** check() against a manifest already read (linkedEntry). */
+  async checkManifest(part: Part, m: Manifest | null, mode: 'quick' | 'full', refresh = false): Promise<Difference[]> {
+    return checkAgainst(this.entryPath(part), m, mode, refresh);
+  }
+
   /** A complete entry (with its manifest) exists for the signature. */
   hasEntry(part: Part): boolean {
     return existsSync(join(this.entryPath(part), MANIFEST));
@@ -130,8 +187,8 @@ export class Store {
    * 'full' by hashing everything. With refresh, stat data that moved without a content change
    * are written back to the manifest (call with the lock held).
    */
-  async check(part: Part, mode: 'quick' | 'full', refresh = false): Promise<Difference[]> {
-    return checkEntry(this.entryPath(part), mode, refresh);
+  async check(part: Part, mode: 'quick' | 'full', refresh = false, threads?: number): Promise<Difference[]> {
+    return checkEntry(this.entryPath(part), mode, refresh, threads);
   }
 
   /** Move a damaged or incomplete entry to the quarantine; returns its new path. */
@@ -167,15 +224,15 @@ export class Store {
    * point the location at it. `expect` sees the manifest before anything is written and throws
    * to refuse the entry (a remote-cache restore checks it against the action result).
    */
-  async commit(part: Part, st: Staging, expect?: (m: Manifest) => void): Promise<void> {
-    const m = await buildManifest(st.staging);
+  async commit(part: Part, st: Staging, expect?: (m: Manifest) => void, threads?: number): Promise<void> {
+    const m = await buildManifest(st.staging, [], threads);
     expect?.(m);
     await writeManifestAsync(join(st.entry, MANIFEST), m);
     const dest = this.entryPath(part);
     mkdirSync(dirname(dest), { recursive: true });
     if (this.entryExists(part)) {
       // built concurrently by another project sharing the entry: keep theirs if it is sound
-      if ((await this.check(part, 'full', true)).length === 0) {
+      if ((await this.check(part, 'full', true, threads)).length === 0) {
         await rmrf(st.entry);
         if (!part.shared) this.link(part);
         return;
@@ -191,7 +248,7 @@ export class Store {
         const tmp = tmpSibling(dest);
         try {
           copyTree(st.staging, join(tmp, 'out'), m);
-          const { diffs, refreshed } = await verifyTree(join(tmp, 'out'), m);
+          const { diffs, refreshed } = await verifyTree(join(tmp, 'out'), m, { threads });
           if (diffs.length) throw new KilnError(`[${part.name}] the copy of its output to ${dest} differs: ${diffs[0]!.path}: ${diffs[0]!.problem}`);
           writeManifest(join(tmp, MANIFEST), refreshed ?? m);
           await rename(tmp, dest);
@@ -267,8 +324,11 @@ export class Store {
 }
 
 /** Differences of ENTRY/out from ENTRY/manifest.json (see Store.check). */
-export async function checkEntry(entry: string, mode: 'quick' | 'full', refresh = false): Promise<Difference[]> {
-  const m = readManifest(join(entry, MANIFEST));
+export async function checkEntry(entry: string, mode: 'quick' | 'full', refresh = false, threads?: number): Promise<Difference[]> {
+  return checkAgainst(entry, readManifest(join(entry, MANIFEST)), mode, refresh, threads);
+}
+
+async function checkAgainst(entry: string, m: Manifest | null, mode: 'quick' | 'full', refresh = false, threads?: number): Promise<Difference[]> {
   if (!m) return [{ path: MANIFEST, problem: existsSync(entry) ? 'missing or incomplete (the entry is incomplete)' : 'the entry is missing' }];
   const tree = join(entry, 'out');
   let only: string[] | undefined;
@@ -276,7 +336,7 @@ export async function checkEntry(entry: string, mode: 'quick' | 'full', refresh 
     only = quickCheck(tree, m);
     if (only.length === 0) return [];
   }
-  const { diffs, refreshed } = await verifyTree(tree, m, { only });
+  const { diffs, refreshed } = await verifyTree(tree, m, { only, threads });
   if (refresh && refreshed) {
     try {
       writeManifest(join(entry, MANIFEST), refreshed);

@@ -14,11 +14,8 @@ import type { Project } from '../engine/project.js';
 import { ConfigError, ExitCode, KilnError } from '../lib/errors.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 import { buildManifest, configFiles, kilnVersion, type ManifestResult } from './manifest.js';
-import { buildInventory } from './model.js';
-import { envelopes, statements, type Envelope, type SigningKeyRef } from './provenance.js';
+import type { Envelope, SigningKeyRef } from './provenance.js';
 import type { RunRecord } from './record.js';
-import { cyclonedx } from './sbom-cyclonedx.js';
-import { spdx } from './sbom-spdx.js';
 
 export interface EvidenceOptions {
   /** OpenPGP secret key file for the provenance envelopes (overrides the config) */
@@ -173,6 +170,13 @@ export async function writeEvidenceIfChanged(project: Project, names: string[], 
 
 export async function writeEvidence(project: Project, names: string[], run: RunRecord | undefined, opts: EvidenceOptions = {}): Promise<ManifestResult> {
   const out = project.outDir;
+  // loaded only when the evidence is (re)written: a no-op build does not pay for them
+  const [{ buildInventory }, { envelopes, statements }, { cyclonedx }, { spdx }] = await Promise.all([
+    import('./model.js'),
+    import('./provenance.js'),
+    import('./sbom-cyclonedx.js'),
+    import('./sbom-spdx.js'),
+  ]);
   const mr = await buildManifest(project, names, run);
   writeIfChanged(join(out, 'manifest.json'), json(mr.manifest));
 

@@ -77,6 +77,7 @@ export const recipe: Recipe = {
       LOCATION: ctx.location,
       WORK: ctx.work,
       KILN_PART: ctx.part,
+      KILN_JOBS: String(ctx.jobs), // this part's share of the -j budget (make -j"$KILN_JOBS")
       SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch),
     };
     for (const [k, v] of Object.entries(o.all())) env[optionEnvName(k)] = v;

@@ -345,6 +345,7 @@ export const recipe: Recipe = {
           },
           ['deb'],
           ctx.staging,
+          { threads: ctx.jobs },
         );
         summary.push(written[0]!.file);
       }
@@ -380,6 +381,7 @@ export const recipe: Recipe = {
           },
           ['rpm'],
           ctx.staging,
+          { threads: ctx.jobs },
         );
         summary.push(written[0]!.file);
       }
@@ -417,6 +419,7 @@ export const recipe: Recipe = {
         },
         ['deb'],
         ctx.staging,
+        { threads: ctx.jobs },
       );
       summary.push(written[0]!.file);
     }

@@ -278,7 +278,7 @@ export const recipe: Recipe = {
         files: files.map((f) => ({ ...f })),
       },
     };
-    const out = (await writePackages(info, (['deb', 'rpm'] as const).filter((f) => formats.includes(f)), ctx.staging)).map((w) => w.file);
+    const out = (await writePackages(info, (['deb', 'rpm'] as const).filter((f) => formats.includes(f)), ctx.staging, { threads: ctx.jobs })).map((w) => w.file);
     writeFileAtomic(
       join(ctx.staging, 'ganeti-extstorage.json'),
       JSON.stringify({ name, package: pkg, version, directory: esDir, scripts: scripts.map(([s]) => s), parameters: params, defaults, packages: out }, null, 1) + '\n',

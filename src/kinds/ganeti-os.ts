@@ -31,7 +31,7 @@ import { initScript, BOOT_MODULES, rootfsKernel } from '../image/diskimage.js';
 import { buildInitrd } from '../vm/initrd.js';
 import { debianKernel, moduleIndex, type Kernel } from '../vm/kernel.js';
 import type { PkgFile } from '../pkg/files.js';
-import { COMPRESSIONS } from '../pkg/compress.js';
+import { COMPRESSIONS, xzThreads } from '../pkg/compress.js';
 import type { BuildContext, PartOptions, PlanContext, Recipe, OptionSpec, OptionValues } from '../kind.js';
 import { writePackages, type PackageInfo } from '../pkg/info.js';
 import { hashFile } from '../lib/hash.js';
@@ -327,8 +327,8 @@ export const recipe: Recipe = {
             // package then does not spend minutes on it); multi-threaded zstd/xz output does not
             // depend on the thread count
             source = join(ctx.work, `rootfs-${sha.slice(0, 16)}${packed}`);
-            const cmd = rc === 'xz' ? 'xz -T0 -6 -c -- "$1" > "$2"' : 'zstd -q -T0 -3 -c -- "$1" > "$2"';
-            await ctx.run(['sh', '-c', cmd, 'sh', v.tarball, source]);
+            const cmd = rc === 'xz' ? 'xz -T"$3" -6 -c -- "$1" > "$2"' : 'zstd -q -T"$3" -3 -c -- "$1" > "$2"';
+            await ctx.run(['sh', '-c', cmd, 'sh', v.tarball, source, rc === 'xz' ? xzThreads(ctx.jobs) : String(ctx.jobs)]);
           }
           tarballs.set(shared, source);
           files.push({ path: shared, type: 'file', source, mode: 0o644 });
@@ -412,7 +412,7 @@ export const recipe: Recipe = {
         ],
       },
     };
-    const out = (await writePackages(info, (['deb', 'rpm'] as const).filter((f) => formats.includes(f)), ctx.staging)).map((w) => w.file);
+    const out = (await writePackages(info, (['deb', 'rpm'] as const).filter((f) => formats.includes(f)), ctx.staging, { threads: ctx.jobs })).map((w) => w.file);
     // the OS definition directory itself, for inspection and for installing without a package
     const tree = join(ctx.staging, 'os', name);
     mkdirSync(tree, { recursive: true });

@@ -489,7 +489,7 @@ export const recipe: Recipe = {
     const sde = ctx.sourceDateEpoch;
     const wrap = (e: unknown) => (e instanceof KilnError ? new KilnError(`[${ctx.part}] ${e.message}`) : e);
     const order = (['deb', 'rpm'] as const).filter((f) => formats.includes(f));
-    const written = await writePackages(packageInfo(ctx, files, sde), order, ctx.staging).catch((e) => Promise.reject(wrap(e)));
+    const written = await writePackages(packageInfo(ctx, files, sde), order, ctx.staging, { threads: ctx.jobs }).catch((e) => Promise.reject(wrap(e)));
     for (const r of written) ctx.log(`# wrote ${r.path} (${r.size} bytes)\n`);
   },
 };

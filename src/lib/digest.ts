@@ -65,9 +65,9 @@ parentPort.on('message', ({ id, algo, jobs }) => {
 });
 `;
 
-export async function digestFiles(jobs: DigestJob[], algo: 'md5' | 'sha256'): Promise<string[]> {
+/** `threads`: at most this many hashing threads (a build passes its part's share of -j); default: the cores, at most 4. */
+export async function digestFiles(jobs: DigestJob[], algo: 'md5' | 'sha256', threads = Math.min(availableParallelism(), 4)): Promise<string[]> {
   const total = jobs.reduce((n, j) => n + j.size, 0);
-  const threads = Math.min(availableParallelism(), 4);
   const mods = { createHash, openSync, readSync, closeSync };
   const wrap = (f: () => string) => {
     try {

@@ -91,19 +91,20 @@ function entryOf(p: string, st: Stats, tree: string): ManifestEntry {
   return e;
 }
 
-async function hashAll(tree: string, items: Array<{ p: string; st: Stats }>): Promise<Map<string, string>> {
+async function hashAll(tree: string, items: Array<{ p: string; st: Stats }>, threads?: number): Promise<Map<string, string>> {
   const files = items.filter((x) => x.st.isFile());
   const hex = await digestFiles(
     files.map((x) => ({ path: join(tree, x.p), size: x.st.size })),
     'sha256',
+    threads,
   );
   return new Map(files.map((x, k) => [x.p, hex[k]!]));
 }
 
 /** The manifest of a tree as it is now (every regular file hashed). */
-export async function buildManifest(tree: string, exclude: string[] = []): Promise<Manifest> {
+export async function buildManifest(tree: string, exclude: string[] = [], threads?: number): Promise<Manifest> {
   const items = scan(tree, new Set(exclude));
-  const hashes = await hashAll(tree, items);
+  const hashes = await hashAll(tree, items, threads);
   let bytes = 0;
   const entries = items.map(({ p, st }) => {
     const e = entryOf(p, st, tree);
@@ -128,10 +129,19 @@ export function writeManifestAsync(path: string, m: Manifest): Promise<void> {
 /** The manifest at `path`, or null when it is missing or not a complete manifest. */
 export function readManifest(path: string): Manifest | null {
   try {
-    const m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+    return parseManifest(readFileSync(path, 'utf8'));
+  } catch {
+    return null; /* missing: incomplete */
+  }
+}
+
+/** A manifest's text parsed, or null when it is not a complete manifest (torn). */
+export function parseManifest(text: string): Manifest | null {
+  try {
+    const m = JSON.parse(text) as Manifest;
     if (m && m.kiln === 'manifest' && m.version === 1 && Array.isArray(m.entries)) return m;
   } catch {
-    /* missing or torn: incomplete */
+    /* torn: incomplete */
   }
   return null;
 }
@@ -162,6 +172,8 @@ export interface VerifyOptions {
   exclude?: string[];
   /** compare only these paths (from quickCheck); the whole tree otherwise */
   only?: string[];
+  /** hashing threads (the part's share of -j); default: digestFiles' */
+  threads?: number;
 }
 
 /**
@@ -216,7 +228,7 @@ export async function verifyTree(tree: string, m: Manifest, opts: VerifyOptions 
   if (!opts.only) for (const e of m.entries) if (!seen.has(e.p)) diffs.push({ path: e.p, problem: 'missing' });
   let hashes: Map<string, string>;
   try {
-    hashes = await hashAll(tree, present);
+    hashes = await hashAll(tree, present, opts.threads);
   } catch (err) {
     diffs.push({ path: '.', problem: `unreadable: ${(err as Error).message}` });
     return { diffs, refreshed: null };

@@ -14,9 +14,9 @@
  *   the bytes differ from dpkg-deb's system zlib anyway.)
  * - xz, zstd: the system binaries, argv arrays (no shell), writing straight into the destination file
  *   descriptor (no copy through node), or through this process when `onOutput` wants to see the
- *   compressed bytes (rpm's PAYLOADDIGEST without reading the payload back). xz always runs in multi-threaded mode with >= 2 threads: the
- *   output is then independent of the number of threads/cores (block size = 3 × dictionary), so
- *   builds are reproducible across machines. zstd output does not depend on -T either.
+ *   compressed bytes (rpm's PAYLOADDIGEST without reading the payload back). xz always runs in multi-threaded mode (`--threads=+1` for one
+ *   thread, xz >= 5.4): the output is then independent of the number of threads/cores (block size =
+ *   3 × dictionary), so builds are reproducible across machines and across -j. zstd output does not depend on -T either.
  * - none: a plain file.
  * Files are written with synchronous write(2)s (into the page cache: cheaper than a thread-pool
  * round trip per chunk).
@@ -44,7 +44,7 @@ export const DEFAULT_LEVEL: Record<Compression, number> = { gzip: 9, xz: 6, zstd
 
 export interface CompressOptions {
   level?: number;
-  /** worker threads for xz/zstd; default: all cores (xz at least 2, see above) */
+  /** threads for gzip/xz/zstd (a build passes its part's share of -j); default: all cores */
   threads?: number;
   /**
    * sees every output byte in order (xz/zstd output then passes through this process instead of
@@ -65,6 +65,14 @@ export interface Compressor {
 /** An open file descriptor: output is written at its current offset, and it is left open. */
 export interface FdTarget {
   fd: number;
+}
+
+/**
+ * xz's --threads value for `n` threads in multi-threaded mode: `+1` for one (plain `1` would be
+ * single-threaded mode, whose output differs), so the bytes do not depend on the thread count.
+ */
+export function xzThreads(n: number): string {
+  return n <= 1 ? '+1' : String(Math.floor(n));
 }
 
 export function isCompression(s: string): s is Compression {
@@ -90,7 +98,7 @@ export function compressToFile(kind: Compression, dest: string | FdTarget, opts?
   }
   if (kind === 'gzip') {
     if (!Number.isInteger(level) || level < 1 || level > 9) throw new KilnError(`invalid gzip level ${level} (1-9)`);
-    const gz = new ParallelGzip(level, o.threads ?? availableParallelism());
+    const gz = new ParallelGzip(level, Math.max(1, o.threads ?? availableParallelism()));
     const done = pipeline(gz, fileWriter(dest, see));
     done.catch(() => {});
     return { input: gz.input, done, abort: () => gz.destroy(new KilnError('compression aborted')) };
@@ -99,10 +107,10 @@ export function compressToFile(kind: Compression, dest: string | FdTarget, opts?
   requireTool(tool);
   const max = kind === 'xz' ? 9 : 19;
   if (!Number.isInteger(level) || level < (kind === 'xz' ? 0 : 1) || level > max) throw new KilnError(`invalid ${kind} level ${level}`);
-  const threads = Math.max(kind === 'xz' ? 2 : 1, o.threads ?? availableParallelism());
+  const threads = Math.max(1, o.threads ?? availableParallelism());
   const args =
     kind === 'xz'
-      ? [`-${level}`, `--threads=${threads}`, '--check=crc64', '-c']
+      ? [`-${level}`, `--threads=${xzThreads(threads)}`, '--check=crc64', '-c']
       : [`-${level}`, `-T${threads}`, '-q', '-c', '--no-progress'];
   // without a tap the compressor writes straight into the file; with one, through this process
   const fd = see ? undefined : typeof dest === 'string' ? openSync(dest, 'w') : dest.fd;

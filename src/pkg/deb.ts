@@ -345,7 +345,8 @@ function dataHeader(e: ManifestEntry): TarHeader {
 
 
 
-export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResult> {
+/** `opts.threads`: compressor and md5 threads (a build passes its part's share of -j; default: the cores). */
+export async function writeDeb(spec: DebSpec, outPath: string, opts: { threads?: number } = {}): Promise<DebResult> {
   validateDebSpec(spec);
   const sde = sourceDateEpoch(spec);
   let entries: ManifestEntry[];
@@ -378,7 +379,7 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
     const installedSize = debInstalledSize(entries);
     const controlTar = async (sums: (e: ManifestEntry) => string): Promise<Buffer> => {
       const md5s = md5Order.map((e) => `${sums(e)}  ${e.path.slice(1)}\n`).join('');
-      const cc = compressToFile(ccomp, controlFile, { level: spec.compressionLevel });
+      const cc = compressToFile(ccomp, controlFile, { level: spec.compressionLevel, threads: opts.threads });
       await produce(cc, async () => {
         const tar = new TarWriter(cc.input, { recycle: true });
         await tar.add(root('./', 'dir', 0o755, sde));
@@ -403,6 +404,7 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
       const sums = await digestFiles(
         fromDisk.map((e) => ({ path: e.source!, size: e.size, what: `${e.source} (${e.path})` })),
         'md5',
+        opts.threads,
       ).catch((err: Error) => fail(spec, err.message));
       fromDisk.forEach((e, i) => md5.set(e.path, sums[i]!));
     }
@@ -419,7 +421,7 @@ export async function writeDeb(spec: DebSpec, outPath: string): Promise<DebResul
     const dataStart = dataHeaderAt + 60;
     writeAll(fd, arHeader(`data.tar${EXT[comp]}`, 0, sde));
     const order = debDataOrder(entries);
-    const dc = compressToFile(comp, { fd }, { level: spec.compressionLevel });
+    const dc = compressToFile(comp, { fd }, { level: spec.compressionLevel, threads: opts.threads });
     await produce(dc, async () => {
       const tar = new TarWriter(dc.input, { recycle: true });
       await tar.add(root('./', 'dir', 0o755, sde));

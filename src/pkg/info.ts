@@ -167,19 +167,22 @@ export interface WrittenPackage {
   size: number;
 }
 
-/** Write `info` as each of `formats` into `dir` (each written atomically by its writer), in the order given. */
-export async function writePackages(info: PackageInfo, formats: readonly PackageFormat[], dir: string): Promise<WrittenPackage[]> {
+/**
+ * Write `info` as each of `formats` into `dir` (each written atomically by its writer), in the order
+ * given. `opts.threads`: compressor and digest threads; recipes pass `ctx.jobs` (their share of -j).
+ */
+export async function writePackages(info: PackageInfo, formats: readonly PackageFormat[], dir: string, opts: { threads?: number } = {}): Promise<WrittenPackage[]> {
   const out: WrittenPackage[] = [];
   for (const format of formats) {
     if (format === 'deb') {
       const spec = toDebSpec(info);
       const file = debFileName(spec);
-      const r = await writeDeb(spec, join(dir, file));
+      const r = await writeDeb(spec, join(dir, file), opts);
       out.push({ format, file, path: r.path, size: r.size });
     } else {
       const spec = toRpmSpec(info);
       const file = rpmFileName(spec);
-      const r = await writeRpm(spec, join(dir, file));
+      const r = await writeRpm(spec, join(dir, file), opts);
       out.push({ format, file, path: r.path, size: r.size });
     }
   }

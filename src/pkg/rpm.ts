@@ -509,7 +509,8 @@ function mainHeader(spec: RpmSpec, files: ManifestEntry[], sde: number, comp: st
 
 // ---- the writer ---------------------------------------------------------------------------------
 
-export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResult> {
+/** `opts.threads`: compressor threads (a build passes its part's share of -j; default: the cores). */
+export async function writeRpm(spec: RpmSpec, outPath: string, opts: { threads?: number } = {}): Promise<RpmResult> {
   validate(spec);
   // a parameter (default 0): the engine reads the environment, this module never does
   const sde = spec.sourceDateEpoch ?? 0;
@@ -551,7 +552,7 @@ export async function writeRpm(spec: RpmSpec, outPath: string): Promise<RpmResul
     // ---- payload: cpio -> compressor -> the package; file digests and the cpio digest on the way
     const cpioDigest = createHash('sha256');
     const payloadSha = createHash('sha256');
-    const cc = compressToFile(comp, { fd }, { level, onOutput: (b) => payloadSha.update(b) });
+    const cc = compressToFile(comp, { fd }, { level, threads: opts.threads, onOutput: (b) => payloadSha.update(b) });
     const cpio = new CpioWriter(cc.input, (b) => cpioDigest.update(b), { recycle: true });
     const writing = (async () => {
       let ino = 0;
