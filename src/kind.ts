@@ -188,6 +188,13 @@ export interface Recipe {
    * includes CLEAN_ROOM_OPTIONS): the engine checks the chroot part and runs ctx.run inside it.
    */
   cleanRoom?: boolean;
+  /**
+   * The kind runs work in parallel inside a part (make -j, compressor or digest threads) sized by
+   * ctx.jobs: it gets a share of the free -j slots. Other kinds hold one slot (ctx.jobs = 1), so a
+   * single-threaded part does not keep parts that become ready after it waiting. A function
+   * decides per part (kiln:command: when the command uses $KILN_JOBS).
+   */
+  innerJobs?: boolean | ((ctx: PlanContext) => boolean);
   /** further allowed option names (e.g. /^environment-/) */
   optionPatterns?: RegExp[];
   /** Check option values at plan time. Throw ConfigError (options.error()). */

@@ -21,7 +21,7 @@ function order(g: Graph): string[] {
  * Run a graph through runSchedule with parts that end after `ticks[n]` microtask rounds (no
  * timers: deterministic), recording starts, ends, skips and the slots held at every moment.
  */
-async function simulate(g: Graph, o: { slots: number; keepGoing?: boolean; fail?: string[]; ticks?: Record<string, number>; upToDate?: string[] }) {
+async function simulate(g: Graph, o: { slots: number; keepGoing?: boolean; fail?: string[]; ticks?: Record<string, number>; upToDate?: string[]; single?: string[] }) {
   const starts: Array<{ part: string; slots: number }> = [];
   const ends: string[] = [];
   const skips: Array<[string, string]> = [];
@@ -34,6 +34,7 @@ async function simulate(g: Graph, o: { slots: number; keepGoing?: boolean; fail?
     keepGoing: !!o.keepGoing,
     onSkip: (p, why) => skips.push([p, why]),
     cheap: (n) => !!o.upToDate?.includes(n),
+    single: (n) => !!o.single?.includes(n),
   });
   await runSchedule(s, {
     inline: (n) => !!o.upToDate?.includes(n),
@@ -83,6 +84,20 @@ describe('scheduler (no I/O)', () => {
     const one = await simulate({ a: [], b: [], c: ['a'] }, { slots: 1 });
     expect(one.starts.map((x) => x.slots)).toEqual([1, 1, 1]);
     expect(one.maxRunning).toBe(1);
+  });
+
+  it('a part without inner parallelism holds one slot: parts ready after it do not wait for it', async () => {
+    // -j3: x and the long part d start together (x 1 slot, d the 2 left); when x ends, e and f
+    // become ready. If d holds 2 slots, only one of them can start until d ends.
+    const g: Graph = { x: [], d: [], e: ['x'], f: ['x'] };
+    const ticks = { x: 1, d: 30, e: 10, f: 10 };
+    const withShare = await simulate(g, { slots: 3, ticks });
+    expect(withShare.starts.find((s) => s.part === 'd')!.slots).toBe(2);
+    expect(withShare.maxRunning).toBe(2); // e and f one after the other, next to d
+    const single = await simulate(g, { slots: 3, ticks, single: ['x', 'd', 'e', 'f'] });
+    expect(single.starts.every((s) => s.slots === 1)).toBe(true);
+    expect(single.maxRunning).toBe(3); // d, e and f at once
+    expect(single.maxHeld).toBeLessThanOrEqual(3);
   });
 
   it('up-to-date parts do not take a share from parts that build', async () => {

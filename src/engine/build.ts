@@ -399,6 +399,11 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       keepGoing: opts.keepGoing,
       onSkip: (part, because) => opts.reporter.event({ type: 'part-skipped', part, because }),
       cheap: upToDate,
+      single: (n) => {
+        const p = project.parts.get(n)!;
+        const ij = p.recipe.innerJobs;
+        return !(typeof ij === 'function' ? ij({ part: p.name, options: p.options, projectDir: project.projectDir, cacheDir: project.cacheDir }) : ij);
+      },
     });
     await runSchedule(sched, {
       run: (n, slots) => buildOne(project.parts.get(n)!, slots),

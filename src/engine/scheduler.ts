@@ -12,8 +12,8 @@
  * - one budget of `slots` (-j N) for everything: a part started holds `share` slots until it
  *   ends (its inner parallelism: make -j, compressor and digest threads), at least one; the
  *   share is an even split of the free slots among the ready parts that could start with them
- *   (a part alone gets every free slot, N ready parts under -j N get one each). So the parts
- *   and their inner jobs never exceed N;
+ *   (a part alone gets every free slot, N ready parts under -j N get one each); a `single` part
+ *   (no inner parallelism) holds one. So the parts and their inner jobs never exceed N;
  * - a failed part skips its dependants (transitively, each once, with the reason); without
  *   keep-going no new part starts after a failure; `stop()` (an interrupt) starts nothing more;
  * - every operation is O(1) amortised per part and per edge: a 100,000-part graph is never rescanned.
@@ -28,6 +28,11 @@ export interface SchedulerOptions {
   onSkip?: (part: string, because: string) => void;
   /** parts that hold no slot for long (up to date): not counted when the free slots are split */
   cheap?: (part: string) => boolean;
+  /**
+   * parts with no inner parallelism (their kind does not use ctx.jobs): they hold one slot, so a
+   * single-threaded part started alone does not keep the parts that become ready after it waiting
+   */
+  single?: (part: string) => boolean;
 }
 
 export interface Start {
@@ -99,7 +104,7 @@ export class Scheduler {
       const m = this.ready[i]!;
       if (!this.skipped.has(m) && !this.opts.cheap?.(m)) readyNow++;
     }
-    const share = Math.max(1, Math.floor(free / readyNow));
+    const share = this.opts.single?.(part) ? 1 : Math.max(1, Math.floor(free / readyNow));
     this.held.set(part, share);
     this.used += share;
     return { part, slots: share };

@@ -66,6 +66,8 @@ export const recipe: Recipe = {
     const { argv } = ctx.options.typed(OPTIONS);
     return argv.length ? [argv[0]!] : ['bash'];
   },
+  // the command gets $KILN_JOBS (its share of -j): only a command that uses it gets more than one slot
+  innerJobs: (ctx) => Object.values(ctx.options.all()).some((v) => v.includes('KILN_JOBS')),
   // the command gets $LOCATION: when it uses it, assume the output may record it
   locationInOutput: (ctx) => Object.values(ctx.options.all()).some((v) => v.includes('LOCATION')),
   async install(ctx) {

@@ -242,6 +242,7 @@ function copyrightText(ctx: BuildContext, srcIn: string, srcDir: string, name: s
 export const recipe: Recipe = {
   kind: 'dkms',
   version: '2',
+  innerJobs: true, // ctx.jobs: package writers' threads
   description: 'DKMS modules prebuilt for given kernels in a chroot: binary module .deb (mkbmdeb), kmod .rpm, source dkms .deb',
   options: OPTIONS,
   cleanRoom: true,

@@ -197,6 +197,7 @@ const OPTIONS = {
 export const recipe: Recipe = {
   kind: 'ganeti-extstorage',
   version: '1',
+  innerJobs: true, // ctx.jobs: package writers' threads
   description: 'Ganeti ExtStorage provider (ganeti-extstorage-interface(7)) checked at load time, as .deb and .rpm',
   options: OPTIONS,
   optionPatterns: [new RegExp(`^script-(${SCRIPTS.join('|')})$`)],
