@@ -12,6 +12,8 @@
 import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
+// Not heavy: test/store-chaos.test.ts (kill -9 of kiln on trivial parts: CPU, no QEMU, no chroot)
+// runs next to a heavy file; it has no timing assertion (its kill moments are random anyway).
 export const HEAVY_TEST_FILES = [
   'test/chroot-debootstrap.test.ts',
   'test/chroot-recipe.test.ts',
@@ -29,7 +31,6 @@ export const HEAVY_TEST_FILES = [
   'test/qemu.test.ts',
   'test/recovery-iso.test.ts',
   'test/storage-stack.test.ts',
-  'test/store-chaos.test.ts',
 ];
 
 export interface Job<T> {
