@@ -113,6 +113,7 @@ test(
       if (op === 'build' || op === 'prune') next = (['A', 'B', 'C'] as Variant[]).filter((v) => v !== current)[Math.floor(random() * 2)]!;
       if (op === 'uninstall') next = current === 'U' ? 'A' : 'U';
       if (op === 'clean') args = ['clean', ...cache];
+      const tRound = Date.now();
       p.write({ 'buildout.cfg': config(next) });
       const child = kilnAsync(p.dir, args);
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -129,7 +130,9 @@ test(
       const killedRunning = !gone;
       child.kill('SIGKILL');
       await exited;
+      const tKill = Date.now();
       const v = await kilnP(p.dir, ['verify', ...cache]);
+      const tVerify = Date.now();
       if (v.code !== 0) {
         // verify names every damaged entry it quarantined
         expect(v.code, v.stderr).toBe(1);
@@ -137,11 +140,13 @@ test(
         quarantines++;
       }
       const b = await kilnP(p.dir, ['build', ...cache]);
+      const tBuild = Date.now();
       expect(b.code, `round ${round} (${op} -> ${next}, seed ${SEED}): ${b.stderr}`).toBe(0);
       current = next;
       const sharedRebuilt = b.stderr.includes('building s0') || b.stderr.includes('building s1');
       expect(outputs(p.dir, refCache, v.code === 0 && !sharedRebuilt), `round ${round} (${op} -> ${next}, killed ${killedRunning ? `after ${delay} ms` : 'after it exited'}, seed ${SEED})`).toEqual(want[current]);
-      console.log(`chaos round ${round}: ${op} -> ${next}, kill ${killedRunning ? `at +${delay} ms` : 'after exit'}, verify ${v.code}`);
+      const ms = (a: number, b: number) => `${((b - a) / 1000).toFixed(1)} s`;
+      console.log(`chaos round ${round}: ${op} -> ${next}, kill ${killedRunning ? `at +${delay} ms` : 'after exit'}, verify ${v.code} (${ms(tRound, tKill)} to the kill, verify ${ms(tKill, tVerify)}, build ${ms(tVerify, tBuild)}, compare ${ms(tBuild, Date.now())})`);
     }
     console.log(`chaos: ${ROUNDS} rounds in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${quarantines} verify runs quarantined something`);
   },

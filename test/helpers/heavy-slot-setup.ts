@@ -1,5 +1,5 @@
 // Setup file of the heavy test files (vitest.config.ts): hold the heavy slot while this file runs.
-// Only needed when files run side by side (KILN_TEST_FORKS=2 or more).
+// Only needed when files run side by side (KILN_TEST_FORKS=2, the default set in vitest.config.ts).
 import { afterAll } from 'vitest';
 import { acquireSlot } from './heavy-slot.js';
 

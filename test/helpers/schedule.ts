@@ -12,6 +12,8 @@
 import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
+// Not heavy: test/store-chaos.test.ts (kill -9 of kiln on trivial parts: CPU, no QEMU, no chroot)
+// runs next to a heavy file; it has no timing assertion (its kill moments are random anyway).
 export const HEAVY_TEST_FILES = [
   'test/chroot-debootstrap.test.ts',
   'test/chroot-recipe.test.ts',
@@ -23,11 +25,12 @@ export const HEAVY_TEST_FILES = [
   'test/example.test.ts',
   'test/farm-example.test.ts',
   'test/ganeti-os.test.ts',
+  // a small kernel compiled from source (cold in CI: minutes; from the cache afterwards)
+  'test/kernel.test.ts',
   'test/qemu-lib.test.ts',
   'test/qemu.test.ts',
   'test/recovery-iso.test.ts',
   'test/storage-stack.test.ts',
-  'test/store-chaos.test.ts',
 ];
 
 export interface Job<T> {
