@@ -40,6 +40,7 @@ const BUILTIN = {
   'recovery-iso': () => import('../kinds/recovery-iso.js'),
   'rpm-repo': () => import('../kinds/rpm-repo.js'),
   rpmbuild: () => import('../kinds/rpmbuild.js'),
+  'x509-key': () => import('../kinds/x509-key.js'),
 } satisfies Record<string, Loader>;
 
 export type BuiltinKind = keyof typeof BUILTIN;
