@@ -39,6 +39,8 @@ const BASES = ['defconfig', 'tinyconfig', 'allnoconfig', 'allmodconfig', 'allyes
 /** what the build needs in the chroot (command -v names) */
 const BUILD_TOOLS = ['gcc', 'make', 'bc', 'flex', 'bison', 'perl', 'tar', 'xz', 'patch', 'depmod'];
 const KEY_IN_TREE = 'certs/kiln_signing_key.pem';
+/** what depmod writes into /lib/modules/REL */
+const DEPMOD_OUTPUT = /\/modules\.(dep|dep\.bin|alias|alias\.bin|softdep|symbols|symbols\.bin|builtin\.bin|builtin\.alias\.bin|devname)$/;
 
 /** The patch files in order: `patches` lines, then the entries of a quilt `series` file. */
 export function patchList(o: PartOptions): Array<{ file: string; option: string; line: string }> {
@@ -126,6 +128,10 @@ mkdir -p "$dest"
 tar -c -f - -T "$dest.list" | tar -xf - -C "$dest"
 cp .config "$dest/.config"
 rm -f "$dest.list"
+# host tools (modpost, fixdep, sign-file, objtool...) stripped, as Debian's linux-headers ships them
+find "$dest" -type f -perm -u+x | while read -r f; do
+  if [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then strip --strip-unneeded "$f"; fi
+done
 `;
 
 export interface KernelPackaging {
@@ -200,7 +206,10 @@ export async function packageKernel(k: KernelPackaging): Promise<string[]> {
       summary: `The Linux kernel ${release}`,
       description: `The Linux kernel ${release} (vmlinuz, System.map, config and modules),\nbuilt by kiln.`,
       provides: [`kernel-uname-r = ${release}`, `kernel = ${rver}-${rev}`],
-      files: [...imageFiles.filter((f) => f.path.startsWith('/boot/') || f.path === `/lib/modules/${release}` || f.path.startsWith(`/lib/modules/${release}/`))],
+      // depmod's outputs are %ghost (owned, made by %post's depmod), as Fedora's kernel-core has them
+      files: imageFiles
+        .filter((f) => f.path.startsWith('/boot/') || f.path === `/lib/modules/${release}` || f.path.startsWith(`/lib/modules/${release}/`))
+        .map((f) => (DEPMOD_OUTPUT.test(f.path) ? { ...f, ghost: true } : f)),
       scripts: { post: { body: `${depmod}${kernelInstall('add')}` }, preun: { body: kernelInstall('remove') } },
       changelog,
     };
