@@ -145,7 +145,16 @@ export const recipe: Recipe = {
         ctx.log(`# initrd: ${r.entries} entries, modules: ${r.modules.map((m) => m.split('/').pop()).join(' ') || '(none)'}\n`);
         initrdPath = r.path;
       }
-    } else if (o.get('kernel')?.trim()) kernelPath = o.path('kernel');
+    } else if (o.get('kernel')?.trim()) {
+      kernelPath = o.path('kernel');
+      // a kernel of one's own (kiln:kernel) with a generated busybox initrd: no modules from it
+      const init = o.get('init');
+      if (init?.trim()) {
+        const r = buildInitrd(join(ctx.work, 'initrd.gz'), { init, files: extraFiles(o), sourceDateEpoch: ctx.sourceDateEpoch });
+        ctx.log(`# initrd: ${r.entries} entries\n`);
+        initrdPath = r.path;
+      }
+    }
 
     const serialLog = join(ctx.staging, 'serial.log');
     const vm = bootVm({
