@@ -162,7 +162,7 @@ export async function packageKernel(k: KernelPackaging): Promise<string[]> {
   ];
   const imageFiles = walk(img, '').filter((f) => f.path !== '/boot');
   // the hooks other packages install (initramfs-tools, grub, kernel-install): as builddeb runs them
-  const hook = (d: string) => `#!/bin/sh\nset -e\n# kiln: the kernel's maintainer hooks, as scripts/package/builddeb runs them\nexport DEB_MAINT_PARAMS="$*"\nexport INITRD=Yes\ntest -d /etc/kernel/${d}.d && run-parts --report --exit-on-error --arg=${release} --arg=/boot/vmlinuz-${release} /etc/kernel/${d}.d\n`;
+  const hook = (d: string) => `#!/bin/sh\nset -e\n# kiln: the kernel's maintainer hooks, as scripts/package/builddeb runs them\nexport DEB_MAINT_PARAMS="$*"\nexport INITRD=Yes\nif [ -d /etc/kernel/${d}.d ]; then\n  run-parts --report --exit-on-error --arg=${release} --arg=/boot/vmlinuz-${release} /etc/kernel/${d}.d\nfi\n`;
   const depmod = `if command -v depmod >/dev/null 2>&1; then\n  depmod -a -F /boot/System.map-${release} ${release}\nfi\n`;
   const summary: string[] = [];
   if (formats.includes('deb')) {
