@@ -35,6 +35,7 @@ const BUILTIN = {
   'ganeti-extstorage': () => import('../kinds/ganeti-extstorage.js'),
   'ganeti-os': () => import('../kinds/ganeti-os.js'),
   'gpg-key': () => import('../kinds/gpg-key.js'),
+  kernel: () => import('../kinds/kernel.js'),
   package: () => import('../kinds/package.js'),
   'qemu-test': () => import('../kinds/qemu-test.js'),
   'recovery-iso': () => import('../kinds/recovery-iso.js'),

@@ -33,7 +33,7 @@ import { debFileName, writeDeb } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
 import { lostOptions, mergeKconfig, parseKconfig } from '../pkg/kconfig.js';
 import { rpmFileName, writeRpm } from '../pkg/rpm.js';
-import type { BuildContext, PartOptions, Recipe } from '../kind.js';
+import { CLEAN_ROOM_OPTIONS, type PartOptions, type Recipe } from '../kind.js';
 
 const BASES = ['defconfig', 'tinyconfig', 'allnoconfig', 'allmodconfig', 'allyesconfig'];
 /** what the build needs in the chroot (command -v names) */
@@ -234,23 +234,23 @@ export const recipe: Recipe = {
   kind: 'kernel',
   version: '1',
   description: 'Linux kernel from source + patches + merged config, built in a chroot: linux-image/linux-headers .debs, kernel/kernel-devel .rpms',
+  cleanRoom: true,
   options: {
-    source: { description: 'kernel source: tarball (path or URL) or directory', required: true },
-    sha256: { description: 'SHA-256 of the source tarball (required for a URL)' },
-    patches: { description: 'patch files applied in order (patch -p1), one per line' },
-    series: { description: 'a quilt series file; its patches (relative to it) are applied after `patches`' },
-    'config-base': { description: `${BASES.join(', ')}, ARCH_defconfig, or a .config file`, default: 'defconfig' },
-    'config-fragments': { description: 'config fragment files merged over the base in order (merge_config.sh -m)' },
-    config: { description: 'inline fragment lines (CONFIG_X=y, # CONFIG_Y is not set), merged last' },
-    localversion: { description: 'CONFIG_LOCALVERSION, e.g. -kiln1' },
-    'signing-key': { description: 'signing_key.pem (key + certificate, e.g. ${key:location}/signing_key.pem): modules are signed with it' },
-    chroot: { description: 'build chroot (${chroot:location}) with gcc make bc flex bison libelf-dev libssl-dev xz-utils patch kmod' },
-    network: { description: 'network in the build chroot', default: 'false' },
-    revision: { description: 'package revision (deb REL-REVISION, rpm release)', default: '1' },
-    formats: { description: 'deb and/or rpm', default: 'deb rpm' },
-    maintainer: { description: "'Name <email>' of the packages", default: 'kiln kernel builder <kernel@kiln.invalid>' },
-    'build-user': { description: 'KBUILD_BUILD_USER', default: 'kiln' },
-    'build-host': { description: 'KBUILD_BUILD_HOST', default: 'kiln-build' },
+    ...CLEAN_ROOM_OPTIONS,
+    source: { type: 'path', urls: true, description: 'kernel source: tarball (path or URL) or directory', required: true },
+    sha256: { type: 'pattern', pattern: /^[0-9a-f]{64}$/, expected: 'a SHA-256 (64 hex digits)', description: 'SHA-256 of the source tarball (required for a URL)' },
+    patches: { type: 'paths', description: 'patch files applied in order (patch -p1), one per line' },
+    series: { type: 'path', description: 'a quilt series file; its patches (relative to it) are applied after `patches`' },
+    'config-base': { type: 'string', description: `${BASES.join(', ')}, ARCH_defconfig, or a .config file`, default: 'defconfig' },
+    'config-fragments': { type: 'paths', description: 'config fragment files merged over the base in order (merge_config.sh -m)' },
+    config: { type: 'string', multiline: true, description: 'inline fragment lines (CONFIG_X=y, # CONFIG_Y is not set), merged last' },
+    localversion: { type: 'pattern', pattern: /^[A-Za-z0-9._+~-]+$/, expected: 'characters allowed in a kernel release (A-Z a-z 0-9 . _ + ~ -)', description: 'CONFIG_LOCALVERSION, e.g. -kiln1' },
+    'signing-key': { type: 'path', description: 'signing_key.pem (key + certificate, e.g. ${key:location}/signing_key.pem): modules are signed with it' },
+    revision: { type: 'pattern', pattern: /^[A-Za-z0-9.+~]+$/, expected: 'a package revision', description: 'package revision (deb REL-REVISION, rpm release)', default: '1' },
+    formats: { type: 'list', choices: ['deb', 'rpm'], noun: 'format', description: 'deb and/or rpm', default: 'deb rpm' },
+    maintainer: { type: 'pattern', noun: 'maintainer', pattern: /^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/, expected: "'Name <email>'", description: "'Name <email>' of the packages", default: 'kiln kernel builder <kernel@kiln.invalid>' },
+    'build-user': { type: 'pattern', pattern: /^[A-Za-z0-9._-]+$/, expected: 'a user name (A-Z a-z 0-9 . _ -)', description: 'KBUILD_BUILD_USER', default: 'kiln' },
+    'build-host': { type: 'pattern', pattern: /^[A-Za-z0-9._-]+$/, expected: 'a host name (A-Z a-z 0-9 . _ -)', description: 'KBUILD_BUILD_HOST', default: 'kiln-build' },
   },
   validate(ctx) {
     const o = ctx.options;

@@ -19,7 +19,7 @@ import { chmodSync, copyFileSync, existsSync, readFileSync, statSync, writeFileS
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { KilnError } from '../lib/errors.js';
-import type { Recipe } from '../recipe.js';
+import type { Recipe } from '../kind.js';
 
 const ALGORITHMS: Record<string, string[]> = {
   rsa2048: ['-newkey', 'rsa:2048'],
@@ -54,17 +54,21 @@ function genkeyConfig(cn: string, org: string, email: string): string {
   ].join('\n');
 }
 
+/** what a certificate subject field may hold (openssl -subj / config syntax is not escaped) */
+const SUBJECT_RE = /^[^\x00-\x1f\x7f/\\=+,"]+$/;
+const SUBJECT_EXPECTED = 'a subject field without / \\ = + , " or control characters';
+
 export const recipe: Recipe = {
   kind: 'x509-key',
   version: '1',
   description: 'module-signing key and X.509 certificate (signing_key.pem, signing_key.x509) for kiln:kernel and kiln:dkms',
   options: {
-    'common-name': { description: 'certificate CN', default: 'kiln module signing key' },
-    organization: { description: 'certificate O' },
-    email: { description: 'certificate emailAddress' },
-    algorithm: { description: 'rsa2048, rsa3072, rsa4096 or ecdsa-p384', default: 'rsa4096' },
-    days: { description: 'certificate validity in days', default: '36500' },
-    'private-key': { description: 'an existing PEM private key to certify instead of a new one' },
+    'common-name': { type: 'pattern', pattern: SUBJECT_RE, expected: SUBJECT_EXPECTED, description: 'certificate CN', default: 'kiln module signing key' },
+    organization: { type: 'pattern', pattern: SUBJECT_RE, expected: SUBJECT_EXPECTED, description: 'certificate O' },
+    email: { type: 'pattern', pattern: /^[^\s<>@\/\\=+,"]+@[^\s<>@\/\\=+,"]+$/, expected: 'an e-mail address', description: 'certificate emailAddress' },
+    algorithm: { type: 'enum', choices: Object.keys(ALGORITHMS), noun: 'algorithm', description: 'rsa2048, rsa3072, rsa4096 or ecdsa-p384', default: 'rsa4096' },
+    days: { type: 'int', min: 1, max: 36500 * 3, description: 'certificate validity in days', default: '36500' },
+    'private-key': { type: 'path', description: 'an existing PEM private key to certify instead of a new one' },
   },
   validate(ctx) {
     const o = ctx.options;
