@@ -23,6 +23,7 @@ export const HEAVY_TEST_FILES = [
   'test/example.test.ts',
   'test/farm-example.test.ts',
   'test/ganeti-os.test.ts',
+  'test/kernel.test.ts',
   'test/qemu-lib.test.ts',
   'test/qemu.test.ts',
   'test/recovery-iso.test.ts',
