@@ -29,10 +29,9 @@ import { basename, dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fetchVerified, isUrl } from '../lib/download.js';
 import { ExitCode, KilnError } from '../lib/errors.js';
-import { debFileName, writeDeb } from '../pkg/deb.js';
 import type { PkgFile } from '../pkg/files.js';
 import { lostOptions, mergeKconfig, parseKconfig } from '../pkg/kconfig.js';
-import { rpmFileName, writeRpm } from '../pkg/rpm.js';
+import { writePackages, type PackageInfo } from '../pkg/info.js';
 import { CLEAN_ROOM_OPTIONS, type PartOptions, type Recipe } from '../kind.js';
 
 const BASES = ['defconfig', 'tinyconfig', 'allnoconfig', 'allmodconfig', 'allyesconfig'];
@@ -164,43 +163,30 @@ export async function packageKernel(k: KernelPackaging): Promise<string[]> {
   // the hooks other packages install (initramfs-tools, grub, kernel-install): as builddeb runs them
   const hook = (d: string) => `#!/bin/sh\nset -e\n# kiln: the kernel's maintainer hooks, as scripts/package/builddeb runs them\nexport DEB_MAINT_PARAMS="$*"\nexport INITRD=Yes\nif [ -d /etc/kernel/${d}.d ]; then\n  run-parts --report --exit-on-error --arg=${release} --arg=/boot/vmlinuz-${release} /etc/kernel/${d}.d\nfi\n`;
   const depmod = `if command -v depmod >/dev/null 2>&1; then\n  depmod -a -F /boot/System.map-${release} ${release}\nfi\n`;
-  const summary: string[] = [];
-  if (formats.includes('deb')) {
-    const imgName = `linux-image-${release}`;
-    const hdrName = `linux-headers-${release}`;
-    const common = { version: `${release}-${rev}`, architecture: 'amd64', maintainer, source: 'linux-kiln', section: 'kernel', priority: 'optional', homepage: 'https://www.kernel.org/', sourceDateEpoch: sde };
-    const image = {
-      ...common,
-      name: imgName,
-      description: `Linux kernel, version ${release}\nThis package contains the Linux kernel, modules and corresponding other\nfiles, version: ${release}, built by kiln.`,
-      provides: ['linux-image'],
-      suggests: ['initramfs-tools | linux-initramfs-tool'],
-      files: [...imageFiles, ...docs(imgName)],
-      scripts: {
-        preinst: hook('preinst'),
-        postinst: hook('postinst').replace('set -e\n', `set -e\nif [ "$1" = configure ]; then\n${depmod.replace(/^/gm, '  ').trimEnd()}\nfi\n`),
-        prerm: hook('prerm'),
-        postrm: hook('postrm') + `if [ "$1" = purge ]; then\n  rm -f /lib/modules/${release}/modules.*\nfi\n`,
-      },
-    };
-    await writeDeb(image, join(st, debFileName(image)));
-    const headers = {
-      ...common,
-      name: hdrName,
-      description: `Linux kernel headers for ${release}\nThis package provides kernel header files and build files for ${release},\nfor building external modules (DKMS).`,
-      provides: ['linux-headers'],
-      files: [...walk(hdr, ''),
-        { path: `/lib/modules/${release}/build`, type: 'symlink' as const, target: `/usr/src/linux-headers-${release}` }, ...docs(hdrName)],
-    };
-    await writeDeb(headers, join(st, debFileName(headers)));
-    summary.push(debFileName(image), debFileName(headers));
-  }
-  if (formats.includes('rpm')) {
-    const rver = release.replace(/-/g, '_');
-    const rcommon = { version: rver, release: rev, arch: 'x86_64', license: 'GPL-2.0-only', group: 'System Environment/Kernel', packager: maintainer, url: 'https://www.kernel.org/', sourceDateEpoch: sde, buildHost: k.buildHost };
-    const changelog = [{ time: sde, author: `${maintainer} - ${rver}-${rev}`, text: `- Linux ${release} built by kiln` }];
-    const kernelInstall = (action: string) => `if [ -x /usr/bin/kernel-install ]; then\n  /usr/bin/kernel-install ${action} ${release} /boot/vmlinuz-${release} || true\nelif [ -x /sbin/installkernel ] && [ ${action} = add ]; then\n  /sbin/installkernel ${release} /boot/vmlinuz-${release} /boot/System.map-${release} || true\nfi\n`;
-    const kern = {
+  const rver = release.replace(/-/g, '_');
+  const common = { version: `${release}-${rev}`, arch: 'amd64', maintainer, license: 'GPL-2.0-only', homepage: 'https://www.kernel.org/', sourceDateEpoch: sde };
+  // the Debian-only control fields; the rpm-only header fields (rpm version REL' with '_', Group,
+  // BUILDHOST, changelog) and the rpm's own names, file lists and scripts override the translation
+  const deb = { source: 'linux-kiln', section: 'kernel', priority: 'optional' };
+  const rcommon = { version: rver, release: rev, group: 'System Environment/Kernel', buildHost: k.buildHost, suggests: [], changelog: [{ time: sde, author: `${maintainer} - ${rver}-${rev}`, text: `- Linux ${release} built by kiln` }] };
+  const kernelInstall = (action: string) => `if [ -x /usr/bin/kernel-install ]; then\n  /usr/bin/kernel-install ${action} ${release} /boot/vmlinuz-${release} || true\nelif [ -x /sbin/installkernel ] && [ ${action} = add ]; then\n  /sbin/installkernel ${release} /boot/vmlinuz-${release} /boot/System.map-${release} || true\nfi\n`;
+  const imgName = `linux-image-${release}`;
+  const hdrName = `linux-headers-${release}`;
+  const image: PackageInfo = {
+    ...common,
+    name: imgName,
+    summary: `Linux kernel, version ${release}`,
+    description: `This package contains the Linux kernel, modules and corresponding other\nfiles, version: ${release}, built by kiln.`,
+    relations: { provides: ['linux-image'], suggests: ['initramfs-tools | linux-initramfs-tool'] },
+    files: [...imageFiles, ...docs(imgName)],
+    scripts: {
+      preinstall: hook('preinst'),
+      postinstall: hook('postinst').replace('set -e\n', `set -e\nif [ "$1" = configure ]; then\n${depmod.replace(/^/gm, '  ').trimEnd()}\nfi\n`),
+      preremove: hook('prerm'),
+      postremove: hook('postrm') + `if [ "$1" = purge ]; then\n  rm -f /lib/modules/${release}/modules.*\nfi\n`,
+    },
+    deb,
+    rpm: {
       ...rcommon,
       name: 'kernel',
       summary: `The Linux kernel ${release}`,
@@ -211,21 +197,29 @@ export async function packageKernel(k: KernelPackaging): Promise<string[]> {
         .filter((f) => f.path.startsWith('/boot/') || f.path === `/lib/modules/${release}` || f.path.startsWith(`/lib/modules/${release}/`))
         .map((f) => (DEPMOD_OUTPUT.test(f.path) ? { ...f, ghost: true } : f)),
       scripts: { post: { body: `${depmod}${kernelInstall('add')}` }, preun: { body: kernelInstall('remove') } },
-      changelog,
-    };
-    await writeRpm(kern, join(st, rpmFileName(kern)));
-    const hdrFiles = walk(join(hdr, 'usr/src', `linux-headers-${release}`), `/usr/src/kernels/${release}`);
-    const devel = {
+    },
+  };
+  const headers: PackageInfo = {
+    ...common,
+    name: hdrName,
+    summary: `Linux kernel headers for ${release}`,
+    description: `This package provides kernel header files and build files for ${release},\nfor building external modules (DKMS).`,
+    relations: { provides: ['linux-headers'] },
+    files: [...walk(hdr, ''), { path: `/lib/modules/${release}/build`, type: 'symlink' as const, target: `/usr/src/linux-headers-${release}` }, ...docs(hdrName)],
+    deb,
+    rpm: {
       ...rcommon,
       name: 'kernel-devel',
       summary: `Development files for building modules against the Linux kernel ${release}`,
       description: `Kernel headers and makefiles for building external modules (DKMS)\nagainst the Linux kernel ${release}, built by kiln.`,
       provides: [`kernel-devel-uname-r = ${release}`],
-      files: [{ path: `/usr/src/kernels/${release}`, type: 'dir' as const, mode: 0o755 }, ...hdrFiles, { path: `/lib/modules/${release}/build`, type: 'symlink' as const, target: `/usr/src/kernels/${release}` }],
-      changelog,
-    };
-    await writeRpm(devel, join(st, rpmFileName(devel)));
-    summary.push(rpmFileName(kern), rpmFileName(devel));
+      files: [{ path: `/usr/src/kernels/${release}`, type: 'dir' as const, mode: 0o755 }, ...walk(join(hdr, 'usr/src', `linux-headers-${release}`), `/usr/src/kernels/${release}`), { path: `/lib/modules/${release}/build`, type: 'symlink' as const, target: `/usr/src/kernels/${release}` }],
+    },
+  };
+  // one description per package, written in each format (debs first, then rpms)
+  const summary: string[] = [];
+  for (const f of (['deb', 'rpm'] as const).filter((x) => formats.includes(x))) {
+    for (const info of [image, headers]) summary.push(...(await writePackages(info, [f], st)).map((w) => w.file));
   }
   return summary;
 }
