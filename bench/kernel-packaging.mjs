@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageKernel } from '../dist/recipes/kernel.js';
+import { packageKernel } from '../dist/kinds/kernel.js';
 
 const partDir = process.argv[2];
 const runs = Number(process.argv[3] ?? 3);
