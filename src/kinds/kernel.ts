@@ -111,7 +111,7 @@ function rfc2822(sde: number): string {
 
 /** the builddeb file list of linux-headers (scripts/package/builddeb deploy_kernel_headers, 6.1) */
 const HEADERS = `set -euo pipefail
-src=$1 dest=$2 arch=$3
+src=$1 dest=$2 arch=$3 list=$4
 cd "$src"
 is_enabled() { grep -q "^$1=y" .config; }
 {
@@ -122,11 +122,10 @@ is_enabled() { grep -q "^$1=y" .config; }
   if is_enabled CONFIG_OBJTOOL; then echo tools/objtool/objtool; fi
   find arch/$arch/include Module.symvers include scripts -type f
   if is_enabled CONFIG_GCC_PLUGINS; then find scripts/gcc-plugins -name '*.so'; fi
-} | LC_ALL=C sort -u > "$dest.list"
+} | LC_ALL=C sort -u > "$list"
 mkdir -p "$dest"
-tar -c -f - -T "$dest.list" | tar -xf - -C "$dest"
+tar -c -f - -T "$list" | tar -xf - -C "$dest"
 cp .config "$dest/.config"
-rm -f "$dest.list"
 # host tools (modpost, fixdep, sign-file, objtool...) stripped, as Debian's linux-headers ships them
 find "$dest" -type f -perm -u+x | while read -r f; do
   if [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then strip --strip-unneeded "$f"; fi
@@ -392,7 +391,7 @@ export const recipe: Recipe = {
     writeFileSync(join(img, 'boot', `config-${release}`), final);
     const hdr = join(work, 'headers');
     const hdrDir = join(hdr, 'usr/src', `linux-headers-${release}`);
-    await ctx.run(['bash', '-c', HEADERS, 'kiln-kernel-headers', tree, hdrDir, 'x86'], { cwd: tree, env });
+    await ctx.run(['bash', '-c', HEADERS, 'kiln-kernel-headers', tree, hdrDir, 'x86', join(work, 'headers.list')], { cwd: tree, env });
     mkdirSync(join(hdr, 'lib/modules', release), { recursive: true });
     assertNoPrivateKey(img, ctx.part);
     assertNoPrivateKey(hdr, ctx.part);
