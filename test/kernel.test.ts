@@ -56,7 +56,8 @@ copyright = 2026 kiln test suite <kiln@example.org>
 
 let dir: string;
 let rel: string;
-const part = (p: string) => realpathSync(join(dir, 'out/parts', p));
+/** a part's output: shared parts (kkey, kbuild, kernel) live in the shared dir, not out/parts: the project's state has each location */
+const part = (p: string) => realpathSync((JSON.parse(readFileSync(join(dir, 'out/.kiln/state.json'), 'utf8')) as { parts: Record<string, { location: string }> }).parts[p]!.location);
 const pkgs = (ext: string) => readdirSync(part('kernel')).filter((f) => f.endsWith(ext)).sort();
 
 describe('with the shared kernel (one cold build, restored from the kiln cache afterwards)', () => {
@@ -71,7 +72,7 @@ beforeAll(async () => {
 
 describe('kiln:x509-key', () => {
   test('signing_key.pem (key + certificate, mode 0600), DER certificate with the kernel genkey extensions; no private key in the log', () => {
-    const keyDir = realpathSync(join(dir, 'out/parts/kkey'));
+    const keyDir = part('kkey');
     const pem = readFileSync(join(keyDir, 'signing_key.pem'), 'utf8');
     expect(pem).toMatch(/BEGIN PRIVATE KEY[\s\S]*BEGIN CERTIFICATE/);
     expect(execFileSync('stat', ['-c', '%a', join(keyDir, 'signing_key.pem')], { encoding: 'utf8' }).trim()).toBe('600');
@@ -128,7 +129,7 @@ describe('kiln:kernel packages', () => {
   });
 
   test('dpkg installs both .debs in a container from the kiln chroot; depmod ran', () => {
-    const img = readFileSync(join(realpathSync(join(dir, 'out/parts/kbuild')), 'image-tag'), 'utf8').trim();
+    const img = readFileSync(join(part('kbuild'), 'image-tag'), 'utf8').trim();
     const d = part('kernel');
     const r = spawnSync('docker', ['run', '--rm', '--network', 'none', '--label', 'kiln=1', '-v', `${d}:${d}:ro`, img, 'sh', '-ec',
       `dpkg -i ${d}/linux-image-${rel}_${rel}-1_amd64.deb ${d}/linux-headers-${rel}_${rel}-1_amd64.deb
@@ -158,7 +159,7 @@ describe('kiln:kernel packages', () => {
 
 describe('kiln:dkms with the kiln kernel', () => {
   test('the module is built against the kiln kernel headers, signed with the x509 key, and passes the symbol check', () => {
-    const deb = join(part('gplmod'), `kiln-gpl-modules-${rel}_1.0_amd64.deb`);
+    const deb = join(part('gplmod'), `kiln-gpl-modules-${rel}_0.3-1_amd64.deb`);
     expect(existsSync(deb)).toBe(true);
     const x = mkdtempSync(join(tmpdir(), 'kiln-kmod-'));
     execFileSync('dpkg-deb', ['-x', deb, x]);
@@ -170,7 +171,7 @@ describe('kiln:dkms with the kiln kernel', () => {
 
   test('QEMU TCG, one boot of the packaged kernel: the patch line, the unsigned module refused and the signed one loaded with module.sig_enforce=1', async () => {
     const x = mkdtempSync(join(tmpdir(), 'kiln-kboot-'));
-    execFileSync('dpkg-deb', ['-x', join(part('gplmod'), `kiln-gpl-modules-${rel}_1.0_amd64.deb`), x]);
+    execFileSync('dpkg-deb', ['-x', join(part('gplmod'), `kiln-gpl-modules-${rel}_0.3-1_amd64.deb`), x]);
     const signed = join(x, `lib/modules/${rel}/updates/dkms/kiln_gpl.ko`);
     // the same module without its appended signature (struct module_signature: sig_len in its last 4 bytes)
     const b = readFileSync(signed);
@@ -256,7 +257,7 @@ copyright = 2026 kiln test suite <kiln@example.org>
 
   test('readKo: undefined symbols and __versions CRCs of the signed module match what modprobe --dump-modversions reads', () => {
     const x = mkdtempSync(join(tmpdir(), 'kiln-kver-'));
-    execFileSync('dpkg-deb', ['-x', join(part('gplmod'), `kiln-gpl-modules-${rel}_1.0_amd64.deb`), x]);
+    execFileSync('dpkg-deb', ['-x', join(part('gplmod'), `kiln-gpl-modules-${rel}_0.3-1_amd64.deb`), x]);
     const ko = join(x, `lib/modules/${rel}/updates/dkms/kiln_gpl.ko`);
     const dump = execFileSync('modprobe', ['--dump-modversions', ko], { encoding: 'utf8' });
     const want = new Map(dump.trim().split('\n').map((l) => l.split(/\s+/)).map(([c, n]) => [n!, Number.parseInt(c!, 16)]));
