@@ -262,7 +262,7 @@ copyright = 2026 kiln test suite <kiln@example.org>
     const dump = execFileSync('modprobe', ['--dump-modversions', ko], { encoding: 'utf8' });
     const want = new Map(dump.trim().split('\n').map((l) => l.split(/\s+/)).map(([c, n]) => [n!, Number.parseInt(c!, 16)]));
     expect(readKo(ko).versions).toEqual(want);
-    const nm = execFileSync('nm', ['-u', ko], { encoding: 'utf8' }).trim().split('\n').map((l) => l.trim().split(/\s+/).pop()!).sort();
+    const nm = execFileSync('nm', ['-u', ko], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/).pop()!).sort();
     expect(readKo(ko).undefined).toEqual(nm);
   });
 });
