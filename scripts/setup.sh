@@ -18,6 +18,8 @@ PACKAGES=(
   # chroots, containers, disk images, QEMU
   mmdebstrap debootstrap uidmap docker.io qemu-system-x86 qemu-utils busybox-static e2fsprogs fdisk dosfstools squashfs-tools
   xorriso isolinux syslinux syslinux-common mtools openssl
+  # kiln:kernel tests: Debian's kernel source tarball (/usr/src/linux-source-6.1.tar.xz), kmod (modinfo), rpm2cpio/cpio
+  linux-source-6.1 kmod cpio
   # UEFI boot of ISOs (src/image/efi-iso.ts) and UEFI guests
   grub-efi-amd64-bin grub-common ovmf
   # Clonezilla images (kiln:clonezilla-image; ocs-chkimg/ocs-sr as oracles)

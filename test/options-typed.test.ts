@@ -25,6 +25,8 @@ const REQUIRED: Record<string, Record<string, string>> = {
   'ganeti-os': { name: 'x', variants: 'v', 'variant-v': '/nonexistent/rootfs.tar' },
   'qemu-test': { iso: '/nonexistent/x.iso' },
   'gpg-key': { uid: 'A <a@example.org>' },
+  kernel: { source: '/nonexistent/linux-6.1.tar.xz' },
+  'x509-key': {},
   package: { name: 'hello', version: '1.0-1', summary: 's', maintainer: 'A <a@example.org>' },
   'recovery-iso': { image: '/nonexistent/image', live: '/nonexistent/live' },
   'rpm-repo': { packages: '/nonexistent/*.rpm' },

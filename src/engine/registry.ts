@@ -35,11 +35,13 @@ const BUILTIN = {
   'ganeti-extstorage': () => import('../kinds/ganeti-extstorage.js'),
   'ganeti-os': () => import('../kinds/ganeti-os.js'),
   'gpg-key': () => import('../kinds/gpg-key.js'),
+  kernel: () => import('../kinds/kernel.js'),
   package: () => import('../kinds/package.js'),
   'qemu-test': () => import('../kinds/qemu-test.js'),
   'recovery-iso': () => import('../kinds/recovery-iso.js'),
   'rpm-repo': () => import('../kinds/rpm-repo.js'),
   rpmbuild: () => import('../kinds/rpmbuild.js'),
+  'x509-key': () => import('../kinds/x509-key.js'),
 } satisfies Record<string, Loader>;
 
 export type BuiltinKind = keyof typeof BUILTIN;

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ExitCode, KilnError } from '../lib/errors.js';
 import type { PkgFile } from '../pkg/files.js';
+import { checkModules, parseSymvers } from '../pkg/kmod-symvers.js';
 import { signingInputs, signingOptions, signingTools, type BuildContext, type OptionSpec, type Recipe } from '../kind.js';
 import { writePackages } from '../pkg/info.js';
 
@@ -28,7 +29,11 @@ const SPDX_RE = /^\(?[A-Za-z0-9][A-Za-z0-9.+-]*(?:\s+(?:AND|OR|WITH|and|or|with)
 
 const OPTIONS = {
   source: { type: 'path', description: 'module source: a directory or tarball with dkms.conf, or a *-dkms .deb', required: true },
-  kernels: { type: 'list', pattern: /^\d+\.\d+[\w.+-]*$/, expected: 'a kernel version (uname -r)', description: 'kernel versions (uname -r), e.g. 6.1.0-56-amd64; their linux-headers must be in the chroot', required: true },
+  kernels: { type: 'list', pattern: /^\d+\.\d+[\w.+-]*$/, expected: 'a kernel version (uname -r)', description: 'kernel versions (uname -r), e.g. 6.1.0-56-amd64; their linux-headers must be in the chroot (or come from `kernel`)' },
+  kernel: { type: 'paths', description: 'kiln:kernel parts (${kernel:location}, one per line): their headers are used and their releases added to kernels' },
+  'module-signing-key': { type: 'path', description: "signing_key.pem (kiln:x509-key): modules are signed with the kernel's scripts/sign-file" },
+  'symbol-check': { type: 'bool', description: "check every undefined symbol (and CRC) against the kernel's Module.symvers before packaging", default: 'true' },
+  symvers: { type: 'path', description: "check against this Module.symvers instead of each kernel's own" },
   chroot: { type: 'path', description: 'build chroot with dkms, gcc, make and the linux-headers of each kernel', required: true },
   network: { type: 'bool', description: 'network in the build chroot', default: 'false' },
   architecture: { type: 'pattern', pattern: /^[a-z0-9][a-z0-9-]*$/, expected: 'a Debian architecture', description: 'Debian architecture of the modules', default: 'amd64' },
@@ -115,7 +120,8 @@ async function unpackSource(ctx: BuildContext): Promise<string> {
 // The module is built where dkms itself builds it, /usr/src/NAME-VERSION and /var/lib/dkms (in
 // the throw-away container, not the host): paths the compiler records in the .ko (DWARF
 // comp_dir, __FILE__) are then the same in every build, so the module bytes depend only on the
-// inputs. Signing is off (a key generated on the fly would differ each time). Constant text;
+// inputs. dkms's own signing is off (a key generated on the fly would differ each time); with
+// module-signing-key the modules are signed by the kernel's scripts/sign-file with that key. Constant text;
 // values arrive as positional parameters:
 //   $1 out dir (work dir, mounted)  $2 source dir  $3 name  $4 version  $5 arch (uname -m)  $6.. kernels
 // Writes out/modules/KVER/*.ko, out/excluded (KVER<TAB>reason lines), on failure out/failed
@@ -124,6 +130,17 @@ const BUILD = `set -euo pipefail
 out=$1 src=$2 name=$3 ver=$4 arch=$5
 shift 5
 mkdir -p /etc/dkms/framework.conf.d /usr/src /var/lib/dkms "$out/modules"
+# headers of kiln-built kernels (kiln:kernel parts' headers/ trees, read-only mounts): copied to
+# where Debian's linux-headers put them, with the /lib/modules/KVER/build link
+for h in \${KILN_KERNEL_HEADERS:-}; do
+  for d in "$h"/usr/src/linux-headers-*; do
+    kv=\${d##*/linux-headers-}
+    rm -rf "/usr/src/linux-headers-$kv"
+    cp -a "$d" "/usr/src/linux-headers-$kv"
+    mkdir -p "/lib/modules/$kv"
+    ln -sfn "/usr/src/linux-headers-$kv" "/lib/modules/$kv/build"
+  done
+done
 printf '%s\\n' 'sign_file=/nonexistent/kiln-builds-unsigned-modules' > /etc/dkms/framework.conf.d/zz-kiln.conf
 rm -rf "/usr/src/$name-$ver" "/var/lib/dkms/$name/$ver"
 cp -a "$src" "/usr/src/$name-$ver"
@@ -170,6 +187,15 @@ for k in "$@"; do
   fi
   mkdir -p "$out/modules/$k"
   cp /var/lib/dkms/"$name/$ver/$k"/*/module/* "$out/modules/$k/"
+  if [ -f "/lib/modules/$k/build/Module.symvers" ]; then cp "/lib/modules/$k/build/Module.symvers" "$out/modules/$k.symvers"; fi
+  # module signing with the given key (kiln:x509-key), by the kernel's own sign-file
+  if [ -n "\${KILN_SIGN_KEY:-}" ]; then
+    hash=$(grep '^CONFIG_MODULE_SIG_HASH=' "/lib/modules/$k/build/.config" 2>/dev/null | cut -d'"' -f2 || true)
+    for ko in "$out/modules/$k"/*.ko; do
+      "/lib/modules/$k/build/scripts/sign-file" "\${hash:-sha256}" "$KILN_SIGN_KEY" "$KILN_SIGN_KEY" "$ko"
+    done
+    echo "kiln: signed the modules for $k with \${hash:-sha256}"
+  fi
 done
 `;
 
@@ -241,7 +267,7 @@ function copyrightText(ctx: BuildContext, srcIn: string, srcDir: string, name: s
 
 export const recipe: Recipe = {
   kind: 'dkms',
-  version: '2',
+  version: '3',
   innerJobs: true, // ctx.jobs: package writers' threads
   description: 'DKMS modules prebuilt for given kernels in a chroot: binary module .deb (mkbmdeb), kmod .rpm, source dkms .deb',
   options: OPTIONS,
@@ -249,6 +275,7 @@ export const recipe: Recipe = {
   validate(ctx) {
     const o = ctx.options;
     const v = o.typed(OPTIONS);
+    if (!v.kernels.length && !v.kernel.length) throw o.error('kernels', "give 'kernels' or 'kernel' (a kiln:kernel part)");
     // set but empty, or control characters (a tab): not a line of holders
     const c = o.get('copyright');
     if (c !== undefined && (!c.trim() || /[\x00-\x1f\x7f]/.test(c.trim()))) throw o.error('copyright', 'one line of copyright holders, e.g. 2024 Jane Doe <jane@example.org>');
@@ -259,13 +286,19 @@ export const recipe: Recipe = {
   },
   inputs(ctx) {
     const v = ctx.options.typed(OPTIONS);
-    return [v.source, ...(v['copyright-file'] ? [v['copyright-file']] : []), ...signingInputs(v)];
+    return [v.source, ...(v['copyright-file'] ? [v['copyright-file']] : []), ...signingInputs(v), ...(v['module-signing-key'] ? [v['module-signing-key']] : []), ...(v.symvers ? [v.symvers] : [])];
   },
   tools: (ctx) => ['docker', 'xz', ...signingTools(ctx.options.typed(OPTIONS))],
   async install(ctx) {
     const o = ctx.options;
     const v = o.typed(OPTIONS);
-    const kernels = v.kernels;
+    const kernels = [...v.kernels];
+    for (const kp of v.kernel) {
+      const kj = join(kp, 'kernel.json');
+      if (!existsSync(kj)) throw o.error('kernel', `${kp} is not the output of a kiln:kernel part (no kernel.json)`);
+      const rel = (JSON.parse(readFileSync(kj, 'utf8')) as { release: string }).release;
+      if (!kernels.includes(rel)) kernels.push(rel);
+    }
     const srcDir = await unpackSource(ctx);
     const conf = parseDkmsConf(readFileSync(join(srcDir, 'dkms.conf'), 'utf8'));
     const arch = v.architecture;
@@ -275,7 +308,13 @@ export const recipe: Recipe = {
     const argv = ['bash', '-c', BUILD, 'kiln-dkms-build', out, srcDir, conf.name, conf.version, uarch, ...kernels];
     ctx.log(`# kiln: dkms add + build of ${conf.name}/${conf.version} in the clean room (/usr/src, /var/lib/dkms) for ${kernels.join(' ')}\n`);
     ctx.log(`# kiln: command in the chroot: bash -c BUILD ${argv.slice(3).map((a) => JSON.stringify(a)).join(' ')} (BUILD: the script in kiln's src/kinds/dkms.ts)\n`);
-    const r = await ctx.run(argv, { allowFailure: true });
+    const kernelParts = o.paths('kernel');
+    const signKey = o.path('module-signing-key');
+    for (const k of ['module-signing-key', 'symvers']) {
+      const f = o.path(k);
+      if (f && (!existsSync(f) || !statSync(f).isFile())) throw o.error(k, `file not found: ${f}`);
+    }
+    const r = await ctx.run(argv, { allowFailure: true, env: { KILN_KERNEL_HEADERS: kernelParts.map((k) => join(k, 'headers')).join(' '), ...(signKey ? { KILN_SIGN_KEY: signKey } : {}) } });
     if (ctx.signal.aborted) throw new KilnError('interrupted', ExitCode.INTERRUPTED);
     if (r.code !== 0) {
       const failed = existsSync(join(out, 'failed')) ? readFileSync(join(out, 'failed'), 'utf8').trim() : undefined;
@@ -302,6 +341,25 @@ export const recipe: Recipe = {
       else ctx.log(`# kiln: ${msg}\n`);
     }
     const built = kernels.filter((k) => !excluded.has(k));
+    // the kernel-ABI check before anything is packaged: undefined symbols vs the kernel's
+    // Module.symvers (or the `symvers` option's), CRCs when the module has __versions
+    const symversOpt = o.path('symvers');
+    if (o.bool('symbol-check', true)) {
+      for (const k of built) {
+        const sv = symversOpt ?? join(out, 'modules', `${k}.symvers`);
+        if (!existsSync(sv)) {
+          const msg = `kernel ${k}: no Module.symvers in its headers, symbol check skipped`;
+          if (ctx.notice) ctx.notice(msg);
+          else ctx.log(`# kiln: ${msg}\n`);
+          continue;
+        }
+        const problems = checkModules(modulesOf(join(out, 'modules', k)).map((f) => join(out, 'modules', k, f)), parseSymvers(readFileSync(sv, 'utf8')));
+        if (problems.length) {
+          throw new KilnError(`[${ctx.part}] symbol check failed for kernel ${k} against ${symversOpt ? sv : `its Module.symvers`} (nothing packaged):\n${problems.slice(0, 20).map((p) => `  ${p.detail}`).join('\n')}${problems.length > 20 ? `\n  ... ${problems.length - 20} more` : ''}`);
+        }
+        ctx.log(`# kiln: symbol check for ${k}: every undefined symbol is exported by the kernel${symversOpt ? ` (${sv})` : ''}, CRCs match\n`);
+      }
+    }
     if (!built.length) {
       throw new KilnError(`[${ctx.part}] module ${conf.name}/${conf.version}: every kernel is excluded by dkms.conf's BUILD_EXCLUSIVE, nothing to package:\n${[...excluded].map(([k, w]) => `  ${k}: ${w}`).join('\n')}`);
     }

@@ -133,7 +133,15 @@ export const recipe: Recipe = {
         ctx.log(`# initrd: ${r.entries} entries, modules: ${r.modules.map((m) => m.split('/').pop()).join(' ') || '(none)'}\n`);
         initrdPath = r.path;
       }
-    } else if (v.kernel) kernelPath = v.kernel;
+    } else if (v.kernel) {
+      kernelPath = v.kernel;
+      // a kernel of one's own (kiln:kernel) with a generated busybox initrd: no modules from it
+      if (v.init?.trim()) {
+        const r = buildInitrd(join(ctx.work, 'initrd.gz'), { init: v.init, files: extraFiles(o), sourceDateEpoch: ctx.sourceDateEpoch });
+        ctx.log(`# initrd: ${r.entries} entries\n`);
+        initrdPath = r.path;
+      }
+    }
 
     const serialLog = join(ctx.staging, 'serial.log');
     const vm = bootVm({
