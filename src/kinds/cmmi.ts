@@ -68,10 +68,10 @@ const OPTIONS = {
 export const recipe: Recipe = {
   kind: 'cmmi',
   version: '1',
-  innerJobs: true, // ctx.jobs: make -j
   description: 'configure / make / make install an upstream source into the part (slapos.recipe.cmmi compatible)',
   options: OPTIONS,
   cleanRoom: true,
+  innerJobs: true, // ctx.jobs: make -j
   validate(ctx) {
     const o = ctx.options;
     const { url, path } = o.typed(OPTIONS);

@@ -41,6 +41,8 @@ export const recipe: Recipe = {
   description: 'run a command or a bash script with declared inputs and outputs',
   options: OPTIONS,
   cleanRoom: true,
+  // the command gets $KILN_JOBS (its share of -j): only a command that uses it gets more than one slot
+  innerJobs: (ctx) => Object.values(ctx.options.all()).some((v) => v.includes('KILN_JOBS')),
   // any other option is a variable of the script, exported as $KILN_OPT_<NAME>
   optionPatterns: [/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/],
   validate(ctx) {
@@ -66,8 +68,6 @@ export const recipe: Recipe = {
     const { argv } = ctx.options.typed(OPTIONS);
     return argv.length ? [argv[0]!] : ['bash'];
   },
-  // the command gets $KILN_JOBS (its share of -j): only a command that uses it gets more than one slot
-  innerJobs: (ctx) => Object.values(ctx.options.all()).some((v) => v.includes('KILN_JOBS')),
   // the command gets $LOCATION: when it uses it, assume the output may record it
   locationInOutput: (ctx) => Object.values(ctx.options.all()).some((v) => v.includes('LOCATION')),
   async install(ctx) {

@@ -268,10 +268,10 @@ function copyrightText(ctx: BuildContext, srcIn: string, srcDir: string, name: s
 export const recipe: Recipe = {
   kind: 'dkms',
   version: '3',
-  innerJobs: true, // ctx.jobs: package writers' threads
   description: 'DKMS modules prebuilt for given kernels in a chroot: binary module .deb (mkbmdeb), kmod .rpm, source dkms .deb',
   options: OPTIONS,
   cleanRoom: true,
+  innerJobs: true, // ctx.jobs: package writers' threads
   validate(ctx) {
     const o = ctx.options;
     const v = o.typed(OPTIONS);

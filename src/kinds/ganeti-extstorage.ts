@@ -197,9 +197,9 @@ const OPTIONS = {
 export const recipe: Recipe = {
   kind: 'ganeti-extstorage',
   version: '1',
-  innerJobs: true, // ctx.jobs: package writers' threads
   description: 'Ganeti ExtStorage provider (ganeti-extstorage-interface(7)) checked at load time, as .deb and .rpm',
   options: OPTIONS,
+  innerJobs: true, // ctx.jobs: package writers' threads
   optionPatterns: [new RegExp(`^script-(${SCRIPTS.join('|')})$`)],
   validate,
   inputs(ctx) {

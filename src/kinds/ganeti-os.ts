@@ -255,9 +255,9 @@ function variantConf(o: PartOptions, v: Variant, name: string): string {
 export const recipe: Recipe = {
   kind: 'ganeti-os',
   version: '1',
-  innerJobs: true, // ctx.jobs: rootfs compression and package writers
   description: 'Ganeti OS definition (API 20) installing instances from chroot tarballs, as .deb and .rpm',
   options: OPTIONS,
+  innerJobs: true, // ctx.jobs: rootfs compression and package writers
   optionPatterns: [/^(variant|kernel|suite|architecture|extra-packages|mirror|partition-style|append|check)-./],
   validate,
   inputs(ctx) {

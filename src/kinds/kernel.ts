@@ -226,9 +226,9 @@ export async function packageKernel(k: KernelPackaging): Promise<string[]> {
 export const recipe: Recipe = {
   kind: 'kernel',
   version: '1',
-  innerJobs: true, // ctx.jobs: make -j
   description: 'Linux kernel from source + patches + merged config, built in a chroot: linux-image/linux-headers .debs, kernel/kernel-devel .rpms',
   cleanRoom: true,
+  innerJobs: true, // ctx.jobs: make -j
   options: {
     ...CLEAN_ROOM_OPTIONS,
     source: { type: 'path', urls: true, description: 'kernel source: tarball (path or URL) or directory', required: true },

@@ -440,9 +440,9 @@ const OPTIONS = {
 export const recipe: Recipe = {
   kind: 'package',
   version: '1',
-  innerJobs: true, // ctx.jobs: package writers' threads (compressors, md5)
   description: 'binary packages (.deb and/or .rpm) from files of other parts',
   options: OPTIONS,
+  innerJobs: true, // ctx.jobs: package writers' threads (compressors, md5)
   validate(ctx) {
     const o = ctx.options;
     const v = o.typed(OPTIONS);
