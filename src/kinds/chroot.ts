@@ -30,6 +30,7 @@ import { rmrf } from '../lib/fsutil.js';
 import { requireTool, which } from '../lib/tools.js';
 import { sha256 } from '../lib/hash.js';
 import type { BuildContext, OptionSpec, PartOptions, PlanContext, Recipe } from '../kind.js';
+import { xzThreads } from '../pkg/compress.js';
 
 // 2: apt's partial directories owned by _apt in every build (see scratchBase)
 const VERSION = '2';
@@ -205,7 +206,9 @@ async function build(ctx: BuildContext, dir: string, tool: 'mmdebstrap' | 'deboo
     }
     if (format === 'tar') renameSync(rawTar, tar);
     // fixed script, paths as positional parameters
-    else await ctx.run(['sh', '-c', format === 'tar.xz' ? 'xz -T2 -6 -c -- "$1" > "$2"' : 'zstd -T2 -19 -q -c -- "$1" > "$2"', 'sh', rawTar, tar]);
+    // with the part's share of -j (xz stays in multi-threaded mode with one thread, +1: the same
+    // bytes for any count; zstd's multi-threaded output does not depend on the count either)
+    else await ctx.run(['sh', '-c', format === 'tar.xz' ? 'xz -T"$3" -6 -c -- "$1" > "$2"' : 'zstd -T"$4" -19 -q -c -- "$1" > "$2"', 'sh', rawTar, tar, xzThreads(ctx.jobs), String(Math.max(1, ctx.jobs))]);
     copyFileSync(env.KILN_MANIFEST!, join(dir, 'manifest'));
     // the cache is shared through hard links: nobody may write through them
     chmodSync(tar, 0o444);
@@ -238,6 +241,7 @@ export const recipe: Recipe = {
   version: VERSION,
   description: 'Debian root file system (mmdebstrap) as a reproducible tarball and a local container image, cached by content',
   options: OPTIONS,
+  innerJobs: true, // ctx.jobs: the tarball's xz/zstd threads
   validate(ctx) {
     const o = ctx.options;
     const v = o.typed(OPTIONS);
