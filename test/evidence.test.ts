@@ -59,6 +59,27 @@ evidence-signing-key = keys/secret.asc
 location = \${buildout:directory}/keys
 ${tool}${pkg('pkg-a', 'kiln-a', '1.0-1', 'formats = deb rpm\ndepends = kiln-b\nrpm-requires = kiln-b\nsigning-key = ${key:location}/secret.asc\n')}${pkg('pkg-b', 'kiln-b', bVersion, 'formats = deb\n')}`;
 
+/** For a failure message: where two evidence files differ (an envelope's payload is decoded first). */
+function whatDiffers(a: string, b: string): string {
+  const parse = (f: string): unknown => {
+    try {
+      const j = JSON.parse(readFileSync(f, 'utf8'));
+      return j && typeof j.payload === 'string' ? { ...j, payload: JSON.parse(Buffer.from(j.payload, 'base64').toString()) } : j;
+    } catch {
+      return readFileSync(f, 'utf8');
+    }
+  };
+  const out: string[] = [];
+  const walk = (x: unknown, y: unknown, path: string): void => {
+    if (out.length > 5) return;
+    if (x && y && typeof x === 'object' && typeof y === 'object') {
+      for (const k of new Set([...Object.keys(x), ...Object.keys(y)])) walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], `${path}/${k}`);
+    } else if (JSON.stringify(x) !== JSON.stringify(y)) out.push(`${path}: ${JSON.stringify(x)?.slice(0, 120)} != ${JSON.stringify(y)?.slice(0, 120)}`);
+  };
+  walk(parse(a), parse(b), '');
+  return out.join('; ') || 'same JSON, different bytes';
+}
+
 let keyFile: string;
 const builds: Record<string, string> = {};
 
@@ -95,7 +116,7 @@ describe('release evidence', () => {
     expect(la).toEqual(
       expect.arrayContaining(['manifest.json', 'sbom/kiln.cdx.json', 'sbom/kiln.spdx.json', 'sbom/parts/pkg-a.cdx.json', 'sbom/parts/pkg-b.spdx.json', 'provenance/pkg-a.intoto.json', 'provenance/tool.intoto.json', 'provenance/signing-key.asc']),
     );
-    for (const f of la) expect(readFileSync(join(B.out, f)).equals(readFileSync(join(A.out, f))), f).toBe(true);
+    for (const f of la) expect(readFileSync(join(B.out, f)).equals(readFileSync(join(A.out, f))), `${f}: ${whatDiffers(join(A.out, f), join(B.out, f))}`).toBe(true);
     expect(A.dir).not.toBe(B.dir);
 
     // manifest: schema, and every artifact's hash and size are the file's
