@@ -18,13 +18,15 @@ export function didYouMean(name: string, candidates: string[]): string {
 }
 
 /** The candidates within edit distance 2 of `name` (1 for names of up to 4 characters), not equal to it. */
-const nearMissMemo = new Map<string, string[]>();
+// memo per candidate set (the engine passes one Set object per kind), then per name
+const nearMissMemo = new WeakMap<Set<string>, Map<string, string[]>>();
 export function nearMisses(name: string, candidates: Set<string>): string[] {
-  const key = `${name}\0${[...candidates].join(',')}`;
-  let hit = nearMissMemo.get(key);
+  let memo = nearMissMemo.get(candidates);
+  if (!memo) nearMissMemo.set(candidates, (memo = new Map()));
+  let hit = memo.get(name);
   if (hit === undefined) {
     hit = [...candidates].filter((c) => Math.abs(c.length - name.length) <= 2 && c !== name && editDistance(name, c) <= (name.length <= 4 ? 1 : 2));
-    nearMissMemo.set(key, hit);
+    memo.set(name, hit);
   }
   return hit;
 }

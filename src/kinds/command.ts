@@ -29,8 +29,11 @@ const OPTIONS = {
 
 /** The variable an option reaches the script as: foo-bar, foo.bar and FOO_BAR are all KILN_OPT_FOO_BAR. */
 export function optionEnvName(option: string): string {
-  return `KILN_OPT_${option.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+  let v = ENV_NAMES.get(option);
+  if (v === undefined) ENV_NAMES.set(option, (v = `KILN_OPT_${option.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`));
+  return v;
 }
+const ENV_NAMES = new Map<string, string>(); // option names repeat across parts (a 500-part graph: a handful)
 
 /** Linux refuses one environment string longer than this (MAX_ARG_STRLEN). */
 const MAX_VAR = 32 * 4096;
