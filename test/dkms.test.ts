@@ -182,7 +182,10 @@ timeout = 240
     expect(r.stderr).not.toContain('tail: cannot open');
     const partLog = readFileSync(join(p.dir, 'out/logs/broken.log'), 'utf8');
     expect(partLog).toContain('# kiln: dkms make.log for kernel 6.1.0-56-amd64');
-    expect(partLog).toMatch(/^# kiln: command in the chroot: bash -c BUILD .*"kiln-broken" "0\.1" "x86_64" "6\.1\.0-56-amd64"/m);
+    // the positional parameters: ... arch, the part's share of -j, kernels; dkms runs make with that share
+    const jobs = /^# kiln: command in the chroot: bash -c BUILD .*"kiln-broken" "0\.1" "x86_64" "(\d+)" "6\.1\.0-56-amd64"/m.exec(partLog)?.[1];
+    expect(jobs, partLog).toBeDefined();
+    expect(partLog).toContain(`make -j${jobs} KERNELRELEASE=6.1.0-56-amd64`);
     expect(partLog).toMatch(/kiln_broken\.c:\d+:\d+: error/);
     expect(spawnSync('ls', [join(p.dir, 'out/parts/broken')]).status).not.toBe(0);
   }, 600_000);

@@ -123,12 +123,13 @@ async function unpackSource(ctx: BuildContext): Promise<string> {
 // inputs. dkms's own signing is off (a key generated on the fly would differ each time); with
 // module-signing-key the modules are signed by the kernel's scripts/sign-file with that key. Constant text;
 // values arrive as positional parameters:
-//   $1 out dir (work dir, mounted)  $2 source dir  $3 name  $4 version  $5 arch (uname -m)  $6.. kernels
+//   $1 out dir (work dir, mounted)  $2 source dir  $3 name  $4 version  $5 arch (uname -m)
+//   $6 make jobs (the part's share of -j)  $7.. kernels
 // Writes out/modules/KVER/*.ko, out/excluded (KVER<TAB>reason lines), on failure out/failed
 // (KVER) and out/make.log.
 const BUILD = `set -euo pipefail
-out=$1 src=$2 name=$3 ver=$4 arch=$5
-shift 5
+out=$1 src=$2 name=$3 ver=$4 arch=$5 jobs=$6
+shift 6
 mkdir -p /etc/dkms/framework.conf.d /usr/src /var/lib/dkms "$out/modules"
 # headers of kiln-built kernels (kiln:kernel parts' headers/ trees, read-only mounts): copied to
 # where Debian's linux-headers put them, with the /lib/modules/KVER/build link
@@ -175,7 +176,7 @@ for k in "$@"; do
     continue
   fi
   rc=0
-  dkms build -m "$name" -v "$ver" -k "$k" || rc=$?
+  dkms build -j "$jobs" -m "$name" -v "$ver" -k "$k" || rc=$?
   if [ "$rc" = 77 ]; then
     printf '%s\\t%s\\n' "$k" 'dkms: a BUILD_EXCLUSIVE directive does not match this kernel, architecture or kernel config' >> "$out/excluded"
     continue
@@ -271,7 +272,7 @@ export const recipe: Recipe = {
   description: 'DKMS modules prebuilt for given kernels in a chroot: binary module .deb (mkbmdeb), kmod .rpm, source dkms .deb',
   options: OPTIONS,
   cleanRoom: true,
-  innerJobs: true, // ctx.jobs: package writers' threads
+  innerJobs: true, // ctx.jobs: dkms build -j and the package writers' threads
   validate(ctx) {
     const o = ctx.options;
     const v = o.typed(OPTIONS);
@@ -305,7 +306,7 @@ export const recipe: Recipe = {
     const uarch = arch === 'amd64' ? 'x86_64' : arch === 'arm64' ? 'aarch64' : arch;
     const out = join(ctx.work, 'build-out');
     mkdirSync(out, { recursive: true });
-    const argv = ['bash', '-c', BUILD, 'kiln-dkms-build', out, srcDir, conf.name, conf.version, uarch, ...kernels];
+    const argv = ['bash', '-c', BUILD, 'kiln-dkms-build', out, srcDir, conf.name, conf.version, uarch, String(Math.max(1, ctx.jobs)), ...kernels];
     ctx.log(`# kiln: dkms add + build of ${conf.name}/${conf.version} in the clean room (/usr/src, /var/lib/dkms) for ${kernels.join(' ')}\n`);
     ctx.log(`# kiln: command in the chroot: bash -c BUILD ${argv.slice(3).map((a) => JSON.stringify(a)).join(' ')} (BUILD: the script in kiln's src/kinds/dkms.ts)\n`);
     const kernelParts = o.paths('kernel');
