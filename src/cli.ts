@@ -7,7 +7,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build, plan } from './engine/build.js';
 import { JsonReporter, PlainReporter, TtyReporter, type Reporter } from './engine/events.js';
-import { loadProject, loadSectionConfig, type Project, type ProjectOptions } from './engine/project.js';
+import { loadProject, loadSectionConfig, planContext, type Project, type ProjectOptions } from './engine/project.js';
 import { MANIFEST, emptyTrash, quarantine, readManifest, removeTree } from './lib/manifest.js';
 import { Lock } from './lib/lock.js';
 import { Store, checkEntry, readStateFile } from './engine/store.js';
@@ -568,7 +568,7 @@ async function cmdDoctor(config: string | undefined, o: Record<string, unknown>,
   if (config) {
     const { project } = await loadProject({ configFile: config, outDir: o.out as string | undefined, cacheDir: o.cache as string | undefined, overrides });
     for (const part of project.parts.values()) {
-      for (const cmd of part.recipe.tools?.({ part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir }) ?? []) {
+      for (const cmd of part.recipe.tools?.(planContext(project, part)) ?? []) {
         needed.push({ cmd, part: part.name });
       }
     }

@@ -10,7 +10,7 @@ import { rmrf } from '../lib/fsutil.js';
 import { requireTool } from '../lib/tools.js';
 import type { BuildContext } from '../kind.js';
 import type { Reporter } from './events.js';
-import type { Part, Project, SignatureParts } from './project.js';
+import { planContext, type Part, type Project, type SignatureParts } from './project.js';
 import { describe } from '../lib/manifest.js';
 import { StateWriter } from './state-writer.js';
 import { Scheduler, runSchedule } from './scheduler.js';
@@ -154,7 +154,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
     for (const e of planned) {
       if (e.status !== 'build' || (opts.farm && !opts.farm.isLocal(e.part))) continue; // farm workers check their own tools
       const part = project.parts.get(e.part)!;
-      const planCtx = { part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir };
+      const planCtx = planContext(project, part);
       // a clean-room part runs its tools in the chroot: the host needs docker only
       const inChroot = part.recipe.cleanRoom && part.options.get('chroot')?.trim();
       for (const tool of inChroot ? ['docker'] : (part.recipe.tools?.(planCtx) ?? [])) requireTool(tool, part.name);
@@ -402,7 +402,7 @@ export async function build(project: Project, statCacheUsed: Record<string, { k:
       single: (n) => {
         const p = project.parts.get(n)!;
         const ij = p.recipe.innerJobs;
-        return !(typeof ij === 'function' ? ij({ part: p.name, options: p.options, projectDir: project.projectDir, cacheDir: project.cacheDir }) : ij);
+        return !(typeof ij === 'function' ? ij(planContext(project, p)) : ij);
       },
     });
     await runSchedule(sched, {

@@ -61,6 +61,11 @@ export interface SignatureParts {
   sourceDateEpoch: number;
 }
 
+/** What a recipe's plan-time hooks (tools, locationInOutput, innerJobs ...) get for a loaded part. */
+export function planContext(project: Project, part: Part): PlanContext {
+  return { part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir };
+}
+
 export function defaultCacheDir(): string {
   return process.env.KILN_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kiln');
 }

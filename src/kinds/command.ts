@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
-import { CLEAN_ROOM_OPTIONS, type OptionSpec, type Recipe } from '../kind.js';
+import { CLEAN_ROOM_OPTIONS, type OptionSpec, type PlanContext, type Recipe } from '../kind.js';
 
 const OPTIONS = {
   ...CLEAN_ROOM_OPTIONS,
@@ -38,6 +38,9 @@ const ENV_NAMES = new Map<string, string>(); // option names repeat across parts
 /** Linux refuses one environment string longer than this (MAX_ARG_STRLEN). */
 const MAX_VAR = 32 * 4096;
 
+/** Whether any option value of the part names `word` (the script may then use that variable). */
+const mentions = (ctx: PlanContext, word: string) => Object.values(ctx.options.all()).some((v) => v.includes(word));
+
 export const recipe: Recipe = {
   kind: 'command',
   version: '1',
@@ -45,7 +48,7 @@ export const recipe: Recipe = {
   options: OPTIONS,
   cleanRoom: true,
   // the command gets $KILN_JOBS (its share of -j): only a command that uses it gets more than one slot
-  innerJobs: (ctx) => Object.values(ctx.options.all()).some((v) => v.includes('KILN_JOBS')),
+  innerJobs: (ctx) => mentions(ctx, 'KILN_JOBS'),
   // any other option is a variable of the script, exported as $KILN_OPT_<NAME>
   optionPatterns: [/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/],
   validate(ctx) {
@@ -72,7 +75,7 @@ export const recipe: Recipe = {
     return argv.length ? [argv[0]!] : ['bash'];
   },
   // the command gets $LOCATION: when it uses it, assume the output may record it
-  locationInOutput: (ctx) => Object.values(ctx.options.all()).some((v) => v.includes('LOCATION')),
+  locationInOutput: (ctx) => mentions(ctx, 'LOCATION'),
   async install(ctx) {
     const o = ctx.options;
     const v = o.typed(OPTIONS);

@@ -12,7 +12,7 @@
  * and payload is the JSON of ActionResult below.
  */
 import { relocateSignature, sha256 } from '../lib/hash.js';
-import type { Part, Project } from '../engine/project.js';
+import { planContext, type Part, type Project } from '../engine/project.js';
 import type { TreeEntry } from './tree.js';
 
 export const ENVELOPE_FORMAT = 'action-result/1';
@@ -51,7 +51,7 @@ export interface Envelope {
 
 /** True when the part's output embeds its own location (Recipe.locationInOutput). */
 export function locationBound(project: Project, part: Part): boolean {
-  return !!part.recipe.locationInOutput?.({ part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir });
+  return !!part.recipe.locationInOutput?.(planContext(project, part));
 }
 
 /**
