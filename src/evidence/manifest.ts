@@ -95,7 +95,18 @@ export function relocatedSignatures(project: Project): Map<string, string> {
 }
 
 /** The config files that gave the resolved values (the top file and everything it extends). */
-export async function configFiles(project: Project): Promise<Array<{ path: string; abs: string; sha256: string }>> {
+/**
+ * The config files the project was read from, with their digests: once per loaded project (the
+ * evidence fingerprint and the manifest both need them; the files were read when it was loaded).
+ */
+export function configFiles(project: Project): Promise<Array<{ path: string; abs: string; sha256: string }>> {
+  let r = CONFIG_FILES.get(project);
+  if (!r) CONFIG_FILES.set(project, (r = hashConfigFiles(project)));
+  return r;
+}
+const CONFIG_FILES = new WeakMap<Project, Promise<Array<{ path: string; abs: string; sha256: string }>>>();
+
+async function hashConfigFiles(project: Project): Promise<Array<{ path: string; abs: string; sha256: string }>> {
   const cfg = project.config;
   const files = new Set<string>([cfg.file]);
   for (const s of cfg.sectionNames()) {
