@@ -149,12 +149,25 @@ describe('clonezilla-image recipe', () => {
     expect(lsblkSize(1536 * MiB)).toBe('1.5G');
   });
 
-  test('msdos disk through the CLI: ocs-sr savedisk layout, kiln-image.json, reproducible, ocs-chkimg accepts it', async () => {
+  test('msdos disk through the CLI: ocs-sr savedisk layout, pigz -p from the -j share, kiln-image.json, reproducible, ocs-chkimg accepts it', async () => {
     const files = { 'buildout.cfg': cfg('server') + `\n[server]\nrecipe = kiln:clonezilla-image\ndisk = ${msdosDisk}\nname = dns-server\n` };
     const a = project(files);
+    // pigz runs with the part's share of -j (one part alone under -j 3: all three slots): a wrapper
+    // first on PATH records its arguments and runs the real pigz (the compressions; the check's
+    // `pigz -dc` is not counted)
+    const wrapped = (name: string) => {
+      const bin = join(tmp, `pigz-wrapper-${name}`);
+      mkdirSync(bin, { recursive: true });
+      const real = execFileSync('sh', ['-c', 'command -v pigz'], { encoding: 'utf8' }).trim();
+      writeFileSync(join(bin, 'pigz'), `#!/bin/sh\necho "$*" >> ${join(bin, 'args')}\nexec ${real} "$@"\n`);
+      chmodSync(join(bin, 'pigz'), 0o755);
+      return { PATH: `${bin}:${process.env.PATH}`, args: () => readFileSync(join(bin, 'args'), 'utf8').trim().split('\n').filter((l) => l.includes('--fast')) };
+    };
+    const wa = wrapped('a');
     const t0 = Date.now();
-    const r = await kilnP(a.dir, ['build', '-c', 'buildout.cfg']);
+    const r = await kilnP(a.dir, ['build', '-c', 'buildout.cfg', '-j', '3'], { PATH: wa.PATH });
     expect(r.code, r.stderr).toBe(0);
+    expect(wa.args()).toEqual(['-p 3 -c --fast -b 1024 --rsyncable -n', '-p 3 -c --fast -b 1024 --rsyncable -n']);
     console.log(`clonezilla-image (msdos, 64 MiB disk, gzip): ${((Date.now() - t0) / 1000).toFixed(1)} s through the CLI`);
     const out = realpathSync(join(a.dir, 'out/parts/server'));
     const dir = join(out, 'image/dns-server');
@@ -184,8 +197,12 @@ describe('clonezilla-image recipe', () => {
     expect(m.imageBytes).toBe(readdirSync(dir).reduce((n: number, f: string) => n + lstatSync(join(dir, f)).size, 0));
 
     // the same disk in another project: the same bytes, file by file
+    // (under -j 1: pigz -p 2, never -p 1, whose single-threaded path writes other bytes; the
+    // same bytes as under -j 3)
     const b = project(files);
-    expect((await kilnP(b.dir, ['build', '-c', 'buildout.cfg'])).code).toBe(0);
+    const wb = wrapped('b');
+    expect((await kilnP(b.dir, ['build', '-c', 'buildout.cfg', '-j', '1'], { PATH: wb.PATH })).code).toBe(0);
+    expect(wb.args()[0]).toMatch(/^-p 2 /);
     const dirB = join(b.dir, 'out/parts/server/image/dns-server');
     for (const f of readdirSync(dir)) expect(readFileSync(join(dirB, f)).equals(readFileSync(join(dir, f))), f).toBe(true);
 

@@ -1,9 +1,13 @@
 // One -j budget (docs/architecture.md): -j N is N job slots shared by the parts and their inner
 // parallelism. Two kiln:cmmi parts, each running `make -j<share>` of sleeping targets that count
 // the targets running at the same moment (across both parts), under -j 2: never more than 2.
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { buildSquashfs } from '../src/kinds/recovery-iso.js';
+import { run } from '../src/lib/exec.js';
+import { makeContext } from './helpers/context.js';
 import { kiln, project } from './helpers/kiln.js';
 
 // each target: register itself in $(RUN), count what is registered (itself included), sleep, leave
@@ -90,5 +94,26 @@ command = echo "$KILN_JOBS" > "$OUT/jobs"
     // 3 slots, 2 ready parts: the first gets floor(3/2) = 1, the second what is left (2), never 3 + 3
     expect(readFileSync(join(p.dir, 'out/parts/x/jobs'), 'utf8').trim()).toBe('1');
     expect(readFileSync(join(p.dir, 'out/parts/y/jobs'), 'utf8').trim()).toBe('2');
+  });
+
+  test('recovery-iso: sqfstar runs with the part\'s share (-processors N), and the live system does not depend on it', async () => {
+    // a wrapper first on PATH records sqfstar's arguments and runs the real one
+    const images: Buffer[] = [];
+    for (const jobs of [1, 3]) {
+      const ctx = makeContext('rescue', {}, { jobs });
+      const bin = join(ctx.root, 'bin');
+      mkdirSync(bin);
+      const real = execFileSync('sh', ['-c', 'command -v sqfstar'], { encoding: 'utf8' }).trim();
+      writeFileSync(join(bin, 'sqfstar'), `#!/bin/sh\necho "$*" > ${join(bin, 'args')}\nexec ${real} "$@"\n`);
+      chmodSync(join(bin, 'sqfstar'), 0o755);
+      mkdirSync(join(ctx.root, 'tree/etc'), { recursive: true });
+      writeFileSync(join(ctx.root, 'tree/etc/hostname'), 'rescue\n');
+      execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '-cf', join(ctx.root, 'rootfs.tar'), '-C', join(ctx.root, 'tree'), '.']);
+      const cacheDir = join(ctx.root, 'cache');
+      const sq = await buildSquashfs({ ...ctx, cacheDir, run: (argv, o = {}) => ctx.run(argv, { ...o, env: { ...o.env, PATH: `${bin}:${process.env.PATH}` } }) }, join(ctx.root, 'rootfs.tar'));
+      expect(readFileSync(join(bin, 'args'), 'utf8')).toMatch(new RegExp(`-processors ${jobs} `));
+      images.push(readFileSync(sq.path));
+    }
+    expect(images[0]!.equals(images[1]!)).toBe(true);
   });
 });

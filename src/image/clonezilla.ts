@@ -100,6 +100,9 @@ export interface SaveDiskOptions {
   log?: (s: string) => void;
   /** a description of who made the image, for Info-saved-by-cmd.txt */
   savedBy?: string;
+  /** pigz threads: the part's share of -j, at least 2 (pigz -p 1 takes its single-threaded path,
+   * which writes other bytes than -p 2 and more; from 2 on the output does not depend on it) */
+  jobs?: number;
 }
 
 /** Partition device name the way the kernel (and ocs) names it: sda1, nvme0n1p1, mmcblk0p1. */
@@ -204,7 +207,7 @@ save() {
 }
 compress() {
   case "$KZ_COMP" in
-    gzip) pigz -c --fast -b 1024 --rsyncable -n ;;
+    gzip) pigz -p "$KZ_JOBS" -c --fast -b 1024 --rsyncable -n ;;
     zstd) zstd -c -3 -q ;;
     *) cat ;;
   esac
@@ -355,7 +358,7 @@ export async function saveDisk(opts: SaveDiskOptions): Promise<ImageManifest> {
     say(`Running: ${argv.join(' ')} | ${COMPRESSOR[comp].join(' ')}${split ? ` | split -a 2 -b ${split}MB - ${p.image}.` : ` > ${p.image}`}`);
     const pclog = join(o.work, `${p.name}.partclone.log`);
     await o.run(['bash', '-c', PIPELINE], {
-      env: { KZ_FS: p.fs, KZ_SRC: src, KZ_LOG: pclog, KZ_COMP: comp, KZ_SPLIT: String(split), KZ_PREFIX: join(dir, p.image), KZ_Z: PARTCLONE_Z, KZ_DD_BS: PARTCLONE_DD_BS, LC_ALL: 'C' },
+      env: { KZ_FS: p.fs, KZ_SRC: src, KZ_LOG: pclog, KZ_COMP: comp, KZ_SPLIT: String(split), KZ_PREFIX: join(dir, p.image), KZ_Z: PARTCLONE_Z, KZ_DD_BS: PARTCLONE_DD_BS, KZ_JOBS: String(Math.max(2, Math.floor(o.jobs ?? 2))), LC_ALL: 'C' },
     });
     rmSync(src, { force: true });
     // the deterministic lines of partclone's report (no times or rates)

@@ -36,9 +36,10 @@ const OPTIONS = {
 
 export const recipe: Recipe = {
   kind: 'clonezilla-image',
-  version: '1',
+  version: '2', // 2: pigz -p with at least 2 threads (its -p 1 path writes other bytes)
   description: "Clonezilla image directory (ocs-sr savedisk format: partclone images, partition tables, Info files, checksums) from a raw disk image",
   options: OPTIONS,
+  innerJobs: (ctx) => ctx.options.typed(OPTIONS).compression === 'gzip', // ctx.jobs: pigz threads
   validate(ctx) {
     const o = ctx.options;
     // without 'name', the part name is the image directory's name
@@ -86,6 +87,7 @@ export const recipe: Recipe = {
       run: ctx.run,
       log: ctx.log,
       savedBy: `kiln clonezilla-image, part ${ctx.part}`,
+      jobs: ctx.jobs,
     }).catch((e: Error) => {
       throw o.error('disk', e.message);
     });

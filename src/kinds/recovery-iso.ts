@@ -354,7 +354,8 @@ async function squashfs(ctx: BuildContext, tarball: string): Promise<{ path: str
   return p;
 }
 
-async function buildSquashfs(ctx: BuildContext, tarball: string): Promise<{ path: string; key: string }> {
+/** the live system's squashfs (exported for the -j budget test) */
+export async function buildSquashfs(ctx: BuildContext, tarball: string): Promise<{ path: string; key: string }> {
   // cached by the tarball's content: the same chroot gives the same live system without mksquashfs
   const key = createHash('sha256').update(`recovery-iso squashfs v1\0${await hashFile(tarball)}\0${ctx.sourceDateEpoch}`).digest('hex').slice(0, 32);
   const dir = join(ctx.cacheDir, 'recovery-iso');
@@ -369,8 +370,9 @@ async function buildSquashfs(ctx: BuildContext, tarball: string): Promise<{ path
   const sde = String(ctx.sourceDateEpoch);
   // sqfstar reads the tarball itself: owners, modes and device nodes as the chroot recorded them
   const cat = tarball.endsWith('.zst') ? ['zstd', '-dc'] : tarball.endsWith('.xz') ? ['xz', '-dc'] : tarball.endsWith('.gz') ? ['gzip', '-dc'] : ['cat'];
-  await ctx.run(['sh', '-c', 'unset SOURCE_DATE_EPOCH; "$@" < "$TARBALL" | sqfstar -quiet -no-progress -comp xz -b 1M -reproducible -mkfs-time "$SDE" -all-time "$SDE" -no-xattrs "$OUT"', 'sh', ...cat], {
-    env: { TARBALL: tarball, SDE: sde, OUT: tmp },
+  // -processors: the part's share of -j (-reproducible: the image does not depend on it)
+  await ctx.run(['sh', '-c', 'unset SOURCE_DATE_EPOCH; "$@" < "$TARBALL" | sqfstar -quiet -no-progress -processors "$JOBS" -comp xz -b 1M -reproducible -mkfs-time "$SDE" -all-time "$SDE" -no-xattrs "$OUT"', 'sh', ...cat], {
+    env: { TARBALL: tarball, SDE: sde, OUT: tmp, JOBS: String(Math.max(1, ctx.jobs)) },
   });
   renameSync(tmp, out);
   ctx.log(`# live system ${out} (${(statSync(out).size / MB).toFixed(1)} MB)\n`);
@@ -442,6 +444,7 @@ export const recipe: Recipe = {
   version: '5',
   description: 'bootable hybrid recovery ISO (isolinux, live system from a kiln chroot) restoring a Clonezilla image unattended',
   options: OPTIONS,
+  innerJobs: true, // ctx.jobs: sqfstar -processors (the live system, when not cached)
   validate(ctx) {
     // secure-boot with uefi, both own keys or none, key files that exist
     secureBoot(ctx.options);
