@@ -14,16 +14,17 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Replay an order on `lanes` workers (first free worker takes the next job; heavy jobs wait for the slot). */
-function replay(order: string[], jobs: Map<string, Job<string>>, lanes: number) {
+function replay(order: string[], jobs: Map<string, Job<string>>, lanes: number, slots = 1) {
   const free = Array.from({ length: lanes }, () => 0);
-  let slot = 0;
+  const slotFree = Array.from({ length: slots }, () => 0);
   const runs: Array<{ id: string; start: number; end: number; heavy: boolean }> = [];
   for (const id of order) {
     const j = jobs.get(id)!;
     const lane = free.indexOf(Math.min(...free));
-    const start = j.heavy ? Math.max(free[lane]!, slot) : free[lane]!;
+    const slot = slotFree.indexOf(Math.min(...slotFree));
+    const start = j.heavy ? Math.max(free[lane]!, slotFree[slot]!) : free[lane]!;
     const end = start + j.seconds!;
-    if (j.heavy) slot = end;
+    if (j.heavy) slotFree[slot] = end;
     free[lane] = end;
     runs.push({ id, start, end, heavy: j.heavy });
   }
@@ -58,6 +59,39 @@ describe('file order for two forks', () => {
     expect(scheduleOrder(list, 1).slice(0, 3)).toEqual(['qemu-a', 'qemu-b', 'chroot']);
     const order = scheduleOrder([{ item: 'known', heavy: false, seconds: 50 }, { item: 'new', heavy: false }], 1);
     expect(order).toEqual(['new', 'known']);
+  });
+
+  test('KILN_TEST_HEAVY_SLOTS=2: heavy files side by side too; the run is shorter than the heavy files\' sum when they dominate', async () => {
+    const { heavySlots } = await import('./helpers/schedule.js');
+    const big: Array<Job<string>> = [
+      { item: 'recovery', heavy: true, seconds: 900 },
+      { item: 'clonezilla', heavy: true, seconds: 300 },
+      { item: 'disk', heavy: true, seconds: 250 },
+      { item: 'ganeti', heavy: true, seconds: 200 },
+      ...Array.from({ length: 6 }, (_, i) => ({ item: `light-${i}`, heavy: false, seconds: 60 })),
+    ];
+    const bigJobs = new Map(big.map((j) => [j.item, j]));
+    const one = replay(scheduleOrder(big, 2, 1), bigJobs, 2, 1).wall;
+    const two = replay(scheduleOrder(big, 2, 2), bigJobs, 2, 2);
+    expect(one).toBe(1650); // the heavy files' sum: one fork waits for the slot
+    // the longest file (900 s) in one fork from the start, the others (1,110 s) in the other, the
+    // light ones filling both forks' ends: 2,010 s of work in 1,020 s
+    expect(two.wall).toBe(1020);
+    expect(two.wall).toBeLessThan(one);
+    expect(two.runs.find((r) => r.id === 'recovery')!.start).toBe(0); // the longest first
+    const env = process.env.KILN_TEST_HEAVY_SLOTS;
+    try {
+      process.env.KILN_TEST_HEAVY_SLOTS = '2';
+      expect(heavySlots(2)).toBe(2);
+      expect(() => heavySlots(4)).toThrow(/1 or at least KILN_TEST_FORKS \(4\)/);
+      process.env.KILN_TEST_HEAVY_SLOTS = 'x';
+      expect(() => heavySlots(2)).toThrow(/KILN_TEST_HEAVY_SLOTS=x: a whole number/);
+      delete process.env.KILN_TEST_HEAVY_SLOTS;
+      expect(heavySlots(2)).toBe(1);
+    } finally {
+      if (env === undefined) delete process.env.KILN_TEST_HEAVY_SLOTS;
+      else process.env.KILN_TEST_HEAVY_SLOTS = env;
+    }
   });
 
   test('the QEMU test files are heavy', () => {

@@ -33,6 +33,19 @@ export const HEAVY_TEST_FILES = [
   'test/storage-stack.test.ts',
 ];
 
+/**
+ * How many heavy files may run at once: KILN_TEST_HEAVY_SLOTS, 1 (one heavy file next to light
+ * ones) or the number of forks (no slot: heavy files run side by side too, QEMU guests included).
+ */
+export function heavySlots(forks: number): number {
+  const v = process.env.KILN_TEST_HEAVY_SLOTS;
+  if (v === undefined || v === '') return 1;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`KILN_TEST_HEAVY_SLOTS=${v}: a whole number from 1 up`);
+  if (n > 1 && n < forks) throw new Error(`KILN_TEST_HEAVY_SLOTS=${v}: 1 or at least KILN_TEST_FORKS (${forks})`);
+  return Math.min(n, forks);
+}
+
 export interface Job<T> {
   item: T;
   heavy: boolean;
@@ -43,27 +56,28 @@ export interface Job<T> {
 const GUESS = { heavy: 120, light: 15 };
 
 /**
- * The order to hand `jobs` to `lanes` workers so that heavy jobs (at most one at a time) overlap
- * light ones. Within a class, longest first (unknown ones first: they may be long).
+ * The order to hand `jobs` to `lanes` workers so that heavy jobs (at most `slots` at a time)
+ * overlap light ones. Within a class, longest first (unknown ones first: they may be long).
  */
-export function scheduleOrder<T>(jobs: Array<Job<T>>, lanes: number): T[] {
+export function scheduleOrder<T>(jobs: Array<Job<T>>, lanes: number, slots = 1): T[] {
   const est = (j: Job<T>) => j.seconds ?? (j.heavy ? GUESS.heavy : GUESS.light);
   const byLength = (a: Job<T>, b: Job<T>) => (a.seconds === undefined ? -1 : 0) - (b.seconds === undefined ? -1 : 0) || est(b) - est(a);
   const heavy = jobs.filter((j) => j.heavy).sort(byLength);
   const light = jobs.filter((j) => !j.heavy).sort(byLength);
   if (lanes < 2) return [...heavy, ...light].map((j) => j.item);
   const free = Array.from({ length: lanes }, () => 0); // when each lane is free again
-  let slotFree = 0; // when the heavy slot is free again
+  const slotFree = Array.from({ length: Math.max(1, slots) }, () => 0); // when each heavy slot is free again
   const out: T[] = [];
   while (heavy.length || light.length) {
     const lane = free.indexOf(Math.min(...free));
     const now = free[lane]!;
     let job: Job<T>;
     let start = now;
-    if (heavy.length && (slotFree <= now || !light.length)) {
+    const slot = slotFree.indexOf(Math.min(...slotFree));
+    if (heavy.length && (slotFree[slot]! <= now || !light.length)) {
       job = heavy.shift()!;
-      start = Math.max(now, slotFree);
-      slotFree = start + est(job);
+      start = Math.max(now, slotFree[slot]!);
+      slotFree[slot] = start + est(job);
     } else job = light.shift()!;
     free[lane] = start + est(job);
     out.push(job.item);
@@ -83,6 +97,6 @@ export class HeavySlotSequencer extends BaseSequencer {
       const d = this.ctx.cache.getFileTestResults(`${spec.project.name}:${rel}`)?.duration;
       return { item: spec, heavy: HEAVY_TEST_FILES.includes(rel), seconds: d === undefined ? undefined : d / 1000 };
     });
-    return scheduleOrder(jobs, lanes);
+    return scheduleOrder(jobs, lanes, heavySlots(lanes));
   }
 }
