@@ -81,3 +81,14 @@ test('no import from a lower layer into a higher one, and no import cycle', () =
   for (const f of files) visit(f);
   expect(cycles).toEqual([]);
 });
+
+test('no recipe kind imports another kind (shared code lives in helper modules of src/kinds/ or lower)', () => {
+  // the kind modules: what the registry loads
+  const registry = readFileSync(join(SRC, 'engine/registry.ts'), 'utf8');
+  const kinds = new Set([...registry.matchAll(/import\('\.\.\/(kinds\/[a-z0-9-]+)\.js'\)/g)].map((m) => `${m[1]}.ts`));
+  expect(kinds.size).toBeGreaterThan(15);
+  const bad: string[] = [];
+  for (const k of kinds) for (const d of imports(join(SRC, k))) if (kinds.has(d)) bad.push(`${k} -> ${d}`);
+  expect(bad).toEqual([]);
+});
+

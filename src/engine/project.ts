@@ -3,7 +3,6 @@
  * between them (buildout semantics: a ${other:...} reference makes `other` a dependency),
  * validated options, and each part's content signature.
  */
-import { homedir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
@@ -13,6 +12,7 @@ import { Options } from '../options.js';
 import type { OptionSpec, PlanContext, Recipe } from '../kind.js';
 import { hashPath, sha256, type StatCache } from '../lib/hash.js';
 import { isMappedRecipe, resolveRecipe, UnknownRecipeError, unknownRecipe } from './registry.js';
+import { defaultCacheDir } from '../lib/cache.js';
 import { urlBasename } from '../lib/download.js';
 import { didYouMean, nearMisses } from './suggest.js';
 
@@ -64,10 +64,6 @@ export interface SignatureParts {
 /** What a recipe's plan-time hooks (tools, locationInOutput, innerJobs ...) get for a loaded part. */
 export function planContext(project: Project, part: Part): PlanContext {
   return { part: part.name, options: part.options, projectDir: project.projectDir, cacheDir: project.cacheDir };
-}
-
-export function defaultCacheDir(): string {
-  return process.env.KILN_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kiln');
 }
 
 export function kilnBuildoutDefaults(configFile: string, outDir: string, cacheDir: string): Record<string, string> {

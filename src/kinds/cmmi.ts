@@ -9,26 +9,13 @@
  * Hooks are the user's own shell code, run with bash -euo pipefail; recipe values reach them as
  * environment variables (location, prefix, srcdir, DESTDIR), never pasted into the script by kiln.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { copyFile, cp, mkdir, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fetchVerified, isUrl } from '../lib/download.js';
 import { KilnError } from '../lib/errors.js';
 import { CLEAN_ROOM_OPTIONS, type BuildContext, type OptionSpec, type Recipe } from '../kind.js';
-
-/** Unpack a tar archive (any compression GNU tar knows) into dest, optionally dropping a single top-level directory. */
-export async function extractArchive(ctx: BuildContext, file: string, dest: string, strip: boolean): Promise<void> {
-  const tmp = join(ctx.work, `extract-${Date.now().toString(36)}`);
-  await mkdir(tmp, { recursive: true });
-  if (/\.zip$/i.test(file)) await ctx.run(['unzip', '-q', file, '-d', tmp]);
-  else await ctx.run(['tar', '-xf', file, '-C', tmp, '--no-same-owner']);
-  let root = tmp;
-  const entries = readdirSync(tmp);
-  if (strip && entries.length === 1 && statSync(join(tmp, entries[0]!)).isDirectory()) root = join(tmp, entries[0]!);
-  await mkdir(dest, { recursive: true });
-  for (const e of readdirSync(root)) await rename(join(root, e), join(dest, e));
-  await rm(tmp, { recursive: true, force: true });
-}
+import { extractArchive } from './archive.js';
 
 /** Run a user hook script (the user's own shell code) with values passed in the environment. */
 async function hook(ctx: BuildContext, name: string, script: string | undefined, cwd: string, env: Record<string, string>): Promise<void> {

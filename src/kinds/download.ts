@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { fetchVerified, isUrl, urlBasename } from '../lib/download.js';
 import { containedPath } from '../lib/paths.js';
 import type { BuildContext, OptionSpec, PlanContext, Recipe } from '../kind.js';
-import { extractArchive } from './cmmi.js';
+import { extractArchive } from './archive.js';
 
 function source(ctx: PlanContext | BuildContext): string {
   const { url } = ctx.options.typed(OPTIONS);

@@ -5,10 +5,16 @@
  * other processes wait on a lock file (taken over when its owner died).
  */
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CACHE_MANIFEST, buildManifest, describe, quarantine, readManifest, removeTree, verifyTree, writeManifest } from './manifest.js';
 import { Lock } from './lock.js';
 import { rmrf, tmpSibling } from './fsutil.js';
+
+/** kiln's cache directory when none is given: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln. */
+export function defaultCacheDir(): string {
+  return process.env.KILN_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kiln');
+}
 
 export interface CacheEntry {
   dir: string;

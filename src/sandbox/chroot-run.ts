@@ -14,9 +14,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { cachedDir } from '../lib/cache.js';
+import { cachedDir, defaultCacheDir } from '../lib/cache.js';
 import {
   containerName,
   dockerRunArgs,
@@ -92,10 +92,6 @@ export interface RunInChrootOptions extends ChrootSpec {
 }
 
 const TARBALLS = ['rootfs.tar', 'rootfs.tar.xz', 'rootfs.tar.zst'];
-
-function defaultCacheDir(): string {
-  return process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? homedir(), '.cache', 'kiln');
-}
 
 function readTrim(p: string): string | undefined {
   return existsSync(p) ? readFileSync(p, 'utf8').trim() || undefined : undefined;

@@ -9,12 +9,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, createWriteStream, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { KilnError } from '../lib/errors.js';
 import { spawnGuarded } from '../lib/exec.js';
 import { requireTool } from '../lib/tools.js';
 import { cachedKernels } from './kernel.js';
+import { defaultCacheDir } from '../lib/cache.js';
 
 export const QEMU = 'qemu-system-x86_64';
 export const DEBUG_EXIT_PORT = 0xf4;
@@ -142,10 +143,9 @@ export function runningVms(): number {
 
 const kvmProbes = new Map<string, boolean>();
 
-/** The newest Debian kernel in kiln's cache (KILN_CACHE_DIR or ~/.cache/kiln), for the KVM probe. */
+/** The newest Debian kernel in kiln's cache (defaultCacheDir()), for the KVM probe. */
 function cachedProbeKernel(): string | undefined {
-  const cache = process.env.KILN_CACHE_DIR ?? join(process.env.HOME ?? homedir(), '.cache', 'kiln');
-  return cachedKernels(cache)[0]?.vmlinuz;
+  return cachedKernels(defaultCacheDir())[0]?.vmlinuz;
 }
 
 /**
