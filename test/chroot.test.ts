@@ -11,7 +11,12 @@ const CACHE = join(process.env.HOME ?? '/root', '.cache', 'kiln');
 const env = { KILN_CACHE_DIR: CACHE };
 const minbase = `[bookworm]\nrecipe = kiln:chroot\nsuite = bookworm\nvariant = minbase\nimage = true\n`;
 
-const kilnContainers = () => execFileSync('docker', ['ps', '-a', '--filter', 'label=kiln=1', '--format', '{{.Names}}'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+// the containers one kiln run left (named kiln-PID-...): other test files may run kiln's containers
+// at the same time
+const kilnContainers = (pid: number | undefined) =>
+  execFileSync('docker', ['ps', '-a', '--filter', 'label=kiln=1', '--format', '{{.Names}}'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((n) => n && pid !== undefined && n.startsWith(`kiln-${pid}-`));
 
 
 describe('kiln:chroot', () => {
@@ -63,7 +68,8 @@ describe('clean-room builds and container tests', () => {
     expect(o('net').split('\n').filter(Boolean)).toEqual(['lo']);
     expect(o('copied')).toBe('from-input\n');
     expect(o('ro')).toBe('read-only\n');
-    expect(kilnContainers()).toEqual([]);
+    expect(r.pid).toBeGreaterThan(0);
+    expect(kilnContainers(r.pid)).toEqual([]);
   }, 300_000);
 
   test('a failing container test fails loudly with the output, writes JUnit, and leaves no container', async () => {
@@ -80,7 +86,8 @@ describe('clean-room builds and container tests', () => {
     const xml = readFileSync(join(p.dir, 'out/test-results/t/t.xml'), 'utf8');
     expect(xml).toMatch(/<testsuite name="t" tests="3" failures="2"/);
     expect(xml).toMatch(/<testcase classname="t" name="os" time="[\d.]+">\n\s+<system-out>/);
-    expect(kilnContainers()).toEqual([]);
+    expect(r.pid).toBeGreaterThan(0);
+    expect(kilnContainers(r.pid)).toEqual([]);
     expect(existsSync(join(p.dir, 'out/parts/t'))).toBe(false);
   }, 300_000);
 });

@@ -11,6 +11,8 @@ export interface KilnResult {
   stdout: string;
   stderr: string;
   events: Array<Record<string, unknown>>;
+  /** the kiln process's pid (kilnP only): its Docker containers are named kiln-PID-... */
+  pid?: number;
 }
 
 /** A temp project dir with the given files (path -> content); its own cache dir. */
@@ -67,7 +69,7 @@ export function kilnP(dir: string, args: string[], env: Record<string, string> =
     c.stderr!.on('data', (b) => (stderr += b));
     c.on('close', (code) => {
       const events = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-      resolve({ code, stdout, stderr, events });
+      resolve({ code, stdout, stderr, events, pid: c.pid });
     });
   });
 }
