@@ -181,6 +181,31 @@ describe('same bytes as dpkg-deb --build --root-owner-group', () => {
   }
 });
 
+describe('names beyond ASCII: bytewise (UTF-8) order, as dpkg-deb sorts them', () => {
+  // kiln compares the names as strings when no name holds a code unit from U+D800 on (UTF-16 order
+  // is UTF-8 order below it) and as UTF-8 bytes otherwise: '\u{1F600}' is D83D DE00 in UTF-16,
+  // below U+FB00, but F0 9F 98 80 in UTF-8, above EF AC 80
+  const names: Record<string, string[]> = {
+    'below U+D800 (strings compared)': ['z', '\u00e9', '\u00ff', '\u0100', '\u4e2d', 'a\u00e9', 'a', 'A'],
+    'from U+D800 on (bytes compared)': ['z', '\u00e9', '\ufb00', '\ue000', '\u{1F600}', '\u{1F600}x', '\u4e2d', 'a'],
+  };
+  for (const [what, list] of Object.entries(names)) {
+    test(`${what}: data.tar identical to dpkg-deb's`, async () => {
+      const files: PkgFile[] = list.flatMap((n, i) => [
+        { path: `/usr/share/kiln-utf/${n}`, type: 'file' as const, content: `${i}\n` },
+        { path: `/usr/share/kiln-utf/d${n}/f`, type: 'file' as const, content: `${i}\n` },
+      ]);
+      const ours = await build(helloSpec('1.0-1', { compression: 'none', files }));
+      const tree = join(tmp('ref'), 'tree');
+      sh('dpkg-deb', ['--raw-extract', ours, tree]);
+      const ref = join(tmp('ref'), 'ref.deb');
+      sh('dpkg-deb', ['--root-owner-group', '-Znone', '--build', tree, ref], { env: { ...process.env, SOURCE_DATE_EPOCH: String(SDE) } });
+      expect(bin('dpkg-deb', ['--fsys-tarfile', ours]).equals(bin('dpkg-deb', ['--fsys-tarfile', ref]))).toBe(true);
+      expect(readFileSync(ours).equals(readFileSync(ref))).toBe(true);
+    });
+  }
+});
+
 describe('md5sums: over 16 MiB they are computed on worker threads; control.tar and data.tar compressed alike or not', () => {
   const bigTree = () => {
     const d = tmp('big');

@@ -73,6 +73,11 @@ export class ByteWriter {
     return this.count;
   }
 
+  /**
+   * Queue `buf`. A buffer under 256 KiB is copied into the current block before this returns, so
+   * the caller may reuse it at once (tar builds every header in one scratch block); a larger one
+   * is handed to the stream as it is and must stay untouched.
+   */
   write(buf: Buffer): Promise<void> | void {
     if (this.failure) throw this.failure;
     this.count += buf.length;
