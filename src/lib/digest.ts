@@ -91,31 +91,50 @@ export async function digestFiles(jobs: DigestJob[], algo: 'md5' | 'sha256', thr
     }
   }
   const out: string[] = new Array<string>(jobs.length);
-  const workers = Array.from({ length: Math.min(threads, slices.length) }, () => new Worker(WORKER_SOURCE, { eval: true, execArgv: [] }));
+  // this thread hashes slices too (it would only wait otherwise): one worker less to start
+  // (about 50 ms of CPU each)
+  const workers = Array.from({ length: Math.min(threads, slices.length) - 1 }, () => new Worker(WORKER_SOURCE, { eval: true, execArgv: [] }));
   let nextSlice = 0;
+  let failed = false;
+  const here = async (): Promise<void> => {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    while (nextSlice < slices.length && !failed) {
+      const s = slices[nextSlice++]!;
+      for (let i = s.start; i < s.end; i++) out[i] = wrap(() => hashOne(jobs[i]!.path, jobs[i]!.size, jobs[i]!.what ?? jobs[i]!.path, algo, buf, mods));
+      // let the workers' messages in (they take the next slices)
+      await new Promise<void>((res) => setImmediate(res));
+    }
+  };
   try {
-    await Promise.all(
-      workers.map(
+    await Promise.all([
+      here().catch((e) => {
+        failed = true;
+        throw e;
+      }),
+      ...workers.map(
         (w) =>
           new Promise<void>((res, rej) => {
             const send = () => {
-              if (nextSlice >= slices.length) return res();
+              if (nextSlice >= slices.length || failed) return res();
               const id = nextSlice++;
               const s = slices[id]!;
               w.postMessage({ id, algo, jobs: jobs.slice(s.start, s.end).map((j) => [j.path, j.size, j.what ?? j.path]) });
             };
             w.on('message', (m: { id: number; out?: string[]; error?: string }) => {
-              if (m.error) return rej(new KilnError(m.error));
+              if (m.error) {
+                failed = true;
+                return rej(new KilnError(m.error));
+              }
               const s = slices[m.id]!;
               m.out!.forEach((h, k) => (out[s.start + k] = h));
               send();
             });
             w.on('error', (e) => rej(new KilnError(`digest worker: ${e.message}`)));
-            w.on('exit', (code) => (nextSlice < slices.length || code !== 0 ? rej(new KilnError(`digest worker exited (${code})`)) : res()));
+            w.on('exit', (code) => (code !== 0 ? rej(new KilnError(`digest worker exited (${code})`)) : res()));
             send();
           }),
       ),
-    );
+    ]);
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
