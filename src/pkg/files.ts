@@ -153,13 +153,20 @@ export function buildManifest(files: PkgFile[], sourceDateEpoch: number): Manife
 /**
  * Depth-first, names sorted bytewise in each directory (what tar --sort=name produces): one sort
  * key per entry, '/' becoming NUL (below every byte a name can hold), so a bytewise comparison of
- * the keys orders by component, parents first. JavaScript compares strings by UTF-16 code units,
- * which is the UTF-8 byte order as long as no key holds a code unit from U+D800 on (surrogates,
- * which sort below U+E000-U+FFFF there and above them in UTF-8): then the keys are compared as
- * strings (a native sort, no Buffer per entry), else as UTF-8 bytes.
+ * the keys orders by component, parents first.
  */
 function sortByPath(entries: ManifestEntry[]): ManifestEntry[] {
-  const keyed = entries.map((e) => ({ e, k: e.path.replaceAll('/', '\0') }));
+  return sortBytewise(entries, (e) => e.path.replaceAll('/', '\0'));
+}
+
+/**
+ * `items` sorted by the UTF-8 bytes of `key(item)` (a new array). JavaScript compares strings by
+ * UTF-16 code units, which is the UTF-8 byte order as long as no key holds a code unit from
+ * U+D800 on (surrogates sort below U+E000-U+FFFF in UTF-16 and above them in UTF-8): then the keys
+ * are compared as strings (no Buffer per item), else as UTF-8 bytes.
+ */
+export function sortBytewise<T>(items: readonly T[], key: (item: T) => string): T[] {
+  const keyed = items.map((e) => ({ e, k: key(e) }));
   if (keyed.some((x) => /[\uD800-\uFFFF]/.test(x.k))) {
     const b = keyed.map((x) => ({ e: x.e, k: Buffer.from(x.k) }));
     return b.sort((x, y) => Buffer.compare(x.k, y.k)).map((x) => x.e);
