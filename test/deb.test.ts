@@ -181,6 +181,59 @@ describe('same bytes as dpkg-deb --build --root-owner-group', () => {
   }
 });
 
+describe('names beyond ASCII: bytewise (UTF-8) order, as dpkg-deb sorts them', () => {
+  // kiln compares the names as strings when no name holds a code unit from U+D800 on (UTF-16 order
+  // is UTF-8 order below it) and as UTF-8 bytes otherwise: '\u{1F600}' is D83D DE00 in UTF-16,
+  // below U+FB00, but F0 9F 98 80 in UTF-8, above EF AC 80
+  const names: Record<string, string[]> = {
+    'below U+D800 (strings compared)': ['z', '\u00e9', '\u00ff', '\u0100', '\u4e2d', 'a\u00e9', 'a', 'A'],
+    'from U+D800 on (bytes compared)': ['z', '\u00e9', '\ufb00', '\ue000', '\u{1F600}', '\u{1F600}x', '\u4e2d', 'a'],
+  };
+  for (const [what, list] of Object.entries(names)) {
+    test(`${what}: data.tar identical to dpkg-deb's`, async () => {
+      const files: PkgFile[] = list.flatMap((n, i) => [
+        { path: `/usr/share/kiln-utf/${n}`, type: 'file' as const, content: `${i}\n` },
+        { path: `/usr/share/kiln-utf/d${n}/f`, type: 'file' as const, content: `${i}\n` },
+      ]);
+      const ours = await build(helloSpec('1.0-1', { compression: 'none', files }));
+      const tree = join(tmp('ref'), 'tree');
+      sh('dpkg-deb', ['--raw-extract', ours, tree]);
+      const ref = join(tmp('ref'), 'ref.deb');
+      sh('dpkg-deb', ['--root-owner-group', '-Znone', '--build', tree, ref], { env: { ...process.env, SOURCE_DATE_EPOCH: String(SDE) } });
+      expect(bin('dpkg-deb', ['--fsys-tarfile', ours]).equals(bin('dpkg-deb', ['--fsys-tarfile', ref]))).toBe(true);
+      expect(readFileSync(ours).equals(readFileSync(ref))).toBe(true);
+    });
+  }
+});
+
+describe('literal contents of 256 KiB or more between host files (written past the output blocks)', () => {
+  // such a write ended a partly filled output block; parallel gzip kept that block pending while
+  // the block was reused for the next file's bytes, so the package held the wrong content
+  for (const comp of ['gzip', 'zstd', 'xz', 'none'] as const) {
+    test(`${comp}: every file extracts with its own content, md5sum -c accepts them`, async () => {
+      const d = tmp('lit');
+      const host = Buffer.alloc(3 << 20);
+      for (let i = 0; i < host.length; i++) host[i] = (i * 7 + (i >> 9)) & 0xff;
+      writeFileSync(join(d, 'host'), host);
+      const files: PkgFile[] = [
+        { path: '/usr/share/kiln-lit/0small', type: 'file', content: 'hello\n' },
+        { path: '/usr/share/kiln-lit/1lit', type: 'file', content: Buffer.alloc(300 << 10, 0x41) },
+        { path: '/usr/share/kiln-lit/2host', type: 'file', source: join(d, 'host') },
+        { path: '/usr/share/kiln-lit/3lit', type: 'file', content: Buffer.alloc(400 << 10, 0x42) },
+        { path: '/usr/share/kiln-lit/4host', type: 'file', source: join(d, 'host') },
+      ];
+      const deb = await build({ ...helloSpec('1.0-1', { compression: comp }), files });
+      const x = join(tmp('lit-x'), 'x');
+      sh('dpkg-deb', ['--raw-extract', deb, x]);
+      expect(readFileSync(join(x, 'usr/share/kiln-lit/2host')).equals(host)).toBe(true);
+      expect(readFileSync(join(x, 'usr/share/kiln-lit/4host')).equals(host)).toBe(true);
+      expect(readFileSync(join(x, 'usr/share/kiln-lit/1lit')).equals(Buffer.alloc(300 << 10, 0x41))).toBe(true);
+      expect(readFileSync(join(x, 'usr/share/kiln-lit/3lit')).equals(Buffer.alloc(400 << 10, 0x42))).toBe(true);
+      expect(sh('md5sum', ['-c', join(x, 'DEBIAN/md5sums')], { cwd: x })).toMatch(/4host: OK/);
+    });
+  }
+});
+
 describe('md5sums: over 16 MiB they are computed on worker threads; control.tar and data.tar compressed alike or not', () => {
   const bigTree = () => {
     const d = tmp('big');

@@ -133,3 +133,36 @@ describe('TarWriter', () => {
     await expect(p).rejects.toThrow(/compressor died/);
   });
 });
+
+describe('output blocks are reused with a consumer that takes them at once', () => {
+  test('20 MiB of host file content through a synchronous writer: a few 1 MiB blocks, not one per MiB', async () => {
+    const { Writable } = await import('node:stream');
+    const { vi } = await import('vitest');
+    const d = mkdtempSync(join(tmpdir(), 'kiln-tar-recycle-'));
+    const content = Buffer.alloc(20 << 20);
+    for (let i = 0; i < content.length; i += 4096) content[i] = i >> 12;
+    writeFileSync(join(d, 'big'), content);
+    const got: Buffer[] = [];
+    // like compress.ts's file writer: the bytes are written (here: copied) before the callback
+    const out = new Writable({
+      write(c: Buffer, _e, cb) {
+        got.push(Buffer.from(c));
+        cb();
+      },
+    });
+    const spy = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    try {
+      const tar = new TarWriter(out, { recycle: true });
+      for (let i = 0; i < 2; i++) await tar.add({ name: `./big${i}`, type: 'file', mode: 0o644, uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: MTIME, size: content.length }, join(d, 'big'));
+      await tar.finish();
+      const blocks = spy.mock.calls.filter(([n]) => n >= 1 << 20).length;
+      expect(blocks).toBeLessThanOrEqual(4);
+    } finally {
+      spy.mockRestore();
+    }
+    // and the archive still holds the right bytes
+    const all = Buffer.concat(got);
+    expect(all.subarray(512, 512 + content.length).equals(content)).toBe(true);
+    expect(all.subarray(1024 + content.length, 1024 + 2 * content.length).equals(content)).toBe(true);
+  });
+});

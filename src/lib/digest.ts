@@ -4,8 +4,9 @@
  *   const hex = await digestFiles([{ path: '/x/a', size: 12 }, ...], 'md5');   // same order
  *
  * Small jobs (under 16 MiB in all, or one core) are hashed here; larger ones are cut into
- * slices of about 4 MiB (whole files) handed out to worker threads as they finish, each reading
- * with one reusable buffer. A file that no longer has its manifest size is an error (the package
+ * slices of about 4 MiB (whole files) handed out as they finish to this thread and `threads - 1`
+ * worker threads (this thread would only wait otherwise, and a worker costs about 50 ms of CPU to
+ * start), each reading with one reusable buffer. A file that no longer has its manifest size is an error (the package
  * would otherwise list a digest of content it does not ship).
  */
 import { createHash } from 'node:crypto';
@@ -91,31 +92,50 @@ export async function digestFiles(jobs: DigestJob[], algo: 'md5' | 'sha256', thr
     }
   }
   const out: string[] = new Array<string>(jobs.length);
-  const workers = Array.from({ length: Math.min(threads, slices.length) }, () => new Worker(WORKER_SOURCE, { eval: true, execArgv: [] }));
+  // this thread hashes slices too (it would only wait otherwise): one worker less to start
+  // (about 50 ms of CPU each)
+  const workers = Array.from({ length: Math.min(threads, slices.length) - 1 }, () => new Worker(WORKER_SOURCE, { eval: true, execArgv: [] }));
   let nextSlice = 0;
+  let failed = false;
+  const here = async (): Promise<void> => {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    while (nextSlice < slices.length && !failed) {
+      const s = slices[nextSlice++]!;
+      for (let i = s.start; i < s.end; i++) out[i] = wrap(() => hashOne(jobs[i]!.path, jobs[i]!.size, jobs[i]!.what ?? jobs[i]!.path, algo, buf, mods));
+      // let the workers' messages in (they take the next slices)
+      await new Promise<void>((res) => setImmediate(res));
+    }
+  };
   try {
-    await Promise.all(
-      workers.map(
+    await Promise.all([
+      here().catch((e) => {
+        failed = true;
+        throw e;
+      }),
+      ...workers.map(
         (w) =>
           new Promise<void>((res, rej) => {
             const send = () => {
-              if (nextSlice >= slices.length) return res();
+              if (nextSlice >= slices.length || failed) return res();
               const id = nextSlice++;
               const s = slices[id]!;
               w.postMessage({ id, algo, jobs: jobs.slice(s.start, s.end).map((j) => [j.path, j.size, j.what ?? j.path]) });
             };
             w.on('message', (m: { id: number; out?: string[]; error?: string }) => {
-              if (m.error) return rej(new KilnError(m.error));
+              if (m.error) {
+                failed = true;
+                return rej(new KilnError(m.error));
+              }
               const s = slices[m.id]!;
               m.out!.forEach((h, k) => (out[s.start + k] = h));
               send();
             });
             w.on('error', (e) => rej(new KilnError(`digest worker: ${e.message}`)));
-            w.on('exit', (code) => (nextSlice < slices.length || code !== 0 ? rej(new KilnError(`digest worker exited (${code})`)) : res()));
+            w.on('exit', (code) => (code !== 0 ? rej(new KilnError(`digest worker exited (${code})`)) : res()));
             send();
           }),
       ),
-    );
+    ]);
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }

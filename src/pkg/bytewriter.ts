@@ -73,6 +73,11 @@ export class ByteWriter {
     return this.count;
   }
 
+  /**
+   * Queue `buf`. A buffer under 256 KiB is copied into the current block before this returns, so
+   * the caller may reuse it at once (tar builds every header in one scratch block); a larger one
+   * is handed to the stream as it is and must stay untouched.
+   */
   write(buf: Buffer): Promise<void> | void {
     if (this.failure) throw this.failure;
     this.count += buf.length;
@@ -187,13 +192,19 @@ export class ByteWriter {
 
   private push(buf: Buffer, block?: Buffer, wait = true): Promise<void> | void {
     if (this.out.destroyed) throw this.failure ?? new KilnError(`${this.what} output closed early`);
-    const back =
-      block && this.recycle
-        ? (e?: Error | null) => {
-            if (!e && this.spare.length < SPARE_BLOCKS) this.spare.push(block);
-          }
-        : undefined;
+    let back: ((e?: Error | null) => void) | undefined;
+    if (block && this.recycle) {
+      let called = false;
+      back = (e?: Error | null) => {
+        if (!e && !called && this.spare.length < SPARE_BLOCKS) this.spare.push(block);
+        called = true;
+      };
+    }
     this.out.write(buf, back);
+    // consumed at once (a synchronous file writer, a pipe that took it all): the stream runs the
+    // callback only on the next tick, after this producer has taken fresh blocks for everything
+    // it reads in between (213 MiB of them for the benchmark's uncompressed package)
+    if (back && this.out.writableLength === 0) back();
     if (!wait || this.out.writableLength < MAX_QUEUED) return;
     return new Promise<void>((res, rej) => {
       const done = (e?: Error) => {

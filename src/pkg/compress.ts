@@ -283,6 +283,11 @@ class ParallelGzip extends Readable {
       this.pending = rest.length ? [rest] : [];
       this.pendingBytes = rest.length;
     }
+    // the writer may reuse `chunk` once this write's callback has run (ByteWriter's recycled
+    // blocks): what stays pending must be a copy, never the chunk itself (full 1 MiB blocks are
+    // dispatched above and leave nothing; a shorter write, such as a package file's literal
+    // content of 256 KiB or more, did, and the reused block then overwrote it)
+    if (this.pending.includes(chunk)) this.pending = [Buffer.concat(this.pending, this.pendingBytes)];
     await this.drainQueue(this.maxInflight - 1);
   }
 

@@ -62,7 +62,7 @@ import { AR_MAGIC, arHeader } from './ar.js';
 import { writeAll } from './bytewriter.js';
 import { compressToFile, EXT, isCompression, type Compression, type Compressor } from './compress.js';
 import { formatParagraph, parseRelations } from './deb822.js';
-import { buildManifest, type ManifestEntry, type PkgFile } from './files.js';
+import { buildManifest, sortBytewise, type ManifestEntry, type PkgFile } from './files.js';
 import { digestFiles } from '../lib/digest.js';
 import { TarWriter, type TarHeader } from './tar.js';
 import { validateDebPackageName, validateDebVersion } from './version.js';
@@ -375,7 +375,7 @@ export async function writeDeb(spec: DebSpec, outPath: string, opts: { threads?:
     const md5 = new Map<string, string>();
     for (const e of hashed) if (e.content) md5.set(e.path, createHash('md5').update(e.content).digest('hex'));
     // md5sums in path order (bytewise), as dh_md5sums writes them
-    const md5Order = hashed.map((e) => ({ e, k: Buffer.from(e.path) })).sort((x, y) => Buffer.compare(x.k, y.k)).map((x) => x.e);
+    const md5Order = sortBytewise(hashed, (e) => e.path);
     const installedSize = debInstalledSize(entries);
     const controlTar = async (sums: (e: ManifestEntry) => string): Promise<Buffer> => {
       const md5s = md5Order.map((e) => `${sums(e)}  ${e.path.slice(1)}\n`).join('');

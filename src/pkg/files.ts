@@ -57,7 +57,11 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
 
+/** already normal: absolute, no empty, '.' or '..' component, no trailing slash, no newline or NUL */
+const NORMAL = /^(?:\/(?!\.\.?(?:\/|$))[^/\n\r\0]+)+$/;
+
 export function normalizePath(p: string): string {
+  if (typeof p === 'string' && NORMAL.test(p)) return p;
   if (typeof p !== 'string' || p === '') throw new KilnError(`package path ${JSON.stringify(p)} is empty`);
   if (/[\n\r\0]/.test(p)) throw new KilnError(`package path ${JSON.stringify(p)} contains a newline or NUL (not representable in md5sums/conffiles)`);
   if (!p.startsWith('/')) throw new KilnError(`package path '${p}' is not absolute`);
@@ -127,26 +131,47 @@ export function buildManifest(files: PkgFile[], sourceDateEpoch: number): Manife
       implied: false,
     });
   }
-  // parents
+  // parents: walk up from each path until a directory that is already there (its own parents
+  // were added when it was, or are added when its own path comes up in this loop)
   for (const path of [...byPath.keys()]) {
-    const parts = path.split('/').slice(1, -1);
-    for (let i = 1; i <= parts.length; i++) {
-      const dir = '/' + parts.slice(0, i).join('/');
+    for (let cut = path.lastIndexOf('/'); cut > 0; cut = path.lastIndexOf('/', cut - 1)) {
+      const dir = path.slice(0, cut);
       const e = byPath.get(dir);
-      if (e && e.type !== 'dir') throw new KilnError(`${dir} is a ${e.type} but ${path} is below it`);
-      if (!e) {
-        byPath.set(dir, {
-          path: dir, type: 'dir', perm: 0o755, mode: S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, user: 'root', group: 'root',
-          mtime: sourceDateEpoch, conffile: false, noreplace: false, ghost: false, doc: false, license: false, implied: true,
-        });
+      if (e) {
+        if (e.type !== 'dir') throw new KilnError(`${dir} is a ${e.type} but ${path} is below it`);
+        break;
       }
+      byPath.set(dir, {
+        path: dir, type: 'dir', perm: 0o755, mode: S_IFDIR | 0o755, size: 0, uid: 0, gid: 0, user: 'root', group: 'root',
+        mtime: sourceDateEpoch, conffile: false, noreplace: false, ghost: false, doc: false, license: false, implied: true,
+      });
     }
   }
-  // depth-first, names sorted bytewise in each directory (what tar --sort=name produces): one sort
-  // key per entry, '/' becoming NUL (below every byte a name can hold), so a bytewise comparison
-  // of the keys orders by component, parents first
-  const keyed = [...byPath.values()].map((e) => ({ e, k: Buffer.from(e.path.replaceAll('/', '\0')) }));
-  return keyed.sort((a, b) => Buffer.compare(a.k, b.k)).map((x) => x.e);
+  return sortByPath([...byPath.values()]);
+}
+
+/**
+ * Depth-first, names sorted bytewise in each directory (what tar --sort=name produces): one sort
+ * key per entry, '/' becoming NUL (below every byte a name can hold), so a bytewise comparison of
+ * the keys orders by component, parents first.
+ */
+function sortByPath(entries: ManifestEntry[]): ManifestEntry[] {
+  return sortBytewise(entries, (e) => e.path.replaceAll('/', '\0'));
+}
+
+/**
+ * `items` sorted by the UTF-8 bytes of `key(item)` (a new array). JavaScript compares strings by
+ * UTF-16 code units, which is the UTF-8 byte order as long as no key holds a code unit from
+ * U+D800 on (surrogates sort below U+E000-U+FFFF in UTF-16 and above them in UTF-8): then the keys
+ * are compared as strings (no Buffer per item), else as UTF-8 bytes.
+ */
+export function sortBytewise<T>(items: readonly T[], key: (item: T) => string): T[] {
+  const keyed = items.map((e) => ({ e, k: key(e) }));
+  if (keyed.some((x) => /[\uD800-\uFFFF]/.test(x.k))) {
+    const b = keyed.map((x) => ({ e: x.e, k: Buffer.from(x.k) }));
+    return b.sort((x, y) => Buffer.compare(x.k, y.k)).map((x) => x.e);
+  }
+  return keyed.sort((x, y) => (x.k < y.k ? -1 : x.k > y.k ? 1 : 0)).map((x) => x.e);
 }
 
 /** lstat-based check used by recipes when collecting files from a tree. */

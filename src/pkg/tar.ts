@@ -35,9 +35,14 @@ export const RECORD = 20 * BLOCK;
 
 function numeric(buf: Buffer, off: number, len: number, value: number, what: string): void {
   if (!Number.isInteger(value) || value < 0) throw new KilnError(`tar: invalid ${what} ${value}`);
-  const s = value.toString(8);
-  if (s.length <= len - 1) {
-    buf.write(s.padStart(len - 1, '0') + '\0', off, len, 'ascii');
+  if (value < 8 ** (len - 1)) {
+    // len - 1 octal digits, zero-padded, then NUL (written digit by digit: no string per field)
+    let v = value;
+    for (let i = off + len - 2; i >= off; i--) {
+      buf[i] = 0x30 + (v % 8);
+      v = Math.floor(v / 8);
+    }
+    buf[off + len - 1] = 0;
     return;
   }
   // GNU base-256: high bit of the first byte set, big-endian value in the rest
@@ -61,8 +66,18 @@ interface RawHeader extends Omit<TarHeader, 'name' | 'type' | 'linkname'> {
   linkname: Buffer;
 }
 
+const ROOT = Buffer.from('root');
+const nameBytes = (n: string): Buffer => (n === 'root' ? ROOT : Buffer.from(n));
+/** zeros for padding (never written to) */
+const ZEROS = Buffer.alloc(RECORD);
+
+/** the header block being built: reused (ByteWriter copies writes this small into its blocks) */
+const scratch = Buffer.alloc(BLOCK);
+const EMPTY = Buffer.alloc(0);
+
+/** The header block of an entry; valid until the next call (write it at once). */
 function header(h: RawHeader): Buffer {
-  const b = Buffer.alloc(BLOCK);
+  const b = scratch.fill(0);
   field(b, 0, 100, h.name, 'name');
   numeric(b, 100, 8, h.mode, 'mode');
   numeric(b, 108, 8, h.uid, 'uid');
@@ -73,8 +88,8 @@ function header(h: RawHeader): Buffer {
   b.write(h.typeflag, 156, 1, 'ascii');
   field(b, 157, 100, h.linkname, 'link target');
   b.write('ustar  \0', 257, 8, 'ascii'); // GNU magic + version
-  field(b, 265, 32, Buffer.from(h.uname), 'user name');
-  field(b, 297, 32, Buffer.from(h.gname), 'group name');
+  field(b, 265, 32, nameBytes(h.uname), 'user name');
+  field(b, 297, 32, nameBytes(h.gname), 'group name');
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += b[i]!;
   b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
@@ -100,7 +115,7 @@ export class TarWriter {
 
   private async pad(size: number): Promise<void> {
     const n = (BLOCK - (size % BLOCK)) % BLOCK;
-    if (n) await this.write(Buffer.alloc(n));
+    if (n) await this.write(ZEROS.subarray(0, n));
   }
 
   private async longLink(typeflag: 'L' | 'K', value: Buffer): Promise<void> {
@@ -121,7 +136,7 @@ export class TarWriter {
     const typeflag = h.type === 'dir' ? '5' : h.type === 'symlink' ? '2' : '0';
     const size = h.type === 'file' ? h.size : 0;
     // GNU tar's order: the long link target (K) first, then the long name (L)
-    let linkname = Buffer.from(h.linkname ?? '');
+    let linkname = h.linkname ? Buffer.from(h.linkname) : EMPTY;
     if (linkname.length > 100) {
       await this.longLink('K', linkname);
       linkname = linkname.subarray(0, 100);
