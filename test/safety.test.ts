@@ -3,14 +3,14 @@
 // E2BIG, truncated downloads, '%' in names, empty lock files, SIGHUP).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { run } from '../src/lib/exec.js';
-import { generateTestKey, reapGnupgHomes, setGnupgRoot, Signer } from '../src/lib/gpg.js';
+import { generateTestKey, makeGnupgHome, reapGnupgHomes, removeGnupgHome, setGnupgRoot, Signer } from '../src/lib/gpg.js';
 import { containedPath } from '../src/lib/paths.js';
 import { kilnAsync, kilnP, project } from './helpers/kiln.js';
 
@@ -452,6 +452,49 @@ describe('finding 6: no orphans, no stray secrets', () => {
       setGnupgRoot(undefined);
     }
   }, 120_000);
+
+  test('a home that goes to $TMPDIR (GnuPG root too long for agent sockets) leaves a marker in the root; the reaper follows markers and does not list $TMPDIR', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-marker-'));
+    const tmp = join(dir, 'tmp');
+    mkdirSync(tmp);
+    const root = join(dir, 'r'.repeat(80), 'out/.kiln/tmp'); // longer than a socket path allows
+    const oldTmp = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
+    setGnupgRoot(root);
+    try {
+      // a live home: in $TMPDIR, with its marker; removed with the marker on close
+      const home = makeGnupgHome();
+      expect(home.startsWith(join(tmp, `kiln-gpg-${process.pid}-`))).toBe(true);
+      const marker = join(root, `tmpdir-${basename(home)}`);
+      expect(readlinkSync(marker)).toBe(home);
+      expect(reapGnupgHomes(root)).toEqual([]); // its process (this one) is alive
+      await removeGnupgHome(home);
+      expect(existsSync(home) || existsSync(marker)).toBe(false);
+      // a killed run's home (pid 2^22 - 1: not running) with its marker: reaped through the marker
+      const dead = join(tmp, 'kiln-gpg-4194303-AbC123');
+      mkdirSync(dead, { mode: 0o700 });
+      symlinkSync(dead, join(root, 'tmpdir-kiln-gpg-4194303-AbC123'));
+      // a marker pointing at something that is not a kiln home: never followed
+      const other = join(dir, 'precious');
+      mkdirSync(other);
+      symlinkSync(other, join(root, 'tmpdir-kiln-gpg-4194303-XyZ789'));
+      // a home without a marker in $TMPDIR (library use): the CLI's reaper does not list $TMPDIR
+      const unmarked = join(tmp, 'kiln-gpg-4194303-QqQ111');
+      mkdirSync(unmarked, { mode: 0o700 });
+      expect(reapGnupgHomes(root)).toEqual([dead]);
+      expect(existsSync(dead)).toBe(false);
+      expect(existsSync(join(root, 'tmpdir-kiln-gpg-4194303-AbC123'))).toBe(false);
+      expect(existsSync(other)).toBe(true);
+      expect(existsSync(unmarked)).toBe(true);
+      // without a root (library use) $TMPDIR's kiln homes are reaped
+      setGnupgRoot(undefined);
+      expect(reapGnupgHomes()).toEqual([unmarked]);
+    } finally {
+      setGnupgRoot(undefined);
+      if (oldTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = oldTmp;
+    }
+  });
 });
 
 describe('locking', () => {

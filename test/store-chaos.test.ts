@@ -124,7 +124,15 @@ test(
       if (op !== 'build') {
         const trash = join(p.dir, 'out/.kiln/trash');
         const deadline = Date.now() + 60_000;
-        while (!gone && Date.now() < deadline && !(existsSync(trash) && readdirSync(trash).length > 0)) await new Promise((r) => setTimeout(r, 3));
+        // (the trash may vanish between the two calls: kiln removes it once it is empty)
+        const deleting = () => {
+          try {
+            return readdirSync(trash).length > 0;
+          } catch {
+            return false;
+          }
+        };
+        while (!gone && Date.now() < deadline && !deleting()) await new Promise((r) => setTimeout(r, 3));
       }
       await Promise.race([exited, new Promise((r) => setTimeout(r, delay))]);
       const killedRunning = !gone;

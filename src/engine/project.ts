@@ -13,7 +13,7 @@ import type { OptionSpec, PlanContext, Recipe } from '../kind.js';
 import { hashPath, sha256, type StatCache } from '../lib/hash.js';
 import { isMappedRecipe, resolveRecipe, UnknownRecipeError, unknownRecipe } from './registry.js';
 import { defaultCacheDir } from '../lib/cache.js';
-import { urlBasename } from '../lib/download.js';
+import { urlBasename } from '../lib/url-name.js';
 import { didYouMean, nearMisses } from './suggest.js';
 
 export const DEFAULT_SOURCE_DATE_EPOCH = 1704067200; // 2024-01-01T00:00:00Z

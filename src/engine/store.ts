@@ -213,8 +213,11 @@ export class Store {
     const entry = join(base, 'entry');
     const staging = join(entry, 'out');
     const work = join(base, 'work');
-    mkdirSync(staging, { recursive: true });
-    mkdirSync(work, { recursive: true });
+    // one mkdir each (a recursive mkdir of a new path tries the deepest name first: twice the calls)
+    this.inDir(this.tmpDir, () => mkdirSync(base));
+    mkdirSync(entry);
+    mkdirSync(staging);
+    mkdirSync(work);
     return { staging, work, entry, base };
   }
 
@@ -229,7 +232,11 @@ export class Store {
     expect?.(m);
     await writeManifestAsync(join(st.entry, MANIFEST), m);
     const dest = this.entryPath(part);
-    mkdirSync(dirname(dest), { recursive: true });
+    const destDir = dirname(dest);
+    if (!this.knownDirs.has(destDir)) {
+      mkdirSync(destDir, { recursive: true });
+      this.knownDirs.add(destDir);
+    }
     if (this.entryExists(part)) {
       // built concurrently by another project sharing the entry: keep theirs if it is sound
       if ((await this.check(part, 'full', true, threads)).length === 0) {
@@ -240,7 +247,14 @@ export class Store {
       await removeTree(dest, this.trashFor(part));
     }
     try {
-      await rename(st.entry, dest);
+      try {
+        await rename(st.entry, dest);
+      } catch (e) {
+        // the store directory seen earlier in this run was removed meanwhile: made again, once
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync(destDir)) throw e;
+        mkdirSync(destDir, { recursive: true });
+        await rename(st.entry, dest);
+      }
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EXDEV') {
@@ -271,9 +285,18 @@ export class Store {
         `[${part.name}] refusing to replace ${part.location}: it is not a kiln output link (move it away, or set another location)`,
       );
     }
-    mkdirSync(dirname(part.location), { recursive: true });
+    if (!st) {
+      // a first link: created in one step (a symlink appears whole or not at all)
+      try {
+        this.inDir(dirname(part.location), () => symlinkSync(target, part.location));
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        // appeared meanwhile: replaced atomically below (the check above runs again next time)
+      }
+    }
     const tmp = tmpSibling(part.location);
-    symlinkSync(target, tmp);
+    this.inDir(dirname(part.location), () => symlinkSync(target, tmp));
     try {
       renameSync(tmp, part.location);
     } catch (e) {
@@ -281,6 +304,27 @@ export class Store {
       throw e;
     }
   }
+
+  /**
+   * Run `op`, which creates a name in `dir`: the directory is created first only when this
+   * process has not yet seen it (a build of N parts makes N links and N entries in a few
+   * directories: no mkdir + stat for each), or when `op` finds it missing (ENOENT), then once more.
+   */
+  private inDir<T>(dir: string, op: () => T): T {
+    if (!this.knownDirs.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.knownDirs.add(dir);
+      return op();
+    }
+    try {
+      return op();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(dir, { recursive: true });
+      return op();
+    }
+  }
+  private readonly knownDirs = new Set<string>();
 
   /** Remove a part's location link (uninstall) if it is ours. */
   unlinkLocation(location: string): void {

@@ -14,7 +14,7 @@ import type { Project } from '../engine/project.js';
 import { Store } from '../engine/store.js';
 import { hashFile, relocateSignature } from '../lib/hash.js';
 import type { RunRecord, PartStatus } from './record.js';
-import { classify, ScanCache, type ArtifactType, type PartScan } from './scan.js';
+import type { ArtifactType, PartScan } from './scan.js';
 
 export const MANIFEST_VERSION = 1;
 
@@ -150,6 +150,8 @@ export function partPrefix(project: Project, name: string): string {
 export async function buildManifest(project: Project, names: string[], run: RunRecord | undefined): Promise<ManifestResult> {
   const store = new Store(project);
   const sigs = relocatedSignatures(project);
+  // loaded when the manifest is built (package inspection: zlib, dpkg-deb): not by a no-op build
+  const { classify, ScanCache } = await import('./scan.js');
   const scanCache = new ScanCache(join(project.kilnDir, 'evidence', 'scans.json'));
   const scans = new Map<string, PartScan>();
   const dirs = new Map<string, string>();

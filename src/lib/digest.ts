@@ -66,6 +66,8 @@ parentPort.on('message', ({ id, algo, jobs }) => {
 });
 `;
 
+let inlineBuffer: Buffer | undefined;
+
 /** `threads`: at most this many hashing threads (a build passes its part's share of -j); default: the cores, at most 4. */
 export async function digestFiles(jobs: DigestJob[], algo: 'md5' | 'sha256', threads = Math.min(availableParallelism(), 4)): Promise<string[]> {
   const total = jobs.reduce((n, j) => n + j.size, 0);
@@ -78,7 +80,10 @@ export async function digestFiles(jobs: DigestJob[], algo: 'md5' | 'sha256', thr
     }
   };
   if (total < INLINE_LIMIT || threads < 2) {
-    const buf = Buffer.allocUnsafe(1 << 20);
+    // one read buffer for every inline call (hashing here is synchronous: no two calls share it at
+    // once). A fresh 1 MiB buffer per call cost a build of N small parts N MiB of external memory
+    // (page faults, and garbage collections V8 starts for external memory).
+    const buf = (inlineBuffer ??= Buffer.allocUnsafe(1 << 20));
     return jobs.map((j) => wrap(() => hashOne(j.path, j.size, j.what ?? j.path, algo, buf, mods)));
   }
   // slices of whole files, about SLICE bytes each, in order

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
@@ -33,48 +33,8 @@ export interface DownloadOptions {
   error?: (option: string, detail: string) => Error;
 }
 
-export function isUrl(s: string): boolean {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
-}
-
-/** decodeURIComponent that leaves a malformed escape (a literal '%' in a name) as it is. */
-export function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s.replace(/%[0-9a-fA-F]{2}/g, (m) => {
-      try {
-        return decodeURIComponent(m);
-      } catch {
-        return m;
-      }
-    });
-  }
-}
-
-/**
- * The file name a download gets by default: the last component of the URL path. An http(s)
- * URL's path is percent-decoded (`hello%20world.txt` -> `hello world.txt`); a local path is used
- * as it is on disk (`foo_1%3a2.deb` stays `foo_1%3a2.deb`, as in a Debian pool), and a file://
- * URL names the file fileURLToPath finds. The result is NOT checked: callers put it through
- * containedPath() (a decoded `..%2F` is a `../`).
- */
-export function urlBasename(u: string): string {
-  let name: string;
-  if (u.startsWith('file://')) {
-    let p: string;
-    try {
-      p = fileURLToPath(u);
-    } catch {
-      p = safeDecode(new URL(u).pathname);
-    }
-    name = basename(p.replace(/\/+$/, ''));
-  } else if (isUrl(u)) {
-    const path = new URL(u).pathname.replace(/\/+$/, '');
-    name = safeDecode(path.slice(path.lastIndexOf('/') + 1));
-  } else name = basename(u.replace(/\/+$/, ''));
-  return name || 'download';
-}
+export { isUrl, safeDecode, urlBasename } from './url-name.js';
+import { isUrl, safeDecode } from './url-name.js';
 
 async function hashStream(path: string): Promise<Record<Algo, string>> {
   const hs = { sha256: createHash('sha256'), sha512: createHash('sha512'), md5: createHash('md5') };

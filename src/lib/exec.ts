@@ -70,8 +70,34 @@ exit 0`;
 let watchdog: ChildProcess | undefined;
 let watchdogBroken = false;
 
+// '-PGID' lines (a command ended) wait up to UNREGISTER_MS and go out with the next write: one
+// write (and one wake-up of the watchdog) per command instead of two. A group still listed when
+// kiln dies is killed, and an ended command's group is empty (or its leftovers die, as before).
+const UNREGISTER_MS = 100;
+let pendingUnregister = '';
+let unregisterTimer: NodeJS.Timeout | undefined;
+
+function flushUnregister(): void {
+  if (unregisterTimer) clearTimeout(unregisterTimer);
+  unregisterTimer = undefined;
+  if (pendingUnregister) watchdogWrite('');
+}
+
+function watchdogUnregister(pid: number): void {
+  pendingUnregister += `-${pid}\n`;
+  if (!unregisterTimer) {
+    unregisterTimer = setTimeout(flushUnregister, UNREGISTER_MS);
+    unregisterTimer.unref();
+  }
+}
+process.once('exit', flushUnregister);
+
 function watchdogWrite(line: string): void {
-  if (watchdogBroken) return;
+  if (pendingUnregister) {
+    line = pendingUnregister + line;
+    pendingUnregister = '';
+  }
+  if (watchdogBroken || !line && watchdog) return;
   if (!watchdog) {
     try {
       watchdog = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
@@ -115,7 +141,7 @@ export function spawnGuarded(cmd: string, args: string[], options: SpawnOptions)
   if (child.pid) {
     const pid = child.pid;
     watchdogWrite(`+${pid}\n`);
-    child.once('close', () => watchdogWrite(`-${pid}\n`));
+    child.once('close', () => watchdogUnregister(pid));
   }
   return child;
 }

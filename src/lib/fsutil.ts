@@ -15,10 +15,16 @@ export function tmpSibling(path: string): string {
  * file either way: the rename is atomic).
  */
 export function writeFileAtomic(path: string, data: string | Buffer, opts: { durable?: boolean } = {}): void {
-  mkdirSync(dirname(path), { recursive: true });
   const tmp = tmpSibling(path);
   try {
-    writeFileSync(tmp, data);
+    try {
+      writeFileSync(tmp, data);
+    } catch (e) {
+      // the directory is made only when it is missing (no mkdir + stat for every file written)
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(tmp, data);
+    }
     if (opts.durable !== false) {
       const fd = openSync(tmp, 'r');
       try {
@@ -40,10 +46,13 @@ export function writeFileAtomic(path: string, data: string | Buffer, opts: { dur
  * fsync (10-20 ms on these disks under load; kiln's build loop spawns the next commands meanwhile).
  */
 export async function writeFileAtomicAsync(path: string, data: string | Buffer): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
   const tmp = tmpSibling(path);
   try {
-    const fh = await open(tmp, 'w');
+    const fh = await open(tmp, 'w').catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+      await mkdir(dirname(path), { recursive: true }); // only when the directory is missing
+      return open(tmp, 'w');
+    });
     try {
       await fh.writeFile(data);
       await fh.sync();

@@ -1,17 +1,18 @@
 /**
  * OpenPGP signing with GnuPG, in a private temporary GNUPGHOME holding only the user's key:
  * the user's own keyring is never touched. Temporary homes live under the project's
- * out/.kiln/tmp/ (setGnupgRoot; $TMPDIR only for library use), mode 0700, named
+ * out/.kiln/tmp/ (setGnupgRoot; $TMPDIR for library use, or with a marker symlink in the root when
+ * the root's path is too long for gpg-agent's sockets), mode 0700, named
  * `gpg-PID-XXXXXX`; their gpg-agent is stopped and the home removed when done, by the watchdog
  * (src/lib/exec.ts) when kiln is killed, and by reapGnupgHomes() at the next start otherwise. Signatures use SOURCE_DATE_EPOCH as their creation
  * time (--faked-system-time; or the key's creation time when that is later), so RSA and EdDSA
  * signatures over the same bytes with the same key are reproducible.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KilnError } from './errors.js';
@@ -30,17 +31,33 @@ const HOME_RE = /^(?:kiln-)?gpg-(\d+)-[A-Za-z0-9]{6}$/;
 // gpg-agent's sockets live in the home: S.gpg-agent.browser must fit a socket path (108 bytes)
 const MAX_ROOT = 108 - '/gpg-4194304-XXXXXX/S.gpg-agent.browser'.length - 1;
 
+/** Markers of homes that went to $TMPDIR instead of the GnuPG root: `tmpdir-` + the home's name, a symlink to it. */
+const MARKER_PREFIX = 'tmpdir-';
+const markers = new Map<string, string>();
+
 /**
  * A new private GnuPG home (mode 0700) under the GnuPG root (or `fallback`, or $TMPDIR when the
- * root's path is too long for gpg-agent's sockets). kiln's watchdog removes it if kiln dies.
+ * root's path is too long for gpg-agent's sockets). kiln's watchdog removes it if kiln dies. A
+ * home that goes to $TMPDIR although a GnuPG root is set leaves a marker in the root (a symlink
+ * to it), so reapGnupgHomes() finds it without listing $TMPDIR.
  */
 export function makeGnupgHome(fallback?: string): string {
-  let root = gnupgRoot ?? fallback ?? tmpdir();
-  if (root.length > MAX_ROOT) root = tmpdir();
+  const wanted = gnupgRoot ?? fallback ?? tmpdir();
+  const root = wanted.length > MAX_ROOT ? tmpdir() : wanted;
   mkdirSync(root, { recursive: true });
   const home = mkdtempSync(join(root, root === tmpdir() ? `kiln-gpg-${process.pid}-` : `gpg-${process.pid}-`));
   chmodSync(home, 0o700);
   guardDirectory(home);
+  if (root !== wanted && gnupgRoot && wanted === gnupgRoot) {
+    const marker = join(gnupgRoot, MARKER_PREFIX + basename(home));
+    try {
+      mkdirSync(gnupgRoot, { recursive: true });
+      symlinkSync(home, marker);
+      markers.set(home, marker);
+    } catch {
+      /* the watchdog still removes the home if kiln dies */
+    }
+  }
   return home;
 }
 
@@ -48,31 +65,57 @@ export function makeGnupgHome(fallback?: string): string {
 export async function removeGnupgHome(home: string, runOpts: RunOptions = {}): Promise<void> {
   await run(['gpgconf', '--homedir', home, '--kill', 'all'], { ...runOpts, allowFailure: true }).catch(() => undefined);
   await rm(home, { recursive: true, force: true });
+  const marker = markers.get(home);
+  if (marker) {
+    markers.delete(home);
+    await rm(marker, { force: true });
+  }
 }
 
 /**
- * Leftovers of killed kiln runs (homes whose kiln process is gone) under `root` and $TMPDIR:
- * stop their agents and remove them. Homes of live processes are left alone. Returns the removed paths.
+ * Leftovers of killed kiln runs (homes whose kiln process is gone): stop their agents and remove
+ * them. Homes of live processes are left alone. Returns the removed paths.
+ *
+ * With a root (the project's out/.kiln/tmp: the CLI), the root's homes and the $TMPDIR homes its
+ * markers point at; $TMPDIR itself is not listed (it may hold thousands of names, and a no-op
+ * build must not pay for them). Without a root (library use), the `kiln-gpg-*` homes of $TMPDIR.
  */
 export function reapGnupgHomes(root: string | undefined = gnupgRoot): string[] {
   const removed: string[] = [];
-  for (const dir of new Set([root, tmpdir()].filter((d): d is string => !!d))) {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const n of names) {
-      const m = HOME_RE.exec(n);
-      if (!m || (dir === tmpdir() && !n.startsWith('kiln-')) || (dir !== tmpdir() && n.startsWith('kiln-'))) continue;
-      const pid = Number(m[1]);
-      if (pid === process.pid || processAlive(pid)) continue;
-      const home = join(dir, n);
+  const reap = (home: string, pid: number): boolean => {
+    if (pid === process.pid || processAlive(pid)) return false;
+    if (existsSync(home)) {
       spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', timeout: 20_000 });
       rmSync(home, { recursive: true, force: true });
       removed.push(home);
     }
+    return true;
+  };
+  const dir = root ?? tmpdir();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const n of names) {
+    if (root && n.startsWith(MARKER_PREFIX)) {
+      // a marker: its home is in $TMPDIR, named kiln-gpg-PID-XXXXXX (anything else is not ours)
+      const marker = join(dir, n);
+      let target: string;
+      try {
+        target = readlinkSync(marker);
+      } catch {
+        continue;
+      }
+      const m = HOME_RE.exec(basename(target));
+      if (!m || !basename(target).startsWith('kiln-') || MARKER_PREFIX + basename(target) !== n) continue;
+      if (reap(target, Number(m[1]))) rmSync(marker, { force: true });
+      continue;
+    }
+    const m = HOME_RE.exec(n);
+    if (!m || (!root && !n.startsWith('kiln-')) || (root && n.startsWith('kiln-'))) continue;
+    reap(join(dir, n), Number(m[1]));
   }
   return removed;
 }

@@ -21,7 +21,6 @@
  */
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { digestFiles } from './digest.js';
 import { rmrf, tmpSibling, writeFileAtomic, writeFileAtomicAsync } from './fsutil.js';
 
 export const MANIFEST = 'manifest.json';
@@ -93,6 +92,7 @@ function entryOf(p: string, st: Stats, tree: string): ManifestEntry {
 
 async function hashAll(tree: string, items: Array<{ p: string; st: Stats }>, threads?: number): Promise<Map<string, string>> {
   const files = items.filter((x) => x.st.isFile());
+  const { digestFiles } = await import('./digest.js'); // worker threads: loaded when something is hashed, not by a no-op
   const hex = await digestFiles(
     files.map((x) => ({ path: join(tree, x.p), size: x.st.size })),
     'sha256',
