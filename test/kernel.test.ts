@@ -1,6 +1,6 @@
 // kiln:kernel and kiln:x509-key: Debian's linux-source-6.1 with one patch (a boot line), a small
 // config (tinyconfig + recipes/kernel/small.config), built once in a kiln chroot and shared
-// through the cache (shared = true: every project with the same KERNEL_CFG text restores it);
+// through the cache (shared = true: every project extending test/fixtures/kernel/kernel.cfg restores it);
 // packages checked with lintian, dpkg in a container, rpm -K, rpmlint; one QEMU TCG boot of the
 // packaged kernel: the patch's line, a kiln-signed DKMS module loads with module.sig_enforce=1 and
 // the same module unsigned is refused; the DKMS symbol check against Debian's 6.1 headers; bad
@@ -21,31 +21,10 @@ const ROOT = join(import.meta.dirname, '..');
 const SOURCE = '/usr/src/linux-source-6.1.tar.xz';
 const fixtures = join(import.meta.dirname, 'fixtures', 'dkms');
 
-/** the shared kernel build: keep this text byte-for-byte stable (it is the cache key) */
-export const KERNEL_CFG = `
-[kkey]
-shared = true
-recipe = kiln:x509-key
-common-name = kiln test module signing
-
-[kbuild]
-shared = true
-recipe = kiln:chroot
-variant = minbase
-packages = gcc make bc flex bison libelf-dev libssl-dev openssl xz-utils patch kmod cpio dkms
-image = true
-
-[kernel]
-shared = true
-recipe = kiln:kernel
-source = ${SOURCE}
-series = ${ROOT}/recipes/kernel/patches/series
-config-base = tinyconfig
-config-fragments = ${ROOT}/recipes/kernel/small.config
-localversion = -kiln1
-signing-key = \${kkey:location}/signing_key.pem
-chroot = \${kbuild:location}
-`;
+/** the shared kernel build (kkey, kbuild, kernel: test/fixtures/kernel/kernel.cfg, also extended by
+ * bench/kernel-repro.mjs); a project's buildout.cfg starts with this `[buildout]` header + extends */
+export const KERNEL_CFG_FILE = join(import.meta.dirname, 'fixtures', 'kernel', 'kernel.cfg');
+const head = (parts: string) => `[buildout]\nextends = ${KERNEL_CFG_FILE}\nparts = ${parts}\n`;
 
 const MOD_CFG = `
 [gplmod]
@@ -66,7 +45,7 @@ const pkgs = (ext: string) => readdirSync(part('kernel')).filter((f) => f.endsWi
 describe.skipIf(!RUN)('with the shared kernel (one cold build, restored from the kiln cache afterwards)', () => {
 beforeAll(async () => {
   if (!existsSync(SOURCE)) throw new Error(`${SOURCE} missing: apt-get install linux-source-6.1 (scripts/setup.sh)`);
-  const p = project({ 'buildout.cfg': `[buildout]\nparts = kernel gplmod\n${KERNEL_CFG}${MOD_CFG}` });
+  const p = project({ 'buildout.cfg': `${head('kernel gplmod')}${MOD_CFG}` });
   dir = p.dir;
   const r = await kilnP(p.dir, ['build'], env);
   if (r.code !== 0) throw new Error(r.stderr + r.stdout);
@@ -184,7 +163,7 @@ describe.skipIf(!RUN)('kiln:dkms with the kiln kernel', () => {
     writeFileSync(unsigned, b.subarray(0, b.length - magic - 12 - sigLen));
     mkdirSync(join(dir, 'boot'), { recursive: true });
     const p = project({
-      'buildout.cfg': `[buildout]\nparts = boot\n${KERNEL_CFG}
+      'buildout.cfg': `${head('boot')}
 [kimage]
 recipe = kiln:command
 debs = \${kernel:location}
@@ -224,7 +203,7 @@ timeout = 300
 
   test('the symbol check rejects a module built against Debian 6.1 headers when checked against the kiln kernel: the symbol is named, nothing packaged', async () => {
     const p = project({
-      'buildout.cfg': `[buildout]\nparts = foreign\n${KERNEL_CFG}
+      'buildout.cfg': `${head('foreign')}
 [security]
 mirrors = deb http://deb.debian.org/debian-security bookworm-security main
 
@@ -285,7 +264,7 @@ describe.skipIf(!RUN)('kiln:kernel bad inputs: clear errors, nothing packaged', 
   const bad = async (extra: string, o: { base?: string; chroot?: string; source?: string; files?: Record<string, string> } = {}) => {
     const p = project({
       ...(o.files ?? {}),
-      'buildout.cfg': `[buildout]\nparts = kbad\n${KERNEL_CFG}
+      'buildout.cfg': `${head('kbad')}
 [security]
 mirrors = deb http://deb.debian.org/debian-security bookworm-security main
 
