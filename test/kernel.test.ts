@@ -96,7 +96,7 @@ describe.skipIf(!RUN)('kiln:kernel packages', () => {
       const grep = spawnSync('grep', ['-rl', 'PRIVATE KEY-----', y], { encoding: 'utf8' });
       expect(grep.stdout, p).toBe('');
     }
-  });
+  }, 1_200_000);
 
   test('linux-headers: Module.symvers, .config, scripts and the build link; the postinst runs depmod and the kernel hooks', () => {
     const h = join(part('kernel'), `linux-headers-${rel}_${rel}-1_amd64.deb`);
@@ -136,7 +136,7 @@ describe.skipIf(!RUN)('kiln:kernel packages', () => {
     const dv = execFileSync('rpm', ['-qlp', join(part('kernel'), `kernel-devel-${rv}-1.x86_64.rpm`)], { encoding: 'utf8', maxBuffer: 64 << 20 });
     expect(dv).toContain(`/usr/src/kernels/${rel}/Module.symvers\n`);
     expect(execFileSync('rpm', ['-qp', '--scripts', join(part('kernel'), `kernel-${rv}-1.x86_64.rpm`)], { encoding: 'utf8' })).toContain(`depmod -a -F /boot/System.map-${rel} ${rel}`);
-  });
+  }, 900_000);
 });
 
 describe.skipIf(!RUN)('kiln:dkms with the kiln kernel', () => {
