@@ -126,9 +126,11 @@ is_enabled() { grep -q "^$1=y" .config; }
 mkdir -p "$dest"
 tar -c -f - -T "$list" | tar -xf - -C "$dest"
 cp .config "$dest/.config"
-# host tools (modpost, fixdep, sign-file, objtool...) stripped, as Debian's linux-headers ships them
+# host tools (modpost, fixdep, sign-file, objtool...) stripped, as Debian's linux-headers ships them;
+# without their GNU build-id: objtool's is a hash over debug info that holds the build directory
+# (tools/ is built with absolute paths), so two builds in different directories would differ there
 find "$dest" -type f -perm -u+x | while read -r f; do
-  if [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then strip --strip-unneeded "$f"; fi
+  if [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then strip --strip-unneeded --remove-section=.note.gnu.build-id "$f"; fi
 done
 `;
 
@@ -306,7 +308,7 @@ export async function packageKernel(k: KernelPackaging): Promise<string[]> {
 
 export const recipe: Recipe = {
   kind: 'kernel',
-  version: '2',
+  version: '3',
   description: 'Linux kernel from source + patches + merged config, built in a chroot: linux-image/linux-headers .debs, kernel/kernel-devel .rpms',
   cleanRoom: true,
   innerJobs: true, // ctx.jobs: make -j
