@@ -24,7 +24,7 @@
  *   localversion      CONFIG_LOCALVERSION
  * KBUILD_BUILD_TIMESTAMP comes from SOURCE_DATE_EPOCH, user/host/version are fixed.
  */
-import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fetchVerified, isUrl } from '../lib/download.js';
@@ -73,7 +73,7 @@ function fragmentsOf(o: PartOptions): Array<{ name: string; text: string }> {
   return fr;
 }
 
-function walk(root: string, prefix: string): PkgFile[] {
+export function walk(root: string, prefix: string): PkgFile[] {
   const files: PkgFile[] = [];
   const rec = (rel: string) => {
     for (const n of readdirSync(join(root, rel)).sort()) {
@@ -126,11 +126,94 @@ is_enabled() { grep -q "^$1=y" .config; }
 mkdir -p "$dest"
 tar -c -f - -T "$list" | tar -xf - -C "$dest"
 cp .config "$dest/.config"
-# host tools (modpost, fixdep, sign-file, objtool...) stripped, as Debian's linux-headers ships them
+# host tools (modpost, fixdep, sign-file, objtool...) stripped, as Debian's linux-headers ships them;
+# without their GNU build-id: objtool's is a hash over debug info that holds the build directory
+# (tools/ is built with absolute paths), so two builds in different directories would differ there
 find "$dest" -type f -perm -u+x | while read -r f; do
-  if [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then strip --strip-unneeded "$f"; fi
+  if [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then strip --strip-unneeded --remove-section=.note.gnu.build-id "$f"; fi
 done
 `;
+
+/** what the shebang `#!/usr/bin/env NAME` becomes (the paths Debian and Fedora install them at) */
+const INTERPRETERS: Record<string, string> = { bash: '/bin/bash', sh: '/bin/sh', perl: '/usr/bin/perl', python: '/usr/bin/python3', python3: '/usr/bin/python3', awk: '/usr/bin/awk' };
+/** the obsolete FSF postal addresses in license comments (what rpmlint's incorrect-fsf-address looks for) */
+const OLD_FSF = /(675[\s*#]+Mass[\s*#]+Ave|59[\s*#]+Temple[\s*#]+Place)([\w\s*#,.-]{0,60}?)(02139|0211\d*-1307)/g;
+
+export interface TidyReport {
+  /** .gitignore files and empty files left out */
+  removed: string[];
+  /** `#!/usr/bin/env X` made absolute */
+  interpreters: string[];
+  /** executable bit dropped (text without a shebang) or set (a script with one) */
+  modes: string[];
+  /** license comments whose obsolete FSF postal address was replaced by the current one */
+  fsfAddress: string[];
+}
+
+/**
+ * The headers tree as distributions ship it in kernel-devel/linux-headers (run on the tree before
+ * both formats are written, so the .deb and the .rpm hold the same files):
+ * - no `.gitignore` (version-control files) and no empty files: kbuild's `include/config/CONFIG_X`
+ *   stamps only tell fixdep when to rebuild the kernel itself (an external module's dependency
+ *   records name them through `$(wildcard ...)`), and dummy-tools' empty plugin-version.h;
+ * - `#!/usr/bin/env X` becomes the absolute interpreter (`/usr/bin/perl`, `/usr/bin/python3`,
+ *   `/bin/bash`), as Fedora's brp-mangle-shebangs and its kernel.spec's py3_shebang_fix do;
+ * - a text file marked executable without a shebang (scripts/atomic/fallbacks/*: sourced shell
+ *   fragments) loses its executable bit; a script with a shebang gets it;
+ * - license comments with the FSF's obsolete postal address (675 Mass Ave / 59 Temple Place) get
+ *   the current one (51 Franklin Street, Fifth Floor, Boston, MA 02110-1301): comments only, the
+ *   line count is kept.
+ */
+export function tidyHeaders(root: string): TidyReport {
+  const rep: TidyReport = { removed: [], interpreters: [], modes: [], fsfAddress: [] };
+  const rec = (rel: string) => {
+    for (const n of readdirSync(join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${n}` : n;
+      const p = join(root, r);
+      const st = lstatSync(p);
+      if (st.isDirectory()) {
+        rec(r);
+        continue;
+      }
+      if (!st.isFile()) continue;
+      if (n === '.gitignore' || st.size === 0) {
+        rmSync(p);
+        rep.removed.push(r);
+        continue;
+      }
+      const buf = readFileSync(p);
+      if (buf.subarray(0, 8192).includes(0)) continue; // binary (ELF host tools, ...)
+      let text = buf.toString('latin1');
+      let changed = false;
+      const env = /^#!\s*\/usr\/bin\/env\s+(\S+)/.exec(text);
+      if (env) {
+        const abs = INTERPRETERS[env[1]!] ?? `/usr/bin/${env[1]}`;
+        text = text.replace(/^#!\s*\/usr\/bin\/env\s+\S+/, `#!${abs}`);
+        changed = true;
+        rep.interpreters.push(r);
+      }
+      if (OLD_FSF.test(text) || /Franklin\s+Steet/.test(text)) {
+        OLD_FSF.lastIndex = 0;
+        text = text.replace(OLD_FSF, (m) => `51 Franklin Street, Fifth Floor,${/\n[ \t*#]*/.exec(m)?.[0] ?? ' '}Boston, MA 02110-1301`).replace(/Franklin(\s+)Steet/g, 'Franklin$1Street');
+        changed = true;
+        rep.fsfAddress.push(r);
+      }
+      OLD_FSF.lastIndex = 0;
+      if (changed) writeFileSync(p, Buffer.from(text, 'latin1'));
+      const exec = (st.mode & 0o111) !== 0;
+      const shebang = text.startsWith('#!');
+      if (exec && !shebang) {
+        chmodSync(p, st.mode & ~0o111 & 0o7777);
+        rep.modes.push(r);
+      } else if (!exec && shebang && r.startsWith('scripts/')) {
+        chmodSync(p, (st.mode | 0o111) & 0o7777);
+        rep.modes.push(r);
+      }
+    }
+  };
+  rec('');
+  return rep;
+}
 
 export interface KernelPackaging {
   /** installed tree (boot/, lib/modules/REL) */
@@ -225,7 +308,7 @@ export async function packageKernel(k: KernelPackaging): Promise<string[]> {
 
 export const recipe: Recipe = {
   kind: 'kernel',
-  version: '1',
+  version: '3',
   description: 'Linux kernel from source + patches + merged config, built in a chroot: linux-image/linux-headers .debs, kernel/kernel-devel .rpms',
   cleanRoom: true,
   innerJobs: true, // ctx.jobs: make -j
@@ -394,6 +477,8 @@ export const recipe: Recipe = {
     const hdrDir = join(hdr, 'usr/src', `linux-headers-${release}`);
     await ctx.run(['bash', '-c', HEADERS, 'kiln-kernel-headers', tree, hdrDir, 'x86', join(work, 'headers.list')], { cwd: tree, env });
     mkdirSync(join(hdr, 'lib/modules', release), { recursive: true });
+    const tidy = tidyHeaders(hdrDir);
+    ctx.log(`# kiln: headers tidied: ${tidy.removed.length} .gitignore/empty files left out, ${tidy.interpreters.length} env interpreters made absolute, ${tidy.modes.length} modes fixed, ${tidy.fsfAddress.length} obsolete FSF addresses replaced\n`);
     assertNoPrivateKey(img, ctx.part);
     assertNoPrivateKey(hdr, ctx.part);
     phase('installed');
