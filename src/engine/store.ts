@@ -232,11 +232,6 @@ export class Store {
     expect?.(m);
     await writeManifestAsync(join(st.entry, MANIFEST), m);
     const dest = this.entryPath(part);
-    const destDir = dirname(dest);
-    if (!this.knownDirs.has(destDir)) {
-      mkdirSync(destDir, { recursive: true });
-      this.knownDirs.add(destDir);
-    }
     if (this.entryExists(part)) {
       // built concurrently by another project sharing the entry: keep theirs if it is sound
       if ((await this.check(part, 'full', true, threads)).length === 0) {
@@ -247,14 +242,8 @@ export class Store {
       await removeTree(dest, this.trashFor(part));
     }
     try {
-      try {
-        await rename(st.entry, dest);
-      } catch (e) {
-        // the store directory seen earlier in this run was removed meanwhile: made again, once
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync(destDir)) throw e;
-        mkdirSync(destDir, { recursive: true });
-        await rename(st.entry, dest);
-      }
+      // (the store directory made once a run, again when it was removed meanwhile: inDir)
+      this.inDir(dirname(dest), () => renameSync(st.entry, dest));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EXDEV') {
